@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Bootstrap and run the project: `python3 dev.py demo` or `python3 dev.py test`.
+
+Needs only Python >= 3.10 and pip. It installs uv (with pip, into .tools/ in this folder) when
+uv is not on PATH, then `uv sync --locked` makes .venv/ exactly as uv.lock says, and runs the
+command inside it:
+
+    python3 dev.py demo [ARGS]   hero demo [ARGS]
+    python3 dev.py test [ARGS]   pytest [ARGS]   (the command CI runs; see .ci/run)
+    python3 dev.py lint          ruff check and ruff format --check
+    python3 dev.py hero [ARGS]   any hero command
+
+The exit status is the command's own (pytest's 5, "no tests collected", is a failure too).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+UV_VERSION = "0.13.9"
+TOOLS = ROOT / ".tools" / "uv"
+
+
+def find_uv():
+    on_path = shutil.which("uv")
+    if on_path:
+        return on_path
+    local = TOOLS / "bin" / "uv"
+    if local.exists():
+        return str(local)
+    print(f"dev.py: uv not found; installing uv=={UV_VERSION} into {TOOLS} with pip", flush=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--target",
+        str(TOOLS),
+        f"uv=={UV_VERSION}",
+    ]
+    if subprocess.call(cmd) != 0 or not local.exists():
+        sys.exit(
+            "dev.py: could not install uv with pip; install it (https://docs.astral.sh/uv/) "
+            "and run this again"
+        )
+    return str(local)
+
+
+def main(argv):
+    if not argv or argv[0] not in ("demo", "test", "lint", "hero"):
+        print(__doc__)
+        return 2
+    if sys.version_info < (3, 10):  # noqa: UP036 - this script may run on an old Python
+        print("dev.py: note: this Python is older than 3.10; uv will look for a newer one")
+    uv = find_uv()
+    env = dict(os.environ)
+    env.setdefault("UV_PROJECT_ENVIRONMENT", str(ROOT / ".venv"))
+    sync = [uv, "sync", "--locked", "--project", str(ROOT)]
+    if subprocess.call(sync, env=env, cwd=ROOT) != 0:
+        print("dev.py: `uv sync --locked` failed (see above)", file=sys.stderr)
+        return 1
+    run = [uv, "run", "--locked", "--no-sync", "--project", str(ROOT), "--"]
+    task, rest = argv[0], argv[1:]
+    if task == "demo":
+        cmd = [*run, "hero", "demo", *rest]
+    elif task == "hero":
+        cmd = [*run, "hero", *rest]
+    elif task == "test":
+        cmd = [*run, "pytest", *rest]
+    else:
+        code = subprocess.call([*run, "ruff", "check", "."], env=env, cwd=ROOT)
+        return code or subprocess.call([*run, "ruff", "format", "--check", "."], env=env, cwd=ROOT)
+    return subprocess.call(cmd, env=env, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

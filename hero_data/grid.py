@@ -1,0 +1,237 @@
+"""The frame grid: the one module that turns seconds into feature-step indices and back.
+
+A feature step ("frame" in HERO's words) ``i`` of a clip covers ``[i·L, (i+1)·L)`` seconds of
+that clip, ``L`` being the frame interval (1.5 s by default). A clip of duration ``D`` has
+``ceil(D / L)`` steps; the last one may stick out past the clip's end.
+
+Rounding, written once: every conversion first divides by ``L`` and rounds the quotient to
+:data:`DECIMALS` decimal places, then applies ``floor`` or ``ceil``. This absorbs binary
+floating-point error (``4.5 / 1.5`` is ``2.9999999999999996`` in some spellings of the same
+numbers) while keeping anything a real timestamp can express (microseconds at ``L`` >= 0.01 s)
+exact. The same rule is used for step counts, cue spans and clip-length checks, so they always
+agree with one another::
+
+    clip of D = 4.0 s at L = 1.5 s  ->  ceil(2.667) = 3 steps
+    seconds  0         1.5         3.0       4.0 4.5
+             |  step 0  |  step 1   | step 2  ::|      (:: = past the clip end)
+    2D sample    0.75        2.25       3.75 -> clamped to the last frame on screen
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+DECIMALS = 8
+"""Decimal places the quotient ``seconds / L`` is rounded to before floor/ceil."""
+
+DEFAULT_FRAME_INTERVAL = 1.5
+"""HERO's feature step, seconds."""
+
+DEFAULT_CLIP_LENGTH = 60.0
+"""HERO's clip length for long videos (HowTo100M-style), seconds."""
+
+WINDOW_FPS = 30
+"""Frame rate the 3D window of a step is resampled to, frames per second."""
+
+FAST_FRAMES = 32
+"""Frames sampled uniformly from a 3D window for SlowFast's fast pathway."""
+
+SLOW_STRIDE = 4
+"""The slow pathway takes every ``SLOW_STRIDE``-th fast frame (8 of 32)."""
+
+
+class GridError(ValueError):
+    """A frame interval, clip length or time that cannot be put on the frame grid."""
+
+
+def _check_interval(interval: float) -> float:
+    ok = isinstance(interval, (int, float)) and not isinstance(interval, bool)
+    if not (ok and math.isfinite(interval) and interval > 0):
+        raise GridError(f"frame interval must be a positive number of seconds, got {interval!r}")
+    return float(interval)
+
+
+def _check_time(name: str, seconds: float) -> float:
+    ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    if not (ok and math.isfinite(seconds)):
+        raise GridError(f"{name} must be a finite number of seconds, got {seconds!r}")
+    return float(seconds)
+
+
+def _steps(seconds: float, interval: float) -> float:
+    """``seconds / interval``, rounded to DECIMALS places (the one rounding rule)."""
+    return round(seconds / interval, DECIMALS)
+
+
+def step_floor(seconds: float, interval: float = DEFAULT_FRAME_INTERVAL) -> int:
+    """Index of the step that contains time ``seconds`` (``floor(t / L)``)."""
+    interval = _check_interval(interval)
+    return math.floor(_steps(_check_time("time", seconds), interval))
+
+
+def step_ceil(seconds: float, interval: float = DEFAULT_FRAME_INTERVAL) -> int:
+    """``ceil(t / L)``: the first step that starts at or after ``seconds``."""
+    interval = _check_interval(interval)
+    return math.ceil(_steps(_check_time("time", seconds), interval))
+
+
+def num_steps(duration: float, interval: float = DEFAULT_FRAME_INTERVAL) -> int:
+    """Number of steps of a clip lasting ``duration`` seconds: ``ceil(D / L)``; 0 for D = 0."""
+    duration = _check_time("duration", duration)
+    if duration < 0:
+        raise GridError(f"duration must not be negative, got {duration!r} s")
+    return step_ceil(duration, interval)
+
+
+def step_start(index: int, interval: float = DEFAULT_FRAME_INTERVAL) -> float:
+    """Start of step ``index`` in clip-relative seconds (``i·L``)."""
+    return index * _check_interval(interval)
+
+
+def step_bounds(index: int, interval: float = DEFAULT_FRAME_INTERVAL) -> tuple[float, float]:
+    """``[start, end)`` of step ``index`` in clip-relative seconds, not clipped to the clip."""
+    interval = _check_interval(interval)
+    return index * interval, (index + 1) * interval
+
+
+def steps_covering(start: float, end: float, interval: float = DEFAULT_FRAME_INTERVAL) -> range:
+    """Steps a span ``[start, end)`` touches: ``floor(start/L) … ceil(end/L) − 1``.
+
+    This is HERO's ``sub2frames`` rule for one cue. An empty (``end == start``) or inverted
+    span gives an empty range: a zero-length cue covers no time, so no step.
+    """
+    first = step_floor(start, interval)
+    if _check_time("end", end) <= start:
+        return range(first, first)
+    return range(first, max(first, step_ceil(end, interval)))
+
+
+def sample_time_2d(
+    index: int, interval: float = DEFAULT_FRAME_INTERVAL, last_frame_time: float | None = None
+) -> float:
+    """Time whose on-screen frame is step ``index``'s 2D sample: ``(i + ½)·L``.
+
+    Clamped to ``last_frame_time`` (the presentation time of the clip's last frame) when given,
+    so a short last step takes the last frame. This is what ffmpeg's ``fps=1/L`` filter selects.
+    """
+    t = (index + 0.5) * _check_interval(interval)
+    if last_frame_time is not None:
+        t = min(t, _check_time("last_frame_time", last_frame_time))
+    return t
+
+
+def window_times_3d(
+    index: int, interval: float = DEFAULT_FRAME_INTERVAL, fps: int = WINDOW_FPS
+) -> list[float]:
+    """Times (clip-relative s) of the ``round(L·fps)`` frames of step ``index``'s 3D window.
+
+    The window is ``[i·L, (i+1)·L)`` resampled to ``fps``; frame ``j`` is the one on screen at
+    ``i·L + j/fps``. A caller whose clip ends earlier repeats the last frame it has.
+    """
+    interval = _check_interval(interval)
+    per_window = round(interval * fps)
+    if per_window < 1:
+        raise GridError(f"a {interval} s step holds no frame at {fps} fps")
+    start = index * interval
+    return [start + j / fps for j in range(per_window)]
+
+
+def uniform_indices(n_in: int, n_out: int) -> list[int]:
+    """``n_out`` indices spread uniformly over ``range(n_in)`` (first and last included)."""
+    if n_in < 1 or n_out < 1:
+        raise GridError(f"need at least one frame in and out, got n_in={n_in}, n_out={n_out}")
+    if n_out == 1:
+        return [0]
+    return [round(k * (n_in - 1) / (n_out - 1)) for k in range(n_out)]
+
+
+def check_clip_length(clip_length: float, interval: float = DEFAULT_FRAME_INTERVAL) -> int:
+    """Steps per clip; raises :class:`GridError` unless the clip is a whole number of steps."""
+    interval = _check_interval(interval)
+    clip_length = _check_time("clip length", clip_length)
+    if clip_length <= 0:
+        raise GridError(f"clip length must be positive, got {clip_length!r} s")
+    ratio = _steps(clip_length, interval)
+    if ratio != math.floor(ratio):
+        lower = math.floor(ratio) * interval
+        upper = math.ceil(ratio) * interval
+        raise GridError(
+            f"clip length {clip_length} s is not a whole number of {interval} s steps "
+            f"({clip_length} / {interval} = {clip_length / interval:g}); "
+            f"use {lower:g} s or {upper:g} s, or another frame interval"
+        )
+    return int(ratio)
+
+
+@dataclass(frozen=True)
+class FrameGrid:
+    """The steps of one clip.
+
+    Attributes:
+        interval: frame interval ``L``, seconds per step.
+        num_steps: number of steps, ``ceil(duration / L)``.
+    """
+
+    interval: float
+    num_steps: int
+
+    def __post_init__(self) -> None:
+        _check_interval(self.interval)
+        if not isinstance(self.num_steps, int) or self.num_steps < 0:
+            raise GridError(f"num_steps must be a non-negative int, got {self.num_steps!r}")
+
+    @classmethod
+    def for_duration(cls, duration: float, interval: float = DEFAULT_FRAME_INTERVAL) -> FrameGrid:
+        """The grid of a clip lasting ``duration`` seconds."""
+        interval = _check_interval(interval)
+        return cls(interval, num_steps(duration, interval))
+
+    @property
+    def span(self) -> float:
+        """Seconds the steps cover (``num_steps · L``), at least the clip's duration."""
+        return self.num_steps * self.interval
+
+    def bounds(self, index: int) -> tuple[float, float]:
+        """``[start, end)`` of step ``index`` in clip-relative seconds."""
+        self._check_index(index)
+        return step_bounds(index, self.interval)
+
+    def step_of(self, seconds: float) -> int:
+        """Step containing clip-relative time ``seconds``; times past the end map to the last."""
+        if self.num_steps == 0:
+            raise GridError("an empty grid has no steps")
+        return min(max(step_floor(seconds, self.interval), 0), self.num_steps - 1)
+
+    def sample_time_2d(self, index: int, last_frame_time: float | None = None) -> float:
+        """Step ``index``'s 2D sample time, see :func:`sample_time_2d`."""
+        self._check_index(index)
+        return sample_time_2d(index, self.interval, last_frame_time)
+
+    def steps_covering(self, start: float, end: float) -> range:
+        """:func:`steps_covering`, limited to this grid's steps."""
+        r = steps_covering(start, end, self.interval)
+        first, stop = max(r.start, 0), min(r.stop, self.num_steps)
+        return range(first, max(first, stop))
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.num_steps:
+            raise GridError(f"step {index} is outside a grid of {self.num_steps} steps")
+
+
+def clip_windows(
+    duration: float,
+    clip_length: float = DEFAULT_CLIP_LENGTH,
+    interval: float = DEFAULT_FRAME_INTERVAL,
+) -> list[tuple[float, float]]:
+    """``[start, end)`` source seconds of the clips a video of ``duration`` s is cut into.
+
+    Clip ``k`` covers ``[k·C, (k+1)·C)`` cut at the video's end, ``C`` being the clip length,
+    which must be a whole number of steps. A video of 0 s has no clips.
+    """
+    check_clip_length(clip_length, interval)
+    duration = _check_time("duration", duration)
+    if duration < 0:
+        raise GridError(f"duration must not be negative, got {duration!r} s")
+    count = math.ceil(_steps(duration, clip_length))
+    return [(k * clip_length, min((k + 1) * clip_length, duration)) for k in range(count)]

@@ -1,0 +1,1 @@
+"""The HERO model, its pretraining tasks and trainer. Imports only hero_data."""

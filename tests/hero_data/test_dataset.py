@@ -1,0 +1,366 @@
+"""The on-disk dataset: round trip of every column, writer modes, crashes, and bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hero_data.manifest import MANIFEST_NAME, DatasetError, load_manifest, sha256_file
+from hero_data.reader import HeroDataset
+from hero_data.schema import ClipRecord, clip_schema, to_record_batch
+from hero_data.types import Clip
+from hero_data.writer import DatasetWriter, ErrorLog, read_errors
+
+CONFIG = {"frame_interval": 1.5, "clip_length": 60.0, "models": {"resnet": "random"}}
+
+
+def assert_same(got: ClipRecord, want: ClipRecord) -> None:
+    assert got.clip == want.clip
+    assert got.source == want.source
+    assert got.frame_interval == want.frame_interval
+    assert got.resnet.dtype == np.float16 and got.slowfast.dtype == np.float16
+    np.testing.assert_array_equal(got.resnet, want.resnet)
+    np.testing.assert_array_equal(got.slowfast, want.slowfast)
+    assert got.cues == want.cues
+    assert got.cue_token_ids == want.cue_token_ids
+    assert got.sub2frames == want.sub2frames
+    assert got.unique_sub2frames == want.unique_sub2frames
+    assert got.unmatched_frames == want.unmatched_frames
+
+
+def write(root: Path, records: list[ClipRecord], **kw) -> None:
+    with DatasetWriter(root, CONFIG, **kw) as w:
+        w.write_many(records)
+
+
+@pytest.fixture
+def records(record_factory) -> list[ClipRecord]:
+    """Varied clips: full and short last clips, no cues, one step, speakers, unicode."""
+    out = []
+    for v in range(4):
+        out.append(record_factory(f"v{v}", 0, 60.0, seed=10 * v))
+        out.append(record_factory(f"v{v}", 1, 7.3 + v, seed=10 * v + 1, n_cues=v))
+    out.append(record_factory("tiny", 0, 0.4, seed=99, n_cues=1))  # shorter than one step
+    return out
+
+
+def test_round_trip_every_column(tmp_path, records):
+    write(tmp_path / "ds", records, max_rows_per_shard=3, batch_rows=2)
+    ds = HeroDataset.open(tmp_path / "ds", verify="full")
+    assert len(ds) == len(records)
+    assert len(ds.manifest.shards) == 3
+    for i, want in enumerate(records):
+        assert_same(ds[i], want)
+        assert_same(ds[want.clip_id], want)
+        resnet, slowfast = ds.features(want.clip_id)
+        np.testing.assert_array_equal(resnet, want.resnet)
+        np.testing.assert_array_equal(slowfast, want.slowfast)
+    assert ds.clip_ids() == [r.clip_id for r in records]
+    assert ds.table().schema.equals(clip_schema(), check_metadata=False)
+
+
+def test_features_are_zero_copy_views_of_the_mapped_file(tmp_path, records):
+    write(tmp_path / "ds", records, batch_rows=64)
+    ds = HeroDataset.open(tmp_path / "ds")
+    a, _ = ds.features(0)
+    b, _ = ds.features(2)
+    # Views of one read-only mapped buffer: not writeable, own no data, same base memory.
+    assert not a.flags.writeable and not a.flags.owndata
+    assert np.shares_memory(a.base, b.base)
+    with pytest.raises(ValueError):
+        a[0, 0] = 1
+
+
+def test_index_errors(tmp_path, records):
+    write(tmp_path / "ds", records)
+    ds = HeroDataset.open(tmp_path / "ds")
+    assert ds[-1].clip_id == records[-1].clip_id
+    with pytest.raises(IndexError):
+        ds[len(records)]
+    with pytest.raises(KeyError, match=r"no clip 'nope\.0'"):
+        ds["nope.0"]
+    with pytest.raises(TypeError):
+        ds[1.5]  # type: ignore[index]
+
+
+def test_manifest_counts_and_checksums(tmp_path, records):
+    write(tmp_path / "ds", records, max_rows_per_shard=4)
+    manifest = load_manifest(tmp_path / "ds")
+    assert manifest.num_rows == len(records)
+    assert manifest.config == json.loads(json.dumps(CONFIG))
+    for shard in manifest.shards:
+        path = tmp_path / "ds" / shard.name
+        assert shard.bytes == path.stat().st_size
+        assert shard.sha256 == sha256_file(path)
+    assert [s.name for s in manifest.shards] == [
+        "shards/part-00000.arrow",
+        "shards/part-00001.arrow",
+        "shards/part-00002.arrow",
+    ]
+
+
+def test_record_validation(record_factory):
+    good = record_factory("v", 0, 60.0)
+    with pytest.raises(ValueError, match=r"resnet must be \(num_frames, 2048\)"):
+        ClipRecord(good.clip, "s", 1.5, good.resnet[:, :10], good.slowfast)
+    with pytest.raises(ValueError, match="slowfast has 39"):
+        ClipRecord(good.clip, "s", 1.5, good.resnet, good.slowfast[:39])
+    with pytest.raises(ValueError, match="40 feature steps, but a 30 s clip"):
+        ClipRecord(Clip("v", 0, 0, 30), "s", 1.5, good.resnet, good.slowfast)
+    with pytest.raises(ValueError, match=r"sub2frames has 1 entries for 3 cues"):
+        ClipRecord(good.clip, "s", 1.5, good.resnet, good.slowfast, good.cues, sub2frames=[[0]])
+    with pytest.raises(ValueError, match=r"outside 0\.\.39"):
+        ClipRecord(good.clip, "s", 1.5, good.resnet, good.slowfast, unmatched_frames=[40])
+    as32 = ClipRecord(good.clip, "s", 1.5, good.resnet.astype(np.float32), good.slowfast)
+    assert as32.resnet.dtype == np.float16
+
+
+# -- writer modes ------------------------------------------------------------------------------
+
+
+def test_create_refuses_existing_dataset(tmp_path, records):
+    write(tmp_path / "ds", records[:2])
+    with pytest.raises(DatasetError, match="already exists"):
+        write(tmp_path / "ds", records[2:4])
+    assert len(HeroDataset.open(tmp_path / "ds")) == 2
+
+
+def test_append_continues_and_refuses_other_config(tmp_path, records):
+    write(tmp_path / "ds", records[:3])
+    write(tmp_path / "ds", records[3:], mode="append")
+    ds = HeroDataset.open(tmp_path / "ds", verify="full")
+    assert [r.clip_id for r in ds] == [r.clip_id for r in records]
+    assert [s.name for s in ds.manifest.shards][-1] == "shards/part-00001.arrow"
+    with pytest.raises(DatasetError, match=r"another config \(differs in \['clip_length'\]\)"):
+        with DatasetWriter(tmp_path / "ds", {**CONFIG, "clip_length": 30.0}, mode="append"):
+            pass
+
+
+def test_overwrite_replaces_everything(tmp_path, records):
+    write(tmp_path / "ds", records)
+    ErrorLog(tmp_path / "ds").record(video_id="x", source="x", stage="probe", error_type="E")
+    write(tmp_path / "ds", records[:1], mode="overwrite")
+    assert len(HeroDataset.open(tmp_path / "ds")) == 1
+    assert read_errors(tmp_path / "ds") == []
+
+
+# -- crashes -----------------------------------------------------------------------------------
+
+
+def test_exception_mid_shard_keeps_only_complete_shards(tmp_path, records):
+    root = tmp_path / "ds"
+    with pytest.raises(RuntimeError, match="boom"):
+        with DatasetWriter(root, CONFIG, max_rows_per_shard=3, batch_rows=1) as w:
+            for r in records[:7]:  # 2 shards committed, 1 clip in the third
+                w.write(r)
+            raise RuntimeError("boom")
+    ds = HeroDataset.open(root, verify="full")
+    assert [r.clip_id for r in ds] == [r.clip_id for r in records[:6]]
+    assert sorted(p.name for p in (root / "shards").iterdir()) == [
+        "part-00000.arrow",
+        "part-00001.arrow",
+    ]
+    # Appending after the failure continues cleanly.
+    write(root, records[6:], mode="append")
+    assert [r.clip_id for r in HeroDataset.open(root, verify="full")] == [
+        r.clip_id for r in records
+    ]
+
+
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from conftest import make_record
+    from hero_data.writer import DatasetWriter
+    with DatasetWriter(sys.argv[1], {"k": 1}, mode="append", max_rows_per_shard=3,
+                       batch_rows=1) as w:
+        for i in range(100000):
+            w.write(make_record(f"v{i}", 0, 30.0, seed=i, n_cues=2))
+    """
+)
+
+
+def test_sigkill_mid_shard_leaves_a_readable_dataset(tmp_path, record_factory):
+    root = tmp_path / "ds"
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(root), tests_dir])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if len(load_manifest(root).shards) >= 2:
+                    break
+            except DatasetError:
+                pass
+            time.sleep(0.005)
+        else:
+            pytest.fail("the writer committed no two shards in 60 s")
+        time.sleep(0.02)  # let it get into the next shard
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    ds = HeroDataset.open(root, verify="full")
+    n = len(ds)
+    assert n >= 6 and n % 3 == 0  # whole shards only
+    for i in (0, n // 2, n - 1):
+        assert_same(ds[i], record_factory(f"v{i}", 0, 30.0, seed=i, n_cues=2))
+    # Reopening for append removes the leftovers and carries on from the committed state.
+    with DatasetWriter(root, {"k": 1}, mode="append") as w:
+        w.write(record_factory("after", 0, 30.0, seed=1))
+    names = sorted(p.name for p in (root / "shards").iterdir())
+    assert not [x for x in names if x.endswith(".tmp")]
+    ds = HeroDataset.open(root, verify="full")
+    assert len(ds) == n + 1 and ds[n].clip_id == "after.0"
+
+
+def test_uncommitted_shard_is_removed_on_reopen(tmp_path, records):
+    """A shard renamed into place just before a crash, but not in the manifest, is dropped."""
+    root = tmp_path / "ds"
+    write(root, records[:2])
+    stray = root / "shards" / "part-00001.arrow"
+    stray.write_bytes((root / "shards" / "part-00000.arrow").read_bytes())
+    assert len(HeroDataset.open(root)) == 2  # readers go by the manifest
+    write(root, records[2:3], mode="append")
+    ds = HeroDataset.open(root, verify="full")
+    assert [r.clip_id for r in ds] == [r.clip_id for r in records[:3]]
+
+
+# -- bad files ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dataset(tmp_path, records) -> Path:
+    root = tmp_path / "ds"
+    write(root, records, max_rows_per_shard=4)
+    return root
+
+
+def _patch_manifest(root: Path, **changes) -> None:
+    path = root / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def _refresh_shard_entry(root: Path, index: int) -> None:
+    data = json.loads((root / MANIFEST_NAME).read_text())
+    entry = data["shards"][index]
+    path = root / entry["name"]
+    entry["bytes"], entry["sha256"] = path.stat().st_size, sha256_file(path)
+    (root / MANIFEST_NAME).write_text(json.dumps(data))
+
+
+def test_missing_shard(dataset):
+    (dataset / "shards" / "part-00001.arrow").unlink()
+    with pytest.raises(DatasetError, match=r"part-00001\.arrow: missing"):
+        HeroDataset.open(dataset)
+
+
+def test_wrong_checksum(dataset):
+    path = dataset / "shards" / "part-00000.arrow"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one feature byte changed
+    path.write_bytes(bytes(data))
+    HeroDataset.open(dataset)  # the fast check sees sizes only
+    with pytest.raises(DatasetError, match=r"part-00000\.arrow: sha256 .* does not match"):
+        HeroDataset.open(dataset, verify="full")
+
+
+def test_truncated_shard(dataset):
+    path = dataset / "shards" / "part-00001.arrow"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DatasetError, match=r"part-00001\.arrow: 5000 bytes, the manifest says"):
+        HeroDataset.open(dataset)
+    _refresh_shard_entry(dataset, 1)  # even with a manifest that agrees, a clear error
+    with pytest.raises(DatasetError, match=r"part-00001\.arrow: not a readable Arrow IPC file"):
+        HeroDataset.open(dataset, verify="full")
+
+
+@pytest.mark.parametrize("kind", ["garbage", "parquet", "foreign_arrow", "old_schema"])
+def test_foreign_shard(dataset, records, kind):
+    path = dataset / "shards" / "part-00000.arrow"
+    if kind == "garbage":
+        path.write_bytes(b"this is not an arrow file\n" * 100)
+        expected = "not a readable Arrow IPC file"
+    elif kind == "parquet":
+        pq.write_table(pa.table({"x": [1, 2, 3]}), path)
+        expected = "not a readable Arrow IPC file"
+    elif kind == "foreign_arrow":
+        with pa.ipc.new_file(str(path), pa.schema([("x", pa.int64())])) as w:
+            w.write_table(pa.table({"x": [1, 2, 3]}))
+        expected = "not a HERO shard"
+    else:
+        schema = clip_schema().with_metadata({b"hero.schema_version": b"0"})
+        batch = to_record_batch(records[:4])
+        with pa.ipc.new_file(str(path), schema) as w:
+            w.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+        expected = "shard schema version 0, this toolkit reads version 1"
+    _refresh_shard_entry(dataset, 0)
+    with pytest.raises(DatasetError, match=rf"part-00000\.arrow: {expected}"):
+        HeroDataset.open(dataset)
+
+
+def test_row_count_disagrees(dataset):
+    data = json.loads((dataset / MANIFEST_NAME).read_text())
+    data["shards"][0]["rows"] += 1
+    (dataset / MANIFEST_NAME).write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=r"part-00000\.arrow: 4 rows, the manifest says 5"):
+        HeroDataset.open(dataset)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"schema_version": 99}, "shard schema version 99; this toolkit .* reads version 1"),
+        ({"format_version": 7}, "dataset format version 7"),
+        ({"format": "other"}, "not a HERO dataset manifest"),
+        ({"shards": [{"name": "x"}]}, "malformed manifest"),
+    ],
+)
+def test_bad_manifest(dataset, change, expected):
+    _patch_manifest(dataset, **change)
+    with pytest.raises(DatasetError, match=rf"manifest\.json: {expected}"):
+        HeroDataset.open(dataset)
+
+
+def test_manifest_missing_or_not_json(tmp_path, dataset):
+    with pytest.raises(DatasetError, match="no such dataset folder"):
+        HeroDataset.open(tmp_path / "absent")
+    (dataset / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(DatasetError, match=r"manifest\.json: not valid JSON"):
+        HeroDataset.open(dataset)
+    (dataset / MANIFEST_NAME).unlink()
+    with pytest.raises(DatasetError, match="not a HERO dataset"):
+        HeroDataset.open(dataset)
+
+
+# -- errors.jsonl ------------------------------------------------------------------------------
+
+
+def test_error_log_survives_a_cut_line(tmp_path):
+    log = ErrorLog(tmp_path)
+    log.record(video_id="a", source="/a.mp4", stage="decode", error=ValueError("bad frame"))
+    with open(tmp_path / "errors.jsonl", "ab") as f:
+        f.write(b'{"video_id": "b", "sta')  # a crash mid-line
+    log.record(video_id="c", source="/c.mp4", stage="probe", error_type="Timeout", message="hung")
+    entries = read_errors(tmp_path)
+    assert [(e["video_id"], e["error_type"], e["message"]) for e in entries] == [
+        ("a", "ValueError", "bad frame"),
+        ("c", "Timeout", "hung"),
+    ]
+    assert entries[0]["stage"] == "decode" and entries[0]["source"] == "/a.mp4"
+    assert os.path.getsize(tmp_path / "errors.jsonl") > 0

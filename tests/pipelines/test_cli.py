@@ -1,0 +1,117 @@
+"""The `hero` command line: help, demo, inspect (table, JSON, one clip) and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hero_data.reader import HeroDataset
+from hero_data.writer import read_errors
+from pipelines.cli import main
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def demo_dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "ds"
+    code, output = run("demo", "--output", str(out), "--videos", "3", "--seed", "1")
+    assert code == 0, output
+    assert "clips read back equal after sha256 verification" in output
+    return out
+
+
+def test_help_lists_built_commands():
+    code, out = run("--help")
+    assert code == 0
+    assert "inspect" in out and "demo" in out
+    code, out = run("inspect", "--help")
+    assert code == 0 and "--json" in out and "--clip" in out
+
+
+def test_console_script_runs():
+    hero = Path(sys.executable).parent / "hero"
+    proc = subprocess.run([str(hero), "--version"], capture_output=True, text=True, check=True)
+    assert proc.stdout.startswith("hero, version ")
+
+
+def test_demo_writes_a_verified_dataset(demo_dataset):
+    ds = HeroDataset.open(demo_dataset, verify="full")
+    assert len(ds) > 3
+    assert ds.manifest.config["demo"] is True
+    assert "synthetic" in ds.manifest.config["features"]
+    errors = read_errors(demo_dataset)
+    assert [(e["video_id"], e["error_type"]) for e in errors] == [("empty", "EmptyVideo")]
+    videos = {r.clip.video_id for r in ds}
+    assert videos == {"video00", "video01", "video02"}
+
+
+def test_demo_is_deterministic_and_replaces_only_demos(tmp_path, demo_dataset):
+    out = tmp_path / "again"
+    assert run("demo", "--output", str(out), "--videos", "3", "--seed", "1")[0] == 0
+    a, b = HeroDataset.open(demo_dataset), HeroDataset.open(out)
+    assert [s.sha256 for s in a.manifest.shards] == [s.sha256 for s in b.manifest.shards]
+    assert run("demo", "--output", str(out), "--videos", "2")[0] == 0  # an old demo is replaced
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    code, output = run("demo", "--output", str(other))
+    assert code == 1 and "not empty" in output
+    assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_inspect_json_matches_the_dataset(demo_dataset):
+    code, out = run("inspect", str(demo_dataset), "--json")
+    assert code == 0
+    summary = json.loads(out)
+    ds = HeroDataset.open(demo_dataset)
+    assert summary["clips"] == len(ds)
+    assert summary["videos"] == 3
+    assert summary["steps"] == sum(r.num_frames for r in ds)
+    assert summary["cues"] == sum(len(r.cues) for r in ds)
+    assert summary["hours"] == pytest.approx(sum(r.clip.duration for r in ds) / 3600)
+    assert summary["failed_inputs"] == 1 and summary["failed_by_type"] == {"EmptyVideo": 1}
+    assert sum(s["rows"] for s in summary["shards"]) == len(ds)
+
+
+def test_inspect_table(demo_dataset):
+    code, out = run("inspect", str(demo_dataset), "--verify")
+    assert code == 0
+    for word in ("videos", "clips", "hours", "steps", "cues", "failed: EmptyVideo", "part-00000"):
+        assert word in out
+
+
+def test_inspect_clip(demo_dataset):
+    code, out = run("inspect", str(demo_dataset), "--clip", "video00.0", "--json")
+    assert code == 0
+    clip = json.loads(out)
+    assert clip["num_frames"] == 40 and len(clip["steps"]) == 40
+    assert clip["steps"][-1]["end"] == 60.0
+    first_cue = clip["cues"][0]
+    covered = [s["step"] for s in clip["steps"] if 0 in s["covering"]]
+    assert covered[0] == int(first_cue["start"] // 1.5)
+    code, out = run("inspect", str(demo_dataset), "--clip", "video00.0")
+    assert code == 0 and "assigned cue" in out
+
+
+def test_inspect_errors_are_one_clear_line(tmp_path, demo_dataset):
+    code, out = run("inspect", str(tmp_path / "nowhere"))
+    assert code == 1 and "no such dataset folder" in out and "Traceback" not in out
+    code, out = run("inspect", str(demo_dataset), "--clip", "video99.0")
+    assert code == 1 and "no clip 'video99.0'" in out
+    shard = demo_dataset / "shards" / "part-00000.arrow"
+    data = shard.read_bytes()
+    try:
+        shard.write_bytes(data[: len(data) // 2])
+        code, out = run("inspect", str(demo_dataset))
+        assert code == 1 and "part-00000.arrow" in out and "Traceback" not in out
+    finally:
+        shard.write_bytes(data)

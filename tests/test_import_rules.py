@@ -1,0 +1,73 @@
+"""The import contract of docs/architecture.md, checked on the source tree by walking imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("hero_data", "extract", "align", "hero_model", "build_benchmarks", "pipelines")
+
+# Which first-party packages each package may import (besides itself).
+ALLOWED: dict[str, set[str]] = {
+    "hero_data": set(),
+    "align": {"hero_data"},
+    "extract": {"hero_data"},
+    "hero_model": {"hero_data"},
+    "build_benchmarks": {"hero_data", "align", "hero_model"},
+    "pipelines": {"hero_data", "extract", "align", "hero_model", "build_benchmarks"},
+}
+
+
+def first_party_imports(path: Path) -> set[str]:
+    """Top-level first-party package names a module imports (absolute imports only)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names & set(PACKAGES)
+
+
+def violations(root: Path) -> list[str]:
+    """``file: imports X`` for every import the contract forbids under ``root``."""
+    found = []
+    for package, allowed in ALLOWED.items():
+        for path in sorted((root / package).rglob("*.py")):
+            for name in sorted(first_party_imports(path) - allowed - {package}):
+                found.append(f"{path.relative_to(root)}: imports {name}")
+    return found
+
+
+def test_every_package_exists():
+    for package in PACKAGES:
+        assert (REPO / package / "__init__.py").is_file(), package
+
+
+def test_import_contract_holds():
+    assert violations(REPO) == []
+
+
+def test_nothing_imports_pipelines():
+    assert "pipelines" not in set().union(*(v for k, v in ALLOWED.items() if k != "pipelines"))
+
+
+@pytest.mark.parametrize(
+    ("package", "source", "bad"),
+    [
+        ("hero_data", "import align.cues\n", "align"),
+        ("align", "from extract import decode\n", "extract"),
+        ("hero_model", "def f():\n    from pipelines.cli import main\n", "pipelines"),
+        ("build_benchmarks", "import extract as e\n", "extract"),
+    ],
+)
+def test_checker_catches_violations(tmp_path, package, source, bad):
+    for p in PACKAGES:
+        (tmp_path / p).mkdir()
+        (tmp_path / p / "__init__.py").write_text("")
+    (tmp_path / package / "bad.py").write_text(source)
+    assert violations(tmp_path) == [f"{package}/bad.py: imports {bad}"]
