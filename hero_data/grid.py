@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 DECIMALS = 8
 """Decimal places the quotient ``seconds / L`` is rounded to before floor/ceil."""
@@ -64,6 +65,16 @@ def _steps(seconds: float, interval: float) -> float:
     return round(seconds / interval, DECIMALS)
 
 
+def exact_seconds(seconds: float) -> Fraction:
+    """A time as an exact fraction, at microsecond precision.
+
+    ``Fraction(0.1)`` is 3602879701896397/36028797018963968; this gives 1/10, so comparisons
+    of derived quantities (e.g. two cues' IoU with a step) tie exactly when the decimal times
+    a user wrote tie, whatever float noise arithmetic added.
+    """
+    return Fraction(_check_time("time", seconds)).limit_denominator(1_000_000)
+
+
 def step_floor(seconds: float, interval: float = DEFAULT_FRAME_INTERVAL) -> int:
     """Index of the step that contains time ``seconds`` (``floor(t / L)``)."""
     interval = _check_interval(interval)
@@ -101,10 +112,13 @@ def steps_covering(start: float, end: float, interval: float = DEFAULT_FRAME_INT
     This is HERO's ``sub2frames`` rule for one cue. An empty (``end == start``) or inverted
     span gives an empty range: a zero-length cue covers no time, so no step.
     """
-    first = step_floor(start, interval)
-    if _check_time("end", end) <= start:
+    interval = _check_interval(interval)
+    q_start = _steps(_check_time("start", start), interval)
+    q_end = _steps(_check_time("end", end), interval)
+    first = math.floor(q_start)
+    if q_end <= q_start:
         return range(first, first)
-    return range(first, max(first, step_ceil(end, interval)))
+    return range(first, max(first, math.ceil(q_end)))
 
 
 def sample_time_2d(

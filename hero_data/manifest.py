@@ -28,6 +28,7 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SHARD_DIR = "shards"
 ERRORS_NAME = "errors.jsonl"
+LOCK_NAME = ".lock"
 
 
 class DatasetError(Exception):

@@ -162,7 +162,10 @@ class HeroDataset(Sequence[ClipRecord]):
         return [cid for b in self._batches for cid in b.batch.column("clip_id").to_pylist()]
 
     def features(self, key: int | str) -> tuple[np.ndarray, np.ndarray]:
-        """``(resnet (n, 2048), slowfast (n, 2304))`` float16 zero-copy views of one clip."""
+        """``(resnet (n, 2048), slowfast (n, 2304))`` float16 zero-copy views of one clip.
+
+        The views are read-only (the file is mapped read-only): copy before changing them.
+        """
         batch, row = self._locate(key)
         lo, hi = batch.offsets[row], batch.offsets[row + 1]
         return batch.resnet[lo:hi], batch.slowfast[lo:hi]

@@ -29,7 +29,7 @@ def check_id(kind: str, value: str) -> str:
     Safe: non-empty, at most 200 characters of letters, digits, ``_``, ``-`` and ``.``, not
     starting with ``.`` (so no ``..``, no slashes, no control characters).
     """
-    if not isinstance(value, str) or not value or len(value) > 200 or not _SAFE_ID.match(value):
+    if not isinstance(value, str) or len(value) > 200 or not _SAFE_ID.fullmatch(value):
         raise ValueError(
             f"{kind} {value!r} is not a safe id: use 1-200 letters, digits, '_', '-' or '.', "
             "not starting with '.'"
@@ -49,7 +49,7 @@ class _Tagged:
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        """Inverse of :meth:`to_dict`; raises ``ValueError`` on a wrong tag or unknown field."""
+        """Inverse of :meth:`to_dict`; ``ValueError`` on a wrong tag, unknown or missing field."""
         data = dict(data)
         tag = data.pop("type", None)
         if tag != cls.TYPE:
@@ -58,7 +58,10 @@ class _Tagged:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"{cls.TYPE}: unknown fields {sorted(unknown)}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as e:  # a required field is missing
+            raise ValueError(f"{cls.TYPE}: {e}") from None
 
 
 @dataclass(frozen=True)

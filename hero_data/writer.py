@@ -9,10 +9,15 @@ rather than duplicated.
 
 If the body of ``with DatasetWriter(...)`` raises, the shard in progress is discarded and the
 complete shards stay.
+
+One writer at a time: a writer holds an exclusive lock on ``<dataset>/.lock`` (``flock``, freed
+by the kernel when the process dies, so a crash never leaves it stuck) from ``open`` to
+``close``; a second writer fails at once with a clear error instead of corrupting the first.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -28,6 +33,7 @@ import pyarrow as pa
 
 from hero_data.manifest import (
     ERRORS_NAME,
+    LOCK_NAME,
     MANIFEST_NAME,
     SHARD_DIR,
     DatasetError,
@@ -104,6 +110,7 @@ class DatasetWriter:
         self._index = 0
         self._shard_rows = 0
         self._shard_bytes = 0
+        self._lock_fd: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -122,8 +129,33 @@ class DatasetWriter:
         else:
             self.abort()
 
+    def _lock(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DatasetError(
+                self.root / LOCK_NAME, "another writer has this dataset open; one writer at a time"
+            ) from None
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
     def open(self) -> None:
-        """Create or reopen the dataset folder, per ``mode``."""
+        """Lock, then create or reopen the dataset folder, per ``mode``."""
+        self._lock()
+        try:
+            self._open_locked()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open_locked(self) -> None:
         manifest_path = self.root / MANIFEST_NAME
         exists = manifest_path.exists()
         if exists and self.mode == "create":
@@ -238,8 +270,11 @@ class DatasetWriter:
         return info
 
     def close(self) -> Manifest:
-        """Commit the shard in progress; return the final manifest."""
-        self.commit_shard()
+        """Commit the shard in progress, release the lock; return the final manifest."""
+        try:
+            self.commit_shard()
+        finally:
+            self._unlock()
         assert self._manifest is not None
         return self._manifest
 
@@ -260,6 +295,7 @@ class DatasetWriter:
             log.warning("discarded %d clips of an uncommitted shard in %s", dropped, self.root)
         self._ipc = self._sink = self._tmp = None
         self._shard_rows = self._shard_bytes = 0
+        self._unlock()
 
     @property
     def manifest(self) -> Manifest:

@@ -155,6 +155,19 @@ def test_overwrite_replaces_everything(tmp_path, records):
     assert read_errors(tmp_path / "ds") == []
 
 
+def test_one_writer_at_a_time(tmp_path, records):
+    root = tmp_path / "ds"
+    with DatasetWriter(root, CONFIG, max_rows_per_shard=2) as first:
+        first.write_many(records[:3])
+        with pytest.raises(DatasetError, match=r"\.lock: another writer has this dataset open"):
+            DatasetWriter(root, CONFIG, mode="append").open()
+        first.write_many(records[3:4])
+    write(root, records[4:], mode="append")  # free again once the first closed
+    assert [r.clip_id for r in HeroDataset.open(root, verify="full")] == [
+        r.clip_id for r in records
+    ]
+
+
 # -- crashes -----------------------------------------------------------------------------------
 
 
