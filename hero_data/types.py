@@ -37,6 +37,16 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
+def safe_id(name: str) -> str:
+    """``name`` made into a safe id (see :func:`check_id`): other characters become ``_``.
+
+    Leading dots are dropped and the result is cut to 200 characters; an empty result is
+    ``"_"``. Different names can map to the same id: callers that need unique ids check that.
+    """
+    out = re.sub(r"[^A-Za-z0-9_\-.]", "_", name).lstrip(".")[:200]
+    return out or "_"
+
+
 class _Tagged:
     TYPE: ClassVar[str]
 

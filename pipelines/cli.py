@@ -151,43 +151,112 @@ def inspect(dataset: Path, as_json: bool, clip_id: str | None, verify: bool) -> 
 
 
 @main.command()
+@click.argument("subtitle_file", type=click.Path(path_type=Path))
+@click.option("--duration", type=float, required=True, help="Video duration, seconds.")
+@click.option(
+    "--frame-interval", type=float, default=1.5, show_default=True, help="Seconds per step."
+)
+@click.option(
+    "--clip-seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Clip length; 0 makes the whole video one clip.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["vtt", "srt", "sbv"]),
+    help="Subtitle format (default: from the file extension).",
+)
+@click.option("--video-id", help="Id for clip ids (default: the file name, made safe).")
+@click.option(
+    "--tokenizer",
+    type=click.Path(path_type=Path),
+    help="tokenizer.json, or a folder with it or with vocab.json + merges.txt.",
+)
+def align(
+    subtitle_file: Path,
+    duration: float,
+    frame_interval: float,
+    clip_seconds: float,
+    fmt: str | None,
+    video_id: str | None,
+    tokenizer: Path | None,
+) -> None:
+    """Align one subtitle file to the frame grid; print clips, cues and spans as JSON.
+
+    Cues are cleaned (rolling captions collapsed, empty/zero-length cues dropped, duplicates
+    merged), cut into clips (a cue across a boundary goes to both, clipped), and mapped to steps
+    by HERO's rule. Cue times in the output are clip-relative seconds. Bad input: one line on
+    stderr, exit status 2.
+    """
+    from align.readers import SubtitleError, read_cues
+    from align.tokenizer import CueTokenizer, TokenizerError
+    from align.video import align_video
+    from hero_data.grid import GridError
+    from hero_data.types import check_id, safe_id
+
+    try:
+        if not (duration >= 0) or duration == float("inf"):
+            raise ValueError(f"--duration must be a non-negative number of seconds, got {duration}")
+        vid = check_id("--video-id", video_id) if video_id else safe_id(subtitle_file.stem)
+        toker = CueTokenizer.from_path(tokenizer) if tokenizer else None
+        cues = read_cues(subtitle_file, fmt)
+        result = align_video(
+            cues,
+            duration,
+            video_id=vid,
+            clip_length=clip_seconds or None,
+            interval=frame_interval,
+            tokenizer=toker,
+        )
+    except (SubtitleError, TokenizerError, GridError, ValueError, OSError) as e:
+        click.echo(f"Error: {e}", err=True)
+        raise SystemExit(2) from None
+    click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+
+
+@main.command()
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
     default=Path("hero-demo"),
     show_default=True,
-    help="Folder for the demo dataset (an earlier demo there is replaced).",
+    help="Folder for the corpus and dataset (an earlier demo there is replaced).",
 )
 @click.option(
     "--videos",
     type=click.IntRange(min=1),
     default=4,
     show_default=True,
-    help="Synthetic videos to make.",
+    help="Synthetic videos with subtitles to make.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @_friendly_errors
 def demo(output: Path, videos: int, seed: int) -> None:
     """Build a small dataset from a corpus synthesized on the spot (no downloads).
 
-    Runs what is built so far: clip planning on the frame grid, cue-to-step spans, the atomic
-    shard writer, the errors log, and a checksum-verified read-back of every clip. Features are
-    seeded random stand-ins until feature extraction lands; the manifest records that.
+    Writes OUTPUT/corpus (WebVTT files, a tokenizer) and OUTPUT/dataset. Runs what is built so
+    far: subtitle parsing and cleaning, 60 s clips on the frame grid, HERO's cue-to-step
+    alignment, tokenizing, the atomic shard writer, the errors log, and a checksum-verified
+    read-back of every clip. Features are seeded random stand-ins until feature extraction
+    lands; the manifest records that.
     """
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize
     from pipelines.demo import DemoConfig, run_demo
 
     result = run_demo(output, DemoConfig(videos=videos, seed=seed))
-    ds = HeroDataset.open(result.output)
+    ds = HeroDataset.open(result.dataset)
     _print_summary(summarize(ds))
     _print_clip(ds[0], as_json=False)
     click.echo(
-        f"demo: {result.videos} inputs -> {result.clips} clips ({result.steps} steps, "
-        f"{result.cues} cues) in {result.output}; {result.failed} input recorded in errors.jsonl; "
-        f"{result.verified_clips} clips read back equal after sha256 verification."
+        f"demo: {result.inputs} inputs -> {result.clips} clips ({result.steps} steps, "
+        f"{result.cues} cues) in {result.dataset}; {result.failed} failed inputs recorded in "
+        f"errors.jsonl; {result.verified_clips} clips read back equal after sha256 verification."
     )
-    click.echo(f"next: hero inspect {result.output} --clip {ds.clip_ids()[-1]}")
+    click.echo(f"next: hero inspect {result.dataset} --clip {ds.clip_ids()[1]}")
 
 
 if __name__ == "__main__":  # pragma: no cover

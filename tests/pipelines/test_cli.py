@@ -22,17 +22,17 @@ def run(*args: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def demo_dataset(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "ds"
+    out = tmp_path_factory.mktemp("demo") / "demo"
     code, output = run("demo", "--output", str(out), "--videos", "3", "--seed", "1")
     assert code == 0, output
     assert "clips read back equal after sha256 verification" in output
-    return out
+    return out / "dataset"
 
 
 def test_help_lists_built_commands():
     code, out = run("--help")
     assert code == 0
-    assert "inspect" in out and "demo" in out
+    assert "inspect" in out and "demo" in out and "align" in out
     code, out = run("inspect", "--help")
     assert code == 0 and "--json" in out and "--clip" in out
 
@@ -48,16 +48,29 @@ def test_demo_writes_a_verified_dataset(demo_dataset):
     assert len(ds) > 3
     assert ds.manifest.config["demo"] is True
     assert "synthetic" in ds.manifest.config["features"]
+    assert ds.manifest.config["tokenizer"]["kind"]
     errors = read_errors(demo_dataset)
-    assert [(e["video_id"], e["error_type"]) for e in errors] == [("empty", "EmptyVideo")]
+    assert [(e["video_id"], e["stage"], e["error_type"]) for e in errors] == [
+        ("empty", "plan", "EmptyVideo"),
+        ("broken", "subtitles", "SubtitleError"),
+    ]
+    assert "broken.vtt" in errors[1]["message"]
     videos = {r.clip.video_id for r in ds}
-    assert videos == {"video00", "video01", "video02"}
+    assert videos == {"video00", "video01", "video02", "silent"}
+    # Real subtitle work: cues aligned and tokenized, steps each in exactly one place.
+    for r in ds:
+        assert len(r.cue_token_ids) == len(r.cues) == len(r.unique_sub2frames)
+        owned = sorted([s for span in r.unique_sub2frames for s in span] + list(r.unmatched_frames))
+        assert owned == list(range(r.num_frames))
+    silent = ds["silent.0"]
+    assert all(c.text == "" for c in silent.cues) and silent.unmatched_frames == ()
+    assert any(any(ids) for r in ds for ids in r.cue_token_ids)
 
 
 def test_demo_is_deterministic_and_replaces_only_demos(tmp_path, demo_dataset):
     out = tmp_path / "again"
     assert run("demo", "--output", str(out), "--videos", "3", "--seed", "1")[0] == 0
-    a, b = HeroDataset.open(demo_dataset), HeroDataset.open(out)
+    a, b = HeroDataset.open(demo_dataset), HeroDataset.open(out / "dataset")
     assert [s.sha256 for s in a.manifest.shards] == [s.sha256 for s in b.manifest.shards]
     assert run("demo", "--output", str(out), "--videos", "2")[0] == 0  # an old demo is replaced
     other = tmp_path / "other"
@@ -74,11 +87,12 @@ def test_inspect_json_matches_the_dataset(demo_dataset):
     summary = json.loads(out)
     ds = HeroDataset.open(demo_dataset)
     assert summary["clips"] == len(ds)
-    assert summary["videos"] == 3
+    assert summary["videos"] == 4
     assert summary["steps"] == sum(r.num_frames for r in ds)
     assert summary["cues"] == sum(len(r.cues) for r in ds)
     assert summary["hours"] == pytest.approx(sum(r.clip.duration for r in ds) / 3600)
-    assert summary["failed_inputs"] == 1 and summary["failed_by_type"] == {"EmptyVideo": 1}
+    assert summary["failed_inputs"] == 2
+    assert summary["failed_by_type"] == {"EmptyVideo": 1, "SubtitleError": 1}
     assert sum(s["rows"] for s in summary["shards"]) == len(ds)
 
 

@@ -1,0 +1,521 @@
+"""Subtitle readers: every shared fixture file, corpus formats, speakers, entities, fuzzing."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from align.readers import (
+    SubtitleError,
+    parse_cues,
+    read_cues,
+    read_howto100m_json,
+    read_tvqa_jsonl,
+    split_speaker,
+)
+from hero_data.types import Cue
+
+
+def _numbered(times: list[tuple[float, float]], first: int = 1) -> list[Cue]:
+    return [Cue(s, e, f"Caption text #{k}") for k, (s, e) in enumerate(times, start=first)]
+
+
+_SAMPLE_TIMES = [
+    (0.5, 7.0),
+    (7.0, 11.89),
+    (11.89, 16.32),
+    (16.32, 21.58),
+    (21.58, 23.88),
+    (23.88, 27.28),
+    (27.28, 30.28),
+    (30.28, 36.51),
+    (36.51, 38.87),
+    (38.87, 45.0),
+    (45.0, 47.0),
+    (47.0, 50.97),
+    (50.97, 54.44),
+    (54.44, 58.6),
+    (58.6, 61.35),
+    (61.35, 64.3),
+]
+
+# file name in ../shared/fixtures/subtitles -> the exact cues it reads as
+VALID: dict[str, list[Cue]] = {
+    "captions_with_bom.vtt": _numbered(_SAMPLE_TIMES[:4]),
+    "comments.vtt": [
+        Cue(135.0, 140.0, "- Ta en kopp varmt te. - Det är inte varmt."),
+        Cue(140.0, 145.0, "- Har en kopp te. - Det smakar som te."),
+        Cue(145.0, 150.0, "- Ta en kopp"),
+    ],
+    "cue_tags.vtt": [
+        Cue(16.5, 18.5, "When the moon hits your eye"),
+        Cue(18.5, 20.5, "Like a big-a pizza pie"),
+        Cue(20.5, 21.5, "That's amore"),
+    ],
+    "metadata_headers.vtt": _numbered(_SAMPLE_TIMES[:2]),
+    "metadata_headers_multiline.vtt": _numbered(_SAMPLE_TIMES[:2]),
+    "no_captions.vtt": [],
+    "one_caption.srt": _numbered(_SAMPLE_TIMES[:1]),
+    "one_caption.vtt": _numbered(_SAMPLE_TIMES[:1]),
+    "sample.srt": _numbered(_SAMPLE_TIMES[:5]),
+    "sample.vtt": _numbered(_SAMPLE_TIMES),
+    "styles.vtt": [Cue(0.0, 10.0, "- Hello world.")],
+    "two_captions.sbv": [
+        Cue(0.378, 11.378, "Caption text #1"),
+        Cue(11.378, 12.305, "Caption text #2 (line 1) Caption text #2 (line 2)"),
+    ],
+    "using_identifiers.vtt": _numbered(_SAMPLE_TIMES[:6]),
+    # Two cues without a blank line between them (the spec: a timing line after cue text starts
+    # the next cue); word-timing and class tags removed; the last cue's " </c>" line is markup.
+    "youtube_dl.vtt": [
+        Cue(286.07, 286.47, "yeah"),
+        Cue(286.47, 304.08, "yeah what"),
+        Cue(304.08, 305.069, "this will happen is I'm telling"),
+        Cue(305.069, 305.4, "this will happen is I'm telling"),
+    ],
+}
+
+# file name -> (line of the problem or None, regex for the problem)
+BROKEN: dict[str, tuple[int | None, str]] = {
+    "LICENSE.webvtt-py": (None, r"unsupported subtitle extension '\.webvtt-py'"),
+    "empty.vtt": (None, r"empty file$"),
+    "invalid.vtt": (1, r"missing WEBVTT header"),
+    "invalid_format.sbv": (1, r"expected a timing line .*got 'some text'"),
+    "invalid_format1.srt": (1, r"cue number 1 has no timing line after it"),
+    "invalid_format2.srt": (1, r"expected a cue number or a timing line, got 'some text'"),
+    "invalid_format3.srt": (2, r"missing timing line after cue number 1, got 'some text'"),
+    "invalid_format4.srt": (1, r"expected a cue number or a timing line, got 'some text'"),
+    "invalid_timeframe.sbv": (7, r"bad timestamp '0:00:13\.f89'"),
+    "invalid_timeframe.srt": (6, r"bad timestamp '00:00:11\.890' \(SRT needs a comma"),
+    "invalid_timeframe.vtt": (6, r"bad timestamp '00:00:1d\.890'"),
+    "invalid_timeframe_in_cue_text.vtt": (7, r"timing line where cue text was expected"),
+    "missing_caption_text.sbv": (4, r"cue has no text"),
+    "missing_caption_text.srt": (6, r"cue has no text"),
+    "missing_caption_text.vtt": (6, r"cue has no text"),
+    "missing_timeframe.sbv": (4, r"expected a timing line .*got 'Caption text #2'"),
+    "missing_timeframe.srt": (6, r"missing timing line after cue number 2"),
+    "missing_timeframe.vtt": (6, r"missing timing line 'start --> end' before 'Caption text #2'"),
+    # Debatable: its last cue (line 14) runs from 0:00:17.484 back to 0:00:16.543. Readers
+    # reject a cue that ends before it starts, in every format, rather than guess a fix.
+    "sample.sbv": (14, r"cue ends before it starts: 0:00:17\.484,0:00:16\.543"),
+}
+
+
+def _error_pattern(path: Path, line: int | None, problem: str) -> str:
+    where = f"{path}:{line}: " if line is not None else f"{path}: "
+    return "^" + re.escape(where) + problem
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_valid_fixture_reads_as_expected(shared_fixtures: Path, name: str):
+    assert read_cues(shared_fixtures / "subtitles" / name) == VALID[name]
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_fixture_names_file_line_and_problem(shared_fixtures: Path, name: str):
+    path = shared_fixtures / "subtitles" / name
+    line, problem = BROKEN[name]
+    with pytest.raises(SubtitleError, match=_error_pattern(path, line, problem)) as info:
+        read_cues(path)
+    assert info.value.path == str(path)
+    assert info.value.line == line
+
+
+def test_every_fixture_file_has_an_expectation(shared_fixtures: Path):
+    names = {p.name for p in (shared_fixtures / "subtitles").iterdir()}
+    assert set(VALID) & set(BROKEN) == set()
+    assert names == set(VALID) | set(BROKEN)
+
+
+def test_every_fixture_file_parses_or_raises_subtitle_error(shared_fixtures: Path):
+    """Runs over the folder as it is, so a new fixture file is covered before it is tabled."""
+    for path in sorted((shared_fixtures / "subtitles").iterdir()):
+        for fmt in (None, "vtt", "srt", "sbv"):
+            try:
+                cues = read_cues(path, fmt)
+            except SubtitleError as e:
+                assert str(e).startswith(f"{path}:"), str(e)
+            else:
+                assert [c.start for c in cues] == sorted(c.start for c in cues)
+
+
+# --- format details -----------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_extension_is_case_insensitive_and_fmt_overrides_it(tmp_path: Path):
+    srt = "1\n00:00:01,000 --> 00:00:02,500\nHi\n"
+    assert read_cues(_write(tmp_path, "A.SRT", srt)) == [Cue(1.0, 2.5, "Hi")]
+    assert read_cues(_write(tmp_path, "a.txt", srt), fmt="SRT") == [Cue(1.0, 2.5, "Hi")]
+    assert read_cues(_write(tmp_path, "b.txt", srt), fmt=".srt") == [Cue(1.0, 2.5, "Hi")]
+    with pytest.raises(SubtitleError, match=r"unsupported subtitle extension '\.txt'"):
+        read_cues(tmp_path / "a.txt")
+    with pytest.raises(SubtitleError, match=r"a\.txt: unsupported subtitle format 'ass'"):
+        read_cues(tmp_path / "a.txt", fmt="ass")
+
+
+def test_srt_given_as_vtt_and_vtt_given_as_srt(tmp_path: Path):
+    path = _write(tmp_path, "x.vtt", "1\n00:00:01,000 --> 00:00:02,000\nHi\n")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 1, "missing WEBVTT header")):
+        read_cues(path)
+    path = _write(tmp_path, "y.srt", "WEBVTT\n\n00:01.000 --> 00:02.000\nHi\n")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 1, ".*looks like a WebVTT")):
+        read_cues(path)
+
+
+def test_vtt_settings_identifiers_notes_regions_and_crlf():
+    text = (
+        "WEBVTT\r\nKind: captions\r\n\r\nREGION\r\nid:fred width:40%\r\n\r\n"
+        "NOTE a comment\r\n\r\nintro\r\n01:02.500 --> 1:01:02.000 align:start position:0%\r\n"
+        "<v.loud Mary Ann>Hello &amp; <i>good</i>bye</v>\r\nsecond line\r\n"
+    )
+    assert parse_cues(text, "vtt") == [Cue(62.5, 3662.0, "Hello & goodbye second line", "Mary Ann")]
+
+
+def test_vtt_keeps_a_whitespace_line_inside_its_cue():
+    # YouTube's first cue: the old line is " ", which is text, not the end of the cue.
+    text = "WEBVTT\n\n00:00.000 --> 00:01.000\n \nhello<00:00.500><c> world</c>\n"
+    assert parse_cues(text, "vtt") == [Cue(0.0, 1.0, "hello world")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "text", "speaker"),
+    [
+        ("<v Joey>How you doin'?", "How you doin'?", "Joey"),
+        ("<v.first.loud Esme>It's a blue apple tree!</v>", "It's a blue apple tree!", "Esme"),
+        ("<ruby>漢<rt>kan</rt></ruby>字", "漢字", None),
+        ("<c.colorE5E5E5>a</c><00:00:01.000><u>b</u> <b>c</b>", "ab c", None),
+        ("Tom &amp; Jerry &lt;3 &gt; you", "Tom & Jerry <3 > you", None),
+        ("&lt;i&gt; is a tag", "<i> is a tag", None),
+        ("no&nbsp;break&#39;s &quot;here&quot;", 'no break\'s "here"', None),
+        ("a < b and c > d", "a < b and c > d", None),
+        ("(Joey:) Hi &amp; bye", "Hi & bye", "Joey"),
+        ("JOEY: hi", "hi", "JOEY"),
+    ],
+)
+def test_cue_text_markup_entities_and_speakers(raw: str, text: str, speaker: str | None):
+    vtt = f"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n{raw}\n"
+    assert parse_cues(vtt, "vtt") == [Cue(1.0, 2.0, text, speaker)]
+
+
+def test_srt_markup_speakers_missing_numbers_and_missing_blank_lines():
+    text = (
+        "\n\n3\n00:00:05,000 --> 00:00:06,000 X1:10 X2:20\n{\\an8}<i>RACHEL: Later</i>\n"
+        "1\n00:00:01,000 --> 00:00:02,000\n<font color='red'>Hi</font>\n"
+        "00:00:02,000 --> 00:00:03,000\nline one\nline two\n   \n"
+    )
+    assert parse_cues(text, "srt") == [
+        Cue(1.0, 2.0, "Hi"),
+        Cue(2.0, 3.0, "line one line two"),
+        Cue(5.0, 6.0, "Later", "RACHEL"),
+    ]
+
+
+def test_readers_sort_by_start_stably():
+    text = (
+        "WEBVTT\n\n00:05.000 --> 00:06.000\nlate\n\n00:01.000 --> 00:03.000\nfirst\n\n"
+        "00:01.000 --> 00:02.000\nsecond\n"
+    )
+    assert [c.text for c in parse_cues(text, "vtt")] == ["first", "second", "late"]
+
+
+def test_zero_length_cue_is_read_and_end_before_start_is_not(tmp_path: Path):
+    assert parse_cues("0:00:01.000,0:00:01.000\nx\n", "sbv") == [Cue(1.0, 1.0, "x")]
+    path = _write(tmp_path, "b.srt", "1\n00:00:02,000 --> 00:00:01,000\nx\n")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 2, "cue ends before it starts")):
+        read_cues(path)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "line", "problem"),
+    [
+        (
+            "vtt",
+            "WEBVTT\n\n00:00:01.000 --> 00:00:60.000\nx\n",
+            3,
+            r"bad timestamp '00:00:60\.000'",
+        ),
+        ("vtt", "WEBVTT\n\n00:00:01.000 -->\nx\n", 3, r"bad timestamp ''"),
+        ("vtt", "WEBVTTX\n", 1, "missing WEBVTT header"),
+        ("vtt", "WEBVTT\n\n1\n2\nx\n", 3, "missing timing line"),
+        ("srt", "1\n00:00:01.000 --> 00:00:02,000\nx\n", 2, "bad timestamp .*needs a comma"),
+        ("srt", "1\n00:00:01,000 --> \nx\n", 2, "bad timing line"),
+        ("sbv", "0:00:01.000,0:00:02.000,0:00:03.000\nx\n", 1, "expected a timing line"),
+        ("sbv", "0:00:01.000,0:00:02.000\n", 1, "cue has no text"),
+    ],
+)
+def test_malformed_text_table(fmt: str, text: str, line: int, problem: str):
+    with pytest.raises(SubtitleError, match=_error_pattern(Path("mem"), line, problem)):
+        parse_cues(text, fmt, source="mem")
+
+
+def test_bom_whitespace_only_and_bad_utf8(tmp_path: Path):
+    path = _write(tmp_path, "bom.srt", b"\xef\xbb\xbf1\n00:00:01,000 --> 00:00:02,000\nx\n")
+    assert read_cues(path) == [Cue(1.0, 2.0, "x")]
+    path = _write(tmp_path, "blank.vtt", " \n\n\t\n")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, None, "empty file")):
+        read_cues(path)
+    path = _write(
+        tmp_path, "latin1.srt", "1\n00:00:01,000 --> 00:00:02,000\ncafé\n".encode("cp1252")
+    )
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 3, "not UTF-8 text")):
+        read_cues(path)
+
+
+def test_subtitle_error_message_attributes_and_pickling():
+    err = SubtitleError("a.vtt", 3, "bad")
+    assert (str(err), err.path, err.line, err.problem) == ("a.vtt:3: bad", "a.vtt", 3, "bad")
+    assert str(SubtitleError("a.vtt", None, "empty file")) == "a.vtt: empty file"
+    back = pickle.loads(pickle.dumps(err))
+    assert (str(back), back.line) == ("a.vtt:3: bad", 3)
+    assert isinstance(err, ValueError)
+
+
+# --- speakers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "speaker", "rest"),
+    [
+        ("(Joey:) How you doin'?", "Joey", "How you doin'?"),
+        ("(Dr. Green): Sit down.", "Dr. Green", "Sit down."),
+        ("[Monica:] Hi", "Monica", "Hi"),
+        ("JOEY: How you doin'?", "JOEY", "How you doin'?"),
+        ("MR. GELLER: Hi", "MR. GELLER", "Hi"),
+        ("MAN #2: Over here!", "MAN #2", "Over here!"),
+        ("JOSÉ: Hola", "JOSÉ", "Hola"),
+        ("NARRATOR:", "NARRATOR", ""),
+        ("Note: this is a sentence.", None, "Note: this is a sentence."),
+        ("Joey : not without spaced_colon", None, "Joey : not without spaced_colon"),
+        ("(laughs) Stop it.", None, "(laughs) Stop it."),
+        ("We meet at 10:30 sharp", None, "We meet at 10:30 sharp"),
+        ("AT 10:30 WE MEET", None, "AT 10:30 WE MEET"),
+        ("I: one letter is not a name", None, "I: one letter is not a name"),
+        ("See http://example.com", None, "See http://example.com"),
+        ("THE FIVE WORDS ARE HERE: no", None, "THE FIVE WORDS ARE HERE: no"),
+        ("Plain text", None, "Plain text"),
+        ("", None, ""),
+    ],
+)
+def test_split_speaker(text: str, speaker: str | None, rest: str):
+    assert split_speaker(text) == (speaker, rest)
+
+
+@pytest.mark.parametrize(
+    ("text", "speaker", "rest"),
+    [
+        (" Chase : That's all this is?", "Chase", "That's all this is?"),
+        ("Dr. Wilson : Hi", "Dr. Wilson", "Hi"),
+        ("(House:) Idiot.", "House", "Idiot."),
+        ("and then : what", None, "and then : what"),
+        ("Why? : because", None, "Why? : because"),
+    ],
+)
+def test_split_speaker_spaced_colon(text: str, speaker: str | None, rest: str):
+    assert split_speaker(text, spaced_colon=True) == (speaker, rest)
+
+
+# --- TVQA jsonl ---------------------------------------------------------------------------------
+
+
+def _jsonl(tmp_path: Path, *lines: object, name: str = "tvqa.jsonl") -> Path:
+    text = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines)
+    return _write(tmp_path, name, text + "\n")
+
+
+def test_tvqa_jsonl(tmp_path: Path):
+    path = _jsonl(
+        tmp_path,
+        {
+            "vid_name": "house_s01e01_seg02_clip_00",
+            "sub": [
+                {"text": " Chase : That's all this is?", "start": 3.1, "end": 4.25},
+                {"text": "  Foreman :  It&#39;s  <i>not</i> ", "start": 0, "end": 2},
+            ],
+        },
+        "",
+        {"vid_name": "friends_s01e01_seg01_clip_00", "sub": []},
+    )
+    assert read_tvqa_jsonl(path) == {
+        "house_s01e01_seg02_clip_00": [
+            Cue(0.0, 2.0, "It's not", "Foreman"),
+            Cue(3.1, 4.25, "That's all this is?", "Chase"),
+        ],
+        "friends_s01e01_seg01_clip_00": [],
+    }
+
+
+_GOOD_TVQA = {"vid_name": "v0", "sub": [{"text": "a", "start": 0.0, "end": 1.0}]}
+
+
+@pytest.mark.parametrize(
+    ("second_line", "problem"),
+    [
+        ('{"vid_name": "v1", "sub": [', r"invalid JSON: Expecting value \(column 28\)"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ({"sub": []}, "missing or bad 'vid_name'"),
+        ({"vid_name": "v1"}, "v1: missing or bad 'sub' list"),
+        ({"vid_name": "v1", "sub": ["x"]}, r"v1 sub\[0\]: expected an object, got str"),
+        ({"vid_name": "v1", "sub": [{"start": 0, "end": 1}]}, r"v1 sub\[0\]: missing text"),
+        (
+            {"vid_name": "v1", "sub": [{"text": "a", "start": "soon", "end": 1}]},
+            r"v1 sub\[0\]: start is not a number of seconds: 'soon'",
+        ),
+        (
+            {"vid_name": "v1", "sub": [{"text": "a", "start": 0, "end": True}]},
+            r"v1 sub\[0\]: end is not a number of seconds: True",
+        ),
+        (
+            {"vid_name": "v1", "sub": [{"text": "a", "start": 0, "end": 1e999}]},
+            r"v1 sub\[0\]: end is not",
+        ),
+        (
+            {"vid_name": "v1", "sub": [{"text": 7, "start": 0, "end": 1}]},
+            r"v1 sub\[0\]: text is not a",
+        ),
+        (
+            {"vid_name": "v1", "sub": [{"text": "a", "start": 2, "end": 1}]},
+            r"v1 sub\[0\]: cue ends before it starts: 2\.0 > 1\.0",
+        ),
+        (_GOOD_TVQA, "duplicate vid_name 'v0'"),
+    ],
+)
+def test_tvqa_jsonl_errors_name_the_line(tmp_path: Path, second_line: object, problem: str):
+    path = _jsonl(tmp_path, _GOOD_TVQA, second_line)
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 2, problem)):
+        read_tvqa_jsonl(path)
+
+
+def test_tvqa_jsonl_numeric_strings_and_empty_file(tmp_path: Path):
+    path = _jsonl(tmp_path, {"vid_name": "v", "sub": [{"text": "a", "start": "1", "end": "2.5"}]})
+    assert read_tvqa_jsonl(path) == {"v": [Cue(1.0, 2.5, "a")]}
+    path = _write(tmp_path, "empty.jsonl", "\n\n")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, None, "empty file")):
+        read_tvqa_jsonl(path)
+
+
+# --- HowTo100M json -----------------------------------------------------------------------------
+
+
+def _json(tmp_path: Path, obj: object) -> Path:
+    return _write(tmp_path, "caption.json", json.dumps(obj, indent=1))
+
+
+def test_howto100m_json(tmp_path: Path):
+    path = _json(
+        tmp_path,
+        {
+            "-0Ja_sNXxzE": {
+                "start": [5.4, 0.0, 2.5],
+                "end": [8.0, 2.5, 5.4],
+                "text": ["third", "first  one", "CHEF: second"],
+            },
+            "empty": {"start": [], "end": [], "text": []},
+        },
+    )
+    assert read_howto100m_json(path) == {
+        "-0Ja_sNXxzE": [
+            Cue(0.0, 2.5, "first one"),
+            Cue(2.5, 5.4, "second", "CHEF"),
+            Cue(5.4, 8.0, "third"),
+        ],
+        "empty": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("obj", "problem"),
+    [
+        ([1], "expected a JSON object of videos, got list"),
+        ({"v": [1]}, "video 'v': expected an object, got list"),
+        ({"v": {"start": [0], "end": [1]}}, "video 'v': missing or bad 'text' list: NoneType"),
+        (
+            {"v": {"start": [0, 1], "end": [1, 2], "text": ["a"]}},
+            r"video 'v': lists of different length \{'start': 2, 'end': 2, 'text': 1\}",
+        ),
+        (
+            {"v": {"start": [0, "x"], "end": [1, 2], "text": ["a", "b"]}},
+            r"video 'v' \[1\]: start is not a number of seconds: 'x'",
+        ),
+        ({"v": {"start": [0], "end": [None], "text": ["a"]}}, r"video 'v' \[0\]: end is not a"),
+        ({"v": {"start": [0], "end": [1], "text": [None]}}, r"video 'v' \[0\]: text is not a"),
+        ({"v": {"start": [3], "end": [1], "text": ["a"]}}, r"video 'v' \[0\]: cue ends before"),
+    ],
+)
+def test_howto100m_json_errors_name_the_video(tmp_path: Path, obj: object, problem: str):
+    path = _json(tmp_path, obj)
+    with pytest.raises(SubtitleError, match=_error_pattern(path, None, problem)):
+        read_howto100m_json(path)
+
+
+def test_howto100m_invalid_json_names_the_line(tmp_path: Path):
+    path = _write(tmp_path, "caption.json", '{\n  "v": {\n    "start": [0,,\n')
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 3, "invalid JSON")):
+        read_howto100m_json(path)
+    path = _write(tmp_path, "huge.json", '{"v": {"start": [' + "9" * 5000 + "]}}")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, None, "invalid JSON")):
+        read_howto100m_json(path)
+    path = _write(tmp_path, "blank.json", "")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, None, "empty file")):
+        read_howto100m_json(path)
+
+
+# --- fuzzing: only SubtitleError ever escapes ---------------------------------------------------
+
+_PIECES = st.sampled_from(
+    [
+        "WEBVTT",
+        "\n",
+        "\n\n",
+        " ",
+        "-->",
+        " --> ",
+        "00:00:01.000",
+        "00:01,500",
+        "0:00:02.000,0:00:03.000",
+        "00:00:01,000",
+        "1",
+        ":",
+        ".",
+        ",",
+        "NOTE",
+        "STYLE",
+        "<v Bob>",
+        "<c>",
+        "</c>",
+        "<00:01.000>",
+        "&amp;",
+        "&",
+        "JOE: ",
+        "(A:) ",
+        "text",
+        "\ufeff",
+        "\r",
+        "é",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(_PIECES, max_size=30), fmt=st.sampled_from(["vtt", "srt", "sbv"]))
+def test_parse_cues_raises_only_subtitle_error(pieces: list[str], fmt: str):
+    try:
+        cues = parse_cues("".join(pieces), fmt)
+    except SubtitleError:
+        return
+    assert all(isinstance(c, Cue) and c.end >= c.start for c in cues)
+    assert [c.start for c in cues] == sorted(c.start for c in cues)
