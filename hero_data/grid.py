@@ -15,13 +15,19 @@ agree with one another::
     seconds  0         1.5         3.0       4.0 4.5
              |  step 0  |  step 1   | step 2  ::|      (:: = past the clip end)
     2D sample    0.75        2.25       3.75 -> clamped to the last frame on screen
+
+Frame selection (2D samples, 3D windows) works on exact fractions of presentation times and
+follows ffmpeg's ``fps`` filter; see "choosing source frames by presentation time" below.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 
 DECIMALS = 8
 """Decimal places the quotient ``seconds / L`` is rounded to before floor/ceil."""
@@ -121,36 +127,6 @@ def steps_covering(start: float, end: float, interval: float = DEFAULT_FRAME_INT
     return range(first, max(first, math.ceil(q_end)))
 
 
-def sample_time_2d(
-    index: int, interval: float = DEFAULT_FRAME_INTERVAL, last_frame_time: float | None = None
-) -> float:
-    """Time whose on-screen frame is step ``index``'s 2D sample: ``(i + ½)·L``.
-
-    Clamped to ``last_frame_time`` (the presentation time of the clip's last frame) when given,
-    so a short last step takes the last frame. This is what ffmpeg's ``fps=1/L`` filter selects.
-    """
-    t = (index + 0.5) * _check_interval(interval)
-    if last_frame_time is not None:
-        t = min(t, _check_time("last_frame_time", last_frame_time))
-    return t
-
-
-def window_times_3d(
-    index: int, interval: float = DEFAULT_FRAME_INTERVAL, fps: int = WINDOW_FPS
-) -> list[float]:
-    """Times (clip-relative s) of the ``round(L·fps)`` frames of step ``index``'s 3D window.
-
-    The window is ``[i·L, (i+1)·L)`` resampled to ``fps``; frame ``j`` is the one on screen at
-    ``i·L + j/fps``. A caller whose clip ends earlier repeats the last frame it has.
-    """
-    interval = _check_interval(interval)
-    per_window = round(interval * fps)
-    if per_window < 1:
-        raise GridError(f"a {interval} s step holds no frame at {fps} fps")
-    start = index * interval
-    return [start + j / fps for j in range(per_window)]
-
-
 def uniform_indices(n_in: int, n_out: int) -> list[int]:
     """``n_out`` indices spread uniformly over ``range(n_in)`` (first and last included)."""
     if n_in < 1 or n_out < 1:
@@ -217,11 +193,6 @@ class FrameGrid:
             raise GridError("an empty grid has no steps")
         return min(max(step_floor(seconds, self.interval), 0), self.num_steps - 1)
 
-    def sample_time_2d(self, index: int, last_frame_time: float | None = None) -> float:
-        """Step ``index``'s 2D sample time, see :func:`sample_time_2d`."""
-        self._check_index(index)
-        return sample_time_2d(index, self.interval, last_frame_time)
-
     def steps_covering(self, start: float, end: float) -> range:
         """:func:`steps_covering`, limited to this grid's steps."""
         r = steps_covering(start, end, self.interval)
@@ -249,3 +220,94 @@ def clip_windows(
         raise GridError(f"duration must not be negative, got {duration!r} s")
     count = math.ceil(_steps(duration, clip_length))
     return [(k * clip_length, min((k + 1) * clip_length, duration)) for k in range(count)]
+
+
+# --- choosing source frames by presentation time ------------------------------------------
+#
+# A decoder turns a video into frames with exact presentation times (``pts · time_base``, a
+# Fraction). The functions below say which frame each step uses. They follow ffmpeg's ``fps``
+# filter with its default rounding (``near``): the filter rounds every frame's time to the
+# nearest output slot, halves away from zero, and emits for slot ``n`` of rate ``r`` the last
+# frame whose rounded slot is ``<= n`` -- the last frame with time ``< (n + ½) / r``. So:
+#
+#   frame before t   the last frame with time < t (strict), or the first frame if none is
+#   2D sample of i   the frame before (i + ½)·L          (= ``fps=1/L`` output i)
+#   3D slot j of i   the frame before i·L + (j + ½)/fps  (= ``fps=30`` output i·L·30 + j)
+#
+# Past the last frame the frame before is the last frame, so a short last step repeats it.
+
+
+def sample_cutoff_2d(index: int, interval: float = DEFAULT_FRAME_INTERVAL) -> Fraction:
+    """Exact cutoff ``(i + ½)·L`` of step ``index``'s 2D sample, seconds.
+
+    The sample is :func:`frame_before` this cutoff: the frame ffmpeg's ``fps=1/L`` filter
+    outputs for step ``i``. ``L`` is taken exactly (:func:`exact_seconds`: 1.5 is 3/2, 0.1 is
+    1/10). Past the last frame, :func:`frame_before` gives the last frame (the clamp).
+    """
+    interval = _check_interval(interval)
+    return (index + Fraction(1, 2)) * exact_seconds(interval)
+
+
+def window_cutoffs_3d(
+    index: int, interval: float = DEFAULT_FRAME_INTERVAL, fps: int = WINDOW_FPS
+) -> list[Fraction]:
+    """Exact cutoffs ``i·L + (j + ½)/fps`` of the ``round(L·fps)`` slots of step ``index``'s
+    3D window, seconds.
+
+    Slot ``j`` holds :func:`frame_before` its cutoff: the video resampled to ``fps`` the way
+    ffmpeg's ``fps=fps`` filter does: roughly what is on screen at ``i·L + j/fps``.
+    """
+    interval = _check_interval(interval)
+    per_window = round(interval * fps)
+    if per_window < 1:
+        raise GridError(f"a {interval} s step holds no frame at {fps} fps")
+    start = index * exact_seconds(interval)
+    return [start + Fraction(2 * j + 1, 2 * fps) for j in range(per_window)]
+
+
+def frame_before(times: Sequence[Fraction], cutoff: Fraction) -> int:
+    """Index of the last of ``times`` strictly before ``cutoff``; 0 (the first) if none is.
+
+    ``times`` are the frames' presentation times in seconds, strictly increasing. Exact types
+    (Fraction, int) compare exactly; a float compares as the binary value it holds.
+    """
+    if not times:
+        raise GridError("no frame times to choose from")
+    return max(bisect_left(times, cutoff) - 1, 0)
+
+
+def _check_frame_times(times: Sequence[Fraction], duration: Fraction) -> None:
+    if not times:
+        raise GridError("no frame times to choose from")
+    for a, b in pairwise(times):
+        if not a < b:
+            raise GridError(f"frame times must increase strictly, got {a} then {b}")
+    if not duration > times[-1]:
+        raise GridError(f"duration {duration} s must end after the last frame ({times[-1]} s)")
+
+
+def select_2d(
+    times: Sequence[Fraction], duration: Fraction, interval: float = DEFAULT_FRAME_INTERVAL
+) -> list[int]:
+    """The frame index of each step's 2D sample, for a video with these frame times.
+
+    ``duration`` is where the video ends (the end of its last frame); there are
+    ``num_steps(duration, L)`` steps. The reference for a streaming decoder's choice.
+    """
+    _check_frame_times(times, duration)
+    count = num_steps(float(duration), interval)
+    return [frame_before(times, sample_cutoff_2d(i, interval)) for i in range(count)]
+
+
+def select_3d(
+    times: Sequence[Fraction],
+    duration: Fraction,
+    interval: float = DEFAULT_FRAME_INTERVAL,
+    fps: int = WINDOW_FPS,
+) -> list[list[int]]:
+    """The frame index of every slot of each step's 3D window (see :func:`select_2d`)."""
+    _check_frame_times(times, duration)
+    count = num_steps(float(duration), interval)
+    return [
+        [frame_before(times, c) for c in window_cutoffs_3d(i, interval, fps)] for i in range(count)
+    ]

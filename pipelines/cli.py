@@ -151,6 +151,105 @@ def inspect(dataset: Path, as_json: bool, clip_id: str | None, verify: bool) -> 
 
 
 @main.command()
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for the .npz files (and errors.jsonl).",
+)
+@click.option(
+    "--frame-interval", type=float, default=1.5, show_default=True, help="Seconds per step."
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["pyav", "decord", "torchcodec"]),
+    default="pyav",
+    show_default=True,
+    help="Video decoder.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (CUDA when available), cpu, or cuda[:N].",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Steps per model batch.",
+)
+@click.option(
+    "--resnet-weights",
+    type=click.Path(path_type=Path),
+    help="ResNet-152 ImageNet state dict (default: the torch hub cache).",
+)
+@click.option(
+    "--slowfast-weights",
+    type=click.Path(path_type=Path),
+    help="SLOWFAST_8x8_R50.pyth (default: the torch hub cache).",
+)
+@click.option(
+    "--random-weights",
+    is_flag=True,
+    help="Seeded random weights: meaningless features, for trying the tool out.",
+)
+@click.option("--overwrite", is_flag=True, help="Redo videos whose .npz exists.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 if any video failed.")
+@_friendly_errors
+def extract(
+    videos: tuple[Path, ...],
+    output: Path,
+    frame_interval: float,
+    backend: str,
+    device: str,
+    batch_size: int,
+    resnet_weights: Path | None,
+    slowfast_weights: Path | None,
+    random_weights: bool,
+    overwrite: bool,
+    strict: bool,
+) -> None:
+    """Extract HERO features of VIDEOS: one .npz per video in OUTPUT.
+
+    Each .npz holds `resnet` (N x 2048, float16, unit rows), `slowfast` (N x 2304, float16),
+    `frame_interval` and `source`, N = ceil(duration / frame interval). Files are named
+    <name>.<hash of the path>.npz, so same-named videos in different folders do not collide.
+    Failed videos go to OUTPUT/errors.jsonl and the run goes on; finished ones are skipped when
+    run again.
+    """
+    from extract.extractor import ExtractConfig
+    from extract.models import WeightsError
+    from pipelines.extract_videos import extract_videos
+
+    cfg = ExtractConfig(
+        frame_interval=frame_interval,
+        backend=backend,
+        device=device,
+        batch_size=batch_size,
+        resnet_weights=str(resnet_weights) if resnet_weights else None,
+        slowfast_weights=str(slowfast_weights) if slowfast_weights else None,
+        random_weights=random_weights,
+    )
+    try:
+        summary = extract_videos(videos, output, cfg, overwrite=overwrite)
+    except WeightsError as e:
+        raise click.ClickException(str(e)) from None
+    rate = summary.video_seconds / summary.wall_seconds if summary.wall_seconds else 0.0
+    click.echo(
+        f"extract: {len(summary.written)} written, {len(summary.skipped)} skipped (exist), "
+        f"{len(summary.failed)} failed; {summary.steps} steps, {summary.video_seconds:.1f} s of "
+        f"video in {summary.wall_seconds:.1f} s ({rate:.2f} video-s/s) -> {output}"
+    )
+    for _, message in summary.failed:
+        click.echo(f"  failed: {message}", err=True)
+    if strict and summary.failed:
+        raise SystemExit(1)
+
+
+@main.command()
 @click.argument("subtitle_file", type=click.Path(path_type=Path))
 @click.option("--duration", type=float, required=True, help="Video duration, seconds.")
 @click.option(
@@ -228,20 +327,22 @@ def align(
 @click.option(
     "--videos",
     type=click.IntRange(min=1),
-    default=4,
+    default=2,
     show_default=True,
-    help="Synthetic videos with subtitles to make.",
+    help="Synthetic videos with subtitles to make (8-16 s each).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @_friendly_errors
 def demo(output: Path, videos: int, seed: int) -> None:
     """Build a small dataset from a corpus synthesized on the spot (no downloads).
 
-    Writes OUTPUT/corpus (WebVTT files, a tokenizer) and OUTPUT/dataset. Runs what is built so
-    far: subtitle parsing and cleaning, 60 s clips on the frame grid, HERO's cue-to-step
-    alignment, tokenizing, the atomic shard writer, the errors log, and a checksum-verified
-    read-back of every clip. Features are seeded random stand-ins until feature extraction
-    lands; the manifest records that.
+    Writes OUTPUT/corpus (H.264 videos, WebVTT files, a tokenizer) and OUTPUT/dataset. Runs
+    what is built so far: probing, one decode per video into 2D and 3D inputs, ResNet-152 and
+    SlowFast-R50 features, subtitle parsing and cleaning, clips on the frame grid (9 s here, to
+    show boundaries on short videos), HERO's cue-to-step alignment, tokenizing, the atomic
+    shard writer, the errors log, and a checksum-verified read-back of every clip. The models
+    use seeded random weights (nothing is downloaded), so the features are meaningless; the
+    manifest records that.
     """
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize

@@ -3,7 +3,8 @@
 Covers: steps partition a clip (ceil(D/L) contiguous steps; every time maps to the step that
 contains it), num_steps, the clip-length check, 2D sample times, HERO's sub2frames rule
 (steps_covering) with its boundary and float-noise cases, 60 s clip windows, 3D window times,
-uniform frame indices, FrameGrid, and the errors raised for inputs that are not on the grid.
+uniform frame indices, FrameGrid, the errors raised for inputs that are not on the grid, and the
+choice of source frames by presentation time (checked against an emulation of ffmpeg's fps filter).
 
 Property tests draw times and intervals as whole milliseconds (microseconds in one test), so an
 exact Fraction reference is available; the module is expected to agree with the exact decimal.
@@ -24,15 +25,18 @@ from hero_data.grid import (
     GridError,
     check_clip_length,
     clip_windows,
+    frame_before,
     num_steps,
-    sample_time_2d,
+    sample_cutoff_2d,
+    select_2d,
+    select_3d,
     step_bounds,
     step_ceil,
     step_floor,
     step_start,
     steps_covering,
     uniform_indices,
-    window_times_3d,
+    window_cutoffs_3d,
 )
 
 PROPERTY = settings(max_examples=100, deadline=None)
@@ -203,42 +207,32 @@ def test_check_clip_length_rejects_every_non_multiple(c_ms, l_ms):
 
 
 @PROPERTY
-@given(
-    i=st.integers(0, 100_000),
-    l_ms=interval_ms,
-    last_ms=st.none() | st.integers(0, 10**8),
-)
-def test_sample_time_2d_is_mid_step_clamped_to_last_frame(i, l_ms, last_ms):
+@given(i=st.integers(0, 100_000), l_ms=interval_ms, last_ms=st.integers(0, 10**7))
+def test_2d_sample_is_the_frame_before_mid_step_clamped_to_the_last_frame(i, l_ms, last_ms):
     L = sec(l_ms)
     mid = Fraction(2 * i + 1, 2) * Fraction(l_ms, 1000)  # exact (i + ½)·L
-    if last_ms is None:
-        t = sample_time_2d(i, L)
-        assert close(t, float(mid))
-        lo, hi = step_bounds(i, L)
-        assert lo < t < hi
-    else:
-        last = sec(last_ms)
-        t = sample_time_2d(i, L, last)
-        assert t <= last
-        assert close(t, float(min(mid, Fraction(last_ms, 1000))))
-        if Fraction(last_ms, 1000) < mid:
-            assert t == last
+    assert sample_cutoff_2d(i, L) == mid
+    lo, hi = step_bounds(i, L)
+    assert lo < float(mid) < hi
+    # Frames at 0 and at `last`: past the last frame the sample is the last frame.
+    last = Fraction(last_ms, 1000)
+    times = [Fraction(0), last] if last > 0 else [Fraction(0)]
+    chosen = frame_before(times, mid)
+    assert chosen == (len(times) - 1 if times[-1] < mid else 0)
 
 
 @pytest.mark.parametrize(
-    ("index", "interval", "last", "expected"),
+    ("index", "interval", "expected"),
     [
-        (0, 1.5, None, 0.75),
-        (1, 1.5, None, 2.25),
-        (2, 1.5, None, 3.75),
-        (2, 1.5, 3.966, 3.75),  # 4.0 s clip at 30 fps: the mid time is on screen
-        (2, 1.5, 3.7, 3.7),  # short last step: take the last frame
-        (0, 1.5, 0.0, 0.0),  # one-frame video
-        (39, 1.5, None, 59.25),
+        (0, 1.5, Fraction(3, 4)),
+        (1, 1.5, Fraction(9, 4)),
+        (2, 1.5, Fraction(15, 4)),
+        (39, 1.5, Fraction(237, 4)),
+        (3, 0.1, Fraction(35, 100)),
     ],
 )
-def test_sample_time_2d_table(index, interval, last, expected):
-    assert sample_time_2d(index, interval, last) == expected
+def test_sample_cutoff_2d_table(index, interval, expected):
+    assert sample_cutoff_2d(index, interval) == expected
 
 
 # --- steps_covering: HERO's sub2frames rule ------------------------------------------------
@@ -388,28 +382,20 @@ def test_clip_windows_rejects_bad_input(duration, clip_length, interval, match):
 
 @PROPERTY
 @given(i=st.integers(0, 100_000))
-def test_window_times_3d_is_45_frames_at_30_fps(i):
-    times = window_times_3d(i, 1.5, 30)
-    assert len(times) == 45
-    assert times[0] == i * 1.5
-    for j, t in enumerate(times):
-        assert close(t, float(Fraction(3, 2) * i + Fraction(j, 30)))
-    for a, b in pairwise(times):
-        assert math.isclose(b - a, 1 / 30, rel_tol=1e-6)
-    assert times[-1] < (i + 1) * 1.5
+def test_window_cutoffs_are_45_slots_at_30_fps(i):
+    cuts = window_cutoffs_3d(i, 1.5, 30)
+    assert len(cuts) == 45
+    for j, c in enumerate(cuts):
+        assert c == Fraction(3, 2) * i + Fraction(2 * j + 1, 60)
+    assert cuts[0] > Fraction(3, 2) * i and cuts[-1] < Fraction(3, 2) * (i + 1)
 
 
 @pytest.mark.parametrize(
     ("interval", "fps", "count"),
     [(1.5, 30, 45), (1.0, 30, 30), (2.0, 30, 60), (1.5, 25, 38), (0.1, 30, 3)],
 )
-def test_window_times_3d_count(interval, fps, count):
-    assert len(window_times_3d(0, interval, fps)) == count
-
-
-def test_window_times_3d_rejects_a_step_too_short_for_one_frame():
-    with pytest.raises(GridError, match="no frame"):
-        window_times_3d(0, 0.01, 30)
+def test_window_cutoffs_count(interval, fps, count):
+    assert len(window_cutoffs_3d(0, interval, fps)) == count
 
 
 def test_uniform_indices_45_to_32():
@@ -465,8 +451,8 @@ BAD_INTERVALS = [0, 0.0, -1.5, -0.0, math.nan, math.inf, -math.inf, None, "1.5"]
         lambda L: step_start(1, L),
         lambda L: step_bounds(1, L),
         lambda L: steps_covering(0.0, 3.0, L),
-        lambda L: sample_time_2d(1, L),
-        lambda L: window_times_3d(1, L),
+        lambda L: sample_cutoff_2d(1, L),
+        lambda L: window_cutoffs_3d(1, L),
         lambda L: check_clip_length(60, L),
         lambda L: clip_windows(100, 60, L),
         lambda L: FrameGrid(L, 3),
@@ -479,8 +465,8 @@ BAD_INTERVALS = [0, 0.0, -1.5, -0.0, math.nan, math.inf, -math.inf, None, "1.5"]
         "step_start",
         "step_bounds",
         "steps_covering",
-        "sample_time_2d",
-        "window_times_3d",
+        "sample_cutoff_2d",
+        "window_cutoffs_3d",
         "check_clip_length",
         "clip_windows",
         "FrameGrid",
@@ -508,7 +494,6 @@ def test_bad_interval_is_rejected(call, interval):
         (lambda: steps_covering(math.nan, 1.0, 1.5), "must be a finite number of seconds"),
         (lambda: steps_covering(0.0, math.nan, 1.5), "must be a finite number of seconds"),
         (lambda: steps_covering(0.0, math.inf, 1.5), "must be a finite number of seconds"),
-        (lambda: sample_time_2d(0, 1.5, math.nan), "last_frame_time must be a finite"),
         (lambda: check_clip_length(math.nan, 1.5), "clip length must be a finite"),
         (lambda: FrameGrid(1.5, -1), "num_steps"),
         (lambda: FrameGrid(1.5, 3.0), "num_steps"),
@@ -564,8 +549,6 @@ def test_frame_grid_out_of_range_index(index):
     g = FrameGrid.for_duration(4.0, 1.5)
     with pytest.raises(GridError, match=f"step {index} is outside a grid of 3 steps"):
         g.bounds(index)
-    with pytest.raises(GridError, match="outside"):
-        g.sample_time_2d(index)
 
 
 def test_frame_grid_empty_has_no_bounds():
@@ -580,13 +563,6 @@ def test_frame_grid_empty_has_no_bounds():
 def test_frame_grid_step_of(seconds, expected):
     # Times past the end (including inside the last step's overhang) map to the last step.
     assert FrameGrid.for_duration(4.0, 1.5).step_of(seconds) == expected
-
-
-def test_frame_grid_sample_time_2d():
-    g = FrameGrid.for_duration(4.0, 1.5)
-    assert [g.sample_time_2d(i) for i in range(3)] == [0.75, 2.25, 3.75]
-    assert g.sample_time_2d(2, last_frame_time=3.7) == 3.7
-    assert g.sample_time_2d(1, last_frame_time=3.7) == 2.25
 
 
 @pytest.mark.parametrize(
@@ -617,3 +593,143 @@ def test_frame_grid_steps_covering_is_the_intersection(d_ms, l_ms, s_ms, length_
     free = steps_covering(sec(s_ms), sec(s_ms + length_ms), sec(l_ms))
     limited = g.steps_covering(sec(s_ms), sec(s_ms + length_ms))
     assert list(limited) == [i for i in free if 0 <= i < g.num_steps]
+
+
+# --- choosing source frames by presentation time ------------------------------------------
+
+
+def _round_near_inf(x):
+    """av_rescale_q_rnd(..., AV_ROUND_NEAR_INF): nearest integer, halves away from zero."""
+    half = Fraction(1, 2)
+    return math.floor(x + half) if x >= 0 else -math.floor(-x + half)
+
+
+def ffmpeg_fps(times, end, rate):
+    """The input frame ffmpeg's ``fps=rate`` filter emits for each output slot (slow reference).
+
+    Emulates libavfilter/vf_fps.c with its defaults (rounding=near, eof_action=round): every
+    frame gets slot ``round(t·rate)``; output slot ``n`` runs from the first frame's slot up to
+    ``round(end·rate)`` (end = the end of the last frame, the EOF timestamp) and takes the
+    current frame once the next frame's slot is past ``n``.
+    """
+    slots = [_round_near_inf(t * rate) for t in times]
+    out, k = [], 0
+    for n in range(slots[0], _round_near_inf(end * rate)):
+        while k + 1 < len(times) and slots[k + 1] <= n:
+            k += 1
+        out.append(k)
+    return out
+
+
+@st.composite
+def frame_times_ms(draw, max_frames=80):
+    """(strictly increasing frame times from 0, end of the last frame), whole ms as Fractions."""
+    gaps = draw(st.lists(st.integers(1, 400), min_size=0, max_size=max_frames))
+    times, t = [Fraction(0)], 0
+    for g in gaps:
+        t += g
+        times.append(Fraction(t, 1000))
+    last = draw(st.integers(1, 400))
+    return times, times[-1] + Fraction(last, 1000)
+
+
+@pytest.mark.parametrize(
+    ("cutoff", "expected"),
+    [
+        (Fraction(-1), 0),  # nothing before: the first frame
+        (Fraction(0), 0),
+        (Fraction(1, 10), 0),  # a frame exactly at the cutoff is not before it
+        (Fraction(101, 1000), 1),
+        (Fraction(3, 10), 2),
+        (Fraction(301, 1000), 3),
+        (Fraction(100), 3),  # past the end: the last frame
+    ],
+)
+def test_frame_before_is_strict_and_clamped(cutoff, expected):
+    times = [Fraction(0), Fraction(1, 10), Fraction(2, 10), Fraction(3, 10)]
+    assert frame_before(times, cutoff) == expected
+
+
+def test_frame_before_needs_frames():
+    with pytest.raises(GridError, match="no frame"):
+        frame_before([], Fraction(1))
+
+
+def test_cutoffs_are_exact():
+    assert sample_cutoff_2d(0, 1.5) == Fraction(3, 4)
+    assert sample_cutoff_2d(3, 0.1) == Fraction(35, 100)
+    cuts = window_cutoffs_3d(2, 1.5, 30)
+    assert len(cuts) == 45
+    assert cuts[0] == 3 + Fraction(1, 60)
+    assert cuts[-1] == 3 + Fraction(89, 60) < Fraction(9, 2)
+    # the 2D cutoff is the middle slot's when L·fps is odd
+    assert sample_cutoff_2d(2, 1.5) == cuts[22]
+
+
+def test_window_cutoffs_reject_a_step_too_short_for_one_frame():
+    with pytest.raises(GridError, match="no frame"):
+        window_cutoffs_3d(0, 0.01, 30)
+
+
+def test_select_2d_at_30_fps():
+    times = [Fraction(k, 30) for k in range(310)]  # 10.333 s
+    picks = select_2d(times, Fraction(310, 30), 1.5)
+    assert len(picks) == 7
+    # frame 22 (0.7333 s) is the last before 0.75 s; step 6's 9.75 s is frame 292 (9.7333 s)
+    assert picks == [22, 67, 112, 157, 202, 247, 292]
+
+
+def test_select_3d_short_last_window_repeats_the_last_frame():
+    times = [Fraction(k, 30) for k in range(50)]  # 1.6667 s: two steps, the second short
+    windows = select_3d(times, Fraction(50, 30), 1.5, 30)
+    assert windows[0] == list(range(45))  # 30 fps in, 30 fps out: each frame once
+    assert windows[1] == [45, 46, 47, 48, 49] + [49] * 40
+
+
+@pytest.mark.parametrize(
+    ("times", "duration", "match"),
+    [
+        ([], Fraction(1), "no frame"),
+        ([Fraction(0), Fraction(0)], Fraction(1), "increase"),
+        ([Fraction(0), Fraction(1)], Fraction(1), "end after"),
+    ],
+)
+def test_select_rejects_bad_frame_times(times, duration, match):
+    with pytest.raises(GridError, match=match):
+        select_2d(times, duration, 1.5)
+
+
+@PROPERTY
+@given(video=frame_times_ms(), l_ms=st.integers(20, 3000))
+@example(video=([Fraction(k, 30) for k in range(310)], Fraction(310, 30)), l_ms=100)
+def test_select_2d_is_ffmpeg_fps_filter(video, l_ms):
+    """Our 2D choice equals ffmpeg's ``fps=1/L`` on the common prefix; counts differ by <= 1.
+
+    ffmpeg emits ``round(D/L)`` frames (halves up), we emit ``ceil(D/L)``: ffmpeg drops a last
+    step that is less than half covered, we keep it (HERO's step count).
+    """
+    times, end = video
+    interval = sec(l_ms)
+    ours = select_2d(times, end, interval)
+    theirs = ffmpeg_fps(times, end, 1 / Fraction(l_ms, 1000))
+    assert len(ours) == num_steps(float(end), interval)
+    assert abs(len(ours) - len(theirs)) <= 1
+    n = min(len(ours), len(theirs))
+    assert ours[:n] == theirs[:n]
+
+
+@PROPERTY
+@given(video=frame_times_ms(), k=st.integers(1, 60))
+def test_select_3d_is_ffmpeg_fps_filter_at_30(video, k):
+    """With L a whole number of 1/30 s, the windows laid end to end are ``fps=30``'s output."""
+    times, end = video
+    interval = k / 30
+    windows = select_3d(times, end, interval, 30)
+    assert all(len(w) == k for w in windows)
+    flat = [i for w in windows for i in w]
+    theirs = ffmpeg_fps(times, end, Fraction(30))
+    n = min(len(flat), len(theirs))
+    assert n >= len(flat) - k  # ffmpeg may stop inside our last (padded) window only
+    assert flat[:n] == theirs[:n]
+    # past ffmpeg's end our slots repeat the last frame
+    assert all(i == len(times) - 1 for i in flat[len(theirs) :])

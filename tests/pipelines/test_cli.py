@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from extract.extractor import ExtractConfig, FeatureExtractor
 from hero_data.reader import HeroDataset
 from hero_data.writer import read_errors
 from pipelines.cli import main
+from pipelines.demo import DemoConfig, run_demo
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -23,7 +26,7 @@ def run(*args: str) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def demo_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo"
-    code, output = run("demo", "--output", str(out), "--videos", "3", "--seed", "1")
+    code, output = run("demo", "--output", str(out), "--videos", "1", "--seed", "1")
     assert code == 0, output
     assert "clips read back equal after sha256 verification" in output
     return out / "dataset"
@@ -32,7 +35,8 @@ def demo_dataset(tmp_path_factory) -> Path:
 def test_help_lists_built_commands():
     code, out = run("--help")
     assert code == 0
-    assert "inspect" in out and "demo" in out and "align" in out
+    for command in ("inspect", "demo", "align", "extract"):
+        assert command in out
     code, out = run("inspect", "--help")
     assert code == 0 and "--json" in out and "--clip" in out
 
@@ -45,18 +49,21 @@ def test_console_script_runs():
 
 def test_demo_writes_a_verified_dataset(demo_dataset):
     ds = HeroDataset.open(demo_dataset, verify="full")
-    assert len(ds) > 3
-    assert ds.manifest.config["demo"] is True
-    assert "synthetic" in ds.manifest.config["features"]
-    assert ds.manifest.config["tokenizer"]["kind"]
+    assert len(ds) >= 2
+    config = ds.manifest.config
+    assert config["demo"] is True and config["tokenizer"]["kind"]
+    assert config["extraction"]["weights"]["resnet"]["sha256"] == "random"
     errors = read_errors(demo_dataset)
     assert [(e["video_id"], e["stage"], e["error_type"]) for e in errors] == [
-        ("empty", "plan", "EmptyVideo"),
+        ("truncated", "probe", "DecodeError"),
         ("broken", "subtitles", "SubtitleError"),
     ]
-    assert "broken.vtt" in errors[1]["message"]
+    assert "truncated.mp4" in errors[0]["message"] and "broken.vtt" in errors[1]["message"]
     videos = {r.clip.video_id for r in ds}
-    assert videos == {"video00", "video01", "video02", "silent"}
+    assert videos == {"video00", "silent"}
+    for r in ds:  # real features: unit ResNet rows, one row per step
+        norms = np.linalg.norm(r.resnet.astype(np.float32), axis=1)
+        np.testing.assert_allclose(norms, 1.0, atol=2e-3)
     # Real subtitle work: cues aligned and tokenized, steps each in exactly one place.
     for r in ds:
         assert len(r.cue_token_ids) == len(r.cues) == len(r.unique_sub2frames)
@@ -68,11 +75,22 @@ def test_demo_writes_a_verified_dataset(demo_dataset):
 
 
 def test_demo_is_deterministic_and_replaces_only_demos(tmp_path, demo_dataset):
+    extractor = FeatureExtractor(ExtractConfig(random_weights=True, device="cpu"))
     out = tmp_path / "again"
-    assert run("demo", "--output", str(out), "--videos", "3", "--seed", "1")[0] == 0
+    run_demo(out, DemoConfig(videos=1, seed=1), extractor=extractor)
     a, b = HeroDataset.open(demo_dataset), HeroDataset.open(out / "dataset")
-    assert [s.sha256 for s in a.manifest.shards] == [s.sha256 for s in b.manifest.shards]
-    assert run("demo", "--output", str(out), "--videos", "2")[0] == 0  # an old demo is replaced
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):  # same clips, bit-identical features (sources differ)
+        assert (x.clip, x.cues, x.cue_token_ids, x.unique_sub2frames) == (
+            y.clip,
+            y.cues,
+            y.cue_token_ids,
+            y.unique_sub2frames,
+        )
+        assert np.array_equal(x.resnet, y.resnet) and np.array_equal(x.slowfast, y.slowfast)
+    tiny = DemoConfig(videos=1, min_duration=2.0, max_duration=3.0)
+    run_demo(out, tiny, extractor=extractor)  # an old demo is replaced
+    assert {r.clip.video_id for r in HeroDataset.open(out / "dataset")} == {"video00", "silent"}
     other = tmp_path / "other"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
@@ -87,19 +105,19 @@ def test_inspect_json_matches_the_dataset(demo_dataset):
     summary = json.loads(out)
     ds = HeroDataset.open(demo_dataset)
     assert summary["clips"] == len(ds)
-    assert summary["videos"] == 4
+    assert summary["videos"] == 2
     assert summary["steps"] == sum(r.num_frames for r in ds)
     assert summary["cues"] == sum(len(r.cues) for r in ds)
     assert summary["hours"] == pytest.approx(sum(r.clip.duration for r in ds) / 3600)
     assert summary["failed_inputs"] == 2
-    assert summary["failed_by_type"] == {"EmptyVideo": 1, "SubtitleError": 1}
+    assert summary["failed_by_type"] == {"DecodeError": 1, "SubtitleError": 1}
     assert sum(s["rows"] for s in summary["shards"]) == len(ds)
 
 
 def test_inspect_table(demo_dataset):
     code, out = run("inspect", str(demo_dataset), "--verify")
     assert code == 0
-    for word in ("videos", "clips", "hours", "steps", "cues", "failed: EmptyVideo", "part-00000"):
+    for word in ("videos", "clips", "hours", "steps", "cues", "failed: DecodeError", "part-00000"):
         assert word in out
 
 
@@ -107,8 +125,8 @@ def test_inspect_clip(demo_dataset):
     code, out = run("inspect", str(demo_dataset), "--clip", "video00.0", "--json")
     assert code == 0
     clip = json.loads(out)
-    assert clip["num_frames"] == 40 and len(clip["steps"]) == 40
-    assert clip["steps"][-1]["end"] == 60.0
+    assert clip["num_frames"] == 6 and len(clip["steps"]) == 6  # demo clips are 9 s
+    assert clip["steps"][-1]["end"] == 9.0
     first_cue = clip["cues"][0]
     covered = [s["step"] for s in clip["steps"] if 0 in s["covering"]]
     assert covered[0] == int(first_cue["start"] // 1.5)

@@ -1,0 +1,151 @@
+"""End-to-end feature extraction speed, and each model's throughput.
+
+Run it::
+
+    uv run python benchmarks/extract.py                 # CPU, or CUDA when available
+    uv run python benchmarks/extract.py --device cuda --batch-size 64
+
+It writes a synthetic H.264 video (default 60 s, 640x360, 30 fps), then measures:
+
+* ``video_s_per_s``: seconds of video per wall-clock second (= video-hours per hour) through
+  :meth:`FeatureExtractor.extract` (decode, both models, float16 features), the path
+  ``hero extract`` runs, models already loaded;
+* ``resnet_images_per_s``: ResNet-152 on 224x398 images (short side 224 of 16:9 video);
+* ``slowfast_clips_per_s``: SlowFast-R50 on 45-frame 224x224 windows;
+* the models' FLOPs per sample (counted by ``torch.utils.flop_counter``, 2 per multiply-add),
+  achieved TFLOP/s, and on CUDA the MFU against the bf16 dense peak given by ``--peak-tflops``
+  (default 989, an H100/H200 SXM's).
+
+Weights are seeded random (``--random-weights`` semantics): speed does not depend on them. The
+last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+# This script's name is the `extract` package's: run as `python benchmarks/extract.py`, its own
+# folder comes first on sys.path and `import extract` would find this file. Drop that entry.
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+    sys.modules.pop("extract", None)
+
+from extract.extractor import ExtractConfig, FeatureExtractor
+from extract.synthetic import make_video
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    return int(counter.get_total_flops())
+
+
+def _throughput(
+    model: torch.nn.Module, x: torch.Tensor, device: torch.device, min_seconds: float
+) -> tuple[float, int]:
+    """(samples/s, samples timed) over at least ``min_seconds`` after one warm-up batch."""
+    with torch.inference_mode():
+        model(x)
+        _sync(device)
+        done, start = 0, time.perf_counter()
+        while True:
+            model(x)
+            done += x.shape[0]
+            _sync(device)
+            if time.perf_counter() - start >= min_seconds:
+                break
+    return done / (time.perf_counter() - start), done
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--duration", type=float, default=60.0, help="video seconds")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=None, help="default: 1 on CPU, 64 on CUDA")
+    p.add_argument("--min-seconds", type=float, default=10.0, help="per model timing")
+    p.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak for MFU")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--workdir", type=Path, default=None)
+    args = p.parse_args()
+
+    cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
+    batch = args.batch_size or (64 if cuda else 1)
+    cfg = ExtractConfig(
+        device=args.device, batch_size=batch, random_weights=True, compile=args.compile
+    )
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        video = make_video(
+            Path(tmp) / "bench.mp4", duration=args.duration, width=args.width, height=args.height
+        )
+        t0 = time.perf_counter()
+        ex = FeatureExtractor(cfg)
+        load_s = time.perf_counter() - t0
+        device = ex.device
+        ex.extract(video, end=3.0)  # warm-up: first-call allocations, cuDNN autotune
+        _sync(device)
+        t0 = time.perf_counter()
+        feats = ex.extract(video)
+        _sync(device)
+        extract_s = time.perf_counter() - t0
+
+    short = 224
+    long = round(short * args.width / args.height)
+    images = torch.randint(0, 256, (batch, short, long, 3), dtype=torch.uint8, device=device)
+    windows = torch.randint(0, 256, (batch, 45, 224, 224, 3), dtype=torch.uint8, device=device)
+    resnet_flops = _flops(ex.resnet, images[:1])
+    slowfast_flops = _flops(ex.slowfast, windows[:1])
+    r_rate, r_n = _throughput(ex.resnet, images, device, args.min_seconds)
+    s_rate, s_n = _throughput(ex.slowfast, windows, device, args.min_seconds)
+    r_tflops = r_rate * resnet_flops / 1e12
+    s_tflops = s_rate * slowfast_flops / 1e12
+
+    out = {
+        "device": torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu",
+        "device_type": device.type,
+        "threads": torch.get_num_threads(),
+        "batch_size": batch,
+        "dtype": "bf16 autocast" if cuda and cfg.bf16 else "fp32",
+        "video": f"{args.duration:g} s {args.width}x{args.height} h264 30 fps",
+        "model_load_s": round(load_s, 2),
+        "steps": feats.num_steps,
+        "extract_s": round(extract_s, 2),
+        "video_s_per_s": round(args.duration / extract_s, 3),
+        "resnet_input": f"{short}x{long}",
+        "resnet_gflops_per_image": round(resnet_flops / 1e9, 2),
+        "resnet_images_per_s": round(r_rate, 2),
+        "resnet_images_timed": r_n,
+        "resnet_tflops": round(r_tflops, 3),
+        "slowfast_gflops_per_clip": round(slowfast_flops / 1e9, 2),
+        "slowfast_clips_per_s": round(s_rate, 2),
+        "slowfast_clips_timed": s_n,
+        "slowfast_tflops": round(s_tflops, 3),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+    if cuda:
+        out["resnet_mfu"] = round(r_tflops / args.peak_tflops, 4)
+        out["slowfast_mfu"] = round(s_tflops / args.peak_tflops, 4)
+    for k, v in out.items():
+        print(f"{k:>26}: {v}")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

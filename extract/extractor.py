@@ -1,0 +1,302 @@
+"""Features for a video: one streaming decode feeding ResNet-152 and SlowFast-R50.
+
+A background thread decodes steps (:func:`extract.decode.iter_steps`) into a bounded queue while
+the models run, so decoding overlaps compute and memory stays at ``prefetch_steps`` steps
+(about 7 MB each) however long the video. Steps are batched ``batch_size`` at a time. On CPU the
+models run each sample on its own (``cpu_micro_batch``), so a step's features are bit-identical
+whatever it was batched with: resumed or retried runs agree. On CUDA: bf16 autocast,
+channels_last, pinned host memory and non-blocking copies, optional ``torch.compile``.
+
+Features are returned as float16, ``(N, 2048)`` ResNet (L2-normalised) and ``(N, 2304)``
+SlowFast, N = the number of steps decoded (``ceil(D / L)`` for a whole video).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from extract.decode import StepFrames, iter_steps
+from extract.models import (
+    WeightsInfo,
+    load_resnet152,
+    load_slowfast_r50,
+    prepare_for,
+)
+from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
+from hero_data.types import safe_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """How features are extracted.
+
+    Attributes:
+        frame_interval: seconds per step ``L``.
+        backend: decoder backend (``pyav``, ``decord``, ``torchcodec``).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``.
+        batch_size: steps per model batch.
+        prefetch_steps: decoded steps queued ahead of the models (bounds memory).
+        bf16: autocast the models to bfloat16 on CUDA (ignored on CPU).
+        compile: ``torch.compile`` the models (CUDA; slow to start).
+        resnet_weights: ResNet-152 ImageNet state dict; ``None``: the torch hub cache.
+        slowfast_weights: ``SLOWFAST_8x8_R50.pyth``; ``None``: the torch hub cache.
+        random_weights: use seeded random weights (features are meaningless; for tests/demos).
+    """
+
+    frame_interval: float = 1.5
+    backend: str = "pyav"
+    device: str = "auto"
+    batch_size: int = 16
+    prefetch_steps: int = 32
+    bf16: bool = True
+    compile: bool = False
+    resnet_weights: str | None = None
+    slowfast_weights: str | None = None
+    random_weights: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.prefetch_steps < 1:
+            raise ValueError("batch_size and prefetch_steps must be positive")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available else CPU; otherwise ``torch.device(name)``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available")
+    return device
+
+
+@dataclass(frozen=True)
+class VideoFeatures:
+    """Features of consecutive steps of one video.
+
+    Attributes:
+        resnet: ``(N, 2048)`` float16, rows of unit norm.
+        slowfast: ``(N, 2304)`` float16.
+        frame_interval: seconds per step.
+        first_step: index of the first row's step in the video (0 for a whole video).
+    """
+
+    resnet: np.ndarray
+    slowfast: np.ndarray
+    frame_interval: float
+    first_step: int = 0
+
+    @property
+    def num_steps(self) -> int:
+        """N."""
+        return int(self.resnet.shape[0])
+
+
+class _Prefetch:
+    """Runs a step iterator in a thread, handing steps over through a bounded queue."""
+
+    _END = object()
+
+    def __init__(self, steps: Iterator[StepFrames], size: int) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=size)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(steps,), daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, steps: Iterator[StepFrames]) -> None:
+        try:
+            for step in steps:
+                if not self._put(step):
+                    return
+            self._put(self._END)
+        except BaseException as e:  # handed to the consumer, raised there
+            self._put(e)
+
+    def __iter__(self) -> Iterator[StepFrames]:
+        try:
+            while True:
+                item = self._q.get()
+                if item is self._END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=10)
+
+
+class FeatureExtractor:
+    """Loads the two models once; extracts features of videos or windows of them.
+
+    Args:
+        config: see :class:`ExtractConfig`.
+        resnet, slowfast: already-built feature modules (tests, or sharing across extractors);
+            when given, no weights are loaded for that model and ``weights`` says "injected".
+    """
+
+    def __init__(
+        self,
+        config: ExtractConfig | None = None,
+        *,
+        resnet: torch.nn.Module | None = None,
+        slowfast: torch.nn.Module | None = None,
+    ) -> None:
+        self.config = cfg = config or ExtractConfig()
+        self.device = resolve_device(cfg.device)
+        cuda = self.device.type == "cuda"
+        self.weights: dict[str, WeightsInfo] = {}
+        if resnet is None:
+            resnet, self.weights["resnet"] = load_resnet152(
+                cfg.resnet_weights, random_weights=cfg.random_weights
+            )
+        else:
+            self.weights["resnet"] = WeightsInfo("injected", None, "injected")
+        if slowfast is None:
+            slowfast, self.weights["slowfast"] = load_slowfast_r50(
+                cfg.slowfast_weights, random_weights=cfg.random_weights
+            )
+        else:
+            self.weights["slowfast"] = WeightsInfo("injected", None, "injected")
+        opts = {"bf16": cuda and cfg.bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
+        self.resnet = prepare_for(resnet, self.device, **opts)
+        self.slowfast = prepare_for(slowfast, self.device, **opts)
+
+    def describe(self) -> dict[str, Any]:
+        """What a dataset manifest records about extraction."""
+        return {
+            "frame_interval": self.config.frame_interval,
+            "decoder": self.config.backend,
+            "models": {
+                "resnet": "torchvision resnet152, global average pool, L2-normalised",
+                "slowfast": "pytorchvideo slowfast_r50 (8x8), pooled slow||fast before the head",
+            },
+            "weights": {k: asdict(v) for k, v in self.weights.items()},
+            "preprocessing": {
+                "image": "frame before (i+1/2)L, short side 224, aspect kept, ImageNet mean/std",
+                "window": "30 fps resample of [iL,(i+1)L), short side 224, centre crop 224, "
+                "32 uniform frames (fast), every 4th (slow), /255, mean 0.45, std 0.225",
+            },
+            "dtype": "bfloat16 autocast" if self._bf16 else "float32",
+            "device": self.device.type,
+        }
+
+    @property
+    def _bf16(self) -> bool:
+        return self.device.type == "cuda" and self.config.bf16
+
+    def _to_device(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        batch = torch.from_numpy(np.stack(arrays))  # (B, ...) uint8
+        if self.device.type == "cuda":
+            return batch.pin_memory().to(self.device, non_blocking=True)
+        return batch
+
+    @torch.inference_mode()
+    def _run(self, steps: list[StepFrames]) -> tuple[np.ndarray, np.ndarray]:
+        images = self._to_device([s.image for s in steps])  # (B, H, W, 3)
+        windows = self._to_device([s.window for s in steps])  # (B, T, 224, 224, 3)
+        r = self.resnet(images).float().cpu().numpy()  # (B, 2048)
+        f = self.slowfast(windows).float().cpu().numpy()  # (B, 2304)
+        return r.astype(np.float16), f.astype(np.float16)
+
+    def iter_features(
+        self, path: str | os.PathLike[str], *, start: float = 0.0, end: float | None = None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(step index, resnet (2048,), slowfast (2304,))`` float16 per step, in order."""
+        cfg = self.config
+        steps = iter_steps(path, cfg.frame_interval, start=start, end=end, backend=cfg.backend)
+        batch: list[StepFrames] = []
+        for step in _Prefetch(steps, cfg.prefetch_steps):
+            if batch and step.image.shape != batch[0].image.shape:
+                yield from self._emit(batch)  # a batch stacks images of one size only
+                batch = []
+            batch.append(step)
+            if len(batch) >= cfg.batch_size:
+                yield from self._emit(batch)
+                batch = []
+        if batch:
+            yield from self._emit(batch)
+
+    def _emit(self, batch: list[StepFrames]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        r, f = self._run(batch)
+        for k, step in enumerate(batch):
+            yield step.index, r[k], f[k]
+
+    def extract(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        start: float = 0.0,
+        end: float | None = None,
+        on_step: Callable[[int], None] | None = None,
+    ) -> VideoFeatures:
+        """Features of ``[start, end)`` source seconds of ``path`` (the whole video by default).
+
+        ``on_step(index)`` is called after each step (progress).
+        """
+        resnet: list[np.ndarray] = []
+        slowfast: list[np.ndarray] = []
+        first = None
+        for index, r, f in self.iter_features(path, start=start, end=end):
+            if first is None:
+                first = index
+            resnet.append(r)
+            slowfast.append(f)
+            if on_step is not None:
+                on_step(index)
+        return VideoFeatures(
+            resnet=np.stack(resnet) if resnet else np.zeros((0, RESNET_DIM), np.float16),
+            slowfast=np.stack(slowfast) if slowfast else np.zeros((0, SLOWFAST_DIM), np.float16),
+            frame_interval=self.config.frame_interval,
+            first_step=first or 0,
+        )
+
+
+def npz_name(video: str | os.PathLike[str]) -> str:
+    """``<safe stem>.<8 hex of the absolute path's sha256>.npz``: same-named videos in
+    different folders get different files, and a video always gets the same one."""
+    path = Path(video)
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    return f"{safe_id(path.stem)}.{digest}.npz"
+
+
+def write_npz(path: str | os.PathLike[str], features: VideoFeatures, source: str) -> None:
+    """Write ``resnet``, ``slowfast``, ``frame_interval`` and ``source`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                resnet=features.resnet,
+                slowfast=features.slowfast,
+                frame_interval=np.float64(features.frame_interval),
+                source=np.str_(source),
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,129 @@
+"""Feature extraction end to end on the real fixture videos, and `hero extract`.
+
+Random weights (nothing can be downloaded here), real decode and model code on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from extract.decode import DecodeError, probe
+from extract.extractor import ExtractConfig, FeatureExtractor, npz_name, write_npz
+from extract.synthetic import make_video
+from hero_data.writer import read_errors
+from pipelines.cli import main
+
+GOOD = [
+    "flipping_a_pancake.mkv",
+    "video_0.mov",
+    "video_90.mov",
+    "video_180.mov",
+    "video_270.mov",
+    "unordered.mov",
+]
+
+
+@pytest.fixture(scope="module")
+def extractor() -> FeatureExtractor:
+    return FeatureExtractor(ExtractConfig(device="cpu", random_weights=True, batch_size=4))
+
+
+@pytest.fixture(scope="module")
+def features(extractor, shared_fixtures):
+    videos = shared_fixtures / "videos"
+    return {name: extractor.extract(videos / name) for name in GOOD}
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_fixture_videos_extract(features, shared_fixtures, name):
+    f = features[name]
+    info = probe(shared_fixtures / "videos" / name)
+    assert f.num_steps == math.ceil(info.duration / 1.5) >= 1
+    assert f.resnet.shape == (f.num_steps, 2048) and f.resnet.dtype == np.float16
+    assert f.slowfast.shape == (f.num_steps, 2304) and f.slowfast.dtype == np.float16
+    norms = np.linalg.norm(f.resnet.astype(np.float32), axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=2e-3)  # unit rows, to float16 precision
+    assert np.isfinite(f.slowfast.astype(np.float32)).all()
+
+
+def test_corrupted_video_fails_clearly(extractor, shared_fixtures):
+    bad = shared_fixtures / "videos" / "corrupted.mp4"
+    with pytest.raises(DecodeError, match=r"corrupted\.mp4"):
+        extractor.extract(bad)
+
+
+def test_features_do_not_depend_on_batching(features, shared_fixtures):
+    """On CPU a step's features are bit-identical whatever it is batched with."""
+    one = FeatureExtractor(ExtractConfig(device="cpu", random_weights=True, batch_size=1))
+    f = one.extract(shared_fixtures / "videos" / "flipping_a_pancake.mkv")
+    g = features["flipping_a_pancake.mkv"]  # batch_size=4
+    assert np.array_equal(f.resnet, g.resnet) and np.array_equal(f.slowfast, g.slowfast)
+
+
+def test_a_window_equals_the_same_rows_of_the_whole_video(extractor, tmp_path):
+    video = make_video(tmp_path / "v.mp4", duration=10.0, width=160, height=90)
+    whole = extractor.extract(video)
+    part = extractor.extract(video, start=4.5, end=9.0)
+    assert whole.num_steps == 7 and part.first_step == 3 and part.num_steps == 3
+    assert np.array_equal(part.resnet, whole.resnet[3:6])
+    assert np.array_equal(part.slowfast, whole.slowfast[3:6])
+
+
+def test_npz_names_and_contents(tmp_path, features):
+    a, b = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
+    assert npz_name(a) != npz_name(b)
+    assert npz_name(a) == npz_name(tmp_path / "a" / ".." / "a" / "clip.mp4")
+    assert npz_name(a).startswith("clip.") and npz_name(a).endswith(".npz")
+    target = tmp_path / npz_name(a)
+    f = features["video_90.mov"]
+    write_npz(target, f, str(a))
+    with np.load(target) as z:
+        assert np.array_equal(z["resnet"], f.resnet) and np.array_equal(z["slowfast"], f.slowfast)
+        assert float(z["frame_interval"]) == 1.5 and str(z["source"]) == str(a)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_hero_extract_cli(tmp_path, shared_fixtures):
+    videos = shared_fixtures / "videos"
+    out = tmp_path / "out"
+    args = [
+        "extract",
+        str(videos / "video_0.mov"),
+        str(videos / "video_90.mov"),
+        str(videos / "corrupted.mp4"),
+        "--output",
+        str(out),
+        "--random-weights",
+        "--device",
+        "cpu",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "2 written, 0 skipped (exist), 1 failed" in result.output
+    files = sorted(p.name for p in out.glob("*.npz"))
+    assert len(files) == 2 and files[0].startswith("video_0.")
+    errors = read_errors(out)
+    assert [(e["video_id"], e["stage"]) for e in errors] == [("corrupted", "extract")]
+    assert "corrupted.mp4" in errors[0]["message"]
+    again = CliRunner().invoke(main, [*args, "--strict"])
+    assert again.exit_code == 1  # the corrupted video fails again
+    assert "0 written, 2 skipped (exist), 1 failed" in again.output
+
+
+def test_hero_extract_without_weights_names_the_files(tmp_path, monkeypatch, shared_fixtures):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    video = shared_fixtures / "videos" / "video_0.mov"
+    result = CliRunner().invoke(main, ["extract", str(video), "--output", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "resnet152-394f9c45.pth" in result.output and "Traceback" not in result.output
+
+
+def test_describe_is_json(extractor):
+    d = extractor.describe()
+    json.dumps(d)
+    assert d["weights"]["resnet"]["sha256"] == "random" and d["frame_interval"] == 1.5
