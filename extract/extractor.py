@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -104,12 +105,29 @@ class VideoFeatures:
         return int(self.resnet.shape[0])
 
 
+class ExtractTimeout(TimeoutError):
+    """A video took longer than its time budget (a hung or pathologically slow decode)."""
+
+
 class _Prefetch:
-    """Runs a step iterator in a thread, handing steps over through a bounded queue."""
+    """Runs a step iterator in a thread, handing steps over through a bounded queue.
+
+    With a ``deadline`` (``time.monotonic()`` seconds) the consumer stops waiting then and
+    raises :class:`ExtractTimeout`; the decode thread is told to stop and, if it is stuck in a
+    call that never returns, is left behind as a daemon (it holds one step at most).
+    """
 
     _END = object()
 
-    def __init__(self, steps: Iterator[StepFrames], size: int) -> None:
+    def __init__(
+        self,
+        steps: Iterator[StepFrames],
+        size: int,
+        deadline: float | None = None,
+        what: str = "",
+    ) -> None:
+        self._deadline = deadline
+        self._what = what
         self._q: queue.Queue[Any] = queue.Queue(maxsize=size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(steps,), daemon=True)
@@ -136,7 +154,16 @@ class _Prefetch:
     def __iter__(self) -> Iterator[StepFrames]:
         try:
             while True:
-                item = self._q.get()
+                if self._deadline is None:
+                    item = self._q.get()
+                else:
+                    try:
+                        item = self._q.get(timeout=max(self._deadline - time.monotonic(), 0.0))
+                    except queue.Empty:
+                        raise ExtractTimeout(
+                            f"{self._what}: gave up after its time budget; decoding hung or is "
+                            "far slower than expected"
+                        ) from None
                 if item is self._END:
                     return
                 if isinstance(item, BaseException):
@@ -144,7 +171,7 @@ class _Prefetch:
                 yield item
         finally:
             self._stop.set()
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=1 if self._deadline is not None else 10)
 
 
 class FeatureExtractor:
@@ -221,13 +248,22 @@ class FeatureExtractor:
         return r.astype(np.float16), f.astype(np.float16)
 
     def iter_features(
-        self, path: str | os.PathLike[str], *, start: float = 0.0, end: float | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        start: float = 0.0,
+        end: float | None = None,
+        timeout_s: float | None = None,
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """``(step index, resnet (2048,), slowfast (2304,))`` float16 per step, in order."""
+        """``(step index, resnet (2048,), slowfast (2304,))`` float16 per step, in order.
+
+        ``timeout_s``: the whole video's time budget; past it :class:`ExtractTimeout`.
+        """
         cfg = self.config
         steps = iter_steps(path, cfg.frame_interval, start=start, end=end, backend=cfg.backend)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         batch: list[StepFrames] = []
-        for step in _Prefetch(steps, cfg.prefetch_steps):
+        for step in _Prefetch(steps, cfg.prefetch_steps, deadline, str(path)):
             if batch and step.image.shape != batch[0].image.shape:
                 yield from self._emit(batch)  # a batch stacks images of one size only
                 batch = []
@@ -250,15 +286,17 @@ class FeatureExtractor:
         start: float = 0.0,
         end: float | None = None,
         on_step: Callable[[int], None] | None = None,
+        timeout_s: float | None = None,
     ) -> VideoFeatures:
         """Features of ``[start, end)`` source seconds of ``path`` (the whole video by default).
 
-        ``on_step(index)`` is called after each step (progress).
+        ``on_step(index)`` is called after each step (progress); ``timeout_s`` bounds the
+        whole call (:class:`ExtractTimeout`).
         """
         resnet: list[np.ndarray] = []
         slowfast: list[np.ndarray] = []
         first = None
-        for index, r, f in self.iter_features(path, start=start, end=end):
+        for index, r, f in self.iter_features(path, start=start, end=end, timeout_s=timeout_s):
             if first is None:
                 first = index
             resnet.append(r)

@@ -87,12 +87,15 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 @dataclass(frozen=True)
 class ShardInfo:
-    """One complete shard: its path relative to the dataset root, rows, bytes, sha256."""
+    """One complete shard: its path relative to the dataset root, rows, bytes, sha256, and the
+    ids of the videos whose clips it holds (all of each video's clips: writers never split a
+    video written with ``write_video`` across shards)."""
 
     name: str
     rows: int
     bytes: int
     sha256: str
+    videos: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,10 @@ class Manifest:
         """Clips in all shards."""
         return sum(s.rows for s in self.shards)
 
+    def videos(self) -> set[str]:
+        """Ids of the videos with clips in committed shards."""
+        return {v for s in self.shards for v in s.videos}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT_NAME,
@@ -130,7 +137,7 @@ class Manifest:
             "updated": self.updated,
             "config": self.config,
             "num_rows": self.num_rows,
-            "shards": [asdict(s) for s in self.shards],
+            "shards": [{**asdict(s), "videos": list(s.videos)} for s in self.shards],
         }
 
     def write(self, root: str | os.PathLike[str]) -> None:
@@ -165,7 +172,13 @@ def load_manifest(root: str | os.PathLike[str]) -> Manifest:
         )
     try:
         shards = tuple(
-            ShardInfo(str(s["name"]), int(s["rows"]), int(s["bytes"]), str(s["sha256"]))
+            ShardInfo(
+                str(s["name"]),
+                int(s["rows"]),
+                int(s["bytes"]),
+                str(s["sha256"]),
+                tuple(str(v) for v in s.get("videos", ())),
+            )
             for s in data["shards"]
         )
         config = data["config"]

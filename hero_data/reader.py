@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -173,24 +173,7 @@ class HeroDataset(Sequence[ClipRecord]):
     def __getitem__(self, key: int | str) -> ClipRecord:  # type: ignore[override]
         batch, row = self._locate(key)
         lo, hi = batch.offsets[row], batch.offsets[row + 1]
-        b = batch.batch
-
-        def value(name: str):
-            return b.column(name)[row].as_py()
-
-        clip = Clip(value("video_id"), value("clip_index"), value("clip_start"), value("clip_end"))
-        return ClipRecord(
-            clip=clip,
-            source=value("source"),
-            frame_interval=value("frame_interval"),
-            resnet=batch.resnet[lo:hi],
-            slowfast=batch.slowfast[lo:hi],
-            cues=tuple(Cue(**c) for c in value("cues")),
-            cue_token_ids=value("cue_token_ids"),
-            sub2frames=value("sub2frames"),
-            unique_sub2frames=value("unique_sub2frames"),
-            unmatched_frames=value("unmatched_frames"),
-        )
+        return record_from_row(batch.batch, row, batch.resnet[lo:hi], batch.slowfast[lo:hi])
 
     def __iter__(self) -> Iterator[ClipRecord]:
         for i in range(self._len):
@@ -202,6 +185,41 @@ class HeroDataset(Sequence[ClipRecord]):
         batches = [b.batch for b in self._batches]
         table = pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()
         return table.select(list(columns)) if columns is not None else table
+
+
+def record_from_row(
+    batch: pa.RecordBatch,
+    row: int,
+    resnet: np.ndarray | None = None,
+    slowfast: np.ndarray | None = None,
+) -> ClipRecord:
+    """Row ``row`` of a record batch of the clip schema as a :class:`ClipRecord`.
+
+    ``resnet``/``slowfast``: the row's features when the caller already has views of them;
+    otherwise they are taken (zero-copy) from the batch.
+    """
+
+    def value(name: str) -> Any:
+        return batch.column(name)[row].as_py()
+
+    if resnet is None or slowfast is None:
+        offsets, r = _steps_view(batch.column("resnet"), FEATURE_COLUMNS["resnet"])
+        _, f = _steps_view(batch.column("slowfast"), FEATURE_COLUMNS["slowfast"])
+        lo, hi = offsets[row], offsets[row + 1]
+        resnet, slowfast = r[lo:hi], f[lo:hi]
+    clip = Clip(value("video_id"), value("clip_index"), value("clip_start"), value("clip_end"))
+    return ClipRecord(
+        clip=clip,
+        source=value("source"),
+        frame_interval=value("frame_interval"),
+        resnet=resnet,
+        slowfast=slowfast,
+        cues=tuple(Cue(**c) for c in value("cues")),
+        cue_token_ids=value("cue_token_ids"),
+        sub2frames=value("sub2frames"),
+        unique_sub2frames=value("unique_sub2frames"),
+        unmatched_frames=value("unmatched_frames"),
+    )
 
 
 def open_dataset(root: str | os.PathLike[str], verify: Verify = "fast") -> HeroDataset:

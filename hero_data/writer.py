@@ -23,7 +23,8 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -78,8 +79,11 @@ class DatasetWriter:
         max_rows_per_shard: a shard is closed after this many clips.
         max_shard_bytes: ... or once its feature bytes reach this.
         batch_rows: clips per Arrow record batch inside a shard (memory held by the writer).
+        wait_for_lock: seconds to wait for another writer to finish (``None``: fail at once).
 
-    Use as a context manager; :meth:`write` adds one clip.
+    Use as a context manager; :meth:`write` adds one clip, :meth:`write_video` all clips of a
+    video, never split across shards (so a committed shard holds whole videos, and resuming
+    can go by video ids).
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class DatasetWriter:
         max_rows_per_shard: int = 2048,
         max_shard_bytes: int = 1 << 30,
         batch_rows: int = 64,
+        wait_for_lock: float | None = None,
     ) -> None:
         if mode not in ("create", "append", "overwrite"):
             raise ValueError(f"mode must be create, append or overwrite, got {mode!r}")
@@ -102,6 +107,8 @@ class DatasetWriter:
         self.max_rows_per_shard = max_rows_per_shard
         self.max_shard_bytes = max_shard_bytes
         self.batch_rows = batch_rows
+        self.wait_for_lock = wait_for_lock
+        self._videos: list[str] = []
         self._manifest: Manifest | None = None
         self._pending: list[ClipRecord] = []
         self._sink: pa.OSFile | None = None
@@ -132,13 +139,19 @@ class DatasetWriter:
     def _lock(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise DatasetError(
-                self.root / LOCK_NAME, "another writer has this dataset open; one writer at a time"
-            ) from None
+        deadline = time.monotonic() + (self.wait_for_lock or 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise DatasetError(
+                        self.root / LOCK_NAME,
+                        "another writer has this dataset open; one writer at a time",
+                    ) from None
+                time.sleep(0.05)
         self._lock_fd = fd
 
     def _unlock(self) -> None:
@@ -202,15 +215,31 @@ class DatasetWriter:
 
     def write(self, record: ClipRecord) -> None:
         """Add one clip. It is on disk for good once its shard is committed."""
+        self._add(record)
+        self._maybe_commit()
+
+    def write_video(self, records: Sequence[ClipRecord]) -> None:
+        """Add all clips of one video; the shard in progress is closed only after the last."""
+        if len({r.clip.video_id for r in records}) > 1:
+            raise ValueError("write_video takes the clips of one video")
+        for r in records:
+            self._add(r)
+        self._maybe_commit()
+
+    def _add(self, record: ClipRecord) -> None:
         if self._manifest is None:
             raise RuntimeError("DatasetWriter is not open; use it as a context manager")
         if not isinstance(record, ClipRecord):
             raise TypeError(f"expected a ClipRecord, got {type(record).__name__}")
         self._pending.append(record)
+        if not self._videos or self._videos[-1] != record.clip.video_id:
+            self._videos.append(record.clip.video_id)
         self._shard_rows += 1
         self._shard_bytes += record.resnet.nbytes + record.slowfast.nbytes
         if len(self._pending) >= self.batch_rows:
             self._flush_batch()
+
+    def _maybe_commit(self) -> None:
         if self._shard_rows >= self.max_rows_per_shard or self._shard_bytes >= self.max_shard_bytes:
             self.commit_shard()
 
@@ -257,6 +286,7 @@ class DatasetWriter:
             rows=self._shard_rows,
             bytes=self._tmp.stat().st_size,
             sha256=sha256_file(self._tmp),
+            videos=tuple(dict.fromkeys(self._videos)),
         )
         os.replace(self._tmp, final)
         fsync_dir(final.parent)
@@ -267,6 +297,7 @@ class DatasetWriter:
         log.info("committed %s: %d clips, %.1f MiB", name, info.rows, info.bytes / 2**20)
         self._ipc = self._sink = self._tmp = None
         self._shard_rows = self._shard_bytes = 0
+        self._videos = []
         return info
 
     def close(self) -> Manifest:
@@ -295,6 +326,7 @@ class DatasetWriter:
             log.warning("discarded %d clips of an uncommitted shard in %s", dropped, self.root)
         self._ipc = self._sink = self._tmp = None
         self._shard_rows = self._shard_bytes = 0
+        self._videos = []
         self._unlock()
 
     @property

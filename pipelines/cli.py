@@ -133,21 +133,163 @@ def _print_clip(record: Any, as_json: bool) -> None:
 @click.option(
     "--verify", is_flag=True, help="Also check every shard's sha256 (reads all the data)."
 )
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PNG",
+    help="With --clip: also draw the clip's timeline (frames, steps, cues, assignment) to PNG.",
+)
 @_friendly_errors
-def inspect(dataset: Path, as_json: bool, clip_id: str | None, verify: bool) -> None:
-    """Summarize DATASET: videos, clips, hours, steps, cues, failures, shards."""
+def inspect(
+    dataset: Path, as_json: bool, clip_id: str | None, verify: bool, plot_path: Path | None
+) -> None:
+    """Summarize DATASET: videos, clips, hours, steps, cues, failures, shards.
+
+    With --clip ID, show that clip's steps and the cue assigned to each instead. Adding --plot
+    out.png also draws the clip as a picture: each step's 2D sample decoded from the source
+    video (placeholders when the video is missing), a time axis, the cues as bars, and which
+    steps each cue covers and was assigned, in the cue's colour.
+    """
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize
 
+    if plot_path is not None and clip_id is None:
+        raise click.UsageError("--plot draws one clip: give it with --clip ID")
     ds = HeroDataset.open(dataset, verify="full" if verify else "fast")
     if clip_id is not None:
-        _print_clip(ds[clip_id], as_json)
+        record = ds[clip_id]
+        _print_clip(record, as_json)
+        if plot_path is not None:
+            from pipelines.plot import load_thumbnails, plot_clip
+
+            try:
+                written = plot_clip(record, plot_path, thumbnails=load_thumbnails(record))
+            except OSError as e:
+                raise click.ClickException(f"cannot write {plot_path}: {e}") from None
+            click.echo(f"plot: {written}", err=as_json)  # stdout stays valid JSON with --json
         return
     summary = summarize(ds)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
+
+
+def _print_run_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    run = report["this_run"]
+    table = Table(title=f"hero run -> {report['output']}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    table.add_row("inputs", f"{report['inputs']:,}")
+    table.add_row("videos ok (dataset)", f"{report['videos_ok']:,}")
+    table.add_row("videos failed", f"{report['videos_failed']:,}")
+    for reason, count in sorted(report["failed_by_reason"].items()):
+        table.add_row(f"  failed: {reason}", f"{count:,}")
+    if report["excluded_by_language"]:
+        table.add_row("excluded (language)", f"{len(report['excluded_by_language']):,}")
+    table.add_row("clips (dataset)", f"{report['dataset']['clips']:,}")
+    table.add_row("this run: videos ok", f"{run['videos_ok']:,}")
+    table.add_row("this run: clips / steps", f"{run['clips']:,} / {run['steps']:,}")
+    table.add_row("this run: video-hours", f"{run['video_hours']:.4f}")
+    table.add_row("wall time", f"{run['wall_s']:.1f} s")
+    table.add_row("video-hours per hour", f"{run['video_hours_per_hour']:.3f}")
+    for stage, seconds in run["stage_worker_s"].items():
+        table.add_row(f"  {stage} (worker-s)", f"{seconds:.1f}")
+    if report["unaccounted"]:
+        table.add_row("[red]unaccounted", ", ".join(report["unaccounted"][:5]))
+    Console().print(table)
+
+
+@main.command()
+@click.option(
+    "--input",
+    "input_",
+    help="Folder of videos (+ subtitles by name), or a .csv/.jsonl "
+    "manifest; local or any fsspec URL.",
+)
+@click.option("--output", help="Dataset folder (created, or resumed).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="YAML file with any of these options; flags override it.",
+)
+@click.option("--subtitles", help="HowTo100M caption JSON as the subtitle source.")
+@click.option(
+    "--language",
+    help="With --subtitles: keep videos whose captions are in this language (e.g. en).",
+)
+@click.option("--frame-interval", type=float, help="Seconds per step [1.5].")
+@click.option("--clip-seconds", type=float, help="Clip length [60].")
+@click.option("--whole-videos", is_flag=True, default=None, help="Each video is one clip.")
+@click.option("--backend", type=click.Choice(["pyav", "decord", "torchcodec"]), help="Decoder.")
+@click.option("--device", help="auto (GPU actors when GPUs exist), cpu, cuda.")
+@click.option("--batch-size", type=int, help="Steps per model batch [16].")
+@click.option("--workers", type=int, help="Extraction actors [auto].")
+@click.option("--cpus-per-worker", type=float, help="CPU cores per extraction actor [auto].")
+@click.option("--gpus-per-worker", type=float, help="GPUs per extraction actor [1].")
+@click.option("--resnet-weights", help="ResNet-152 ImageNet state dict [torch hub cache].")
+@click.option("--slowfast-weights", help="SLOWFAST_8x8_R50.pyth [torch hub cache].")
+@click.option(
+    "--random-weights",
+    is_flag=True,
+    default=None,
+    help="Seeded random weights: meaningless features, for trying the tool out.",
+)
+@click.option("--tokenizer", help="tokenizer.json or a folder with vocab.json + merges.txt.")
+@click.option("--video-timeout", type=float, help="Seconds per video [max(300, 4 x duration)].")
+@click.option("--max-attempts", type=int, help="Tries per video when workers die [3].")
+@click.option("--rows-per-shard", type=int, help="Clips per shard [1024].")
+@click.option("--address", help="Ray cluster address (or RAY_ADDRESS) [start Ray here].")
+@click.option("--strict", is_flag=True, default=None, help="Exit 1 if any video failed.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    default=None,
+    help="Replace an existing dataset made with another config.",
+)
+@click.option("--no-progress", is_flag=True, help="No per-stage progress bars.")
+@_friendly_errors
+def run(
+    config_file: Path | None,
+    whole_videos: bool | None,
+    no_progress: bool,
+    input_: str | None,
+    **flags: Any,
+) -> None:
+    """Turn a video corpus into a HERO dataset (Ray; local unless --address).
+
+    Probe, decode once, extract ResNet-152 + SlowFast-R50 features, read and align subtitles,
+    tokenize, and write Arrow shards. Re-running the same command after any interruption
+    finishes the job without redoing or duplicating anything; failed videos are listed in
+    OUTPUT/errors.jsonl; OUTPUT/report.json holds the summary.
+    """
+    from dataclasses import replace
+
+    from extract.models import WeightsError
+    from pipelines.config import ConfigError, build_config, load_config
+    from pipelines.inputs import InputError
+    from pipelines.run import run_pipeline
+
+    overrides = {"input": input_, **flags}
+    overrides["clip_length"] = overrides.pop("clip_seconds")
+    overrides["video_timeout_s"] = overrides.pop("video_timeout")
+    try:
+        file_values = load_config(str(config_file)) if config_file else {}
+        cfg = build_config(file_values, overrides, source=str(config_file) if config_file else None)
+        if whole_videos:
+            cfg = replace(cfg, clip_length=None)
+        report = run_pipeline(cfg, progress=not no_progress)
+    except (ConfigError, InputError, WeightsError) as e:
+        raise click.ClickException(str(e)) from None
+    _print_run_report(report)
+    click.echo(f"report: {Path(cfg.output) / 'report.json'}")
+    if cfg.strict and report["videos_failed"]:
+        raise SystemExit(1)
 
 
 @main.command()

@@ -1,0 +1,652 @@
+"""``hero run``: a video corpus -> a HERO dataset, on Ray Data, resumable and fault-tolerant.
+
+Stages (one row per *video* all the way, so a video's clips travel and commit together)::
+
+    list (driver) -> probe + read subtitles (tasks) -> decode + extract (actor pool: models
+    load once per actor; GPU actors when GPUs exist) -> cut, align, tokenize (actor: the
+    tokenizer loads once) -> HeroDatasink (atomic shard commits under the dataset lock)
+
+Exactly once. The dataset's manifest lists, per committed shard, the videos whose clips it holds
+(whole videos only). A run starts by reading the manifest and ``errors.jsonl``: videos in
+either are done and skipped. The datasink's write task commits its videos' clips in one shard
+commit under the dataset's lock, and skips any video already committed (a write task retried
+after it committed cannot duplicate). Failed videos go to ``errors.jsonl``. Whatever kills a
+run (Ctrl-C, ``kill -9`` of the driver or a worker, a machine restart), running the same
+command again finishes the job: uncommitted work is redone, committed work is not.
+
+Faults. Every error inside a stage becomes the video's failure row (``errors.jsonl``: stage,
+type, message). A per-video time budget stops a hung decode. A worker process that dies (out of
+memory, a crash in a native library) is restarted by Ray and its video retried, up to
+``max_attempts`` tries; each try is logged in ``<output>/attempts.jsonl``, so when Ray gives up
+the driver knows which video killed its workers, records it as failed (``WorkerDied``) and
+starts the remaining videos again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from align.readers import SubtitleError
+from hero_data.manifest import ERRORS_NAME, load_manifest, now_iso
+from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, to_record_batch
+from hero_data.types import Cue
+from hero_data.writer import DatasetWriter, ErrorLog, read_errors
+from pipelines.config import RunConfig, resolve_cpus_per_worker, resolve_workers
+from pipelines.inputs import (
+    VideoInput,
+    check_inputs,
+    howto100m_inputs,
+    load_inputs,
+    open_local,
+    read_subtitle_cues,
+)
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS_NAME = "attempts.jsonl"
+REPORT_NAME = "report.json"
+FAULT_EXIT_ENV = "HERO_FAULT_EXIT_ON_VIDEO"
+"""Testing aid: a worker that starts extracting the video with this id exits at once (as an
+out-of-memory kill would), so the retry-then-record path can be exercised."""
+
+_LIGHT_CPUS = 0.1  # Ray CPU request of the probe/align/write stages (cheap, I/O bound)
+_RESERVED_CPUS = 0.25  # kept free of extraction actors so the light stages always fit
+
+_MODELS = {
+    "resnet": "torchvision resnet152 (ImageNet), global average pool, L2-normalised",
+    "slowfast": "pytorchvideo slowfast_r50 8x8 (Kinetics-400), pooled slow||fast",
+}
+_PREPROCESSING = {
+    "image": "frame before (i+1/2)L, short side 224 (bicubic), aspect kept, ImageNet mean/std",
+    "window": "frames before iL+(j+1/2)/30, j<45, short side 224, centre crop 224; "
+    "32 uniform (fast), every 4th (slow); /255, mean 0.45, std 0.225",
+}
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+def _failed(row: dict[str, Any], stage: str, error: BaseException) -> dict[str, Any]:
+    return {
+        **row,
+        "status": "failed",
+        "stage": stage,
+        "error_type": type(error).__name__,
+        "error": str(error),
+    }
+
+
+def _cues_json(cues: Iterable[Cue]) -> str:
+    return json.dumps([[c.start, c.end, c.text, c.speaker] for c in cues])
+
+
+def _cues_from_json(text: str | None) -> list[Cue]:
+    return [Cue(s, e, t, sp) for s, e, t, sp in json.loads(text)] if text else []
+
+
+def _rows(batch: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    keys = list(batch)
+    n = len(batch[keys[0]]) if keys else 0
+    return [{k: _plain(batch[k][i]) for k in keys} for i in range(n)]
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as a Python one; Ray's numpy batches turn ``None`` into NaN: undo that
+    (no column of ours holds a real NaN)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _batch(rows: list[dict[str, Any]], keys: Iterable[str]) -> dict[str, list[Any]]:
+    return {k: [r.get(k) for r in rows] for k in keys}
+
+
+_BASE_KEYS = (
+    "video_id",
+    "video_uri",
+    "subtitle_uri",
+    "cues_json",
+    "status",
+    "stage",
+    "error_type",
+    "error",
+    "duration",
+    "info_json",
+    "t_probe",
+)
+
+
+# -- stage 1: probe and subtitles (tasks) ------------------------------------------------
+
+
+def probe_video(row: dict[str, Any]) -> dict[str, Any]:
+    """Probe the video and read its subtitles; any error makes a failure row."""
+    from extract.decode import probe
+
+    started = time.monotonic()
+    out = {
+        **row,
+        "status": "ok",
+        "stage": None,
+        "error_type": None,
+        "error": None,
+        "duration": None,
+        "info_json": None,
+    }
+    try:
+        with open_local(row["video_uri"]) as path:
+            info = probe(path, row["video_id"])
+        out["duration"] = info.duration
+        out["info_json"] = json.dumps({**info.to_dict(), "uri": row["video_uri"]})
+    except Exception as e:
+        out = _failed(out, "probe", e)
+    if out["status"] == "ok" and row.get("subtitle_uri"):
+        try:
+            out["cues_json"] = _cues_json(read_subtitle_cues(row["subtitle_uri"]))
+        except (SubtitleError, OSError, ValueError) as e:
+            out = _failed(out, "subtitles", e)
+    out["t_probe"] = time.monotonic() - started
+    return out
+
+
+# -- stage 2: decode + extract (actor pool) ----------------------------------------------
+
+
+class ExtractStage:
+    """Holds the two models (loaded once per actor) and extracts one video per call."""
+
+    def __init__(self, cfg: dict[str, Any], threads: int, output: str, run_id: str) -> None:
+        import torch
+
+        from extract.extractor import ExtractConfig, FeatureExtractor
+
+        torch.set_num_threads(max(1, threads))
+        self.cfg = RunConfig(**cfg)
+        self.ledger = Path(output) / ATTEMPTS_NAME
+        self.run_id = run_id
+        self.extractor = FeatureExtractor(
+            ExtractConfig(
+                frame_interval=self.cfg.frame_interval,
+                backend=self.cfg.backend,
+                device=self.cfg.device,
+                batch_size=self.cfg.batch_size,
+                resnet_weights=self.cfg.resnet_weights,
+                slowfast_weights=self.cfg.slowfast_weights,
+                random_weights=self.cfg.random_weights,
+            )
+        )
+
+    def _log(self, video_id: str, event: str) -> None:
+        line = (
+            json.dumps(
+                {
+                    "run": self.run_id,
+                    "video_id": video_id,
+                    "event": event,
+                    "pid": os.getpid(),
+                    "time": now_iso(),
+                }
+            )
+            + "\n"
+        )
+        with open(self.ledger, "a", encoding="utf-8") as f:
+            f.write(line)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        out = []
+        for row in _rows(batch):
+            row.update(resnet=b"", slowfast=b"", num_steps=0, t_extract=0.0)
+            if row["status"] == "ok":
+                row = self._extract(row)
+            out.append(row)
+        return _batch(out, (*_BASE_KEYS, "resnet", "slowfast", "num_steps", "t_extract"))
+
+    def _extract(self, row: dict[str, Any]) -> dict[str, Any]:
+        self._log(row["video_id"], "start")
+        if os.environ.get(FAULT_EXIT_ENV) == row["video_id"]:
+            os._exit(137)
+        started = time.monotonic()
+        try:
+            with open_local(row["video_uri"]) as path:
+                f = self.extractor.extract(path, timeout_s=self.cfg.timeout_for(row["duration"]))
+            if f.num_steps == 0:
+                raise ValueError(f"{row['video_uri']}: no frame decoded")
+            row.update(
+                resnet=f.resnet.tobytes(), slowfast=f.slowfast.tobytes(), num_steps=f.num_steps
+            )
+        except Exception as e:
+            row = {**_failed(row, "extract", e), "resnet": b"", "slowfast": b"", "num_steps": 0}
+        row["t_extract"] = time.monotonic() - started
+        self._log(row["video_id"], "end")
+        return row
+
+
+# -- stage 3: cut, align, tokenize (actor) -----------------------------------------------
+
+
+class AlignStage:
+    """Cuts a video into clips, aligns and tokenizes its cues, and packs its clip records."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = RunConfig(**cfg)
+        self.tokenizer = None
+        if self.cfg.tokenizer:
+            from align.tokenizer import CueTokenizer
+
+            self.tokenizer = CueTokenizer.from_path(self.cfg.tokenizer)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        out = []
+        for row in _rows(batch):
+            row.update(clips_ipc=b"", clips=0, steps=0, cues=0, t_align=0.0)
+            if row["status"] == "ok":
+                row = self._align(row)
+            row.pop("resnet", None)
+            row.pop("slowfast", None)
+            out.append(row)
+        keys = (
+            *_BASE_KEYS,
+            "num_steps",
+            "t_extract",
+            "clips_ipc",
+            "clips",
+            "steps",
+            "cues",
+            "t_align",
+        )
+        return _batch(out, keys)
+
+    def _align(self, row: dict[str, Any]) -> dict[str, Any]:
+        from extract.extractor import VideoFeatures
+        from hero_data.types import VideoInfo
+        from pipelines.assemble import clip_records
+
+        started = time.monotonic()
+        try:
+            n = row["num_steps"]
+            features = VideoFeatures(
+                resnet=np.frombuffer(row["resnet"], np.float16).reshape(n, RESNET_DIM),
+                slowfast=np.frombuffer(row["slowfast"], np.float16).reshape(n, SLOWFAST_DIM),
+                frame_interval=self.cfg.frame_interval,
+            )
+            info = VideoInfo.from_dict(json.loads(row["info_json"]))
+            records, _ = clip_records(
+                info,
+                features,
+                _cues_from_json(row.get("cues_json")),
+                clip_length=self.cfg.clip_length,
+                tokenizer=self.tokenizer,
+            )
+            sink = pa.BufferOutputStream()
+            batch = to_record_batch(records)
+            with pa.ipc.new_stream(sink, batch.schema) as w:
+                w.write_batch(batch)
+            row.update(
+                clips_ipc=sink.getvalue().to_pybytes(),
+                clips=len(records),
+                steps=sum(r.num_frames for r in records),
+                cues=sum(len(r.cues) for r in records),
+            )
+        except Exception as e:
+            row = _failed(row, "align", e)
+        row["t_align"] = time.monotonic() - started
+        return row
+
+
+# -- stage 4: the datasink ---------------------------------------------------------------
+
+
+def _records_from_ipc(data: bytes) -> list[Any]:
+    from hero_data.reader import record_from_row
+
+    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    return [record_from_row(b, i) for b in table.to_batches() for i in range(b.num_rows)]
+
+
+def _sink_class() -> type:
+    from ray.data import Datasink
+
+    class HeroDatasink(Datasink):
+        """Commits whole videos to the dataset, atomically, skipping videos already there."""
+
+        def __init__(self, root: str, config: dict[str, Any], rows_per_shard: int) -> None:
+            self.root = root
+            self.config = config
+            self.rows_per_shard = rows_per_shard
+            self.result: dict[str, Any] = {}
+
+        def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
+            stats: dict[str, Any] = {
+                "ok": 0,
+                "failed": Counter(),
+                "skipped": 0,
+                "clips": 0,
+                "steps": 0,
+                "cues": 0,
+                "video_seconds": 0.0,
+                "t_probe": 0.0,
+                "t_extract": 0.0,
+                "t_align": 0.0,
+                "t_write": 0.0,
+            }
+            started = time.monotonic()
+            rows = [r for block in blocks for r in block.to_pylist()]
+            with DatasetWriter(
+                self.root,
+                self.config,
+                mode="append",
+                wait_for_lock=3600,
+                max_rows_per_shard=self.rows_per_shard,
+            ) as writer:
+                done = writer.manifest.videos()
+                failed_before = {e.get("video_id") for e in read_errors(self.root)}
+                errors = ErrorLog(self.root)
+                for row in rows:
+                    vid = row["video_id"]
+                    if vid in done or vid in failed_before:
+                        stats["skipped"] += 1
+                        continue
+                    for key in ("t_probe", "t_extract", "t_align"):
+                        stats[key] += row.get(key) or 0.0
+                    if row["status"] != "ok":
+                        continue
+                    writer.write_video(_records_from_ipc(row["clips_ipc"]))
+                    stats["ok"] += 1
+                    for key in ("clips", "steps", "cues"):
+                        stats[key] += row[key]
+                    stats["video_seconds"] += row["duration"] or 0.0
+                writer.commit_shard()  # this task's videos are now committed, together
+                for row in rows:
+                    if row["status"] != "ok" and row["video_id"] not in failed_before:
+                        if row["video_id"] in done:
+                            continue
+                        errors.record(
+                            video_id=row["video_id"],
+                            source=row["video_uri"],
+                            stage=row["stage"],
+                            error_type=row["error_type"],
+                            message=row["error"],
+                        )
+                        stats["failed"][row["error_type"]] += 1
+            stats["t_write"] = time.monotonic() - started
+            stats["failed"] = dict(stats["failed"])
+            return stats
+
+        def on_write_complete(self, write_result: Any) -> None:
+            total: dict[str, Any] = {}
+            for stats in write_result.write_returns:
+                for k, v in stats.items():
+                    if isinstance(v, dict):
+                        agg = total.setdefault(k, Counter())
+                        agg.update(v)
+                    else:
+                        total[k] = total.get(k, 0) + v
+            total["failed"] = dict(total.get("failed", {}))
+            self.result = total
+
+    return HeroDatasink
+
+
+# -- the driver -------------------------------------------------------------------------
+
+
+def _weights_config(cfg: RunConfig) -> dict[str, Any]:
+    """Load both models once in the driver: clear errors before Ray starts, and their sha256."""
+    from extract.models import load_resnet152, load_slowfast_r50
+
+    _, resnet = load_resnet152(cfg.resnet_weights, random_weights=cfg.random_weights)
+    _, slowfast = load_slowfast_r50(cfg.slowfast_weights, random_weights=cfg.random_weights)
+    return {"resnet": resnet.sha256, "slowfast": slowfast.sha256}
+
+
+def dataset_config(cfg: RunConfig) -> dict[str, Any]:
+    """What the manifest records about how the dataset was made (content only)."""
+    tokenizer = None
+    if cfg.tokenizer:
+        from align.tokenizer import CueTokenizer
+
+        t = CueTokenizer.from_path(cfg.tokenizer)
+        tokenizer = {"sha256": t.sha256, "vocab_size": t.vocab_size, "kind": t.describe()["kind"]}
+    return {
+        **cfg.dataset_config(),
+        "weights_sha256": _weights_config(cfg),
+        "models": _MODELS,
+        "preprocessing": _PREPROCESSING,
+        "tokenizer": tokenizer,
+    }
+
+
+def _inputs(cfg: RunConfig) -> tuple[list[VideoInput], dict[str, list[Cue]], list[dict]]:
+    if cfg.subtitles:
+        return howto100m_inputs(cfg.input, cfg.subtitles, language=cfg.language)
+    listing = load_inputs(cfg.input)
+    for orphan in getattr(listing, "orphan_subtitles", ()) or ():
+        log.warning("subtitle file without a video: %s", orphan)
+    return list(listing.inputs), {}, []
+
+
+def _attempts(root: Path, run_id: str) -> tuple[Counter[str], set[str]]:
+    """Starts per video in this run, and the videos whose extraction ended."""
+    starts: Counter[str] = Counter()
+    ended: set[str] = set()
+    path = root / ATTEMPTS_NAME
+    if not path.exists():
+        return starts, ended
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("run") != run_id:
+            continue
+        if entry.get("event") == "start":
+            starts[entry["video_id"]] += 1
+        elif entry.get("event") == "end":
+            ended.add(entry["video_id"])
+    return starts, ended
+
+
+def _start_ray(cfg: RunConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": "WARNING",
+        "log_to_driver": False,
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(**kwargs)
+
+
+def _execute(
+    cfg: RunConfig, todo: list[dict[str, Any]], config: dict[str, Any], run_id: str, progress: bool
+) -> dict[str, Any]:
+    import ray
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = progress
+    resources = ray.cluster_resources()
+    cpus = int(resources.get("CPU", 1))
+    gpus = int(resources.get("GPU", 0)) if cfg.device != "cpu" else 0
+    workers = resolve_workers(cfg, cpus, gpus)
+    threads = resolve_cpus_per_worker(cfg, cpus, workers)
+    per_actor = min(threads, max((cpus - _RESERVED_CPUS) / workers, 0.1))
+    use_gpu = gpus > 0 and cfg.device != "cpu"
+    cfg_dict = asdict(cfg)
+    log.info(
+        "%d extraction workers, %.2f CPUs%s each",
+        workers,
+        per_actor,
+        f" and {cfg.gpus_per_worker} GPU" if use_gpu else "",
+    )
+    sink = _sink_class()(cfg.output, config, cfg.rows_per_shard)
+    retries = max(cfg.max_attempts - 1, 0)
+    # Ray Data's actor pools restart dead actors and retry their tasks forever by default, which
+    # would loop on a video that kills its worker. In Ray 2.60 the limits are still passed as
+    # extra remote args (deprecated for 2.64: revisit when upgrading).
+    warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", module="ray")
+    warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+    ds = (
+        ray.data.from_items(todo)
+        .map(probe_video, num_cpus=_LIGHT_CPUS)
+        .map_batches(
+            ExtractStage,
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=per_actor,
+            num_gpus=cfg.gpus_per_worker if use_gpu else 0,
+            fn_constructor_kwargs={
+                "cfg": cfg_dict,
+                "threads": round(threads),
+                "output": cfg.output,
+                "run_id": run_id,
+            },
+            max_restarts=retries,
+            max_task_retries=retries,
+        )
+        .map_batches(
+            AlignStage,
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=1),
+            num_cpus=_LIGHT_CPUS,
+            fn_constructor_kwargs={"cfg": cfg_dict},
+        )
+    )
+    ds.write_datasink(sink, ray_remote_args={"num_cpus": _LIGHT_CPUS})
+    return sink.result
+
+
+def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the job; returns the report (also written to ``report.json``)."""
+    started = time.monotonic()
+    inputs, cues_by_id, excluded = _inputs(cfg)
+    check_inputs(inputs)
+    root = Path(cfg.output)
+    config = dataset_config(cfg)
+    mode = "overwrite" if cfg.overwrite else "append"
+    with DatasetWriter(root, config, mode=mode, max_rows_per_shard=cfg.rows_per_shard):
+        pass  # creates or checks the dataset: another config is refused here, before any work
+    if cfg.overwrite:
+        (root / ATTEMPTS_NAME).unlink(missing_ok=True)
+    done = load_manifest(root).videos() | {e.get("video_id") for e in read_errors(root)}
+    todo = [
+        {
+            **inp.to_dict(),
+            "cues_json": _cues_json(cues_by_id[inp.video_id])
+            if inp.video_id in cues_by_id
+            else None,
+        }
+        for inp in inputs
+        if inp.video_id not in done
+    ]
+    for item in todo:
+        item.pop("type", None)
+    log.info(
+        "%d inputs, %d already done, %d to process", len(inputs), len(inputs) - len(todo), len(todo)
+    )
+    run_id = uuid.uuid4().hex
+    totals: list[dict[str, Any]] = []
+    rounds = 0
+    while todo:
+        rounds += 1
+        _start_ray(cfg)
+        try:
+            totals.append(_execute(cfg, todo, config, run_id, progress))
+            break
+        except Exception as e:
+            # A worker died more often than allowed: find the video(s) it died on.
+            starts, ended = _attempts(root, run_id)
+            done = load_manifest(root).videos() | {x.get("video_id") for x in read_errors(root)}
+            poison = [
+                v
+                for v, n in starts.items()
+                if n >= cfg.max_attempts and v not in ended and v not in done
+            ]
+            if not poison or rounds > 20:
+                raise
+            errors = ErrorLog(root)
+            for item in todo:
+                if item["video_id"] in poison:
+                    errors.record(
+                        video_id=item["video_id"],
+                        source=item["video_uri"],
+                        stage="extract",
+                        error_type="WorkerDied",
+                        message=f"{item['video_uri']}: the worker extracting it died "
+                        f"{starts[item['video_id']]} times ({type(e).__name__})",
+                    )
+            todo = [t for t in todo if t["video_id"] not in done and t["video_id"] not in poison]
+    return _report(cfg, inputs, excluded, totals, time.monotonic() - started)
+
+
+def _report(
+    cfg: RunConfig,
+    inputs: list[VideoInput],
+    excluded: list[dict],
+    totals: list[dict[str, Any]],
+    wall: float,
+) -> dict[str, Any]:
+    root = Path(cfg.output)
+    manifest = load_manifest(root)
+    errors = read_errors(root)
+    ids = {i.video_id for i in inputs}
+    committed = manifest.videos() & ids
+    failed = {e["video_id"]: e for e in errors if e.get("video_id") in ids}
+    this_run: dict[str, Any] = {}
+    for t in totals:
+        for k, v in t.items():
+            if isinstance(v, dict):
+                this_run.setdefault(k, Counter()).update(v)
+            else:
+                this_run[k] = this_run.get(k, 0) + v
+    video_hours = this_run.get("video_seconds", 0.0) / 3600
+    report = {
+        "output": str(root),
+        "finished": now_iso(),
+        "inputs": len(inputs),
+        "videos_ok": len(committed),
+        "videos_failed": len(failed),
+        "unaccounted": sorted(ids - committed - set(failed)),
+        "failed_by_reason": dict(Counter(e.get("error_type", "?") for e in failed.values())),
+        "excluded_by_language": excluded,
+        "dataset": {"clips": manifest.num_rows, "shards": len(manifest.shards)},
+        "this_run": {
+            "videos_ok": this_run.get("ok", 0),
+            "videos_failed": dict(this_run.get("failed", {})),
+            "clips": this_run.get("clips", 0),
+            "steps": this_run.get("steps", 0),
+            "cues": this_run.get("cues", 0),
+            "video_hours": video_hours,
+            "wall_s": wall,
+            "video_hours_per_hour": video_hours / (wall / 3600) if wall > 0 else 0.0,
+            "stage_worker_s": {
+                k[2:]: this_run.get(k, 0.0) for k in ("t_probe", "t_extract", "t_align", "t_write")
+            },
+        },
+        "errors_file": str(root / ERRORS_NAME),
+    }
+    (root / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report

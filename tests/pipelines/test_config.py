@@ -1,0 +1,373 @@
+"""``hero run`` options: precedence, every validation message, the example config."""
+
+from __future__ import annotations
+
+import pickle
+import re
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.config import (
+    CONTENT_KEYS,
+    ConfigError,
+    RunConfig,
+    build_config,
+    load_config,
+    resolve_cpus_per_worker,
+    resolve_workers,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "configs" / "run.example.yaml"
+BASE = {"input": "videos", "output": "out"}
+
+
+def write(tmp_path: Path, text: str, name: str = "run.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+# --- precedence -------------------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    cfg = build_config({}, BASE)
+    assert cfg == RunConfig(input="videos", output="out")
+    assert (cfg.frame_interval, cfg.clip_length, cfg.backend, cfg.device) == (
+        1.5,
+        60.0,
+        "pyav",
+        "auto",
+    )
+    assert (cfg.batch_size, cfg.workers, cfg.gpus_per_worker, cfg.max_attempts) == (
+        16,
+        None,
+        1.0,
+        3,
+    )
+    assert (cfg.rows_per_shard, cfg.strict, cfg.overwrite, cfg.language) == (
+        1024,
+        False,
+        False,
+        None,
+    )
+
+
+def test_flag_beats_file_beats_default(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "input: a\noutput: b\nframe_interval: 2.0\nclip_length: 40\nbatch_size: 8\n"
+    )
+    cfg = build_config(
+        load_config(path),
+        {"frame_interval": 1.0, "batch_size": None, "output": "c", "workers": None},
+        source=path,
+    )
+    assert cfg.frame_interval == 1.0  # flag over file
+    assert cfg.batch_size == 8  # file over default (the flag was not given)
+    assert cfg.clip_length == 40.0 and isinstance(cfg.clip_length, float)
+    assert (cfg.input, cfg.output) == ("a", "c")
+    assert cfg.rows_per_shard == 1024  # default
+
+
+def test_file_can_set_none_and_flags_only(tmp_path: Path) -> None:
+    path = write(tmp_path, "input: a\noutput: b\nclip_length: null\nworkers: ~\n")
+    cfg = build_config(load_config(path), {}, source=path)
+    assert cfg.clip_length is None and cfg.workers is None
+    assert build_config({}, {**BASE, "clip_length": 30.0}).clip_length == 30.0
+
+
+def test_whole_floats_become_ints() -> None:
+    cfg = build_config({"batch_size": 32.0, "workers": 4.0}, BASE)
+    assert (cfg.batch_size, cfg.workers) == (32, 4)
+    assert isinstance(cfg.batch_size, int) and isinstance(cfg.workers, int)
+
+
+def test_cpu_device_needs_no_gpu() -> None:
+    assert build_config({"device": "cpu"}, BASE).gpus_per_worker == 0.0
+    assert build_config({"device": "cpu", "gpus_per_worker": 0}, BASE).gpus_per_worker == 0.0
+    assert build_config({"device": "cuda:1", "gpus_per_worker": 0.25}, BASE).gpus_per_worker == 0.25
+
+
+# --- validation messages ----------------------------------------------------------------------
+
+FILE_ERRORS: list[tuple[dict[str, Any], str, str]] = [
+    ({"frame_interval": "abc"}, "frame_interval", "frame_interval must be a number, got 'abc'"),
+    ({"frame_interval": True}, "frame_interval", "frame_interval must be a number, got True"),
+    (
+        {"frame_interval": float("nan")},
+        "frame_interval",
+        "frame_interval must be a finite number, got nan",
+    ),
+    ({"frame_interval": 0}, "frame_interval", "frame_interval must be greater than 0, got 0"),
+    ({"frame_interval": -1.5}, "frame_interval", "frame_interval must be greater than 0, got -1.5"),
+    (
+        {"frame_interval": 0.01},
+        "frame_interval",
+        "frame_interval must be at least 0.01667 s (one frame of the 30 fps 3D window), got 0.01",
+    ),
+    (
+        {"clip_length": 50},
+        "clip_length",
+        "clip_length: clip length 50.0 s is not a whole number of 1.5 s steps (50.0 / 1.5 = "
+        "33.3333); use 49.5 s or 51 s, or another frame interval",
+    ),
+    ({"clip_length": 0}, "clip_length", "clip_length: clip length must be positive, got 0.0 s"),
+    ({"clip_length": "60s"}, "clip_length", "clip_length must be a number, got '60s'"),
+    ({"batch_size": 0}, "batch_size", "batch_size must be at least 1, got 0"),
+    ({"batch_size": 2.5}, "batch_size", "batch_size must be a whole number, got 2.5"),
+    ({"batch_size": "16"}, "batch_size", "batch_size must be a whole number, got '16'"),
+    ({"max_attempts": 0}, "max_attempts", "max_attempts must be at least 1, got 0"),
+    ({"rows_per_shard": -4}, "rows_per_shard", "rows_per_shard must be at least 1, got -4"),
+    ({"workers": 0}, "workers", "workers must be at least 1, got 0"),
+    ({"cpus_per_worker": 0}, "cpus_per_worker", "cpus_per_worker must be greater than 0, got 0"),
+    ({"gpus_per_worker": -1}, "gpus_per_worker", "gpus_per_worker must be at least 0, got -1"),
+    ({"video_timeout_s": 0}, "video_timeout_s", "video_timeout_s must be greater than 0, got 0"),
+    (
+        {"timeout_per_video_second": -1},
+        "timeout_per_video_second",
+        "timeout_per_video_second must be at least 0, got -1",
+    ),
+    ({"min_timeout_s": 0}, "min_timeout_s", "min_timeout_s must be greater than 0, got 0"),
+    ({"strict": "yes please"}, "strict", "strict must be true or false, got 'yes please'"),
+    ({"overwrite": 1}, "overwrite", "overwrite must be true or false, got 1"),
+    (
+        {"random_weights": "true"},
+        "random_weights",
+        "random_weights must be true or false, got 'true'",
+    ),
+    ({"input": ""}, "input", "input must be a non-empty string, got ''"),
+    ({"output": 3}, "output", "output must be a non-empty string, got 3"),
+    ({"tokenizer": ["a"]}, "tokenizer", "tokenizer must be a non-empty string, got ['a']"),
+    ({"address": " "}, "address", "address must be a non-empty string, got ' '"),
+    (
+        {"backend": "ffmpeg"},
+        "backend",
+        "backend must be one of pyav, decord, torchcodec, got 'ffmpeg'",
+    ),
+    ({"device": "gpu"}, "device", "device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+    ({"device": "cuda:x"}, "device", "device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
+    (
+        {"language": "english", "subtitles": "c.json"},
+        "language",
+        "language must be a language code like 'en', got 'english'",
+    ),
+    (
+        {"random_weights": True, "slowfast_weights": "sf.pyth"},
+        "slowfast_weights",
+        "slowfast_weights and random_weights exclude each other: give weight files or "
+        "random_weights: true, not both",
+    ),
+    (
+        {"language": "en"},
+        "language",
+        "language filters HowTo100M captions: it needs subtitles (the caption JSON)",
+    ),
+    (
+        {"device": "cuda", "gpus_per_worker": 0},
+        "gpus_per_worker",
+        "gpus_per_worker is 0 but device is 'cuda': a CUDA worker needs a GPU",
+    ),
+    ({"output": "videos"}, "output", "output must not be the input"),
+    (
+        {"video_timeout_s": 900, "min_timeout_s": 60},
+        "video_timeout_s",
+        "video_timeout_s fixes the timeout, so min_timeout_s (which only shapes the automatic "
+        "one) must not be set too",
+    ),
+    (
+        {"video_timeout_s": 900, "timeout_per_video_second": 1},
+        "video_timeout_s",
+        "video_timeout_s fixes the timeout, so timeout_per_video_second (which only shapes the "
+        "automatic one) must not be set too",
+    ),
+    (
+        {"device": "cpu", "gpus_per_worker": 0.5},
+        "gpus_per_worker",
+        "gpus_per_worker is 0.5 but device is 'cpu'",
+    ),
+    (
+        {"frame_intervall": 1.5},
+        "frame_intervall",
+        "unknown option 'frame_intervall'; did you mean 'frame_interval'?",
+    ),
+    (
+        {"clip-length": 60},
+        "clip-length",
+        "unknown option 'clip-length'; did you mean 'clip_length'?",
+    ),
+    ({"zzz": 1}, "zzz", "unknown option 'zzz'"),
+    ({"input": None}, "input", "input is required (in the config file or as --input)"),
+]
+
+
+@pytest.mark.parametrize(("values", "key", "message"), FILE_ERRORS)
+def test_every_validation_error_names_file_and_key(
+    values: dict[str, Any], key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as e:
+        build_config({**BASE, **values}, {}, source="run.yaml")
+    assert str(e.value) == f"run.yaml: {message}"
+    assert (e.value.source, e.value.key) == ("run.yaml", key)
+
+
+def test_errors_from_flags_name_the_command_line() -> None:
+    with pytest.raises(ConfigError, match=r"^command line: batch_size must be at least 1") as e:
+        build_config({}, {**BASE, "batch_size": 0}, source="run.yaml")
+    assert e.value.key == "batch_size"
+    with pytest.raises(ConfigError, match=r"^command line: unknown option 'fps'"):
+        build_config({}, {**BASE, "fps": 2})
+    with pytest.raises(ConfigError, match=r"^command line: output is required"):
+        build_config({}, {"input": "a"})
+
+
+def test_a_conflict_across_sources_names_both() -> None:
+    with pytest.raises(ConfigError) as e:
+        build_config({**BASE, "clip_length": 60}, {"frame_interval": 1.6}, source="run.yaml")
+    assert str(e.value).startswith(
+        "run.yaml (clip_length), command line (frame_interval): clip_length: clip length 60.0 s"
+    )
+    assert e.value.key == "clip_length"
+
+
+def test_a_moot_option_at_its_default_is_no_conflict() -> None:
+    cfg = build_config(
+        {"video_timeout_s": 900, "min_timeout_s": 300.0, "device": "cpu", "gpus_per_worker": 1.0},
+        BASE,
+    )
+    assert (cfg.video_timeout_s, cfg.gpus_per_worker) == (900.0, 0.0)
+
+
+def test_run_config_checks_itself() -> None:
+    with pytest.raises(ConfigError, match=r"^frame_interval must be a number") as e:
+        RunConfig(input="a", output="b", frame_interval="x")  # type: ignore[arg-type]
+    assert (e.value.source, e.value.key) == (None, "frame_interval")
+    with pytest.raises(ConfigError, match="not a whole number"):
+        RunConfig(input="a", output="b", frame_interval=1.6)
+
+
+def test_config_error_pickles() -> None:
+    copy = pickle.loads(pickle.dumps(ConfigError("bad", "run.yaml", "batch_size")))
+    assert (str(copy), copy.key) == ("run.yaml: bad", "batch_size")
+
+
+# --- reading YAML -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- input: a\n", "expected a mapping of options, got a list"),
+        ("just words\n", "expected a mapping of options, got a str"),
+        ("input: [a\n", "not valid YAML: line 2: "),
+        ("input: a\n  bad: indent\n", "not valid YAML: line 2: mapping values are not allowed"),
+        ("input: a\noutput: b\ninput: c\n", "not valid YAML: line 3: key 'input' given twice"),
+        ("1: a\n", "option names must be strings, got 1"),
+    ],
+)
+def test_bad_yaml_names_the_file(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=f"^{re.escape(path)}: {re.escape(message)}"):
+        load_config(path)
+
+
+def test_load_config_file_problems(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"none\.yaml: no such file"):
+        load_config(str(tmp_path / "none.yaml"))
+    (tmp_path / "latin.yaml").write_bytes(b"input: vid\xe9os\n")
+    with pytest.raises(ConfigError, match=r"latin\.yaml: not UTF-8 text"):
+        load_config(str(tmp_path / "latin.yaml"))
+    assert load_config(write(tmp_path, "# nothing yet\n")) == {}
+
+
+def test_load_config_reads_fsspec_urls() -> None:
+    import fsspec
+
+    url = "memory://hero-test-config/run.yaml"
+    with fsspec.open(url, "w") as f:
+        f.write("input: s3://b/videos\noutput: s3://b/out\n")
+    try:
+        assert load_config(url) == {"input": "s3://b/videos", "output": "s3://b/out"}
+    finally:
+        fsspec.filesystem("memory").rm("/hero-test-config", recursive=True)
+
+
+# --- the example config -----------------------------------------------------------------------
+
+
+def test_example_config_is_valid_and_all_defaults() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert text.startswith("# hero run --config configs/run.example.yaml\n")
+    values = load_config(str(EXAMPLE))
+    assert list(values) and set(values) == {f.name for f in fields(RunConfig)}  # every option
+    cfg = build_config(values, {}, source=str(EXAMPLE))
+    assert cfg == RunConfig(input=cfg.input, output=cfg.output)
+
+
+def test_example_config_comments_every_option() -> None:
+    for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            key, _, rest = line.partition(":")
+            assert "#" in rest, f"{key} has no comment"
+
+
+# --- derived values ---------------------------------------------------------------------------
+
+
+def test_dataset_config_holds_the_content_keys_only() -> None:
+    cfg = build_config({}, BASE)
+    assert cfg.dataset_config() == {
+        "frame_interval": 1.5,
+        "clip_length": 60.0,
+        "language": None,
+        "random_weights": False,
+    }
+    assert tuple(cfg.dataset_config()) == CONTENT_KEYS
+    work_only = replace(
+        cfg,
+        device="cpu",
+        workers=3,
+        batch_size=2,
+        address="auto",
+        video_timeout_s=5.0,
+        max_attempts=1,
+        backend="decord",
+        resnet_weights="/w/r.pth",
+        tokenizer="/t.json",
+        rows_per_shard=8,
+        input="other",
+    )
+    assert work_only.dataset_config() == cfg.dataset_config()
+    assert replace(cfg, clip_length=None).dataset_config()["clip_length"] is None
+    assert replace(cfg, frame_interval=1.0).dataset_config() != cfg.dataset_config()
+
+
+def test_timeout_for() -> None:
+    cfg = build_config({}, BASE)
+    assert cfg.timeout_for(10.0) == 300.0  # the minimum
+    assert cfg.timeout_for(3600.0) == 14400.0  # 4 s per second of video
+    assert replace(cfg, video_timeout_s=42.0).timeout_for(3600.0) == 42.0
+
+
+@pytest.mark.parametrize(
+    ("values", "cpus", "gpus", "workers", "cpus_per_worker"),
+    [
+        ({}, 16, 0, 8, 2.0),  # no GPU: half the cores
+        ({}, 1, 0, 1, 1.0),
+        ({}, 16, 4, 4, 4.0),  # one per GPU
+        ({"gpus_per_worker": 0.5}, 16, 2, 4, 4.0),  # two per GPU
+        ({"device": "cpu"}, 16, 4, 8, 2.0),  # GPUs there but not used
+        ({"workers": 3}, 16, 4, 3, 5.0),
+        ({"workers": 3, "cpus_per_worker": 1.5}, 16, 4, 3, 1.5),
+        ({"workers": 64}, 16, 0, 64, 1.0),
+    ],
+)
+def test_resolve_workers(
+    values: dict[str, Any], cpus: int, gpus: int, workers: int, cpus_per_worker: float
+) -> None:
+    cfg = build_config(values, BASE)
+    assert resolve_workers(cfg, cpus, gpus) == workers
+    assert resolve_cpus_per_worker(cfg, cpus, workers) == cpus_per_worker

@@ -1,0 +1,249 @@
+"""``hero inspect --clip ID --plot``: the timeline picture of one clip (pipelines/plot.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from extract.decode import iter_steps
+from extract.extractor import ExtractConfig, FeatureExtractor
+from hero_data.reader import HeroDataset
+from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
+from hero_data.types import Clip, Cue
+from hero_data.writer import DatasetWriter
+from pipelines import plot
+from pipelines.cli import main
+from pipelines.demo import DemoConfig, run_demo
+from pipelines.plot import (
+    PSEUDO_COLOUR,
+    UNMATCHED_COLOUR,
+    clip_layout,
+    cue_colour,
+    load_thumbnails,
+    plot_clip,
+)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A demo dataset of one 8-10 s video (clips video00.0, video00.1) and silent.0."""
+    extractor = FeatureExtractor(ExtractConfig(random_weights=True, device="cpu"))
+    out = tmp_path_factory.mktemp("plot") / "demo"
+    cfg = DemoConfig(videos=1, min_duration=8, max_duration=10)
+    return run_demo(out, cfg, extractor=extractor).dataset
+
+
+def _png(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        return np.asarray(img.convert("RGB"))
+
+
+def _shrink(image: np.ndarray, width: int, height: int) -> Image.Image:
+    return Image.fromarray(image).resize((width, height), Image.Resampling.BOX)
+
+
+def _record(cues: list[Cue], sub2frames, unique, unmatched, duration: float = 9.0) -> ClipRecord:
+    n = -int(-duration // 1.5)
+    return ClipRecord(
+        clip=Clip("vid", 2, 18.0, 18.0 + duration),
+        source="/nowhere/vid.mp4",
+        frame_interval=1.5,
+        resnet=np.zeros((n, RESNET_DIM), np.float16),
+        slowfast=np.zeros((n, SLOWFAST_DIM), np.float16),
+        cues=tuple(cues),
+        sub2frames=sub2frames,
+        unique_sub2frames=unique,
+        unmatched_frames=unmatched,
+    )
+
+
+def test_inspect_plot_writes_a_png_that_grows_with_the_clip(dataset, tmp_path):
+    sizes = {}
+    for clip_id in ("video00.0", "silent.0"):
+        out = tmp_path / f"{clip_id}.png"
+        result = CliRunner().invoke(
+            main, ["inspect", str(dataset), "--clip", clip_id, "--plot", str(out)]
+        )
+        assert result.exit_code == 0, result.output
+        assert f"plot: {out}" in result.output
+        assert f"clip {clip_id}" in result.output  # the step table is still printed
+        pixels = _png(out)
+        record = HeroDataset.open(dataset)[clip_id]
+        layout = clip_layout(record, (224, 398))  # the demo's 320x180 video at short side 224
+        assert pixels.shape == (layout.height, layout.width, 3)
+        thumb_h = layout.thumbs[1] - layout.thumbs[0]
+        assert pixels.shape[0] > thumb_h + 150  # axis, assignment rows, cues and legend below
+        assert pixels.shape[1] >= layout.origin + record.num_frames * layout.step_px
+        sizes[record.num_frames] = pixels.shape[1]
+    assert sizes[6] > sizes[3]
+
+
+def test_inspect_plot_with_json_keeps_stdout_json(dataset, tmp_path):
+    out = tmp_path / "clip.png"
+    args = ["inspect", str(dataset), "--clip", "video00.0", "--json", "--plot", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["num_frames"] == 6
+    assert f"plot: {out}" in result.stderr
+    _png(out)
+
+
+def test_plot_without_clip_is_a_usage_error(dataset, tmp_path):
+    out = tmp_path / "x.png"
+    result = CliRunner().invoke(main, ["inspect", str(dataset), "--plot", str(out)])
+    assert result.exit_code == 2
+    assert "--plot draws one clip: give it with --clip ID" in result.output
+    assert not out.exists()
+
+
+def test_load_thumbnails_are_the_decoded_2d_samples(dataset):
+    ds = HeroDataset.open(dataset)
+    whole = [s.image for s in iter_steps(ds["video00.0"].source, 1.5)]  # the whole video
+    assert len(whole) == 7
+    for clip_id, first in (("video00.0", 0), ("video00.1", 6)):
+        record = ds[clip_id]
+        thumbs = load_thumbnails(record)
+        assert thumbs is not None and len(thumbs) == record.num_frames
+        steps = iter_steps(
+            record.source, record.frame_interval, start=record.clip.start, end=record.clip.end
+        )
+        for got, want, global_ in zip(thumbs, steps, whole[first:], strict=False):
+            assert got.shape == (224, 398, 3) and got.dtype == np.uint8
+            np.testing.assert_array_equal(got, want.image)
+            np.testing.assert_array_equal(got, global_)  # the clip's own window of the video
+
+
+def test_plot_places_each_thumbnail_over_its_step(dataset, tmp_path):
+    record = HeroDataset.open(dataset)["video00.0"]
+    thumbs = load_thumbnails(record)
+    assert thumbs is not None
+    pixels = _png(plot_clip(record, tmp_path / "clip.png", thumbnails=thumbs)).astype(np.float64)
+    layout = clip_layout(record, thumbs[0].shape)
+    for i, thumb in enumerate(thumbs):
+        left, top, right, bottom = layout.thumbnail_box(i, thumb.shape)
+        x0, x1 = layout.step_columns(i)
+        assert x0 <= left < right <= x1 and layout.thumbs[0] <= top < bottom <= layout.thumbs[1]
+        assert right - left >= layout.step_px - 4  # a 16:9 frame fills its cell's width
+        region = pixels[top:bottom, left:right]
+        diffs = [  # against each step's frame, shrunk to the box by another filter
+            np.abs(region - np.asarray(_shrink(t, right - left, bottom - top), np.float64)).mean()
+            for t in thumbs
+        ]
+        assert diffs[i] < 4.0, diffs  # resampling differs a little, the picture is the same
+        assert diffs[i] == min(diffs), diffs  # and it is this step's frame, not a neighbour's
+
+
+def test_assigned_cells_take_the_owning_cues_colour(tmp_path):
+    # Cue 0 covers steps 0-2 but loses step 2 to cue 1 (HERO's IoU rule); 4 and 5 unmatched.
+    cues = [Cue(0.5, 4.0, "crack the eggs", "ANN"), Cue(3.5, 6.0, "whisk them")]
+    record = _record(cues, ((0, 1, 2), (2, 3)), ((0, 1), (2, 3)), (4, 5))
+    colours = [cue_colour(c, k) for k, c in enumerate(cues)]
+    assert colours[0] != colours[1] and UNMATCHED_COLOUR not in colours
+    path = plot_clip(record, tmp_path / "hand.png", thumbnails=None)
+    pixels = _png(path)
+    layout = clip_layout(record, None)
+    top, bottom = layout.assigned
+    expected = [colours[0], colours[0], colours[1], colours[1], UNMATCHED_COLOUR, UNMATCHED_COLOUR]
+    for i, colour in enumerate(expected):
+        x0, x1 = layout.step_columns(i)
+        for x, y in ((x0 + 3, top + 2), (x1 - 4, bottom - 3)):  # corners, clear of the label
+            assert tuple(pixels[y, x]) == colour, (i, x, y)
+    # "covers" row, step 2: cue 0's slice only outlined (covered, not assigned), cue 1's filled.
+    x0, x1 = layout.step_columns(2)
+    c_top, c_bottom = layout.covered
+    mid = (c_top + c_bottom) // 2
+    assert tuple(pixels[c_top + 1, x0 + 10]) == colours[0]  # outline
+    assert tuple(pixels[(c_top + mid) // 2, (x0 + x1) // 2]) == (255, 255, 255)  # hollow
+    assert tuple(pixels[(mid + c_bottom) // 2, (x0 + x1) // 2]) == colours[1]
+    # Each cue's bar lies over its [start, end) span, in its colour; they overlap: two lanes.
+    lanes = {p.lane for p in layout.placements}
+    assert lanes == {0, 1}
+    for cue, p, colour in zip(cues, layout.placements, colours, strict=True):
+        assert (p.x0, p.x1) == (layout.x(cue.start), layout.x(cue.end))
+        y = layout.cues[0] + p.lane * 22 + 11
+        assert tuple(pixels[y, p.x0 + 1]) == colour and tuple(pixels[y, p.x1 - 2]) == colour
+    labels = [p.label for p in layout.placements]
+    assert labels == ["c0 ANN: crack the eggs", "c1 whisk them"]
+
+
+def test_pseudo_cues_are_hatched_grey(tmp_path):
+    record = _record([Cue(0.0, 4.0, "")], ((0, 1, 2),), ((0, 1, 2),), (), duration=4.0)
+    pixels = _png(plot_clip(record, tmp_path / "pseudo.png", thumbnails=None))
+    layout = clip_layout(record, None)
+    assert layout.placements[0].label == "c0 (pseudo-cue)"
+    x0 = layout.step_columns(1)[0]
+    cell = pixels[layout.assigned[0] : layout.assigned[1], x0 + 2 : x0 + 20].reshape(-1, 3)
+    seen = {tuple(p) for p in cell}
+    assert PSEUDO_COLOUR in seen and len(seen) > 1  # grey base crossed by hatching
+    assert not any(colour in seen for colour in plot.PALETTE)
+
+
+def test_missing_video_draws_placeholders_and_warns(dataset, tmp_path, caplog):
+    record = HeroDataset.open(dataset)["video00.0"]
+    gone = dataclasses.replace(record, source=str(tmp_path / "gone.mp4"))
+    with caplog.at_level(logging.WARNING, logger="pipelines.plot"):
+        assert load_thumbnails(gone) is None
+    assert "gone.mp4" in caplog.text and "no such file" in caplog.text
+    # Through the command: a dataset whose source video is gone still gets its picture.
+    with DatasetWriter(tmp_path / "ds", {"test": True}) as writer:
+        writer.write(gone)
+    out = tmp_path / "gone.png"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pipelines.plot"):
+        result = CliRunner().invoke(
+            main, ["inspect", str(tmp_path / "ds"), "--clip", "video00.0", "--plot", str(out)]
+        )
+    assert result.exit_code == 0, result.output
+    assert "gone.mp4" in caplog.text
+    pixels = _png(out)
+    layout = clip_layout(gone, None)
+    assert pixels.shape == (layout.height, layout.width, 3)
+    x0 = layout.step_columns(0)[0]
+    box = pixels[layout.thumbs[0] + 3 : layout.thumbs[1] - 3, x0 + 4 : x0 + 12]
+    assert (box == 238).all()  # the grey "no video" placeholder, not a frame
+    red_title = (pixels[layout.title[0] : layout.title[1]] == (220, 30, 30)).all(axis=2)
+    assert red_title.any()  # the "no video" note in the title
+
+
+def test_load_thumbnails_pads_or_truncates_a_decode_of_another_length(
+    dataset, tmp_path, caplog, monkeypatch
+):
+    silent = HeroDataset.open(dataset)["silent.0"]  # a 4 s video: 3 steps
+    longer = dataclasses.replace(
+        silent,
+        clip=Clip("silent", 0, 0.0, 9.0),
+        resnet=np.zeros((6, RESNET_DIM), np.float16),
+        slowfast=np.zeros((6, SLOWFAST_DIM), np.float16),
+        cues=(),
+        cue_token_ids=(),
+        sub2frames=(),
+        unique_sub2frames=(),
+        unmatched_frames=(),
+    )
+    with caplog.at_level(logging.WARNING, logger="pipelines.plot"):
+        thumbs = load_thumbnails(longer)
+    assert thumbs is not None and len(thumbs) == 6
+    assert "decoded 3 steps" in caplog.text and "the clip has 6" in caplog.text
+    assert all((t == 128).all() for t in thumbs[3:]) and not (thumbs[2] == 128).all()
+    _png(plot_clip(longer, tmp_path / "padded.png", thumbnails=thumbs))
+
+    real = iter_steps
+    monkeypatch.setattr(plot, "iter_steps", lambda *a, **k: [*real(*a, **k), *real(*a, **k)])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pipelines.plot"):
+        thumbs = load_thumbnails(silent)
+    assert thumbs is not None and len(thumbs) == 3 and "dropped" in caplog.text
+
+
+def test_plot_clip_refuses_a_wrong_number_of_thumbnails(tmp_path):
+    record = _record([Cue(0.5, 4.0, "x")], ((0, 1, 2),), ((0, 1, 2),), (3, 4, 5))
+    with pytest.raises(ValueError, match="5 thumbnails for 6 steps"):
+        plot_clip(record, tmp_path / "x.png", thumbnails=[np.zeros((224, 398, 3), np.uint8)] * 5)

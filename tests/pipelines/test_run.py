@@ -1,0 +1,257 @@
+"""`hero run` end to end on Ray: fixtures, bad inputs, dead workers, timeouts, kill -9 resume.
+
+In-process runs share one local Ray instance (started once for this module); the kill tests run
+the real command in its own process session and SIGKILL the whole session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from extract.synthetic import make_video
+from hero_data.manifest import DatasetError, load_manifest
+from hero_data.reader import HeroDataset
+from hero_data.writer import read_errors
+from pipelines.config import RunConfig
+from pipelines.run import FAULT_EXIT_ENV, run_pipeline
+
+POISON = "poison"  # a worker that starts extracting the video with this id dies
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    os.environ[FAULT_EXIT_ENV] = POISON  # inherited by the workers Ray starts below
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+    os.environ.pop(FAULT_EXIT_ENV, None)
+
+
+def config(corpus: Path, out: Path, **kw) -> RunConfig:
+    values = {
+        "input": str(corpus),
+        "output": str(out),
+        "random_weights": True,
+        "device": "cpu",
+        **kw,
+    }
+    return RunConfig(**values)
+
+
+def vtt(path: Path, cues: list[tuple[float, float, str]]) -> None:
+    def t(x: float) -> str:
+        ms = round(x * 1000)
+        return f"00:{ms // 60000:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+    body = "".join(f"{t(a)} --> {t(b)}\n{text}\n\n" for a, b, text in cues)
+    path.write_text("WEBVTT\n\n" + body, encoding="utf-8")
+
+
+def accounted(report: dict) -> None:
+    assert report["unaccounted"] == []
+    assert report["videos_ok"] + report["videos_failed"] == report["inputs"]
+
+
+def test_fixture_videos_end_to_end(ray_local, shared_fixtures, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(shared_fixtures / "videos", corpus, ignore=shutil.ignore_patterns("LICENSE*"))
+    vtt(corpus / "flipping_a_pancake.vtt", [(0.5, 3.2, "JOE: flip it"), (4.0, 9.0, "done")])
+    report = run_pipeline(config(corpus, tmp_path / "out"), progress=False)
+    accounted(report)
+    assert report["videos_ok"] == 6 and report["failed_by_reason"] == {"DecodeError": 1}
+    errors = read_errors(tmp_path / "out")
+    assert [e["video_id"] for e in errors] == ["corrupted"]
+    ds = HeroDataset.open(tmp_path / "out", verify="full")
+    steps = {r.clip.video_id: r.num_frames for r in ds}
+    assert steps == {
+        "flipping_a_pancake": 7,
+        "unordered": 1,
+        "video_0": 1,
+        "video_90": 1,
+        "video_180": 1,
+        "video_270": 1,
+    }
+    pancake = ds["flipping_a_pancake.0"]
+    assert [c.text for c in pancake.cues] == ["flip it", "done"]
+    assert pancake.cues[0].speaker == "JOE"
+    # step 2 = [3, 4.5) s: IoU 0.2/4 with "flip it", 0.5/6 with "done" -> "done"
+    assert pancake.sub2frames == ((0, 1, 2), (2, 3, 4, 5))
+    assert pancake.unique_sub2frames == ((0, 1), (2, 3, 4, 5)) and pancake.unmatched_frames == (6,)
+    report_file = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report_file["videos_ok"] == 6
+    # Running again finds everything done: nothing is redone or duplicated.
+    again = run_pipeline(config(corpus, tmp_path / "out"), progress=False)
+    assert again["this_run"]["videos_ok"] == 0 and again["dataset"]["clips"] == len(ds)
+
+
+def test_bad_inputs_are_all_accounted_for(ray_local, shared_fixtures, tmp_path):
+    import av
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "zero.mp4").write_bytes(b"")
+    good = make_video(tmp_path / "good.mp4", duration=3.0, width=160, height=90)
+    (corpus / "truncated.mp4").write_bytes(good.read_bytes()[:1500])
+    (corpus / "text.mp4").write_text("this is not a video\n")
+    make_video(corpus / "audio_only.mp4", duration=2.0, width=64, height=64, audio=True)
+    with (
+        av.open(str(corpus / "audio_only.mp4")) as src,
+        av.open(str(corpus / "audio.mp4.tmp"), "w", format="mp4") as dst,
+    ):  # remux the audio stream alone
+        a_in = src.streams.audio[0]
+        a_out = dst.add_stream_from_template(a_in)
+        for packet in src.demux(a_in):
+            if packet.dts is not None:
+                packet.stream = a_out
+                dst.mux(packet)
+    (corpus / "audio.mp4.tmp").replace(corpus / "audio_only.mp4")
+    shutil.copy(shared_fixtures / "videos" / "video_90.mov", corpus / "rotated.mov")
+    make_video(corpus / "one_frame.mp4", duration=1 / 30, width=96, height=64)
+    with av.open(str(corpus / "vfr.mkv"), "w") as c:  # irregular frame times, in ms
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        for k, pts in enumerate([0, 40, 60, 200, 210, 900, 1500, 2600, 2650]):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), k * 20, np.uint8), format="rgb24")
+            f.pts, f.time_base = pts, Fraction(1, 1000)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    make_video(corpus / "latin1.mp4", duration=2.0, width=96, height=64)
+    (corpus / "latin1.vtt").write_bytes(
+        "WEBVTT\n\n00:00.000 --> 00:01.000\ncaf\xe9\n".encode("latin-1")
+    )
+    vtt(corpus / "orphan.vtt", [(0, 1, "no video for me")])
+
+    report = run_pipeline(config(corpus, tmp_path / "out"), progress=False)
+    accounted(report)
+    errors = {e["video_id"]: e for e in read_errors(tmp_path / "out")}
+    assert set(errors) == {"zero", "truncated", "text", "audio_only", "latin1"}
+    assert "no video stream" in errors["audio_only"]["message"]
+    assert errors["latin1"]["stage"] == "subtitles" and "UTF-8" in errors["latin1"]["message"]
+    ds = HeroDataset.open(tmp_path / "out")
+    steps = {r.clip.video_id: r.num_frames for r in ds}
+    assert steps == {"rotated": 1, "one_frame": 1, "vfr": 2}
+
+
+@pytest.mark.slow  # actor restarts reload both models: about 2 minutes on 2 cores
+def test_a_video_that_kills_its_worker_is_retried_then_recorded(ray_local, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    make_video(corpus / f"{POISON}.mp4", duration=2.0, width=96, height=64)
+    make_video(corpus / "fine.mp4", duration=2.0, width=96, height=64, seed=1)
+    report = run_pipeline(config(corpus, tmp_path / "out", max_attempts=2), progress=False)
+    accounted(report)
+    (error,) = read_errors(tmp_path / "out")
+    assert error["video_id"] == POISON and error["error_type"] == "WorkerDied"
+    assert "died 2 times" in error["message"]
+    assert [r.clip.video_id for r in HeroDataset.open(tmp_path / "out")] == ["fine"]
+
+
+def test_a_video_over_its_time_budget_fails_with_a_timeout(ray_local, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    make_video(corpus / "slow.mp4", duration=6.0, width=96, height=64)
+    report = run_pipeline(config(corpus, tmp_path / "out", video_timeout_s=0.01), progress=False)
+    accounted(report)
+    assert report["failed_by_reason"] == {"ExtractTimeout": 1}
+
+
+def test_changing_the_config_is_refused_unless_overwrite(ray_local, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    make_video(corpus / "a.mp4", duration=2.0, width=96, height=64)
+    run_pipeline(config(corpus, tmp_path / "out"), progress=False)
+    with pytest.raises(DatasetError, match="another config"):
+        run_pipeline(config(corpus, tmp_path / "out", frame_interval=1.0), progress=False)
+    report = run_pipeline(
+        config(corpus, tmp_path / "out", frame_interval=1.0, overwrite=True), progress=False
+    )
+    assert report["videos_ok"] == 1
+    assert load_manifest(tmp_path / "out").config["frame_interval"] == 1.0
+
+
+# -- resume after kill -9 --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory) -> Path:
+    corpus = tmp_path_factory.mktemp("corpus")
+    for i in range(6):
+        make_video(corpus / f"v{i}.mp4", duration=2.0 + i % 3, width=128, height=72, seed=i)
+        if i % 2 == 0:
+            vtt(corpus / f"v{i}.vtt", [(0.2, 1.4, f"cue {i}"), (1.6, 2.0, "end")])
+    return corpus
+
+
+@pytest.fixture(scope="module")
+def reference(ray_local, small_corpus, tmp_path_factory) -> HeroDataset:
+    out = tmp_path_factory.mktemp("reference") / "ds"
+    run_pipeline(config(small_corpus, out, rows_per_shard=2), progress=False)
+    return HeroDataset.open(out, verify="full")
+
+
+def _hero_run(corpus: Path, out: Path) -> subprocess.Popen:
+    hero = Path(sys.executable).parent / "hero"
+    return subprocess.Popen(
+        [
+            str(hero),
+            "run",
+            "--input",
+            str(corpus),
+            "--output",
+            str(out),
+            "--random-weights",
+            "--device",
+            "cpu",
+            "--rows-per-shard",
+            "2",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _kill_and_resume(corpus: Path, out: Path, after_s: float, reference: HeroDataset) -> None:
+    proc = _hero_run(corpus, out)
+    time.sleep(after_s)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver, Ray's raylet and its workers
+    proc.wait()
+    time.sleep(1.0)
+    report = run_pipeline(config(corpus, out, rows_per_shard=2), progress=False)
+    accounted(report)
+    ds = HeroDataset.open(out, verify="full")
+    ids = [r.clip_id for r in ds]
+    assert len(ids) == len(set(ids)), "a clip was written twice"
+    assert sorted(ids) == sorted(reference.clip_ids())
+    for r in reference:
+        got = ds[r.clip_id]
+        assert np.array_equal(got.resnet, r.resnet) and np.array_equal(got.slowfast, r.slowfast)
+        assert got.cues == r.cues and got.unique_sub2frames == r.unique_sub2frames
+
+
+def test_resume_after_kill_9(small_corpus, reference, tmp_path):
+    _kill_and_resume(small_corpus, tmp_path / "out", 30.0, reference)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_resume_after_kill_9_at_random_points(small_corpus, reference, tmp_path, seed):
+    after = random.Random(seed).uniform(14.0, 50.0)
+    _kill_and_resume(small_corpus, tmp_path / "out", after, reference)
