@@ -1,47 +1,34 @@
-"""``hero demo``: the whole chain built so far, on a corpus it synthesizes itself.
-
-Stages (each is the toolkit's real code; only the inputs are synthetic):
+"""``hero demo``: the whole chain, on a corpus it synthesizes itself (nothing is downloaded).
 
 1. write a small corpus to ``<output>/corpus``: H.264 videos of moving bars (PyAV, no ffmpeg
    binary), one WebVTT file per video (speakers, an entity, a cue across a clip boundary, an
-   exact duplicate), a video without subtitles, a truncated video and a broken subtitle file;
-2. train a small byte-level BPE tokenizer on the subtitle text (no download) and load it as a
-   user's ``tokenizer.json`` is loaded;
-3. per video: probe it, decode it once into 2D and 3D inputs per 1.5 s step, run ResNet-152 and
-   SlowFast-R50 (seeded random weights: no pretrained weights can be downloaded, so the
-   features are meaningless, which the manifest records), read, clean, cut and align its cues,
-   tokenize them, and assemble its clips;
-4. write the clips to Arrow shards in ``<output>/dataset`` with the atomic writer, and each
-   failing input (truncated video, broken subtitles) to its ``errors.jsonl``;
-5. reopen the dataset with sha256 verification and check every clip reads back as written.
+   exact duplicate), a video without subtitles, a corrupt (truncated) video and a broken
+   subtitle file;
+2. train a small byte-level BPE tokenizer on the subtitle text and save it as
+   ``corpus/tokenizer.json`` (stands in for RoBERTa's, which cannot be downloaded here);
+3. run ``hero run`` on the corpus (Ray, this machine) into ``<output>/dataset``, with seeded
+   random model weights: the features are real computations but meaningless, which the
+   manifest records and a warning says, with how to provide the pretrained weights;
+4. reopen the dataset with sha256 verification and check that every input is accounted for,
+   in the shards or in ``errors.jsonl``.
 
-Clips are 9 s (6 steps) by default so that short videos still show clip boundaries; real runs
-use 60 s. Not yet built, so not run: the Ray pipeline (``hero run``).
+Later stages (training, benchmarks) join this demo when they exist.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from align.readers import SubtitleError, read_cues
-from align.tokenizer import CueTokenizer, train_byte_level_bpe
-from extract.decode import DecodeError, probe
-from extract.extractor import ExtractConfig, FeatureExtractor
+from align.tokenizer import train_byte_level_bpe
 from extract.synthetic import make_video
 from hero_data.grid import check_clip_length
-from hero_data.manifest import MANIFEST_NAME, load_manifest
-from hero_data.progress import Progress
 from hero_data.reader import HeroDataset
-from hero_data.schema import ClipRecord
 from hero_data.types import Cue
-from hero_data.writer import DatasetWriter, ErrorLog
-from pipelines.assemble import clip_records
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +52,19 @@ class DemoConfig:
 
     Attributes:
         videos: synthetic videos with subtitles (three more inputs show the other paths: no
-            subtitles, a truncated video, broken subtitles).
+            subtitles, a corrupt video, broken subtitles).
         seed: seed of every random choice, so two runs write identical datasets.
         frame_interval: seconds per feature step.
         clip_length: seconds per clip; must be a whole number of steps.
         min_duration, max_duration: range of the videos' durations, seconds.
     """
 
-    videos: int = 2
+    videos: int = 3
     seed: int = 0
     frame_interval: float = 1.5
-    clip_length: float = 9.0
-    min_duration: float = 8.0
-    max_duration: float = 16.0
+    clip_length: float = 60.0
+    min_duration: float = 90.0
+    max_duration: float = 150.0
 
 
 @dataclass(frozen=True)
@@ -145,116 +132,75 @@ def _synth_corpus(cfg: DemoConfig, corpus: Path, rng: np.random.Generator):
     return inputs
 
 
-def _config(
-    cfg: DemoConfig, extractor: FeatureExtractor, tokenizer: CueTokenizer
-) -> dict[str, Any]:
-    return {
-        "demo": True,
-        **asdict(cfg),
-        "extraction": extractor.describe(),
-        "tokenizer": tokenizer.describe(),
-    }
+_MARKER = ".hero-demo"  # marks a folder this demo made, so a later demo may replace it
 
 
 def _prepare(output: Path) -> None:
-    dataset = output / "dataset"
-    if (dataset / MANIFEST_NAME).exists():
-        if not load_manifest(dataset).config.get("demo"):
-            raise FileExistsError(f"{dataset} holds a dataset that is not a demo; choose another")
+    """Empty ``output`` if an earlier demo made it; refuse any other non-empty folder."""
+    if (output / _MARKER).exists():
         shutil.rmtree(output)
     elif output.exists() and any(output.iterdir()):
-        raise FileExistsError(f"{output} exists and is not empty; choose another folder")
+        raise FileExistsError(
+            f"{output} exists, is not empty and is not an earlier demo; choose another folder"
+        )
+    output.mkdir(parents=True, exist_ok=True)
+    (output / _MARKER).write_text("made by hero demo; a later hero demo may replace it\n")
+
+
+RANDOM_WEIGHTS_NOTICE = (
+    "hero demo uses seeded RANDOM model weights, because pretrained weights cannot be "
+    "downloaded by this tool: the features it writes are real computations but meaningless. "
+    "For real features give --resnet-weights resnet152-394f9c45.pth and --slowfast-weights "
+    "SLOWFAST_8x8_R50.pyth to `hero run`, or put both files in the torch hub cache "
+    "($TORCH_HOME/hub/checkpoints, by default ~/.cache/torch/hub/checkpoints); "
+    "see docs/extraction.md."
+)
 
 
 def run_demo(
-    output: str | Path, cfg: DemoConfig | None = None, extractor: FeatureExtractor | None = None
+    output: str | Path, cfg: DemoConfig | None = None, *, progress: bool = True
 ) -> DemoResult:
-    """Run the demo into ``output`` (an earlier demo there is replaced, else it must be new).
+    """Run the demo into ``output`` (an earlier demo there is replaced, else it must be new)."""
+    from pipelines.config import RunConfig
+    from pipelines.run import run_pipeline
 
-    ``extractor``: reuse already-loaded models (tests); by default seeded random weights.
-    """
     cfg = cfg or DemoConfig()
     if cfg.videos < 1:
         raise ValueError(f"the demo needs at least one video, got {cfg.videos}")
+    if not 0 < cfg.min_duration <= cfg.max_duration:
+        raise ValueError("need 0 < min_duration <= max_duration")
     check_clip_length(cfg.clip_length, cfg.frame_interval)
     out = Path(output)
     _prepare(out)
     corpus, dataset = out / "corpus", out / "dataset"
     rng = np.random.default_rng(cfg.seed)
     inputs = _synth_corpus(cfg, corpus, rng)
-    texts = [*_SENTENCES, _BOUNDARY_TEXT]
-    tokenizer = CueTokenizer.from_path(
-        train_byte_level_bpe(texts, corpus / "tokenizer.json", vocab_size=400)
+    tokenizer = train_byte_level_bpe(
+        [*_SENTENCES, _BOUNDARY_TEXT], corpus / "tokenizer.json", vocab_size=400
     )
-    if extractor is None:
-        extractor = FeatureExtractor(
-            ExtractConfig(frame_interval=cfg.frame_interval, random_weights=True)
-        )
-
-    errors = ErrorLog(dataset)
-    written: list[ClipRecord] = []
-    failed = 0
-    config = _config(cfg, extractor, tokenizer)
-    with (
-        DatasetWriter(dataset, config, max_rows_per_shard=4) as writer,
-        Progress() as progress,
-    ):
-        overall = progress.add("demo: videos", total=len(inputs))
-        for video_path, sub in inputs:
-            stage = "probe"
-            try:
-                info = probe(video_path)
-                stage = "subtitles"
-                cues = read_cues(sub) if sub is not None else []
-                stage = "extract"
-                bar = progress.add(f"  {video_path.name}: steps")
-                features = extractor.extract(
-                    video_path, on_step=lambda _, bar=bar: progress.advance(bar)
-                )
-                progress.done(bar)
-                records, _ = clip_records(
-                    info, features, cues, clip_length=cfg.clip_length, tokenizer=tokenizer
-                )
-            except (DecodeError, SubtitleError) as e:
-                errors.record(
-                    video_id=video_path.stem, source=str(video_path), stage=stage, error=e
-                )
-                failed += 1
-            else:
-                for record in records:
-                    writer.write(record)
-                    written.append(record)
-            progress.advance(overall)
-        progress.done(overall)
-
+    log.warning(RANDOM_WEIGHTS_NOTICE)
+    run_cfg = RunConfig(
+        input=str(corpus),
+        output=str(dataset),
+        random_weights=True,
+        device="cpu",
+        tokenizer=str(tokenizer),
+        frame_interval=cfg.frame_interval,
+        clip_length=cfg.clip_length,
+        rows_per_shard=4,
+    )
+    report = run_pipeline(run_cfg, progress=progress)
+    if report["unaccounted"]:
+        raise RuntimeError(f"inputs neither in the dataset nor failed: {report['unaccounted']}")
     ds = HeroDataset.open(dataset, verify="full")
-    if len(ds) != len(written):
-        raise RuntimeError(f"wrote {len(written)} clips but {dataset} holds {len(ds)}")
-    fields = (
-        "clip",
-        "source",
-        "cues",
-        "cue_token_ids",
-        "sub2frames",
-        "unique_sub2frames",
-        "unmatched_frames",
-    )
-    for i, expected in enumerate(written):
-        got = ds[i]
-        same = all(getattr(got, f) == getattr(expected, f) for f in fields)
-        if not (
-            same
-            and np.array_equal(got.resnet, expected.resnet)
-            and np.array_equal(got.slowfast, expected.slowfast)
-        ):
-            raise RuntimeError(f"clip {expected.clip_id} did not read back as written")
+    records = list(ds)
     return DemoResult(
         dataset=dataset,
         corpus=corpus,
         inputs=len(inputs),
-        clips=len(written),
-        steps=sum(r.num_frames for r in written),
-        cues=sum(len(r.cues) for r in written),
-        failed=failed,
+        clips=len(records),
+        steps=sum(r.num_frames for r in records),
+        cues=sum(len(r.cues) for r in records),
+        failed=report["videos_failed"],
         verified_clips=len(ds),
     )

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from extract.extractor import ExtractConfig, FeatureExtractor
 from hero_data.reader import HeroDataset
 from hero_data.writer import read_errors
 from pipelines.cli import main
@@ -26,9 +25,24 @@ def run(*args: str) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def demo_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo"
-    code, output = run("demo", "--output", str(out), "--videos", "1", "--seed", "1")
+    code, output = run(
+        "demo",
+        "--output",
+        str(out),
+        "--videos",
+        "1",
+        "--seed",
+        "1",
+        "--min-duration",
+        "8",
+        "--max-duration",
+        "10",
+        "--clip-seconds",
+        "9",
+        "--no-progress",
+    )
     assert code == 0, output
-    assert "clips read back equal after sha256 verification" in output
+    assert "clips verified (sha256)" in output and "hero inspect" in output
     return out / "dataset"
 
 
@@ -51,14 +65,17 @@ def test_demo_writes_a_verified_dataset(demo_dataset):
     ds = HeroDataset.open(demo_dataset, verify="full")
     assert len(ds) >= 2
     config = ds.manifest.config
-    assert config["demo"] is True and config["tokenizer"]["kind"]
-    assert config["extraction"]["weights"]["resnet"]["sha256"] == "random"
-    errors = read_errors(demo_dataset)
-    assert [(e["video_id"], e["stage"], e["error_type"]) for e in errors] == [
+    assert config["random_weights"] is True and config["tokenizer"]["sha256"]
+    assert config["weights_sha256"] == {"resnet": "random", "slowfast": "random"}
+    errors = {e["video_id"]: e for e in read_errors(demo_dataset)}
+    assert {(v, e["stage"], e["error_type"]) for v, e in errors.items()} == {
         ("truncated", "probe", "DecodeError"),
         ("broken", "subtitles", "SubtitleError"),
-    ]
-    assert "truncated.mp4" in errors[0]["message"] and "broken.vtt" in errors[1]["message"]
+    }
+    assert "truncated.mp4" in errors["truncated"]["message"]
+    assert "broken.vtt" in errors["broken"]["message"]
+    report = json.loads((demo_dataset / "report.json").read_text())
+    assert report["unaccounted"] == [] and report["videos_ok"] == 2
     videos = {r.clip.video_id for r in ds}
     assert videos == {"video00", "silent"}
     for r in ds:  # real features: unit ResNet rows, one row per step
@@ -74,10 +91,10 @@ def test_demo_writes_a_verified_dataset(demo_dataset):
     assert any(any(ids) for r in ds for ids in r.cue_token_ids)
 
 
-def test_demo_is_deterministic_and_replaces_only_demos(tmp_path, demo_dataset):
-    extractor = FeatureExtractor(ExtractConfig(random_weights=True, device="cpu"))
+def test_demo_is_deterministic(tmp_path, demo_dataset):
+    small = DemoConfig(videos=1, seed=1, min_duration=8, max_duration=10, clip_length=9.0)
     out = tmp_path / "again"
-    run_demo(out, DemoConfig(videos=1, seed=1), extractor=extractor)
+    run_demo(out, small, progress=False)
     a, b = HeroDataset.open(demo_dataset), HeroDataset.open(out / "dataset")
     assert len(a) == len(b)
     for x, y in zip(a, b, strict=True):  # same clips, bit-identical features (sources differ)
@@ -88,9 +105,16 @@ def test_demo_is_deterministic_and_replaces_only_demos(tmp_path, demo_dataset):
             y.unique_sub2frames,
         )
         assert np.array_equal(x.resnet, y.resnet) and np.array_equal(x.slowfast, y.slowfast)
-    tiny = DemoConfig(videos=1, min_duration=2.0, max_duration=3.0)
-    run_demo(out, tiny, extractor=extractor)  # an old demo is replaced
-    assert {r.clip.video_id for r in HeroDataset.open(out / "dataset")} == {"video00", "silent"}
+
+
+def test_demo_replaces_only_an_earlier_demo(tmp_path):
+    from pipelines.demo import _prepare
+
+    earlier = tmp_path / "earlier"
+    _prepare(earlier)  # marks the folder as the demo's
+    (earlier / "old.txt").write_text("from the earlier demo")
+    _prepare(earlier)
+    assert not (earlier / "old.txt").exists()
     other = tmp_path / "other"
     other.mkdir()
     (other / "keep.txt").write_text("mine")

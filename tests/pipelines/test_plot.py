@@ -12,15 +12,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from extract.decode import iter_steps
-from extract.extractor import ExtractConfig, FeatureExtractor
+from extract.decode import iter_steps, probe
 from hero_data.reader import HeroDataset
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Clip, Cue
 from hero_data.writer import DatasetWriter
 from pipelines import plot
 from pipelines.cli import main
-from pipelines.demo import DemoConfig, run_demo
 from pipelines.plot import (
     PSEUDO_COLOUR,
     UNMATCHED_COLOUR,
@@ -33,11 +31,28 @@ from pipelines.plot import (
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    """A demo dataset of one 8-10 s video (clips video00.0, video00.1) and silent.0."""
+    """A dataset of one 9.5 s video with cues (clips video00.0, video00.1, 9 s clips) and a
+    4 s video without cues (silent.0), made with the in-process chain (no Ray needed here)."""
+    from extract.extractor import ExtractConfig, FeatureExtractor
+    from extract.synthetic import make_video
+    from pipelines.assemble import clip_records
+
+    root = tmp_path_factory.mktemp("plot")
     extractor = FeatureExtractor(ExtractConfig(random_weights=True, device="cpu"))
-    out = tmp_path_factory.mktemp("plot") / "demo"
-    cfg = DemoConfig(videos=1, min_duration=8, max_duration=10)
-    return run_demo(out, cfg, extractor=extractor).dataset
+    cues = [
+        Cue(0.5, 2.8, "crack the eggs", "ANN"),
+        Cue(3.2, 6.0, "whisk them"),
+        Cue(7.5, 9.4, "across the boundary"),
+    ]
+    out = root / "ds"
+    with DatasetWriter(out, {"test": "plot"}) as writer:
+        for name, duration, video_cues in (("video00", 9.5, cues), ("silent", 4.0, [])):
+            path = make_video(root / f"{name}.mp4", duration=duration)
+            records, _ = clip_records(
+                probe(path), extractor.extract(path), video_cues, clip_length=9.0
+            )
+            writer.write_video(records)
+    return out
 
 
 def _png(path: Path) -> np.ndarray:
