@@ -64,7 +64,7 @@ FAULT_EXIT_ENV = "HERO_FAULT_EXIT_ON_VIDEO"
 out-of-memory kill would), so the retry-then-record path can be exercised."""
 
 _LIGHT_CPUS = 0.1  # Ray CPU request of the probe/align/write stages (cheap, I/O bound)
-_RESERVED_CPUS = 0.25  # kept free of extraction actors so the light stages always fit
+_RESERVED_CPUS = 0.35  # kept free of extraction actors: the three light stages fit at once
 
 _MODELS = {
     "resnet": "torchvision resnet152 (ImageNet), global average pool, L2-normalised",
@@ -474,10 +474,9 @@ def _start_ray(cfg: RunConfig) -> None:
         "logging_level": "WARNING",
         "log_to_driver": False,
     }
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(**kwargs)
+    # "local" always starts a private instance: a bare ray.init() would join another run's
+    # local cluster on this machine and the two would compete for (and starve on) its CPUs.
+    ray.init(address=address or "local", **kwargs)
 
 
 def _execute(

@@ -34,7 +34,13 @@ POISON = "poison"  # a worker that starts extracting the video with this id dies
 def ray_local():
     ray = pytest.importorskip("ray")
     os.environ[FAULT_EXIT_ENV] = POISON  # inherited by the workers Ray starts below
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     yield ray
     ray.shutdown()
     os.environ.pop(FAULT_EXIT_ENV, None)
