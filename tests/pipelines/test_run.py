@@ -33,6 +33,8 @@ POISON = "poison"  # a worker that starts extracting the video with this id dies
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
+    if ray.is_initialized():  # an earlier test module's run: restart, so workers get our env
+        ray.shutdown()
     os.environ[FAULT_EXIT_ENV] = POISON  # inherited by the workers Ray starts below
     ray.init(
         address="local",
