@@ -64,17 +64,21 @@ def main(argv):
     if subprocess.call(sync, env=env, cwd=ROOT) != 0:
         print("dev.py: `uv sync --locked` failed (see above)", file=sys.stderr)
         return 1
-    run = [uv, "run", "--locked", "--no-sync", "--project", str(ROOT), "--"]
+    # Run the synced environment's own programs rather than `uv run`: Ray 2.60 treats a driver
+    # started by `uv run` specially and then fails to start its workers.
+    venv = Path(env["UV_PROJECT_ENVIRONMENT"])
+    python = str(venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
     task, rest = argv[0], argv[1:]
     if task == "demo":
-        cmd = [*run, "hero", "demo", *rest]
+        cmd = [python, "-m", "pipelines.cli", "demo", *rest]
     elif task == "hero":
-        cmd = [*run, "hero", *rest]
+        cmd = [python, "-m", "pipelines.cli", *rest]
     elif task == "test":
-        cmd = [*run, "pytest", *rest]
+        cmd = [python, "-m", "pytest", *rest]
     else:
-        code = subprocess.call([*run, "ruff", "check", "."], env=env, cwd=ROOT)
-        return code or subprocess.call([*run, "ruff", "format", "--check", "."], env=env, cwd=ROOT)
+        ruff = [python, "-m", "ruff"]
+        code = subprocess.call([*ruff, "check", "."], env=env, cwd=ROOT)
+        return code or subprocess.call([*ruff, "format", "--check", "."], env=env, cwd=ROOT)
     return subprocess.call(cmd, env=env, cwd=ROOT)
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
 from typing import Any, ClassVar, TypeVar
 
-T = TypeVar("T", bound="_Tagged")
+T = TypeVar("T", bound="Tagged")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.]*$")
 
@@ -47,7 +47,9 @@ def safe_id(name: str) -> str:
     return out or "_"
 
 
-class _Tagged:
+class Tagged:
+    """Base of frozen dataclasses serialized as plain dicts with a ``type`` tag (``TYPE``)."""
+
     TYPE: ClassVar[str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +77,7 @@ class _Tagged:
 
 
 @dataclass(frozen=True)
-class VideoInfo(_Tagged):
+class VideoInfo(Tagged):
     """What probing a video file tells us.
 
     Attributes:
@@ -124,7 +126,7 @@ class VideoInfo(_Tagged):
 
 
 @dataclass(frozen=True)
-class Cue(_Tagged):
+class Cue(Tagged):
     """One subtitle cue.
 
     Attributes:
@@ -159,7 +161,7 @@ class Cue(_Tagged):
 
 
 @dataclass(frozen=True)
-class Clip(_Tagged):
+class Clip(Tagged):
     """A window of a video: clip ``index`` of ``video_id``, ``[start, end)`` source seconds.
 
     Its id is ``f"{video_id}.{index}"``, HERO's naming for 60 s clips.

@@ -526,4 +526,4 @@ def demo(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(main(prog_name="hero"))

@@ -57,7 +57,7 @@ from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 from align.readers import SubtitleError, _decode, parse_cues, read_howto100m_json
-from hero_data.types import Cue, check_id, safe_id
+from hero_data.types import Cue, Tagged, check_id, safe_id
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,8 @@ class InputError(ValueError):
 
 
 @dataclass(frozen=True)
-class VideoInput:
-    """One video to process.
+class VideoInput(Tagged):
+    """One video to process (``to_dict``/``from_dict`` from :class:`hero_data.types.Tagged`).
 
     Attributes:
         video_id: unique in the run, safe as a file-name part (:func:`check_id`).
@@ -144,30 +144,6 @@ class VideoInput:
             not isinstance(self.subtitle_uri, str) or not self.subtitle_uri
         ):
             raise InputError(f"video {self.video_id!r}: subtitle must be a path or None")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict with a ``type`` tag."""
-        return {
-            "type": self.TYPE,
-            "video_id": self.video_id,
-            "video_uri": self.video_uri,
-            "subtitle_uri": self.subtitle_uri,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VideoInput:
-        """Inverse of :meth:`to_dict`; ``ValueError`` on a wrong tag, unknown or missing field."""
-        data = dict(data)
-        tag = data.pop("type", None)
-        if tag != cls.TYPE:
-            raise ValueError(f"expected a {cls.TYPE!r} record, got type {tag!r}")
-        unknown = set(data) - {"video_id", "video_uri", "subtitle_uri"}
-        if unknown:
-            raise ValueError(f"{cls.TYPE}: unknown fields {sorted(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as e:  # a required field is missing
-            raise ValueError(f"{cls.TYPE}: {e}") from None
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,11 @@ from pipelines.inputs import (
 
 log = logging.getLogger(__name__)
 
+# Ray 2.60 re-launches workers through `uv run` when the driver was started by `uv run`, and
+# that relaunch fails ("Failed to spawn: --python"). Workers started with the driver's own
+# interpreter are what we want anyway. Read when `ray` is imported, so set it first.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
 ATTEMPTS_NAME = "attempts.jsonl"
 REPORT_NAME = "report.json"
 FAULT_EXIT_ENV = "HERO_FAULT_EXIT_ON_VIDEO"
