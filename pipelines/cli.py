@@ -498,7 +498,7 @@ def demo(
     subtitles, a corrupt video, a broken subtitle file, and a tokenizer trained on the text),
     then runs `hero run` on it into OUTPUT/dataset with seeded random model weights (the
     features are meaningless; the warning says how to use the pretrained ones), verifies the
-    dataset and shows it. About 7 minutes on 2 CPU cores with the defaults.
+    dataset and shows it. Measured: 8 min on 2 CPU cores with the defaults.
     """
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize
