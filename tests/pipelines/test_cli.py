@@ -97,7 +97,13 @@ def test_demo_is_deterministic(tmp_path, demo_dataset):
     run_demo(out, small, progress=False)
     a, b = HeroDataset.open(demo_dataset), HeroDataset.open(out / "dataset")
     assert len(a) == len(b)
-    for x, y in zip(a, b, strict=True):  # same clips, bit-identical features (sources differ)
+
+    # Videos are committed as they finish, so shard order may differ between runs; compare
+    # clip by clip: same clips, bit-identical features (the sources differ).
+    def by_clip(ds):
+        return sorted(ds, key=lambda r: (r.clip.video_id, r.clip.index))
+
+    for x, y in zip(by_clip(a), by_clip(b), strict=True):
         assert (x.clip, x.cues, x.cue_token_ids, x.unique_sub2frames) == (
             y.clip,
             y.cues,
