@@ -60,7 +60,7 @@ def main(argv):
     uv = find_uv()
     env = dict(os.environ)
     env.setdefault("UV_PROJECT_ENVIRONMENT", str(ROOT / ".venv"))
-    sync = [uv, "sync", "--locked", "--project", str(ROOT)]
+    sync = [uv, "sync", "--locked", "--all-extras", "--project", str(ROOT)]
     if subprocess.call(sync, env=env, cwd=ROOT) != 0:
         print("dev.py: `uv sync --locked` failed (see above)", file=sys.stderr)
         return 1
