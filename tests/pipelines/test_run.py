@@ -193,6 +193,52 @@ def test_changing_the_config_is_refused_unless_overwrite(ray_local, tmp_path):
     assert load_manifest(tmp_path / "out").config["frame_interval"] == 1.0
 
 
+def test_howto100m_recipe_end_to_end(ray_local, tmp_path):
+    """Caption JSON as the subtitle source, the real language detector, clips keyed v.k."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for seed, name in enumerate(("cake", "bread", "soupe")):
+        make_video(videos / f"{name}.mp4", duration=3.0, width=96, height=64, seed=seed)
+    captions = {
+        "cake": {
+            "start": [0.2, 1.8],
+            "end": [1.7, 2.9],
+            "text": ["today we are going to bake a simple cake", "first mix the butter and sugar"],
+        },
+        "bread": {
+            "start": [0.0],
+            "end": [2.5],
+            "text": ["knead the dough until it is smooth and leave it to rise"],
+        },
+        "soupe": {
+            "start": [0.0],
+            "end": [2.0],
+            "text": ["aujourd'hui nous allons préparer une soupe de légumes avec des poireaux"],
+        },
+    }
+    caption_json = tmp_path / "caption.json"
+    caption_json.write_text(json.dumps(captions), encoding="utf-8")
+    cfg = config(
+        videos, tmp_path / "out", subtitles=str(caption_json), language="en", clip_length=1.5
+    )
+    report = run_pipeline(cfg, progress=False)
+    accounted(report)
+    assert report["videos_ok"] == 2
+    assert [e["video_id"] for e in report["excluded_by_language"]] == ["soupe"]
+    assert report["excluded_by_language"][0]["language"] == "fr"
+    ds = HeroDataset.open(tmp_path / "out")
+    assert sorted(r.clip.clip_id for r in ds) == ["bread.0", "bread.1", "cake.0", "cake.1"]
+    # A cue across the 1.5 s boundary goes to both clips, clip-relative and clipped.
+    first, second = captions["cake"]["text"]
+    cake0, cake1 = ds["cake.0"], ds["cake.1"]
+    assert [(c.start, c.end, c.text) for c in cake0.cues] == [(0.2, 1.5, first)]
+    assert cake1.clip.start == 1.5
+    assert [(c.text, round(c.start, 3), round(c.end, 3)) for c in cake1.cues] == [
+        (first, 0.0, 0.2),
+        (second, 0.3, 1.4),
+    ]
+
+
 # -- resume after kill -9 --------------------------------------------------------------------------
 
 
