@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from hero_data import __version__
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly_errors(fn: F) -> F:
-    """Turn the toolkit's expected errors into one clear line and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from hero_data.grid import GridError
-        from hero_data.manifest import DatasetError
-
-        try:
-            return fn(*args, **kwargs)
-        except (DatasetError, GridError, FileExistsError, KeyError, ValueError) as e:
-            message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            raise click.ClickException(str(message)) from None
-
-    return wrapper  # type: ignore[return-value]
+from pipelines.cli_bench import build, eval_
+from pipelines.cli_compat import export, import_
+from pipelines.cli_errors import friendly_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -140,7 +122,7 @@ def _print_clip(record: Any, as_json: bool) -> None:
     metavar="PNG",
     help="With --clip: also draw the clip's timeline (frames, steps, cues, assignment) to PNG.",
 )
-@_friendly_errors
+@friendly_errors
 def inspect(
     dataset: Path, as_json: bool, clip_id: str | None, verify: bool, plot_path: Path | None
 ) -> None:
@@ -253,7 +235,7 @@ def _print_run_report(report: dict[str, Any]) -> None:
     help="Replace an existing dataset made with another config.",
 )
 @click.option("--no-progress", is_flag=True, help="No per-stage progress bars.")
-@_friendly_errors
+@friendly_errors
 def run(
     config_file: Path | None,
     whole_videos: bool | None,
@@ -340,7 +322,7 @@ def run(
 )
 @click.option("--overwrite", is_flag=True, help="Redo videos whose .npz exists.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any video failed.")
-@_friendly_errors
+@friendly_errors
 def extract(
     videos: tuple[Path, ...],
     output: Path,
@@ -482,7 +464,7 @@ def align(
 @click.option("--clip-seconds", type=float, default=60.0, show_default=True, help="Clip length.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--no-progress", is_flag=True, help="No per-stage progress bars.")
-@_friendly_errors
+@friendly_errors
 def demo(
     output: Path,
     videos: int,
@@ -523,6 +505,10 @@ def demo(
     click.echo(f"  dataset: {result.dataset} (report.json, errors.jsonl inside)")
     first = ds.clip_ids()[0]
     click.echo(f"  next:    hero inspect {result.dataset} --clip {first} --plot {first}.png")
+
+
+for _command in (build, eval_, export, import_):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
