@@ -96,7 +96,8 @@ class RunConfig:
         max_attempts: tries per video (a crash or timeout is retried, bad data is not).
         rows_per_shard: clips per Arrow shard.
         address: Ray cluster address (``auto``, ``ray://host:10001``); ``None``: a local Ray.
-        strict: stop at the first video that fails instead of recording it in errors.jsonl.
+        strict: exit with status 1 when any video failed (every failure is still recorded in
+            errors.jsonl and the run still finishes the other videos).
         overwrite: replace an existing dataset at ``output`` instead of resuming it.
     """
 
