@@ -14,6 +14,8 @@ from hero_data import __version__
 from pipelines.cli_bench import build, eval_
 from pipelines.cli_compat import export, import_
 from pipelines.cli_errors import friendly_errors
+from pipelines.cli_finetune import finetune
+from pipelines.cli_train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -507,7 +509,7 @@ def demo(
     click.echo(f"  next:    hero inspect {result.dataset} --clip {first} --plot {first}.png")
 
 
-for _command in (build, eval_, export, import_):
+for _command in (build, eval_, export, finetune, import_, train):
     main.add_command(_command)
 
 

@@ -1,0 +1,615 @@
+"""The finetuning recipe: :class:`FinetuneConfig` and :func:`run_finetune`.
+
+``run_finetune(task, bench_dir, dataset, run_dir, cfg)`` reads top to bottom:
+
+1. setup: open the dataset, check the tokenizer against its manifest, load the model (a
+   ``hero train`` checkpoint, or random initialisation with a loud warning), read and tokenize
+   the benchmark (:mod:`build_benchmarks.finetune.data`);
+2. train on ``train.jsonl``: AdamW, linear warm-up then linear decay, gradient clipping,
+   ``epochs`` passes over the shuffled examples (at most ``max_steps`` updates). How2R trains
+   the VSM head with its pretraining losses (start/end cross-entropy and hinge losses against
+   the other clips and queries of the batch); How2QA trains :class:`HeroForVideoQA`;
+3. evaluate each of ``val`` / ``test`` that has records: How2R ranks every clip the split
+   names (its corpus) for every query with :func:`build_benchmarks.vcmr.rank_vcmr` (VCMR, VR)
+   and :func:`~build_benchmarks.vcmr.rank_svmr` (SVMR), writes the TVR submission and scores
+   it with :func:`build_benchmarks.evaluate.evaluate_retrieval`; How2QA writes
+   ``{qid: answer_idx}`` and scores it with :func:`~build_benchmarks.evaluate.evaluate_qa`;
+4. write the run folder::
+
+       RUN_DIR/metrics.json             the scores of each split, training summary, skipped
+       RUN_DIR/predictions_<split>.json TVR submission (how2r) or {qid: answer_idx} (how2qa)
+       RUN_DIR/train_log.jsonl          one line per logged step
+       RUN_DIR/model.pt, finetune.json  the finetuned weights and the config that made them
+
+On CPU the run is deterministic given ``seed`` (initialisation, shuffling, dropout).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from build_benchmarks.annotations import BenchmarkError
+from build_benchmarks.evaluate import evaluate_qa, evaluate_retrieval
+from build_benchmarks.finetune.data import (
+    BenchSplits,
+    FinetuneError,
+    Query,
+    Question,
+    clip_batch,
+    dataset_tokenizer,
+    load_bench,
+    load_tokenizer,
+    qa_batch,
+    retrieval_batch,
+    text_batch,
+)
+from build_benchmarks.finetune.heads import HeroForVideoQA, corpus_scores
+from build_benchmarks.vcmr import RankedMoments, RankingConfig, rank_svmr, rank_vcmr, to_submission
+from hero_data.manifest import atomic_write_json
+from hero_data.reader import HeroDataset
+from hero_data.schema import ClipRecord
+from hero_model.config import HeroConfig, HeroConfigError, build_config
+from hero_model.pretrain import HeroForPretraining
+from hero_model.train import find_checkpoint, lr_factor
+
+log = logging.getLogger(__name__)
+
+TASKS = ("how2r", "how2qa")
+"""Tasks :func:`run_finetune` knows."""
+
+RANDOM_INIT_WARNING = (
+    "NO CHECKPOINT: finetuning starts from RANDOM weights; the scores say nothing about HERO. "
+    "Pass a `hero train` checkpoint (--checkpoint) for meaningful numbers."
+)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Options of a finetuning run.
+
+    Attributes:
+        checkpoint: a ``hero train`` run folder (its newest checkpoint), a checkpoint folder
+            (``model.pt`` + ``meta.json``) or its ``model.pt``; ``None``: random weights.
+        model: model config (``base``, ``tiny`` or a YAML file) when there is no checkpoint;
+            with one it must match the checkpoint's (``None``: the checkpoint's; ``base``
+            without one).
+        model_overrides: model config fields to replace (e.g. ``{"dropout": 0.0}``).
+        tokenizer: the dataset's tokenizer file, for the query / question / answer text.
+        epochs: passes over ``train.jsonl``.
+        max_steps: at most this many optimizer updates (``None``: ``epochs`` decide; 0:
+            evaluate the initial weights).
+        batch_size: queries (how2r) or questions (how2qa) per update.
+        lr: peak learning rate.
+        warmup: share of the updates spent warming up linearly.
+        weight_decay: AdamW weight decay (not on biases and norms).
+        grad_clip: global gradient-norm limit; 0: none.
+        seed: seed of initialisation, shuffling and dropout.
+        device: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, ``cuda:N``.
+        precision: ``auto`` (bf16 autocast on a GPU, else fp32), ``bf16``, ``fp32``.
+        qa_span_weight: weight of How2QA's span loss (HERO: 0.4 on TVQA-style sets).
+        qa_in_cues: append each candidate's QA text to every cue in the Cross-modal
+            Transformer too, as HERO does (costs a Cross-modal pass per candidate).
+        eval_batch: queries, clips or questions per evaluation forward pass.
+        ranking: VCMR/SVMR ranking (clips kept, span lengths in steps, α).
+        log_every: updates between log lines.
+        overwrite: replace an earlier run's outputs in the run folder.
+    """
+
+    checkpoint: str | None = None
+    model: str | None = None
+    model_overrides: Mapping[str, Any] = field(default_factory=dict)
+    tokenizer: str | None = None
+    epochs: int = 3
+    max_steps: int | None = None
+    batch_size: int = 32
+    lr: float = 5e-5
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    qa_span_weight: float = 0.4
+    qa_in_cues: bool = True
+    eval_batch: int = 32
+    ranking: RankingConfig = field(default_factory=RankingConfig)
+    log_every: int = 50
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        def bad(message: str) -> None:
+            raise FinetuneError(f"finetune config: {message}")
+
+        for name in ("epochs", "batch_size", "eval_batch", "log_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                bad(f"{name} must be a positive integer, got {v!r}")
+        if self.max_steps is not None and (
+            isinstance(self.max_steps, bool)
+            or not isinstance(self.max_steps, int)
+            or self.max_steps < 0
+        ):
+            bad(f"max_steps must be an integer >= 0 or None, got {self.max_steps!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            bad(f"seed must be an integer >= 0, got {self.seed!r}")
+        for name in ("lr", "weight_decay", "grad_clip", "qa_span_weight", "warmup"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                bad(f"{name} must be a finite number, got {v!r}")
+            if v < 0:
+                bad(f"{name} must be >= 0, got {v}")
+        if not self.lr > 0:
+            bad(f"lr must be positive, got {self.lr}")
+        if self.warmup >= 1:
+            bad(f"warmup is a share of the updates, in [0, 1); got {self.warmup}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            bad(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if not isinstance(self.model_overrides, Mapping):
+            bad("model_overrides must be a mapping of model config fields")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of every option."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["model_overrides"] = dict(self.model_overrides)
+        out["ranking"] = asdict(self.ranking)
+        return out
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; checks a CUDA device exists."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise FinetuneError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FinetuneError(f"device {name!r} asked for, but no CUDA GPU is available")
+    return device
+
+
+def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """``(model.pt, meta)`` of a run folder, a checkpoint folder or a ``model.pt`` file."""
+    p = Path(path)
+    if p.is_file():
+        model, folder = p, p.parent
+    elif (p / "model.pt").is_file():
+        model, folder = p / "model.pt", p
+    elif p.is_dir() and (found := find_checkpoint(p)) is not None:
+        model, folder = found / "model.pt", found
+    elif p.exists():
+        raise FinetuneError(
+            f"{p}: not a checkpoint: expected a `hero train` run folder, a checkpoint folder "
+            "(model.pt + meta.json) or its model.pt"
+        )
+    else:
+        raise FinetuneError(f"{p}: no such checkpoint")
+    meta_path = folder / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FinetuneError(
+            f"{meta_path}: missing; a `hero train` checkpoint records its model config there"
+        ) from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise FinetuneError(f"{meta_path}: unreadable checkpoint metadata ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model_config"), dict):
+        raise FinetuneError(f"{meta_path}: has no model_config")
+    return model, meta
+
+
+def model_config_for(
+    cfg: FinetuneConfig, tokenizer_vocab: int | None
+) -> tuple[HeroConfig, Path | None]:
+    """The model config of the run and the checkpoint's ``model.pt`` (None: random init).
+
+    Without a checkpoint, a vocabulary smaller than the dataset tokenizer's is widened to it
+    (the weights are random anyway) unless ``model_overrides`` sets ``vocab_size``.
+    """
+    overrides = dict(cfg.model_overrides)
+    try:
+        if cfg.checkpoint is None:
+            config = build_config(cfg.model or "base", **overrides)
+            if (
+                tokenizer_vocab is not None
+                and tokenizer_vocab > config.vocab_size
+                and "vocab_size" not in overrides
+            ):
+                log.info(
+                    "model vocabulary widened from %d to the tokenizer's %d (random init)",
+                    config.vocab_size,
+                    tokenizer_vocab,
+                )
+                config = replace(config, vocab_size=tokenizer_vocab)
+            return config, None
+        weights, meta = resolve_checkpoint(cfg.checkpoint)
+        try:
+            saved = HeroConfig(**meta["model_config"])
+        except (TypeError, HeroConfigError) as e:
+            raise FinetuneError(f"{weights.parent / 'meta.json'}: bad model_config ({e})") from None
+        if cfg.model is not None:
+            wanted = build_config(cfg.model)
+            differ = [
+                f"{f.name} (checkpoint {getattr(saved, f.name)!r}, config "
+                f"{getattr(wanted, f.name)!r})"
+                for f in fields(HeroConfig)
+                if getattr(saved, f.name) != getattr(wanted, f.name)
+            ]
+            if differ:
+                raise FinetuneError(
+                    f"{weights}: the checkpoint is of another model config than {cfg.model!r}: "
+                    f"{'; '.join(differ[:6])}{' ...' if len(differ) > 6 else ''}; leave the "
+                    "config out to use the checkpoint's"
+                )
+        return (replace(saved, **overrides) if overrides else saved), weights
+    except HeroConfigError as e:
+        raise FinetuneError(str(e)) from None
+
+
+def load_weights(model: HeroForPretraining, weights: Path) -> None:
+    """Load a ``hero train`` state dict into ``model``; errors name the file."""
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for a damaged or foreign file
+        raise FinetuneError(f"{weights}: cannot read the checkpoint ({e})") from None
+    if not isinstance(state, Mapping):
+        raise FinetuneError(f"{weights}: not a state dict")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(state))
+    unexpected = sorted(set(state) - set(ours))
+    shapes = sorted(
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in ours.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    )
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"shapes differ: {', '.join(shapes[:4])}")
+        if missing:
+            parts.append(f"missing {', '.join(missing[:4])}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:4])}")
+        raise FinetuneError(
+            f"{weights}: does not fit the model config ({'; '.join(parts)}); a checkpoint of "
+            "another config?"
+        )
+    model.load_state_dict(state)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _autocast(cfg: FinetuneConfig, device: torch.device) -> Any:
+    use = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    if use:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, enabled=False)
+
+
+def _frame_interval(records: Mapping[str, ClipRecord], root: Path) -> float:
+    values = sorted({r.frame_interval for r in records.values()})
+    if len(values) != 1:
+        raise FinetuneError(f"{root}: clips with different frame intervals {values} s")
+    return float(values[0])
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+def _train(
+    task: str,
+    model: torch.nn.Module,
+    examples: list[Any],
+    records: Mapping[str, ClipRecord],
+    config: HeroConfig,
+    cfg: FinetuneConfig,
+    device: torch.device,
+    log_path: Path,
+) -> dict[str, Any]:
+    per_epoch = math.ceil(len(examples) / cfg.batch_size)
+    total = cfg.epochs * per_epoch
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    summary: dict[str, Any] = {"steps": total, "examples": len(examples), "wall_s": 0.0}
+    log_path.write_text("", encoding="utf-8")
+    if total == 0:
+        log.info("max_steps 0: evaluating the initial weights")
+        return summary
+    warmup = round(cfg.warmup * total)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda n: lr_factor(n + 1, warmup, total)
+    )
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xF7]))
+    model.train()
+    start = time.perf_counter()
+    losses: list[float] = []
+    step = 0
+    with log_path.open("a", encoding="utf-8") as out:
+        while step < total:
+            order = rng.permutation(len(examples))
+            for lo in range(0, len(order), cfg.batch_size):
+                if step >= total:
+                    break
+                chosen = [examples[i] for i in order[lo : lo + cfg.batch_size]]
+                with _autocast(cfg, device):
+                    if task == "how2r":
+                        model.train_step = step
+                        metrics = model(retrieval_batch(chosen, records, config), "vsm")
+                    else:
+                        batch = qa_batch(chosen, records, config, qa_in_cues=cfg.qa_in_cues)
+                        metrics = model(batch)
+                loss = metrics["loss"]
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"finetune step {step + 1}: the loss is {loss.item()}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                losses.append(float(loss.detach()))
+                if step % cfg.log_every == 0 or step == total:
+                    entry = {"step": step, "lr": scheduler.get_last_lr()[0]}
+                    entry.update({k: float(v.detach()) for k, v in metrics.items()})
+                    out.write(json.dumps(entry) + "\n")
+                    log.info("finetune %s step %d/%d loss %.4f", task, step, total, entry["loss"])
+    summary["wall_s"] = round(time.perf_counter() - start, 3)
+    summary["first_loss"] = losses[0]
+    summary["last_loss"] = losses[-1]
+    tail = losses[-max(1, len(losses) // 10) :]
+    summary["mean_last_loss"] = float(np.mean(tail))
+    return summary
+
+
+# --- evaluation ----------------------------------------------------------------------------
+
+
+def _stack_ranked(parts: list[RankedMoments]) -> RankedMoments:
+    return RankedMoments(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(RankedMoments))
+    )
+
+
+@torch.no_grad()
+def _eval_retrieval(
+    model: HeroForPretraining,
+    queries: list[Query],
+    records: Mapping[str, ClipRecord],
+    config: HeroConfig,
+    cfg: FinetuneConfig,
+    interval: float,
+) -> dict[str, Any]:
+    """The TVR submission of ``queries`` over the clips they name."""
+    device = model.vsm_start.weight.device
+    names = list(dict.fromkeys(q.clip_id for q in queries))
+    frames = np.array([min(records[c].num_frames, config.max_steps) for c in names])
+    durations = np.minimum([records[c].clip.duration for c in names], frames * interval).astype(
+        np.float64
+    )
+    t = int(frames.max())
+    steps = torch.zeros(len(names), t, config.hidden, device=device)
+    step_mask = torch.zeros(len(names), t, dtype=torch.bool, device=device)
+    for lo in range(0, len(names), cfg.eval_batch):
+        chunk = [records[c] for c in names[lo : lo + cfg.eval_batch]]
+        batch = {k: v.to(device) for k, v in clip_batch(chunk, config).items()}
+        with _autocast(cfg, device):
+            out = model.encoder(batch)  # (b, t', D)
+        steps[lo : lo + len(chunk), : out.shape[1]] = out.float()
+        step_mask[lo : lo + len(chunk), : out.shape[1]] = batch["step_mask"]
+    index = {c: i for i, c in enumerate(names)}
+    vcmr, svmr, vr = [], [], []
+    for lo in range(0, len(queries), cfg.eval_batch):
+        chunk_q = queries[lo : lo + cfg.eval_batch]
+        ids, lengths = text_batch([q.ids for q in chunk_q], config.pad_id)
+        with _autocast(cfg, device):
+            vec = model.encode_queries(ids.to(device), lengths.to(device)).float()
+            glob, st, ed = corpus_scores(model, vec, steps, step_mask)
+        glob, st, ed = glob.cpu().numpy(), st.cpu().numpy(), ed.cpu().numpy()
+        moments, clips = rank_vcmr(
+            glob,
+            st,
+            ed,
+            frames,
+            frame_interval=interval,
+            clip_durations=durations,
+            config=cfg.ranking,
+        )
+        gt = np.array([index[q.clip_id] for q in chunk_q])
+        rows = np.arange(len(chunk_q))
+        single = rank_svmr(
+            st[rows, gt],
+            ed[rows, gt],
+            gt,
+            frames[gt],
+            frame_interval=interval,
+            clip_durations=durations[gt],
+            config=cfg.ranking,
+        )
+        vcmr.append(moments)
+        vr.append(clips)
+        svmr.append(single)
+    return to_submission(
+        names,
+        [q.desc_id for q in queries],
+        vcmr=_stack_ranked(vcmr),
+        svmr=_stack_ranked(svmr),
+        vr=_stack_ranked(vr),
+        descs=[q.desc for q in queries],
+    )
+
+
+@torch.no_grad()
+def _eval_qa(
+    model: HeroForVideoQA,
+    questions: list[Question],
+    records: Mapping[str, ClipRecord],
+    config: HeroConfig,
+    cfg: FinetuneConfig,
+) -> dict[str, int]:
+    """``{qid (string): predicted answer index}``."""
+    device = model.qa_pool.weight.device
+    out: dict[str, int] = {}
+    for lo in range(0, len(questions), cfg.eval_batch):
+        chunk = questions[lo : lo + cfg.eval_batch]
+        batch = qa_batch(chunk, records, config, qa_in_cues=cfg.qa_in_cues)
+        with _autocast(cfg, device):
+            answer, _, _ = model.logits(batch)
+        for q, k in zip(chunk, answer.argmax(-1).tolist(), strict=True):
+            out[str(q.qid)] = int(k)
+    return out
+
+
+def _write_json(path: Path, data: Any) -> None:
+    atomic_write_json(path, data)
+
+
+def _evaluate(
+    task: str,
+    model: torch.nn.Module,
+    bench: BenchSplits,
+    records: Mapping[str, ClipRecord],
+    config: HeroConfig,
+    cfg: FinetuneConfig,
+    interval: float,
+    run: Path,
+) -> dict[str, Any]:
+    model.eval()
+    results: dict[str, Any] = {}
+    for split in bench.examples:
+        if split == "train":
+            continue
+        path = run / f"predictions_{split}.json"
+        examples = bench.examples[split]
+        source = bench.sources[split]
+        try:
+            if task == "how2r":
+                assert isinstance(model, HeroForPretraining)
+                submission = _eval_retrieval(model, examples, records, config, cfg, interval)
+                _write_json(path, submission)
+                scores = evaluate_retrieval(
+                    submission, bench.rows[split], submission_source=str(path), gt_source=source
+                )
+                results[split] = json.loads(json.dumps(scores))
+            else:
+                assert isinstance(model, HeroForVideoQA)
+                predictions = _eval_qa(model, examples, records, config, cfg)
+                _write_json(path, predictions)
+                results[split] = evaluate_qa(
+                    predictions,
+                    {split: bench.rows[split]},
+                    submission_source=str(path),
+                    gt_sources={split: source},
+                )
+        except BenchmarkError as e:
+            raise FinetuneError(str(e)) from None
+        results[split]["predictions"] = str(path)
+    return results
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def run_finetune(
+    task: str,
+    bench_dir: str | os.PathLike[str],
+    dataset: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    cfg: FinetuneConfig | None = None,
+) -> dict[str, Any]:
+    """Finetune on ``bench_dir``'s ``train.jsonl``, score ``val`` / ``test``; the metrics.
+
+    Returns (and writes to ``RUN_DIR/metrics.json``) ``{"task", "init", "train": {steps,
+    losses, wall_s}, "skipped": {split: records}, "<split>": scores...}``; retrieval scores are
+    TVR's (``VCMR``, ``SVMR``, ``VR``, percent), QA's ``accuracy`` (percent), ``correct``,
+    ``total``. Raises :class:`FinetuneError` (naming the file) for unusable inputs.
+    """
+    cfg = cfg or FinetuneConfig()
+    if task not in TASKS:
+        raise FinetuneError(f"unknown finetuning task {task!r}; tasks: {', '.join(TASKS)}")
+    run = Path(run_dir)
+    if (run / "metrics.json").exists() and not cfg.overwrite:
+        raise FileExistsError(
+            f"{run / 'metrics.json'}: exists; use another run folder or --overwrite"
+        )
+    device = resolve_device(cfg.device)
+    ds = HeroDataset.open(dataset)
+    tok_record = dataset_tokenizer(ds)
+    tokenizer = load_tokenizer(cfg.tokenizer, ds)
+    vocab = tok_record.get("vocab_size")
+    config, weights = model_config_for(cfg, vocab if isinstance(vocab, int) else None)
+
+    torch.manual_seed(cfg.seed)
+    hero = HeroForPretraining(config)
+    if weights is None:
+        log.warning(RANDOM_INIT_WARNING)
+    else:
+        load_weights(hero, weights)
+        log.info("initialised from %s", weights)
+    model: torch.nn.Module = hero
+    if task == "how2qa":
+        model = HeroForVideoQA(
+            config, hero.encoder, span_weight=cfg.qa_span_weight, qa_in_cues=cfg.qa_in_cues
+        )
+    model.to(device)
+
+    bench, records = load_bench(task, bench_dir, ds, tokenizer, config)
+    interval = _frame_interval(records, ds.root)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "metrics.json").unlink(missing_ok=True)
+
+    train = _train(
+        task, model, bench.examples["train"], records, config, cfg, device,
+        run / "train_log.jsonl",
+    )  # fmt: skip
+    scores = _evaluate(task, model, bench, records, config, cfg, interval, run)
+
+    torch.save(model.state_dict(), run / "model.pt")
+    _write_json(
+        run / "finetune.json",
+        {
+            "task": task,
+            "bench": str(bench_dir),
+            "dataset": str(dataset),
+            "config": cfg.to_dict(),
+            "model_config": config.to_dict(),
+        },
+    )
+    metrics: dict[str, Any] = {
+        "task": task,
+        "bench": str(bench_dir),
+        "dataset": str(dataset),
+        "init": str(weights) if weights is not None else "random",
+        "device": str(device),
+        "train": train,
+        "skipped": {s: n for s, n in bench.skipped.items()},
+        "missing_clips": bench.missing_clips[:20],
+        **scores,
+    }
+    _write_json(run / "metrics.json", metrics)  # written last: marks a complete run
+    return metrics

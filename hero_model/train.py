@@ -1,0 +1,1140 @@
+"""HERO pretraining: the training options (:class:`TrainConfig`) and the recipe that runs them.
+
+The recipe (:class:`PretrainRecipe`) reads top to bottom: ``setup`` (datasets, model,
+optimizer, schedule, resume, loader, logs), ``train`` (one optimizer step per task sampled by
+ratio, with accumulation, clipping and bf16 autocast on GPU), ``save_checkpoint`` and
+``cleanup``. :func:`run_training` runs all four. It works in one process, or in each of several
+processes of an initialised ``torch.distributed`` group (Ray Train starts them; see
+:mod:`hero_model.distributed`), where the model is wrapped in DistributedDataParallel.
+
+A run folder holds::
+
+    RUN_DIR/config.yaml                    the training config (and the model config) of the run
+    RUN_DIR/checkpoints/step-00001000/     model.pt (state dict), state.pt (optimizer, schedule,
+                                           RNG of every worker, data position), meta.json
+    RUN_DIR/tb/                            TensorBoard event files
+    RUN_DIR/metrics.jsonl                  one line per logged step (the same scalars)
+    RUN_DIR/summary.json                   written at the end: steps, throughput, workers
+
+Resuming (``resume=True``) continues from the newest complete checkpoint exactly: the batches
+(see :mod:`hero_model.data`), the dropout RNG, the optimizer and the schedule are those an
+uninterrupted run would have had, so on the same hardware the losses after resuming are
+bit-for-bit those of the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import json
+import logging
+import math
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from hero_data import __version__
+from hero_data.manifest import atomic_write_json
+from hero_data.progress import Progress
+from hero_model.data import (
+    BatchPlan,
+    DataSource,
+    MicroBatch,
+    MixSampler,
+    PretrainBatches,
+    describe_sources,
+    make_loader,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "TRAIN_CONFIG_NAMES",
+    "PretrainRecipe",
+    "TrainConfig",
+    "TrainConfigError",
+    "check_run",
+    "find_checkpoint",
+    "load_run_config",
+    "load_train_config",
+    "lr_factor",
+    "run_training",
+    "train_preset",
+]
+
+TRAIN_CONFIG_NAMES = ("base", "tiny")
+"""Training presets :func:`load_train_config` knows without a file."""
+
+PAPER_TASK_RATIOS = {"mlm": 2.0, "mnce": 2.0, "fom": 1.0, "vsm": 2.0}
+"""MLM:MNCE:FOM:VSM = 2:2:1:2, the paper's best mix (HERO, Table 1)."""
+
+# Options that may differ when a run is resumed: how it is carried out, not what it computes;
+# the initialisation (used only at step 0); and the datasets (checked by path and size).
+_RESUMABLE = frozenset(
+    {
+        "device",
+        "loader_workers",
+        "prefetch",
+        "log_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "init_roberta",
+        "init_hero",
+        "data",
+    }
+)
+
+
+class TrainConfigError(ValueError):
+    """A training option that is unknown, of the wrong type or out of range.
+
+    Attributes:
+        problem: what is wrong, without the location.
+        source: the YAML file, ``"command line"``, or ``None``.
+        key: the option concerned, or ``None``.
+    """
+
+    def __init__(self, problem: str, source: str | None = None, key: str | None = None) -> None:
+        self.problem = problem
+        self.source = source
+        self.key = key
+        super().__init__(f"{source}: {problem}" if source else problem)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.problem, self.source, self.key))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of ``hero train``; validated when built (:class:`TrainConfigError`).
+
+    Attributes:
+        model: model config: ``base``, ``tiny`` or a model YAML file
+            (:func:`hero_model.config.build_config`).
+        model_overrides: model config fields to replace (e.g. ``{dropout: 0.0}``).
+        data: dataset folders to train on (mixed, see :mod:`hero_model.data`).
+        mix_weights: share of the clips drawn from each dataset (one per dataset); ``None``:
+            in proportion to their sizes (each clip once per pass).
+        tasks: relative frequency of each pretraining task (``mlm``, ``mffr``, ``mnce``,
+            ``fom``, ``vsm``); tasks left out or at 0 are not trained.
+        batch_size: clips per micro-batch, per worker.
+        accumulation: micro-batches whose gradients are summed per optimizer step.
+        max_steps: optimizer steps of the whole run (the schedule's length).
+        warmup_steps: steps of linear warm-up (then linear decay to the end).
+        lr: peak learning rate.
+        betas, eps, weight_decay: AdamW's (no decay for biases and norm weights).
+        grad_clip: clip the global gradient norm to this; 0: no clipping.
+        precision: ``auto`` (bf16 autocast on a GPU that supports it, else fp32), ``bf16``,
+            ``fp32``.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        seed: seed of the model initialisation, the sampler, the task draws and the masks.
+        checkpoint_every: steps between checkpoints (one is also written at the end).
+        keep_checkpoints: newest checkpoints kept; older ones are deleted.
+        log_every: steps between logged metrics (TensorBoard, metrics.jsonl, progress bar).
+        loader_workers: DataLoader processes building batches (0: in the training process).
+        prefetch: micro-batches each loader process keeps ready.
+        init_roberta: RoBERTa-base state dict to initialise the text layers from.
+        init_hero: reference HERO checkpoint to initialise the whole model from.
+    """
+
+    model: str = "base"
+    model_overrides: Mapping[str, Any] = field(default_factory=dict)
+    data: tuple[str, ...] = ()
+    mix_weights: tuple[float, ...] | None = None
+    tasks: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_TASK_RATIOS))
+    batch_size: int = 32
+    accumulation: int = 2
+    max_steps: int = 100_000
+    warmup_steps: int = 10_000
+    lr: float = 3e-5
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    precision: str = "auto"
+    device: str = "auto"
+    seed: int = 77
+    checkpoint_every: int = 2000
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    loader_workers: int = 4
+    prefetch: int = 4
+    init_roberta: str | None = None
+    init_hero: str | None = None
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML/JSON-able dict of every option (:func:`load_train_config` reads it)."""
+        out = asdict(self)
+        out["model_overrides"] = dict(self.model_overrides)
+        out["tasks"] = dict(self.tasks)
+        out["data"] = list(self.data)
+        out["betas"] = list(self.betas)
+        out["mix_weights"] = None if self.mix_weights is None else list(self.mix_weights)
+        return out
+
+    def task_ratios(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """The trained tasks (ratio > 0) in the model's task order, and their ratios."""
+        from hero_model.batch import TASKS
+
+        names = tuple(t for t in TASKS if self.tasks.get(t, 0) > 0)
+        return names, tuple(float(self.tasks[t]) for t in names)
+
+    def model_config(self) -> Any:
+        """The :class:`hero_model.config.HeroConfig` this run trains."""
+        from hero_model.config import build_config
+
+        return build_config(self.model, **dict(self.model_overrides))
+
+
+# -- validation ----------------------------------------------------------------------------
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+_INTS = {
+    "batch_size": 1,
+    "accumulation": 1,
+    "max_steps": 1,
+    "warmup_steps": 0,
+    "seed": 0,
+    "checkpoint_every": 1,
+    "keep_checkpoints": 1,
+    "log_every": 1,
+    "loader_workers": 0,
+    "prefetch": 1,
+}
+_FLOATS = {"lr": (0.0, False), "eps": (0.0, False), "weight_decay": (0.0, True)}
+_FLOATS["grad_clip"] = (0.0, True)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _validate(c: TrainConfig) -> None:
+    def bad(key: str, problem: str) -> None:
+        raise TrainConfigError(problem, key=key)
+
+    for key, low in _INTS.items():
+        v = getattr(c, key)
+        if not _is_int(v) or v < low:
+            bad(key, f"{key} must be an integer >= {low}, got {v!r}")
+    for key, (low, inclusive) in _FLOATS.items():
+        v = getattr(c, key)
+        if not _is_number(v) or v < low or (v == low and not inclusive):
+            bad(key, f"{key} must be a number {'>=' if inclusive else '>'} {low}, got {v!r}")
+    if c.warmup_steps >= c.max_steps:
+        bad(
+            "warmup_steps",
+            f"warmup_steps ({c.warmup_steps}) must be less than max_steps ({c.max_steps})",
+        )
+    if not isinstance(c.model, str) or not c.model:
+        bad("model", f"model must be a config name or a YAML file, got {c.model!r}")
+    if not isinstance(c.model_overrides, Mapping):
+        bad("model_overrides", "model_overrides must be a mapping of model config fields")
+    if not (isinstance(c.data, tuple) and all(isinstance(p, str) and p for p in c.data)):
+        bad("data", f"data must be a list of dataset folders, got {c.data!r}")
+    if c.mix_weights is not None:
+        w = c.mix_weights
+        if not isinstance(w, tuple) or not all(_is_number(x) and x > 0 for x in w):
+            bad("mix_weights", f"mix_weights must be positive numbers, got {w!r}")
+        if c.data and len(w) != len(c.data):
+            bad("mix_weights", f"{len(w)} mix_weights for {len(c.data)} datasets")
+    if not isinstance(c.tasks, Mapping) or not c.tasks:
+        bad("tasks", f"tasks must map task names to ratios, got {c.tasks!r}")
+    from hero_model.batch import TASKS
+
+    for name, ratio in c.tasks.items():
+        if name not in TASKS:
+            bad("tasks", f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
+        if not _is_number(ratio) or ratio < 0:
+            bad("tasks", f"task ratio of {name} must be a number >= 0, got {ratio!r}")
+    if not any(r > 0 for r in c.tasks.values()):
+        bad("tasks", "at least one task needs a ratio above 0")
+    b = c.betas
+    if not (isinstance(b, tuple) and len(b) == 2 and all(_is_number(x) and 0 <= x < 1 for x in b)):
+        bad("betas", f"betas must be two numbers in [0, 1), got {b!r}")
+    if c.precision not in ("auto", "bf16", "fp32"):
+        bad("precision", f"precision must be auto, bf16 or fp32, got {c.precision!r}")
+    dev = c.device
+    ok_device = dev in ("auto", "cpu", "cuda") or (
+        isinstance(dev, str) and dev.startswith("cuda:") and dev[5:].isdigit()
+    )
+    if not ok_device:
+        bad("device", f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")
+    for key in ("init_roberta", "init_hero"):
+        v = getattr(c, key)
+        if v is not None and not (isinstance(v, str) and v):
+            bad(key, f"{key} must be a file path, got {v!r}")
+    if c.init_roberta and c.init_hero:
+        bad("init_hero", "give init_roberta or init_hero, not both")
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+def train_preset(name: str) -> TrainConfig:
+    """The named training preset: ``base`` (HERO's TV pretraining recipe) or ``tiny`` (tests).
+
+    ``base`` is the reference's ``pretrain-tv-16gpu`` recipe: 32 clips per GPU, 2 accumulation
+    steps, AdamW (lr 3e-5, betas 0.9/0.98, weight decay 0.01), 10k warm-up steps of 100k, gradient
+    norm clipped to 1, seed 77. ``tiny`` trains the tiny model for a few steps on CPU.
+    """
+    if name == "base":
+        return TrainConfig()
+    if name == "tiny":
+        return TrainConfig(
+            model="tiny",
+            batch_size=4,
+            accumulation=1,
+            max_steps=200,
+            warmup_steps=20,
+            lr=1e-3,
+            seed=0,
+            checkpoint_every=100,
+            keep_checkpoints=2,
+            log_every=10,
+            loader_workers=1,
+            prefetch=2,
+        )
+    raise TrainConfigError(
+        f"unknown training config {name!r}; named configs: {', '.join(TRAIN_CONFIG_NAMES)}"
+    )
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """A YAML/command-line value as the field's type (lists to tuples, ints to floats)."""
+    if key in ("data",):
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, (list, tuple)):
+            return tuple(str(v) if isinstance(v, os.PathLike) else v for v in value)
+    if key in ("betas", "mix_weights") and isinstance(value, list):
+        return tuple(float(v) if _is_int(v) else v for v in value)
+    if key in _FLOATS and _is_int(value):
+        return float(value)
+    if key in ("init_roberta", "init_hero") and isinstance(value, os.PathLike):
+        return str(value)
+    if key == "model" and isinstance(value, os.PathLike):
+        return str(value)
+    return value
+
+
+def _apply(base: TrainConfig, values: Mapping[str, Any], source: str) -> TrainConfig:
+    for key in values:
+        if key not in _FIELDS:
+            close = difflib.get_close_matches(str(key), sorted(_FIELDS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TrainConfigError(f"unknown training option {key!r}{hint}", source, str(key))
+    try:
+        return dataclasses.replace(base, **{k: _coerce(k, v, source) for k, v in values.items()})
+    except TrainConfigError as e:
+        raise TrainConfigError(e.problem, source, e.key) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise TrainConfigError(f"cannot read: {e.strerror or e}", str(path)) from None
+    except yaml.YAMLError as e:
+        raise TrainConfigError(f"not valid YAML: {e}", str(path)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TrainConfigError(
+            f"a training config must be a mapping of option: value, got {type(data).__name__}",
+            str(path),
+        )
+    return data
+
+
+def load_train_config(
+    name_or_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
+) -> TrainConfig:
+    """The preset ``name_or_path`` (``base``, ``tiny``) or the YAML file there, then overrides.
+
+    A YAML file is a mapping of :class:`TrainConfig` options; ``extends: base|tiny`` (default
+    ``base``) names the preset supplying the options it leaves out. ``overrides`` (e.g. from
+    the command line; ``None`` values are ignored) win over both. The model config is built too,
+    so that every error shows here, as a :class:`TrainConfigError` (or the model's
+    ``HeroConfigError``) naming the file or ``command line`` and the key.
+    """
+    name = str(name_or_path)
+    source = name
+    if name in TRAIN_CONFIG_NAMES:
+        config = train_preset(name)
+    else:
+        path = Path(name_or_path)
+        if not path.suffix and not path.exists():
+            raise TrainConfigError(
+                f"unknown training config {name!r}: not a named config "
+                f"({', '.join(TRAIN_CONFIG_NAMES)}) nor a YAML file"
+            )
+        if not path.is_file():
+            raise TrainConfigError("training config file not found", str(path))
+        values = _read_yaml(path)
+        parent = values.pop("extends", "base")
+        if parent not in TRAIN_CONFIG_NAMES:
+            raise TrainConfigError(
+                f"extends must be one of {', '.join(TRAIN_CONFIG_NAMES)}, got {parent!r}",
+                str(path),
+                "extends",
+            )
+        config = _apply(train_preset(parent), values, str(path))
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if given:
+        config = _apply(config, given, "command line")
+        source = "command line"
+    try:
+        config.model_config()
+    except ValueError as e:
+        raise TrainConfigError(f"model config {config.model!r}: {e}", source, "model") from None
+    return config
+
+
+def load_run_config(
+    run_dir: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
+) -> TrainConfig:
+    """The training config a run was started with (``RUN_DIR/config.yaml``), then overrides."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise TrainConfigError(
+            "not found: not a run folder, or its run never started; give --config", str(path)
+        )
+    values = _read_yaml(path).get("train")
+    if not isinstance(values, dict):
+        raise TrainConfigError("has no 'train' section", str(path))
+    config = _apply(TrainConfig(), values, str(path))
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return _apply(config, given, "command line") if given else config
+
+
+# -- schedule ------------------------------------------------------------------------------
+
+
+def lr_factor(update: int, warmup_steps: int, max_steps: int) -> float:
+    """Multiplier of the peak learning rate for optimizer update ``update`` (1-based).
+
+    Linear warm-up to 1 at update ``W = warmup_steps``, then linear decay from the peak
+    update ``P = max(W, 1)`` to ``1/(T−P+1)`` at the last update ``T = max_steps`` (never 0
+    inside the run, so no update is wasted); 0 outside ``1..T``.
+    """
+    if update < 1 or update > max_steps:
+        return 0.0
+    if update < warmup_steps:
+        return update / warmup_steps
+    peak = max(warmup_steps, 1)
+    return (max_steps - update + 1) / (max_steps - peak + 1)
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def checkpoint_name(step: int) -> str:
+    """Folder name of the checkpoint after ``step`` optimizer steps."""
+    return f"step-{step:08d}"
+
+
+def find_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The newest complete checkpoint folder of ``run_dir`` (one with ``meta.json``), or None."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return None
+    done = [p for p in root.glob("step-*") if p.is_dir() and (p / "meta.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _worker_seed(seed: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, 0xD1]).generate_state(1)[0])
+
+
+def _resolve_device(name: str) -> torch.device:
+    """``auto``/``cpu``/``cuda``/``cuda:N`` as a device with an index (for CUDA)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainConfigError(f"device {name!r} asked for, but no CUDA GPU is available")
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices and embeddings, none on biases and norm weights."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _dist() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, or (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """What :func:`check_run` found: the checkpoint to resume (or None), datasets, model config."""
+
+    checkpoint: Path | None
+    sources: tuple[DataSource, ...]
+    model_config: Any
+
+
+def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool) -> RunCheck:
+    """Every check that can fail before training starts, with a message naming the file.
+
+    The run folder must hold a checkpoint to resume (``resume``) or none (a new run); the
+    datasets must open and mix; the model config must build and hold their token ids; and a
+    resumed run must have the same options (bar :data:`_RESUMABLE`) and datasets (path and
+    size) as the checkpoint. Raises ``FileNotFoundError``, ``FileExistsError``, ``ValueError``
+    (:class:`~hero_model.data.DataMixError`, a model config error) or
+    :class:`~hero_data.manifest.DatasetError`.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = find_checkpoint(run_dir)
+    if resume and checkpoint is None:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
+    if not resume and checkpoint is not None:
+        raise FileExistsError(
+            f"{run_dir}: holds checkpoints of an earlier run ({checkpoint.name}); "
+            "resume it with --resume, or train into a new folder"
+        )
+    if not cfg.data:
+        raise ValueError("no dataset to train on: give one with --data (or data: in the config)")
+    sources = describe_sources(cfg.data, cfg.mix_weights)
+    model_config = cfg.model_config()
+    _check_tokens(sources, model_config)
+    if checkpoint is not None:
+        meta = _read_meta(checkpoint)
+        _check_same_run(meta["train_config"], cfg, checkpoint)
+        saved = [(str(Path(d["path"]).resolve()), d["clips"]) for d in meta["datasets"]]
+        now = [(str(Path(s.path).resolve()), s.clips) for s in sources]
+        if saved != now:
+            raise ValueError(
+                f"{checkpoint}: the run trained on {saved} (path, clips) but now gets {now}; "
+                "resuming exactly needs the same datasets"
+            )
+    return RunCheck(checkpoint, sources, model_config)
+
+
+class _TrainProgress(Progress):
+    """:class:`~hero_data.progress.Progress` whose bar text can change (the running losses)."""
+
+    def describe(self, handle: int, text: str) -> None:
+        task = self._tasks[handle]
+        task["description"] = text
+        if self._rich is not None:
+            self._rich.update(task["rich"], description=text)
+
+
+# -- the recipe ----------------------------------------------------------------------------
+
+
+class PretrainRecipe:
+    """HERO pretraining in one process (or one of a ``torch.distributed`` group).
+
+    Args:
+        cfg: the training config (its ``data`` must name at least one dataset).
+        run_dir: the run folder (created).
+        resume: continue from the newest checkpoint in ``run_dir`` (error if none). Without
+            it, ``run_dir`` must hold no checkpoint.
+        device: overrides ``cfg.device`` (Ray Train passes each worker's device).
+        progress: show a progress bar with the running per-task losses (rank 0).
+        report: called on every worker with the metrics at each checkpoint and at the end
+            (Ray Train's ``report``).
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | os.PathLike[str],
+        *,
+        resume: bool = False,
+        device: torch.device | str | None = None,
+        progress: bool = True,
+        report: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.device = torch.device(device) if device is not None else _resolve_device(cfg.device)
+        self.show_progress = progress
+        self.report = report
+        self.rank, self.world_size = _dist()
+        self.step = 0
+        self.draws = 0
+        self.history: list[dict[str, Any]] = []
+        self._tb: Any = None
+        self._progress: _TrainProgress | None = None
+        self._bar: int | None = None
+        self._loader_iter: Any = None
+        self._skipped = 0
+        self._clips = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is the worker that writes files (rank 0)."""
+        return self.rank == 0
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Datasets, model, optimizer, schedule, resume state, loader and logs."""
+        from hero_model.pretrain import HeroForPretraining
+
+        cfg = self.cfg
+        checked = check_run(cfg, self.run_dir, resume=self.resume)
+        checkpoint = checked.checkpoint
+        self.sources: tuple[DataSource, ...] = checked.sources
+        self.model_config = checked.model_config
+        if self.device.type == "cuda" and self.device.index is not None:
+            torch.cuda.set_device(self.device)
+        self.tasks, self.ratios = cfg.task_ratios()
+
+        # The same initial weights on every worker (DDP also broadcasts rank 0's).
+        torch.manual_seed(cfg.seed)
+        model = HeroForPretraining(self.model_config)
+        if checkpoint is None and (cfg.init_roberta or cfg.init_hero):
+            from hero_model.init import load_hero_checkpoint, load_roberta_into
+
+            if cfg.init_roberta:
+                loaded = load_roberta_into(model, cfg.init_roberta)
+            else:
+                loaded = load_hero_checkpoint(model, cfg.init_hero)
+            log.info(
+                "initialised from %s: %d tensors loaded, %d kept their seeded values",
+                cfg.init_roberta or cfg.init_hero,
+                len(loaded.loaded),
+                len(loaded.kept),
+            )
+        model.to(self.device)
+        self.model = model
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(model, cfg.weight_decay),
+            lr=cfg.lr,
+            betas=cfg.betas,
+            eps=cfg.eps,
+            fused=self.device.type == "cuda",
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda n: lr_factor(n + 1, cfg.warmup_steps, cfg.max_steps)
+        )
+        self.autocast_dtype = _autocast_dtype(cfg.precision, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        torch.manual_seed(_worker_seed(cfg.seed, self.rank))  # dropout differs per worker
+        if checkpoint is not None:
+            self._load_checkpoint(checkpoint)
+
+        self.ddp: torch.nn.Module = model
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,  # each task uses its own head
+            )
+
+        self.plan = BatchPlan(
+            seed=cfg.seed,
+            tasks=self.tasks,
+            ratios=self.ratios,
+            batch_size=cfg.batch_size,
+            accumulation=cfg.accumulation,
+            world_size=self.world_size,
+            rank=self.rank,
+            start_step=self.step,
+            start_draw=self.draws,
+        )
+        batches = PretrainBatches(
+            [s.path for s in self.sources],
+            MixSampler.from_sources(self.sources, cfg.seed),
+            self.plan,
+            self.model_config,
+            cfg.max_steps,
+        )
+        self.loader = make_loader(
+            batches,
+            num_workers=cfg.loader_workers,
+            prefetch_factor=cfg.prefetch,
+            pin_memory=self.device.type == "cuda",
+        )
+        if self.is_main:
+            self._setup_logs(resumed=checkpoint is not None)
+        log.info(
+            "rank %d/%d on %s: %s, tasks %s, %d clips in %d dataset(s), from step %d",
+            self.rank,
+            self.world_size,
+            self.device,
+            cfg.model,
+            dict(zip(self.tasks, self.ratios, strict=True)),
+            sum(s.clips for s in self.sources),
+            len(self.sources),
+            self.step,
+        )
+
+    def _setup_logs(self, resumed: bool) -> None:
+        from tensorboardX import SummaryWriter
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_yaml(
+            self.run_dir / "config.yaml",
+            {"train": self.cfg.to_dict(), "model": self.model_config.to_dict()},
+        )
+        metrics = self.run_dir / "metrics.jsonl"
+        if resumed and metrics.exists():
+            # Lines an interrupted run logged after its last checkpoint are redone: drop them.
+            keep = [
+                line
+                for line in metrics.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= self.step
+            ]
+            metrics.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        elif metrics.exists():
+            metrics.unlink()
+        # purge_step makes TensorBoard drop events of steps the resumed run does again.
+        self._tb = SummaryWriter(
+            str(self.run_dir / "tb"), purge_step=self.step + 1 if resumed else None
+        )
+        if self.show_progress:
+            self._progress = _TrainProgress()
+            self._progress.__enter__()
+            self._bar = self._progress.add("train", total=self.cfg.max_steps)
+            if self.step:
+                self._progress.advance(self._bar, self.step)
+
+    # -- train -----------------------------------------------------------------------------
+
+    def train(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Optimizer steps until ``max_steps`` (or until step ``stop_at``); returns a summary.
+
+        A checkpoint is written every ``checkpoint_every`` steps and at the last step done.
+        """
+        cfg = self.cfg
+        end = cfg.max_steps if stop_at is None else min(stop_at, cfg.max_steps)
+        started = time.perf_counter()
+        first_step = self.step
+        window = _Window()
+        if self._loader_iter is None:
+            self._loader_iter = iter(self.loader)
+        while self.step < end:
+            t0 = time.perf_counter()
+            micro = [next(self._loader_iter) for _ in range(cfg.accumulation)]
+            t_data = time.perf_counter() - t0
+            if micro[0].step != self.step:
+                raise RuntimeError(f"loader at step {micro[0].step}, trainer at {self.step}")
+            metrics = self.train_step(micro)
+            self.step += 1
+            self.draws = self.plan.draws_before(self.step)
+            window.add(metrics, t_data, time.perf_counter() - t0)
+            if self._progress is not None and self._bar is not None:
+                self._progress.advance(self._bar)
+            if self.step % cfg.log_every == 0 or self.step == end:
+                self._log(window.close(self))
+                window = _Window()
+            if self.step % cfg.checkpoint_every == 0 or self.step == end:
+                self.save_checkpoint()
+                if self.report is not None:
+                    self.report({"step": self.step, **self._last_losses()})
+        wall = time.perf_counter() - started
+        return self._summary(self.step - first_step, wall)
+
+    def train_step(self, micro: Sequence[MicroBatch]) -> dict[str, Any]:
+        """One optimizer step over a step's micro-batches; returns its (device) metrics.
+
+        Gradients of the micro-batches are averaged (each loss is divided by their number),
+        then averaged over workers by DDP, clipped, and applied. A micro-batch no clip could
+        serve (``batch is None``) is left out on every worker alike; a step with none left
+        only advances the schedule.
+        """
+        cfg = self.cfg
+        task = micro[0].task
+        usable = torch.tensor([m.batch is not None for m in micro], dtype=torch.int32)
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            flags = usable.to(self.device)
+            dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+            usable = flags.cpu()
+        todo = [m for m, ok in zip(micro, usable.tolist(), strict=True) if ok]
+        self.model.train()
+        if hasattr(self.model, "train_step"):
+            self.model.train_step = self.step  # hard-negative mining starts at a given step
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, torch.Tensor] = {}
+        for k, m in enumerate(todo):
+            assert m.batch is not None
+            batch = {name: t.to(self.device, non_blocking=True) for name, t in m.batch.items()}
+            last = k == len(todo) - 1
+            sync = (
+                contextlib.nullcontext() if last or self.ddp is self.model else self.ddp.no_sync()
+            )
+            with sync:
+                with torch.autocast(
+                    self.device.type,
+                    dtype=self.autocast_dtype or torch.float32,
+                    enabled=self.autocast_dtype is not None,
+                ):
+                    out = self.ddp(batch, task)
+                (out["loss"] / len(todo)).backward()
+            for name, value in out.items():
+                v = value.detach().float()
+                sums[name] = sums[name] + v if name in sums else v
+        grad_norm = torch.zeros((), device=self.device)
+        if todo:
+            params = [p for p in self.model.parameters() if p.grad is not None]
+            max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+            self.optimizer.step()
+        else:
+            self._skipped += 1
+            log.warning("step %d (%s): no clip of the batch could serve the task", self.step, task)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        self._clips += sum(m.clips for m in todo)
+        return {
+            "task": task,
+            "values": {k: v / len(todo) for k, v in sums.items()} if todo else {},
+            "grad_norm": grad_norm.detach(),
+            "lr": lr,
+            "clips": sum(m.clips for m in todo),
+            "tokens": sum(m.tokens for m in todo),
+            "frames": sum(m.frames for m in todo),
+        }
+
+    def _last_losses(self) -> dict[str, float]:
+        return dict(self.history[-1]["loss"]) if self.history else {}
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        self.history.append(entry)
+        if not self.is_main:
+            return
+        step = entry["step"]
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+        tb = self._tb
+        if tb is not None:
+            for task, value in entry["loss"].items():
+                tb.add_scalar(f"loss/{task}", value, step)
+            for name, value in entry["metrics"].items():
+                tb.add_scalar(name, value, step)
+            for name in ("lr", "grad_norm"):
+                tb.add_scalar(f"train/{name}", entry[name], step)
+            for name, value in entry["perf"].items():
+                tb.add_scalar(f"perf/{name}", value, step)
+        if self._progress is not None and self._bar is not None:
+            losses = " ".join(f"{t} {v:.3f}" for t, v in sorted(self._running().items()))
+            self._progress.describe(self._bar, f"train {losses}")
+        log.info(
+            "step %d: %s lr %.3g",
+            step,
+            " ".join(f"{t} {v:.4f}" for t, v in entry["loss"].items()),
+            entry["lr"],
+        )
+
+    def _running(self) -> dict[str, float]:
+        """The latest logged loss of each task."""
+        out: dict[str, float] = {}
+        for entry in self.history:
+            out.update(entry["loss"])
+        return out
+
+    # -- checkpoint ------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path | None:
+        """Write the checkpoint of the current step (rank 0); returns its folder there."""
+        rng = _rng_state(self.device)
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            states: list[Any] = [None] * self.world_size
+            dist.all_gather_object(states, rng)
+        else:
+            states = [rng]
+        if not self.is_main:
+            return None
+        root = self.run_dir / CHECKPOINT_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        final = root / checkpoint_name(self.step)
+        tmp = root / f".{final.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        torch.save(self.model.state_dict(), tmp / "model.pt")
+        torch.save(
+            {
+                "step": self.step,
+                "draws": self.draws,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": states,
+                "world_size": self.world_size,
+            },
+            tmp / "state.pt",
+        )
+        meta = {
+            "step": self.step,
+            "draws": self.draws,
+            "world_size": self.world_size,
+            "toolkit_version": __version__,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "datasets": [dataclasses.asdict(s) for s in self.sources],
+            "train_config": self.cfg.to_dict(),
+            "model_config": self.model_config.to_dict(),
+        }
+        atomic_write_json(tmp / "meta.json", meta)  # written last: marks the folder complete
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in sorted(p for p in root.glob("step-*") if p.is_dir())[
+            : -self.cfg.keep_checkpoints
+        ]:
+            shutil.rmtree(old, ignore_errors=True)
+        if self._tb is not None:
+            self._tb.flush()
+        log.info("checkpoint %s", final)
+        return final
+
+    def _load_checkpoint(self, path: Path) -> None:
+        self.model.load_state_dict(torch.load(path / "model.pt", map_location=self.device))
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        self.draws = int(state["draws"])
+        if state["world_size"] == self.world_size:
+            _set_rng_state(state["rng"][self.rank], self.device)
+        else:
+            log.warning(
+                "%s: saved by %d workers, resumed by %d: dropout RNG reseeded (the batches "
+                "stay exact)",
+                path,
+                state["world_size"],
+                self.world_size,
+            )
+            torch.manual_seed(_worker_seed(self.cfg.seed + self.step, self.rank))
+        log.info("resumed from %s (step %d)", path, self.step)
+
+    # -- cleanup ---------------------------------------------------------------------------
+
+    def _summary(self, steps: int, wall: float) -> dict[str, Any]:
+        mine = {
+            "rank": self.rank,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "device": str(self.device),
+            "clips_this_run": self._clips,
+            "skipped_steps": self._skipped,
+        }
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            workers: list[Any] = [None] * self.world_size
+            dist.all_gather_object(workers, mine)
+        else:
+            workers = [mine]
+        summary = {
+            "step": self.step,
+            "max_steps": self.cfg.max_steps,
+            "steps_this_run": steps,
+            "wall_s": round(wall, 3),
+            "steps_per_s": round(steps / wall, 4) if wall > 0 else None,
+            "world_size": self.world_size,
+            "workers": workers,
+            "last_losses": self._running(),
+            "checkpoint": str(find_checkpoint(self.run_dir)) if self.is_main else None,
+        }
+        if self.is_main:
+            atomic_write_json(self.run_dir / "summary.json", summary)
+        if self.report is not None:
+            self.report({"step": self.step, "done": True, **self._running()})
+        return summary
+
+    def cleanup(self) -> None:
+        """Stop the loader processes, close the logs and the progress bar."""
+        self._loader_iter = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        if self._progress is not None:
+            if self._bar is not None:
+                self._progress.done(self._bar)
+            self._progress.__exit__(None, None, None)
+            self._progress = None
+
+
+class _Window:
+    """Metrics of the steps since the last log line."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self.data_s = 0.0
+        self.step_s = 0.0
+
+    def add(self, metrics: dict[str, Any], data_s: float, step_s: float) -> None:
+        self.steps.append(metrics)
+        self.data_s += data_s
+        self.step_s += step_s
+
+    def close(self, recipe: PretrainRecipe) -> dict[str, Any]:
+        """The window as one log entry: per-task mean losses (over workers too) and rates."""
+        per_task: dict[str, list[torch.Tensor]] = {}
+        extra: dict[str, list[float]] = {}
+        for m in self.steps:
+            if "loss" in m["values"]:
+                per_task.setdefault(m["task"], []).append(m["values"]["loss"])
+        names = sorted(per_task)
+        losses = (
+            torch.stack([torch.stack(per_task[t]).mean() for t in names])
+            if names
+            else torch.zeros(0, device=recipe.device)
+        )
+        if recipe.world_size > 1 and names:
+            import torch.distributed as dist
+
+            dist.all_reduce(losses)
+            losses = losses / recipe.world_size
+        loss = dict(zip(names, losses.cpu().tolist(), strict=True))
+        for m in self.steps:
+            for name, value in m["values"].items():
+                if name != "loss":
+                    extra.setdefault(f"{m['task']}/{name}", []).append(float(value))
+        n = len(self.steps)
+        workers = recipe.world_size
+        rate = n / self.step_s if self.step_s > 0 else 0.0
+        clips = sum(m["clips"] for m in self.steps) * workers
+        tokens = sum(m["tokens"] for m in self.steps) * workers
+        frames = sum(m["frames"] for m in self.steps) * workers
+        return {
+            "step": recipe.step,
+            "tasks": [m["task"] for m in self.steps],
+            "loss": loss,
+            "metrics": {k: sum(v) / len(v) for k, v in sorted(extra.items())},
+            "lr": self.steps[-1]["lr"],
+            "grad_norm": float(torch.stack([m["grad_norm"] for m in self.steps]).mean()),
+            "perf": {
+                "steps_per_s": rate,
+                "clips_per_s": clips / self.step_s if self.step_s > 0 else 0.0,
+                "tokens_per_s": tokens / self.step_s if self.step_s > 0 else 0.0,
+                "frames_per_s": frames / self.step_s if self.step_s > 0 else 0.0,
+                "data_wait_fraction": self.data_s / self.step_s if self.step_s > 0 else 0.0,
+            },
+        }
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _read_meta(checkpoint: Path) -> dict[str, Any]:
+    path = checkpoint / "meta.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: unreadable checkpoint metadata ({e})") from None
+
+
+def _check_same_run(saved: Mapping[str, Any], cfg: TrainConfig, checkpoint: Path) -> None:
+    now = cfg.to_dict()
+    changed = sorted(
+        k for k in set(saved) | set(now) if k not in _RESUMABLE and saved.get(k) != now.get(k)
+    )
+    if changed:
+        raise ValueError(
+            f"{checkpoint}: the run was started with other training options (differs in "
+            f"{changed}); resume with the same config, or train into a new folder"
+        )
+
+
+def _check_tokens(sources: Sequence[DataSource], model_config: Any) -> None:
+    for s in sources:
+        if s.max_token_id >= model_config.vocab_size:
+            raise ValueError(
+                f"{s.path}: token id {s.max_token_id} is outside the model's vocabulary of "
+                f"{model_config.vocab_size}; was it tokenized for another model?"
+            )
+        if s.max_token_id < 0:
+            log.warning("%s: no cue is tokenized; it cannot serve MLM or VSM", s.path)
+
+
+def _write_yaml(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(dict(data), sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_training(
+    cfg: TrainConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    stop_at: int | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    report: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Set up, train (to ``max_steps`` or ``stop_at``) and clean up; returns the summary.
+
+    The summary (also ``RUN_DIR/summary.json``) holds the step reached, steps per second, the
+    workers (rank, host, pid, clips trained on) and the last logged loss of each task.
+    """
+    recipe = PretrainRecipe(
+        cfg, run_dir, resume=resume, device=device, progress=progress, report=report
+    )
+    try:
+        recipe.setup()
+        return recipe.train(stop_at=stop_at)
+    finally:
+        recipe.cleanup()

@@ -1,0 +1,427 @@
+"""``run_finetune`` end to end on a toy corpus it can learn in seconds (tiny model, CPU).
+
+The toy: each clip shows one of four things (a block of its ResNet features lit up during its
+moment); a How2R query names the thing ("where is the engine"), a How2QA question asks which
+of the four it is. Training, val and test clips are different videos, so a model that beats
+chance on val/test has learned the rule, not the clips.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from align.tokenizer import CueTokenizer, train_byte_level_bpe
+from build_benchmarks.evaluate import evaluate_qa, evaluate_retrieval, read_jsonl
+from build_benchmarks.finetune import FinetuneConfig, FinetuneError, run_finetune
+from build_benchmarks.finetune.data import load_bench, qa_batch
+from build_benchmarks.finetune.heads import HeroForVideoQA
+from hero_data.reader import HeroDataset
+from hero_data.types import Cue
+from hero_data.writer import DatasetWriter
+from hero_model.config import build_config
+from hero_model.pretrain import HeroForPretraining
+from tests.conftest import make_record
+
+THINGS = ("engine", "guitar", "river", "apple")
+DURATION = 15.0  # 10 steps at 1.5 s
+INTERVAL = 1.5
+CUE_TEXTS = ("now we look at this part", "and then we keep going here")
+QUERY_TEMPLATES = ("where is the {}", "show me the {}", "find the {} now")
+QUESTION = "what is shown in the video"
+
+# Videos per split; clip i of a split shows THINGS[i % 4]. How2R queries name the first
+# RETRIEVAL_CLIPS clips of val and test (one per thing: a corpus where r1 can reach 100%),
+# How2QA asks about all of them.
+SPLIT_VIDEOS = {"train": 32, "val": 8, "test": 8}
+RETRIEVAL_CLIPS = 4
+_SPLIT_SEED = {"train": 1, "val": 2, "test": 3}
+
+
+def _clip_plan(split: str, i: int) -> dict[str, Any]:
+    rng = np.random.default_rng([_SPLIT_SEED[split], i])
+    start = int(rng.integers(0, 6))
+    length = int(rng.integers(3, 5))
+    return {
+        "video": f"{split[:2]}{i:02d}",
+        "thing": i % len(THINGS),
+        "span": (start * INTERVAL, (start + length) * INTERVAL),
+        "steps": (start, start + length),
+    }
+
+
+def _record(plan: dict[str, Any], tokenizer: CueTokenizer, seed: int):
+    base = make_record(plan["video"], 0, DURATION, seed=seed, n_cues=2)
+    resnet = base.resnet.astype(np.float32) * 0.1  # faint noise: the thing tells clips apart
+    lo, hi = plan["steps"]
+    block = slice(plan["thing"] * 64, (plan["thing"] + 1) * 64)
+    resnet[:, block] += 2.0  # the thing is on screen all along ...
+    resnet[lo:hi, block] += 2.0  # ... and in close-up during the moment
+    cues = (Cue(0.0, 6.0, CUE_TEXTS[0], None), Cue(7.5, 13.5, CUE_TEXTS[1], "Ann"))
+    spans = (tuple(range(0, 4)), tuple(range(5, 9)))
+    return replace(
+        base,
+        resnet=resnet.astype(np.float16),
+        cues=cues,
+        cue_token_ids=tuple(tuple(tokenizer.encode(c.text)) for c in cues),
+        sub2frames=spans,
+        unique_sub2frames=spans,
+        unmatched_frames=(4, 9),
+    )
+
+
+def _texts() -> list[str]:
+    out = [*CUE_TEXTS, QUESTION, *THINGS]
+    out += [t.format(w) for t in QUERY_TEMPLATES for w in THINGS]
+    return out * 3
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A dataset of the toy clips, its tokenizer, a How2R and a How2QA benchmark."""
+    root = tmp_path_factory.mktemp("toy")
+    tok_path = train_byte_level_bpe(_texts(), root / "tokenizer.json", vocab_size=300)
+    tokenizer = CueTokenizer.from_path(tok_path)
+    config = {
+        "frame_interval": INTERVAL,
+        "clip_length": 60.0,
+        "tokenizer": {
+            "sha256": tokenizer.sha256,
+            "vocab_size": tokenizer.vocab_size,
+            "kind": "tokenizer.json",
+        },
+    }
+    how2r: dict[str, list[dict[str, Any]]] = {}
+    how2qa: dict[str, list[dict[str, Any]]] = {}
+    desc_id = qid = 0
+    with DatasetWriter(root / "ds", config) as writer:
+        for split, n in SPLIT_VIDEOS.items():
+            how2r[split], how2qa[split] = [], []
+            for i in range(n):
+                plan = _clip_plan(split, i)
+                writer.write(_record(plan, tokenizer, seed=desc_id))
+                clip = f"{plan['video']}.0"
+                word = THINGS[plan["thing"]]
+                templates = QUERY_TEMPLATES if split == "train" else QUERY_TEMPLATES[:1]
+                if split != "train" and i >= RETRIEVAL_CLIPS:
+                    templates = ()
+                for template in templates:
+                    how2r[split].append(
+                        {
+                            "desc_id": desc_id,
+                            "desc": template.format(word),
+                            "vid_name": clip,
+                            "ts": list(plan["span"]),
+                            "duration": DURATION,
+                        }
+                    )
+                    desc_id += 1
+                order = np.random.default_rng(qid).permutation(len(THINGS))
+                answers = [THINGS[k] for k in order]
+                how2qa[split].append(
+                    {
+                        "qid": qid,
+                        "q": QUESTION,
+                        **{f"a{k}": a for k, a in enumerate(answers)},
+                        "answer_idx": answers.index(word),
+                        "ts": f"{plan['span'][0]}-{plan['span'][1]}",
+                        "vid_name": clip,
+                    }
+                )
+                qid += 1
+    for name, bench in (("how2r", how2r), ("how2qa", how2qa)):
+        write_bench(root / name, bench)
+    return {"root": root, "ds": root / "ds", "tokenizer": tok_path, **{
+        name: root / name for name in ("how2r", "how2qa")
+    }}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a busy 2-core machine two threads run these tiny models 5-15x
+    slower (they spin waiting for each other)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_bench(folder: Path, splits: dict[str, list[dict[str, Any]]]) -> Path:
+    """``all/train/val/test.jsonl`` as the builders write them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    every = [r for rows in splits.values() for r in rows]
+    for name, rows in (("all", every), *splits.items()):
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        (folder / f"{name}.jsonl").write_text(text, encoding="utf-8")
+    return folder
+
+
+def _cfg(toy: dict[str, Path], **kw: Any) -> FinetuneConfig:
+    base = {
+        "model": "tiny",
+        "model_overrides": {"dropout": 0.0, "attention_dropout": 0.0},
+        "tokenizer": str(toy["tokenizer"]),
+        "batch_size": 8,
+        "lr": 2e-3,
+        "device": "cpu",
+        "log_every": 10,
+        "ranking": replace(FinetuneConfig().ranking, max_span_steps=10),
+    }
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+# --- retrieval -----------------------------------------------------------------------------
+
+
+def test_how2r_end_to_end_writes_a_scored_submission(toy, tmp_path, caplog):
+    run = tmp_path / "run"
+    with caplog.at_level("WARNING"):
+        metrics = run_finetune("how2r", toy["how2r"], toy["ds"], run, _cfg(toy, max_steps=3))
+    assert "RANDOM weights" in caplog.text
+    assert metrics["init"] == "random" and metrics["train"]["steps"] == 3
+    for split in ("val", "test"):
+        path = run / f"predictions_{split}.json"
+        submission = json.loads(path.read_text())
+        assert set(submission) == {"video2idx", "VCMR", "SVMR", "VR"}
+        assert len(submission["video2idx"]) == RETRIEVAL_CLIPS
+        gt = read_jsonl(toy["how2r"] / f"{split}.jsonl", "gt")
+        rescored = json.loads(json.dumps(evaluate_retrieval(submission, gt)))
+        for task in ("VCMR", "SVMR", "VR"):
+            assert metrics[split][task] == rescored[task]
+        # SVMR predictions all lie in the query's own clip; spans inside the clip.
+        for entry, q in zip(submission["SVMR"], gt, strict=True):
+            clips = {p[0] for p in entry["predictions"]}
+            assert clips == {submission["video2idx"][q["vid_name"]]}
+            assert all(0 <= p[1] < p[2] <= DURATION for p in entry["predictions"])
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert on_disk["val"]["VR"] == metrics["val"]["VR"]
+    assert (run / "model.pt").is_file() and (run / "train_log.jsonl").read_text().strip()
+
+
+def test_how2r_is_deterministic_on_cpu(toy, tmp_path):
+    a = run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "a", _cfg(toy, max_steps=4))
+    b = run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "b", _cfg(toy, max_steps=4))
+    assert a["train"]["last_loss"] == b["train"]["last_loss"]
+    pa = (tmp_path / "a" / "predictions_val.json").read_text()
+    assert pa == (tmp_path / "b" / "predictions_val.json").read_text()
+    c = run_finetune(
+        "how2r", toy["how2r"], toy["ds"], tmp_path / "c", _cfg(toy, max_steps=4, seed=1)
+    )
+    assert c["train"]["last_loss"] != a["train"]["last_loss"]
+
+
+def test_how2r_learns_the_toy_task(toy, tmp_path):
+    before = run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "a", _cfg(toy, max_steps=0))
+    cfg = _cfg(toy, epochs=100, max_steps=40, lr=1e-2)
+    after = run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "b", cfg)
+    r1 = [(m["val"]["VR"]["r1"] + m["test"]["VR"]["r1"]) / 2 for m in (before, after)]
+    assert r1[1] >= r1[0] + 40, r1
+    assert after["train"]["mean_last_loss"] < after["train"]["first_loss"]
+
+
+# --- QA ------------------------------------------------------------------------------------
+
+
+def test_how2qa_end_to_end_and_learns(toy, tmp_path):
+    before = run_finetune(
+        "how2qa", toy["how2qa"], toy["ds"], tmp_path / "a", _cfg(toy, max_steps=0)
+    )
+    cfg = _cfg(toy, epochs=100, max_steps=60, lr=5e-3)
+    after = run_finetune("how2qa", toy["how2qa"], toy["ds"], tmp_path / "b", cfg)
+    for split in ("val", "test"):
+        predictions = json.loads((tmp_path / "b" / f"predictions_{split}.json").read_text())
+        gt = read_jsonl(toy["how2qa"] / f"{split}.jsonl", "gt")
+        assert evaluate_qa(predictions, {split: gt})["accuracy"] == after[split]["accuracy"]
+    acc = [(m["val"]["correct"] + m["test"]["correct"]) / 16 for m in (before, after)]
+    assert acc[1] >= 0.75 and acc[1] >= acc[0] + 0.25, acc
+
+
+def test_qa_scores_do_not_depend_on_padding(toy):
+    ds = HeroDataset.open(toy["ds"])
+    tokenizer = CueTokenizer.from_path(toy["tokenizer"])
+    config = build_config("tiny", vocab_size=tokenizer.vocab_size)
+    bench, records = load_bench("how2qa", toy["how2qa"], ds, tokenizer, config)
+    a, b = bench.examples["val"][:2]
+    # b: a shorter clip (its first 10 steps), longer answer texts, an extra candidate.
+    short = records[b.clip_id]
+    records = dict(records)
+    records["short.0"] = replace(
+        short,
+        clip=replace(short.clip, video_id="short", end=short.clip.start + 15.0),
+        resnet=short.resnet[:10],
+        slowfast=short.slowfast[:10],
+        sub2frames=((0, 1, 2), (8, 9)),
+        unique_sub2frames=((0, 1, 2), (8, 9)),
+        unmatched_frames=(3, 4, 5, 6, 7),
+    )
+    longer = (*((*c, 7, 8, 9, 10, 11) for c in b.candidates), b.candidates[0])
+    b = replace(b, clip_id="short.0", candidates=longer, span=(0, 9))
+    torch.manual_seed(0)
+    model = HeroForVideoQA(config).eval()
+    with torch.no_grad():
+        alone_a = model.logits(qa_batch([a], records, config))
+        alone_b = model.logits(qa_batch([b], records, config))
+        both = model.logits(qa_batch([a, b], records, config))
+        swapped = model.logits(qa_batch([b, a], records, config))
+    torch.testing.assert_close(both[0][0, :4], alone_a[0][0, :4], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(both[0][1], alone_b[0][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(swapped[0][1, :4], alone_a[0][0], rtol=1e-4, atol=1e-5)
+    assert (both[0][0, 4] < -1e3).item()  # a has 4 answers: the 5th slot is padding
+    for k in (1, 2):  # start / end logits on a's real steps
+        torch.testing.assert_close(both[k][0], alone_a[k][0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(both[k][1, :10], alone_b[k][0], rtol=1e-4, atol=1e-5)
+    # and the scores do depend on the video: another clip changes them
+    other = replace(a, clip_id=bench.examples["val"][2].clip_id)
+    with torch.no_grad():
+        moved = model.logits(qa_batch([other], records, config))
+    assert not torch.allclose(moved[0], alone_a[0])
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_missing_clips_are_named_or_skipped(toy, tmp_path):
+    rows = {s: read_jsonl(toy["how2r"] / f"{s}.jsonl", "gt") for s in ("train", "val", "test")}
+    ghost = {**rows["val"][0], "desc_id": 9999, "vid_name": "ghost.3"}
+    partly = write_bench(tmp_path / "partly", {**rows, "val": [*rows["val"], ghost]})
+    metrics = run_finetune("how2r", partly, toy["ds"], tmp_path / "r1", _cfg(toy, max_steps=1))
+    assert metrics["skipped"] == {"train": 0, "val": 1, "test": 0}
+    assert metrics["missing_clips"] == ["ghost.3"]
+    assert metrics["val"]["VR"]  # scored on the queries whose clip is there
+    no_val = write_bench(
+        tmp_path / "no_val", {**rows, "val": [{**r, "vid_name": "ghost.3"} for r in rows["val"]]}
+    )
+    metrics = run_finetune("how2r", no_val, toy["ds"], tmp_path / "r3", _cfg(toy, max_steps=0))
+    assert "val" not in metrics and metrics["test"]["VR"] and metrics["skipped"]["val"] == 4
+    none = write_bench(
+        tmp_path / "none",
+        {s: [{**r, "vid_name": f"nope{i}.0"} for i, r in enumerate(v)] for s, v in rows.items()},
+    )
+    with pytest.raises(FinetuneError, match=r"none of the benchmark's clips.*nope0\.0"):
+        run_finetune("how2r", none, toy["ds"], tmp_path / "r2", _cfg(toy, max_steps=1))
+
+
+def test_tokenizer_errors(toy, tmp_path, record_factory):
+    with pytest.raises(FinetuneError, match="give it with --tokenizer"):
+        run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "a", _cfg(toy, tokenizer=None))
+    other = train_byte_level_bpe(["something else entirely"] * 5, tmp_path / "o.json", 280)
+    with pytest.raises(FinetuneError, match=r"o\.json: not the tokenizer the dataset"):
+        run_finetune(
+            "how2r", toy["how2r"], toy["ds"], tmp_path / "b", _cfg(toy, tokenizer=str(other))
+        )
+    bare = tmp_path / "bare"
+    with DatasetWriter(bare, {"frame_interval": 1.5, "clip_length": 60.0}) as writer:
+        writer.write(record_factory("tr00", 0, DURATION))
+    with pytest.raises(FinetuneError, match=r"bare: the dataset has no token ids"):
+        run_finetune("how2r", toy["how2r"], bare, tmp_path / "c", _cfg(toy))
+
+
+def _fake_checkpoint(folder: Path, config) -> Path:
+    """A checkpoint folder laid out as ``hero train`` writes one (model.pt + meta.json)."""
+    folder.mkdir(parents=True)
+    torch.manual_seed(3)
+    torch.save(HeroForPretraining(config).state_dict(), folder / "model.pt")
+    meta = {"step": 1, "model_config": config.to_dict(), "train_config": {}, "datasets": []}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_checkpoint_is_loaded_and_another_config_refused(toy, tmp_path):
+    vocab = CueTokenizer.from_path(toy["tokenizer"]).vocab_size
+    tiny = build_config("tiny", vocab_size=vocab)
+    run_dir = tmp_path / "pre"
+    ckpt = _fake_checkpoint(run_dir / "checkpoints" / "step-00000001", tiny)
+    cfg = _cfg(toy, model=None, model_overrides={}, checkpoint=str(run_dir), max_steps=0)
+    a = run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "a", cfg)
+    assert a["init"] == str(ckpt / "model.pt")
+    b = run_finetune(
+        "how2r", toy["how2r"], toy["ds"], tmp_path / "b", replace(cfg, checkpoint=str(ckpt))
+    )
+    assert a["val"] == {**b["val"], "predictions": a["val"]["predictions"]}
+    with pytest.raises(FinetuneError, match=r"another model config than 'base'.*hidden"):
+        run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "c", replace(cfg, model="base"))
+    wrong = tmp_path / "wrong"
+    _fake_checkpoint(wrong, build_config("tiny", vocab_size=vocab, hidden=48, heads=2))
+    meta = json.loads((wrong / "meta.json").read_text())
+    meta["model_config"] = tiny.to_dict()  # says tiny, holds a wider model
+    (wrong / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(FinetuneError, match=r"does not fit the model config.*shapes differ"):
+        run_finetune(
+            "how2r", toy["how2r"], toy["ds"], tmp_path / "d", replace(cfg, checkpoint=str(wrong))
+        )
+    with pytest.raises(FinetuneError, match="no such checkpoint"):
+        run_finetune(
+            "how2r", toy["how2r"], toy["ds"], tmp_path / "e",
+            replace(cfg, checkpoint=str(tmp_path / "absent")),
+        )  # fmt: skip
+
+
+def test_bad_inputs_are_refused(toy, tmp_path):
+    with pytest.raises(FinetuneError, match="unknown finetuning task"):
+        run_finetune("tvqa", toy["how2qa"], toy["ds"], tmp_path / "a", _cfg(toy))
+    with pytest.raises(FinetuneError, match=r"nothing\.jsonl|no such benchmark folder"):
+        run_finetune("how2r", tmp_path / "nothing", toy["ds"], tmp_path / "b", _cfg(toy))
+    with pytest.raises(FinetuneError, match=r"record 1 lacks desc_id"):
+        run_finetune("how2r", toy["how2qa"], toy["ds"], tmp_path / "c", _cfg(toy, max_steps=0))
+    with pytest.raises(FinetuneError, match="batch_size must be a positive integer"):
+        _cfg(toy, batch_size=0)
+    run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "d", _cfg(toy, max_steps=0))
+    with pytest.raises(FileExistsError, match=r"metrics\.json: exists"):
+        run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "d", _cfg(toy, max_steps=0))
+
+
+# --- command line and a real `hero train` checkpoint ----------------------------------------
+
+
+def test_cli_prints_the_scores_and_names_errors(toy, tmp_path):
+    from click.testing import CliRunner
+
+    from pipelines.cli_finetune import finetune
+
+    common = ["--bench", str(toy["how2qa"]), "--data", str(toy["ds"]), "--config", "tiny"]
+    common += ["--max-steps", "2", "--batch-size", "4", "--device", "cpu"]
+    run = tmp_path / "run"
+    args = ["how2qa", *common, "--tokenizer", str(toy["tokenizer"]), "--output", str(run)]
+    result = CliRunner().invoke(finetune, args)
+    assert result.exit_code == 0, result.output
+    assert "RANDOM weights" in result.output
+    assert "val: accuracy" in result.output and "test: accuracy" in result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert f"({metrics['val']['correct']}/8)" in result.output
+    result = CliRunner().invoke(finetune, ["how2qa", *common, "--output", str(tmp_path / "b")])
+    assert result.exit_code == 1
+    assert "give it with --tokenizer" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(finetune, args)  # the run folder is taken
+    assert result.exit_code == 1 and "--overwrite" in result.output
+
+
+def test_a_hero_train_checkpoint_is_accepted(toy, tmp_path):
+    from hero_model.train import load_train_config, run_training
+
+    vocab = CueTokenizer.from_path(toy["tokenizer"]).vocab_size
+    train_cfg = load_train_config(
+        "tiny",
+        {
+            "data": (str(toy["ds"]),),
+            "max_steps": 2,
+            "warmup_steps": 1,
+            "checkpoint_every": 2,
+            "loader_workers": 0,
+            "batch_size": 4,
+            "model_overrides": {"vocab_size": vocab},
+        },
+    )
+    run_training(train_cfg, tmp_path / "pre", progress=False)
+    cfg = _cfg(toy, model=None, model_overrides={}, checkpoint=str(tmp_path / "pre"))
+    metrics = run_finetune("how2qa", toy["how2qa"], toy["ds"], tmp_path / "ft", replace(
+        cfg, max_steps=2
+    ))  # fmt: skip
+    assert metrics["init"].endswith("step-00000002/model.pt")
+    assert metrics["val"]["total"] == 8
