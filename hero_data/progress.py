@@ -89,6 +89,13 @@ class Progress:
         if self._rich is not None:
             self._rich.update(task["rich"], total=total)
 
+    def describe(self, handle: int, text: str) -> None:
+        """Change bar ``handle``'s description (e.g. to show running losses)."""
+        task = self._tasks[handle]
+        task["description"] = text
+        if self._rich is not None:
+            self._rich.update(task["rich"], description=text)
+
     def done(self, handle: int) -> None:
         """Close bar ``handle`` (logs its final count off a terminal)."""
         task = self._tasks.pop(handle)

@@ -569,16 +569,6 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
     return RunCheck(checkpoint, sources, model_config)
 
 
-class _TrainProgress(Progress):
-    """:class:`~hero_data.progress.Progress` whose bar text can change (the running losses)."""
-
-    def describe(self, handle: int, text: str) -> None:
-        task = self._tasks[handle]
-        task["description"] = text
-        if self._rich is not None:
-            self._rich.update(task["rich"], description=text)
-
-
 # -- the recipe ----------------------------------------------------------------------------
 
 
@@ -617,7 +607,7 @@ class PretrainRecipe:
         self.draws = 0
         self.history: list[dict[str, Any]] = []
         self._tb: Any = None
-        self._progress: _TrainProgress | None = None
+        self._progress: Progress | None = None
         self._bar: int | None = None
         self._loader_iter: Any = None
         self._skipped = 0
@@ -751,7 +741,7 @@ class PretrainRecipe:
             str(self.run_dir / "tb"), purge_step=self.step + 1 if resumed else None
         )
         if self.show_progress:
-            self._progress = _TrainProgress()
+            self._progress = Progress()
             self._progress.__enter__()
             self._bar = self._progress.add("train", total=self.cfg.max_steps)
             if self.step:

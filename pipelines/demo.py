@@ -10,21 +10,30 @@
    random model weights: the features are real computations but meaningless, which the
    manifest records and a warning says, with how to provide the pretrained weights;
 4. reopen the dataset with sha256 verification and check that every input is accounted for,
-   in the shards or in ``errors.jsonl``.
+   in the shards or in ``errors.jsonl``;
+5. pretrain the ``tiny`` HERO on it for a few dozen steps (``hero train``, all four tasks)
+   into ``<output>/pretrain``;
+6. build a How2R-style retrieval benchmark from the dataset's own cues (``hero build
+   subtitle-queries``) into ``<output>/bench``, split by video 60/20/20 (the demo has few
+   videos; the builder's default is 80/10/10);
+7. finetune the pretrained model on it (``hero finetune how2r``) into ``<output>/finetune`` and
+   score the held-out videos' queries with the TVR metrics (``metrics.json``).
 
-Later stages (training, benchmarks) join this demo when they exist.
+Steps 5-7 use one torch thread: the tiny model runs several times faster that way on a
+2-core machine than with torch's default of one thread per core.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from align.tokenizer import train_byte_level_bpe
+from align.tokenizer import CueTokenizer, train_byte_level_bpe
 from extract.synthetic import make_video
 from hero_data.grid import check_clip_length
 from hero_data.reader import HeroDataset
@@ -42,6 +51,20 @@ _SENTENCES = (
     "salt &amp; pepper to taste",
     "serve it warm with fruit",
 )
+_MANNER = (
+    "slowly",
+    "for two minutes",
+    "with a spoon",
+    "on low heat",
+    "in a large bowl",
+    "until golden",
+    "carefully",
+    "one more time",
+    "with a fork",
+    "right away",
+    "gently",
+    "as shown",
+)  # appended to the sentences so that cues differ enough to make retrieval queries
 _SPEAKERS = ("Ann", "Bo")
 _BOUNDARY_TEXT = "this cue crosses the clip boundary"
 
@@ -57,6 +80,10 @@ class DemoConfig:
         frame_interval: seconds per feature step.
         clip_length: seconds per clip; must be a whole number of steps.
         min_duration, max_duration: range of the videos' durations, seconds.
+        train: run steps 5-7 (pretraining, benchmark, finetuning); they need at least two
+            videos with subtitles (one to train on, one to evaluate).
+        pretrain_steps: optimizer steps of the tiny pretraining.
+        finetune_steps: optimizer steps of the tiny finetuning.
     """
 
     videos: int = 3
@@ -65,6 +92,9 @@ class DemoConfig:
     clip_length: float = 60.0
     min_duration: float = 90.0
     max_duration: float = 150.0
+    train: bool = True
+    pretrain_steps: int = 100
+    finetune_steps: int = 40
 
 
 @dataclass(frozen=True)
@@ -79,6 +109,10 @@ class DemoResult:
     cues: int
     failed: int
     verified_clips: int
+    pretrain: Path | None = None
+    bench: Path | None = None
+    finetune: Path | None = None
+    metrics: dict[str, Any] | None = None
 
 
 def _vtt_time(t: float) -> str:
@@ -98,7 +132,7 @@ def _synth_cues(duration: float, clip_length: float, rng: np.random.Generator) -
     cues, t = [], float(rng.uniform(0.0, 1.0))
     while t < duration - 1.0:
         end = min(duration, t + float(rng.uniform(1.0, 4.0)))
-        text = str(rng.choice(_SENTENCES))
+        text = f"{rng.choice(_SENTENCES)} {rng.choice(_MANNER)}"
         if rng.random() < 0.3:
             text = f"{str(rng.choice(_SPEAKERS)).upper()}: {text}"
         cues.append(Cue(round(t, 3), round(end, 3), text))
@@ -176,7 +210,7 @@ def run_demo(
     rng = np.random.default_rng(cfg.seed)
     inputs = _synth_corpus(cfg, corpus, rng)
     tokenizer = train_byte_level_bpe(
-        [*_SENTENCES, _BOUNDARY_TEXT], corpus / "tokenizer.json", vocab_size=400
+        [*_SENTENCES, *_MANNER, _BOUNDARY_TEXT], corpus / "tokenizer.json", vocab_size=400
     )
     log.warning(RANDOM_WEIGHTS_NOTICE)
     run_cfg = RunConfig(
@@ -194,7 +228,7 @@ def run_demo(
         raise RuntimeError(f"inputs neither in the dataset nor failed: {report['unaccounted']}")
     ds = HeroDataset.open(dataset, verify="full")
     records = list(ds)
-    return DemoResult(
+    result = DemoResult(
         dataset=dataset,
         corpus=corpus,
         inputs=len(inputs),
@@ -204,3 +238,64 @@ def run_demo(
         failed=report["videos_failed"],
         verified_clips=len(ds),
     )
+    if not cfg.train:
+        return result
+    if cfg.videos < 2:
+        log.warning("demo: pretraining and the benchmark need 2 videos or more; skipped")
+        return result
+    return replace(result, **_train_and_evaluate(cfg, out, dataset, tokenizer, progress))
+
+
+def _train_and_evaluate(
+    cfg: DemoConfig, out: Path, dataset: Path, tokenizer: Path, progress: bool
+) -> dict[str, Any]:
+    """Steps 5-7: tiny pretraining, a subtitle-query benchmark, finetuning and its scores."""
+    import torch
+
+    from build_benchmarks.finetune import FinetuneConfig, run_finetune
+    from build_benchmarks.outputs import write_benchmark
+    from build_benchmarks.subtitle_queries import build_subtitle_queries
+    from hero_model.train import load_train_config, run_training
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        vocab_size = CueTokenizer.from_path(tokenizer).vocab_size
+        train_cfg = load_train_config(
+            "tiny",
+            {
+                "data": [str(dataset)],
+                "max_steps": cfg.pretrain_steps,
+                "warmup_steps": max(1, cfg.pretrain_steps // 10),
+                "checkpoint_every": cfg.pretrain_steps,
+                "device": "cpu",
+                "seed": cfg.seed,
+                "model_overrides": {"vocab_size": vocab_size},
+            },
+        )
+        pretrain = out / "pretrain"
+        run_training(train_cfg, pretrain, progress=progress)
+        bench = out / "bench"
+        write_benchmark(
+            bench, build_subtitle_queries(dataset), seed=cfg.seed, fractions=(0.6, 0.2, 0.2)
+        )
+        finetune = out / "finetune"
+        metrics = run_finetune(
+            "how2r",
+            bench,
+            dataset,
+            finetune,
+            FinetuneConfig(
+                checkpoint=str(pretrain),
+                tokenizer=str(tokenizer),
+                epochs=1000,  # the steps decide
+                max_steps=cfg.finetune_steps,
+                batch_size=8,
+                lr=1e-3,
+                seed=cfg.seed,
+                device="cpu",
+            ),
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return {"pretrain": pretrain, "bench": bench, "finetune": finetune, "metrics": metrics}

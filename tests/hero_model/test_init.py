@@ -114,8 +114,9 @@ def test_base_table_covers_every_parameter_by_shape() -> None:
         "video_st_predictor.weight": (1, 1, 5),
     }.items():
         assert shapes[name] == shape, name
-    # uninitialised fp16 tensors: 240 MB of address space, almost none of it touched
-    state = {k: torch.empty(s, dtype=torch.float16) for k, s in shapes.items()}
+    # zero fp16 tensors (not torch.empty: uninitialised memory can hold NaN, and NaN != NaN
+    # makes the tied LM decoder look different from the word table)
+    state = {k: torch.zeros(s, dtype=torch.float16) for k, s in shapes.items()}
     state[f"{F_}lm_head.decoder.weight"] = state[f"{F_}embeddings.word_embeddings.weight"]
     ours, report = convert_hero_state_dict(state, config)
     with torch.device("meta"):

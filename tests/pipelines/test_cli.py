@@ -30,7 +30,7 @@ def demo_dataset(tmp_path_factory) -> Path:
         "--output",
         str(out),
         "--videos",
-        "1",
+        "2",
         "--seed",
         "1",
         "--min-duration",
@@ -43,7 +43,21 @@ def demo_dataset(tmp_path_factory) -> Path:
     )
     assert code == 0, output
     assert "clips verified (sha256)" in output and "hero inspect" in output
+    assert "finetune/metrics.json" in output and "VCMR 0.5-r1" in output
     return out / "dataset"
+
+
+def test_demo_pretrains_builds_a_benchmark_and_finetunes(demo_dataset):
+    demo = demo_dataset.parent
+    summary = json.loads((demo / "pretrain" / "summary.json").read_text())
+    assert summary["step"] == DemoConfig().pretrain_steps
+    report = json.loads((demo / "bench" / "report.json").read_text())
+    assert report["splits"]["train"]["rows"] > 0 and report["splits"]["val"]["rows"] > 0
+    assert report["input_rows"] == report["written"] + sum(report["rejected"].values())
+    metrics = json.loads((demo / "finetune" / "metrics.json").read_text())
+    assert metrics["init"].startswith(str(demo / "pretrain"))
+    assert metrics["train"]["steps"] == DemoConfig().finetune_steps
+    assert set(metrics["val"]) >= {"VCMR", "SVMR", "VR"}
 
 
 def test_help_lists_built_commands():
@@ -75,9 +89,9 @@ def test_demo_writes_a_verified_dataset(demo_dataset):
     assert "truncated.mp4" in errors["truncated"]["message"]
     assert "broken.vtt" in errors["broken"]["message"]
     report = json.loads((demo_dataset / "report.json").read_text())
-    assert report["unaccounted"] == [] and report["videos_ok"] == 2
+    assert report["unaccounted"] == [] and report["videos_ok"] == 3
     videos = {r.clip.video_id for r in ds}
-    assert videos == {"video00", "silent"}
+    assert videos == {"video00", "video01", "silent"}
     for r in ds:  # real features: unit ResNet rows, one row per step
         norms = np.linalg.norm(r.resnet.astype(np.float32), axis=1)
         np.testing.assert_allclose(norms, 1.0, atol=2e-3)
@@ -92,7 +106,9 @@ def test_demo_writes_a_verified_dataset(demo_dataset):
 
 
 def test_demo_is_deterministic(tmp_path, demo_dataset):
-    small = DemoConfig(videos=1, seed=1, min_duration=8, max_duration=10, clip_length=9.0)
+    small = DemoConfig(
+        videos=2, seed=1, min_duration=8, max_duration=10, clip_length=9.0, train=False
+    )
     out = tmp_path / "again"
     run_demo(out, small, progress=False)
     a, b = HeroDataset.open(demo_dataset), HeroDataset.open(out / "dataset")
@@ -135,7 +151,7 @@ def test_inspect_json_matches_the_dataset(demo_dataset):
     summary = json.loads(out)
     ds = HeroDataset.open(demo_dataset)
     assert summary["clips"] == len(ds)
-    assert summary["videos"] == 2
+    assert summary["videos"] == 3
     assert summary["steps"] == sum(r.num_frames for r in ds)
     assert summary["cues"] == sum(len(r.cues) for r in ds)
     assert summary["hours"] == pytest.approx(sum(r.clip.duration for r in ds) / 3600)
