@@ -479,6 +479,15 @@ def _start_ray(cfg: RunConfig) -> None:
         "logging_level": "WARNING",
         "log_to_driver": False,
     }
+    if not address:
+        # Ray kills idle workers beyond a soft limit of one per CPU after a second. Our two
+        # actors already take that many on a small machine, so every probe and write task
+        # started a fresh Python worker (imports included) and killed it again: on 1 CPU that
+        # churn made a 12-video run 125 s instead of 88 s (benchmarks/pipeline.py). Keep a few
+        # task workers warm instead. An environment variable, so the raylet started below
+        # reads it; a user's own RAY_num_workers_soft_limit wins.
+        cpus = os.cpu_count() or 1
+        os.environ.setdefault("RAY_num_workers_soft_limit", str(max(8, 2 * cpus)))
     # "local" always starts a private instance: a bare ray.init() would join another run's
     # local cluster on this machine and the two would compete for (and starve on) its CPUs.
     ray.init(address=address or "local", **kwargs)

@@ -36,6 +36,7 @@ def ray_local():
     if ray.is_initialized():  # an earlier test module's run: restart, so workers get our env
         ray.shutdown()
     os.environ[FAULT_EXIT_ENV] = POISON  # inherited by the workers Ray starts below
+    os.environ.setdefault("RAY_num_workers_soft_limit", "8")  # as run._start_ray does
     ray.init(
         address="local",
         num_cpus=2,
