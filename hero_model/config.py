@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from hero_data.errors import OptionError
 from hero_data.schema import FEATURE_DIM
 
 __all__ = [
@@ -35,23 +36,8 @@ CONFIG_NAMES = ("base", "tiny")
 """Names :func:`build_config` knows without a file."""
 
 
-class HeroConfigError(ValueError):
-    """A model config that is unknown, of the wrong type or out of range.
-
-    Attributes:
-        problem: what is wrong, without the location.
-        source: the YAML file, ``"overrides"``, or ``None``.
-        key: the field concerned, or ``None``.
-    """
-
-    def __init__(self, problem: str, source: str | None = None, key: str | None = None) -> None:
-        self.problem = problem
-        self.source = source
-        self.key = key
-        super().__init__(f"{source}: {problem}" if source else problem)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.problem, self.source, self.key))
+class HeroConfigError(OptionError):
+    """A model config that is unknown, of the wrong type or out of range."""
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ import torch
 import yaml
 
 from hero_data import __version__
+from hero_data.errors import OptionError
 from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
 from hero_model.data import (
@@ -95,23 +96,8 @@ _RESUMABLE = frozenset(
 )
 
 
-class TrainConfigError(ValueError):
-    """A training option that is unknown, of the wrong type or out of range.
-
-    Attributes:
-        problem: what is wrong, without the location.
-        source: the YAML file, ``"command line"``, or ``None``.
-        key: the option concerned, or ``None``.
-    """
-
-    def __init__(self, problem: str, source: str | None = None, key: str | None = None) -> None:
-        self.problem = problem
-        self.source = source
-        self.key = key
-        super().__init__(f"{source}: {problem}" if source else problem)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.problem, self.source, self.key))
+class TrainConfigError(OptionError):
+    """A training option that is unknown, of the wrong type or out of range."""
 
 
 @dataclass(frozen=True)

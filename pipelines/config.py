@@ -20,6 +20,7 @@ from typing import Any
 import fsspec
 import yaml
 
+from hero_data.errors import OptionError
 from hero_data.grid import WINDOW_FPS, GridError, check_clip_length
 
 __all__ = [
@@ -45,23 +46,8 @@ _COMMAND_LINE = "command line"
 _DEFAULT = "default"
 
 
-class ConfigError(ValueError):
-    """A ``hero run`` option that is unknown, of the wrong type, out of range or in conflict.
-
-    Attributes:
-        problem: what is wrong, without the location.
-        source: the YAML file, ``"command line"``, or ``None``.
-        key: the option concerned (the first one, for a conflict), or ``None``.
-    """
-
-    def __init__(self, problem: str, source: str | None = None, key: str | None = None) -> None:
-        self.problem = problem
-        self.source = source
-        self.key = key
-        super().__init__(f"{source}: {problem}" if source else problem)
-
-    def __reduce__(self) -> tuple[Any, ...]:  # picklable, like the toolkit's other errors
-        return (type(self), (self.problem, self.source, self.key))
+class ConfigError(OptionError):
+    """A ``hero run`` option that is unknown, of the wrong type, out of range or in conflict."""
 
 
 @dataclass(frozen=True)
