@@ -14,7 +14,7 @@ import io
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,27 @@ class BuildReport:
                 f"{self.kind}: {self.input_rows} inputs but {self.written} written + "
                 f"{len(self.rejections)} rejected"
             )
+
+    def csv_rows(
+        self, paths: Sequence[str | Path], expected: int
+    ) -> Iterator[tuple[str, int, int, list[str]]]:
+        """``(source, line, record index, fields)`` for each record of the CSV ``paths``.
+
+        Every record is counted in :attr:`input_rows` (its index is its count before it);
+        unreadable records (``bad_csv``) and blank lines (``blank_line``) are rejected here and
+        not yielded. Fields have trailing empty fields past ``expected`` removed.
+        """
+        for path in paths:
+            src = str(path)
+            for line, fields, error in read_csv_records(Path(path)):
+                index = self.input_rows
+                self.input_rows += 1
+                if fields is None:
+                    self.reject(src, line, "bad_csv", error)
+                elif not fields or (len(fields) == 1 and not fields[0].strip()):
+                    self.reject(src, line, "blank_line", "blank line")
+                else:
+                    yield src, line, index, trim_trailing_empty(fields, expected)
 
     def to_dict(self) -> dict[str, Any]:
         return {

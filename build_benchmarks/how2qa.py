@@ -31,7 +31,6 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -48,8 +47,6 @@ from build_benchmarks.annotations import (
     BuildReport,
     format_seconds,
     parse_span,
-    read_csv_records,
-    trim_trailing_empty,
 )
 from build_benchmarks.clips import ClipIndex
 from build_benchmarks.outputs import Benchmark
@@ -134,88 +131,76 @@ def build_how2qa(
     crossing = points = 0
     kept: list[dict[str, Any]] = []
     videos: list[str] = []
-    for path in paths:
-        src = str(path)
-        for line, fields, error in read_csv_records(Path(path)):
-            qid = report.input_rows
-            report.input_rows += 1
-            if fields is None:
-                report.reject(src, line, "bad_csv", error)
-                continue
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                report.reject(src, line, "blank_line", "blank line")
-                continue
-            fields = trim_trailing_empty(fields, _FIELDS)
-            if len(fields) != _FIELDS:
-                reason = "too_few_fields" if len(fields) < _FIELDS else "too_many_fields"
-                hint = "" if len(fields) < _FIELDS else " (quote fields that contain commas)"
-                report.reject(
-                    src, line, reason, f"{len(fields)} fields, expected {_FIELDS}: {_LAYOUT}{hint}"
-                )
-                continue
-            video_id, span, w1, w2, w3, question, correct = (f.strip() for f in fields)
-            wrong = [w1, w2, w3]
-            try:
-                check_id("video id", video_id)
-            except ValueError as e:
-                report.reject(src, line, "bad_video_id", str(e))
-                continue
-            try:
-                start, end = parse_span(span)
-            except ValueError as e:
-                report.reject(src, line, "bad_moment", str(e))
-                continue
-            if end < start:
-                report.reject(src, line, "bad_moment", f"moment ends before it starts: {span}")
-                continue
-            if not question or not correct or not all(wrong):
-                report.reject(src, line, "empty_text", "the question or an answer is empty")
-                continue
-            if normalize_answer(correct) in {normalize_answer(w) for w in wrong}:
-                report.reject(
-                    src,
-                    line,
-                    "ambiguous_answers",
-                    f"the correct answer {correct!r} is also among the wrong answers",
-                )
-                continue
-            k, touched = choose_clip(start, end, clip_seconds)
-            clip_id = f"{video_id}.{k}"
-            if clips is not None and clip_id not in clips:
-                report.reject(src, line, "missing_clip", f"clip {clip_id} is not in the dataset")
-                continue
-            clip_start = k * clip_seconds
-            duration = clips.duration(clip_id) if clips is not None else clip_seconds
-            clip_end = clip_start + duration
-            if start > clip_end or (start == clip_end and end > start):
-                report.reject(
-                    src,
-                    line,
-                    "outside_clip",
-                    f"moment {span} starts after clip {clip_id} ends "
-                    f"({clip_end:g} s in the dataset)",
-                )
-                continue
-            if touched > 1:
-                crossing += 1
-            if start < clip_start or end > clip_end:
-                report.clipped += 1
-            if end == start:
-                points += 1
-            ts0 = max(start, clip_start) - clip_start
-            ts1 = min(end, clip_end) - clip_start
-            kept.append(
-                {
-                    "qid": qid,
-                    "q": question,
-                    "correct": correct,
-                    "wrong": wrong,
-                    "ts": f"{format_seconds(ts0)}-{format_seconds(ts1)}",
-                    "vid_name": clip_id,
-                }
+    for src, line, qid, fields in report.csv_rows(paths, _FIELDS):
+        if len(fields) != _FIELDS:
+            reason = "too_few_fields" if len(fields) < _FIELDS else "too_many_fields"
+            hint = "" if len(fields) < _FIELDS else " (quote fields that contain commas)"
+            report.reject(
+                src, line, reason, f"{len(fields)} fields, expected {_FIELDS}: {_LAYOUT}{hint}"
             )
-            videos.append(video_id)
-            report.written += 1
+            continue
+        video_id, span, w1, w2, w3, question, correct = (f.strip() for f in fields)
+        wrong = [w1, w2, w3]
+        try:
+            check_id("video id", video_id)
+        except ValueError as e:
+            report.reject(src, line, "bad_video_id", str(e))
+            continue
+        try:
+            start, end = parse_span(span)
+        except ValueError as e:
+            report.reject(src, line, "bad_moment", str(e))
+            continue
+        if end < start:
+            report.reject(src, line, "bad_moment", f"moment ends before it starts: {span}")
+            continue
+        if not question or not correct or not all(wrong):
+            report.reject(src, line, "empty_text", "the question or an answer is empty")
+            continue
+        if normalize_answer(correct) in {normalize_answer(w) for w in wrong}:
+            report.reject(
+                src,
+                line,
+                "ambiguous_answers",
+                f"the correct answer {correct!r} is also among the wrong answers",
+            )
+            continue
+        k, touched = choose_clip(start, end, clip_seconds)
+        clip_id = f"{video_id}.{k}"
+        if clips is not None and clip_id not in clips:
+            report.reject(src, line, "missing_clip", f"clip {clip_id} is not in the dataset")
+            continue
+        clip_start = k * clip_seconds
+        duration = clips.duration(clip_id) if clips is not None else clip_seconds
+        clip_end = clip_start + duration
+        if start > clip_end or (start == clip_end and end > start):
+            report.reject(
+                src,
+                line,
+                "outside_clip",
+                f"moment {span} starts after clip {clip_id} ends ({clip_end:g} s in the dataset)",
+            )
+            continue
+        if touched > 1:
+            crossing += 1
+        if start < clip_start or end > clip_end:
+            report.clipped += 1
+        if end == start:
+            points += 1
+        ts0 = max(start, clip_start) - clip_start
+        ts1 = min(end, clip_end) - clip_start
+        kept.append(
+            {
+                "qid": qid,
+                "q": question,
+                "correct": correct,
+                "wrong": wrong,
+                "ts": f"{format_seconds(ts0)}-{format_seconds(ts1)}",
+                "vid_name": clip_id,
+            }
+        )
+        videos.append(video_id)
+        report.written += 1
     report.extra["crossing_boundary"] = crossing
     report.extra["point_moments"] = points
     if adversarial is not None:

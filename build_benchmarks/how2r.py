@@ -24,15 +24,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from build_benchmarks.annotations import (
     CLIP_SECONDS,
     BuildReport,
     clean_seconds,
     parse_span,
-    read_csv_records,
-    trim_trailing_empty,
 )
 from build_benchmarks.clips import ClipIndex
 from build_benchmarks.outputs import Benchmark
@@ -66,94 +63,83 @@ def build_how2r(
         report.extra["dataset"] = clips.root
     rows: list[dict] = []
     videos: list[str] = []
-    for path in paths:
-        src = str(path)
-        for line, fields, error in read_csv_records(Path(path)):
-            desc_id = report.input_rows
-            report.input_rows += 1
-            if fields is None:
-                report.reject(src, line, "bad_csv", error)
-                continue
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                report.reject(src, line, "blank_line", "blank line")
-                continue
-            fields = trim_trailing_empty(fields, _FIELDS)
-            if len(fields) < _FIELDS:
-                report.reject(
-                    src,
-                    line,
-                    "too_few_fields",
-                    f"{len(fields)} fields, expected {_FIELDS}: "
-                    "youtube_id,[seg_start:seg_end],[start:end],description",
-                )
-                continue
-            video_id = fields[0].strip()
-            desc = ",".join(fields[3:]).strip()
-            try:
-                check_id("video id", video_id)
-            except ValueError as e:
-                report.reject(src, line, "bad_video_id", str(e))
-                continue
-            try:
-                seg_start, seg_end = parse_span(fields[1])
-                k = clip_of_segment(seg_start, seg_end, clip_seconds)
-            except ValueError as e:
-                report.reject(src, line, "bad_segment", str(e))
-                continue
-            try:
-                start, end = parse_span(fields[2])
-            except ValueError as e:
-                report.reject(src, line, "bad_moment", str(e))
-                continue
-            if end < start:
-                report.reject(src, line, "bad_moment", f"moment ends before it starts: {fields[2]}")
-                continue
-            if end == start:
-                report.reject(src, line, "zero_length", f"moment {fields[2]} has zero length")
-                continue
-            if not desc:
-                report.reject(src, line, "empty_description", "the description is empty")
-                continue
-            if end <= seg_start or start >= seg_end:
-                report.reject(
-                    src,
-                    line,
-                    "outside_segment",
-                    f"moment {fields[2]} does not overlap its segment {fields[1]}",
-                )
-                continue
-            clip_id = f"{video_id}.{k}"
-            if clips is not None and clip_id not in clips:
-                report.reject(src, line, "missing_clip", f"clip {clip_id} is not in the dataset")
-                continue
-            duration = clips.duration(clip_id) if clips is not None else seg_end - seg_start
-            clip_end = seg_start + duration
-            if start >= clip_end:
-                report.reject(
-                    src,
-                    line,
-                    "outside_clip",
-                    f"moment {fields[2]} starts after clip {clip_id} ends "
-                    f"({clip_end:g} s in the dataset)",
-                )
-                continue
-            ts = [
-                clean_seconds(max(start, seg_start) - seg_start),
-                clean_seconds(min(end, clip_end) - seg_start),
-            ]
-            if start < seg_start or end > clip_end:
-                report.clipped += 1
-            rows.append(
-                {
-                    "desc_id": desc_id,
-                    "desc": desc,
-                    "vid_name": clip_id,
-                    "ts": ts,
-                    "duration": clean_seconds(duration),
-                }
+    for src, line, desc_id, fields in report.csv_rows(paths, _FIELDS):
+        if len(fields) < _FIELDS:
+            report.reject(
+                src,
+                line,
+                "too_few_fields",
+                f"{len(fields)} fields, expected {_FIELDS}: "
+                "youtube_id,[seg_start:seg_end],[start:end],description",
             )
-            videos.append(video_id)
-            report.written += 1
+            continue
+        video_id = fields[0].strip()
+        desc = ",".join(fields[3:]).strip()
+        try:
+            check_id("video id", video_id)
+        except ValueError as e:
+            report.reject(src, line, "bad_video_id", str(e))
+            continue
+        try:
+            seg_start, seg_end = parse_span(fields[1])
+            k = clip_of_segment(seg_start, seg_end, clip_seconds)
+        except ValueError as e:
+            report.reject(src, line, "bad_segment", str(e))
+            continue
+        try:
+            start, end = parse_span(fields[2])
+        except ValueError as e:
+            report.reject(src, line, "bad_moment", str(e))
+            continue
+        if end < start:
+            report.reject(src, line, "bad_moment", f"moment ends before it starts: {fields[2]}")
+            continue
+        if end == start:
+            report.reject(src, line, "zero_length", f"moment {fields[2]} has zero length")
+            continue
+        if not desc:
+            report.reject(src, line, "empty_description", "the description is empty")
+            continue
+        if end <= seg_start or start >= seg_end:
+            report.reject(
+                src,
+                line,
+                "outside_segment",
+                f"moment {fields[2]} does not overlap its segment {fields[1]}",
+            )
+            continue
+        clip_id = f"{video_id}.{k}"
+        if clips is not None and clip_id not in clips:
+            report.reject(src, line, "missing_clip", f"clip {clip_id} is not in the dataset")
+            continue
+        duration = clips.duration(clip_id) if clips is not None else seg_end - seg_start
+        clip_end = seg_start + duration
+        if start >= clip_end:
+            report.reject(
+                src,
+                line,
+                "outside_clip",
+                f"moment {fields[2]} starts after clip {clip_id} ends "
+                f"({clip_end:g} s in the dataset)",
+            )
+            continue
+        ts = [
+            clean_seconds(max(start, seg_start) - seg_start),
+            clean_seconds(min(end, clip_end) - seg_start),
+        ]
+        if start < seg_start or end > clip_end:
+            report.clipped += 1
+        rows.append(
+            {
+                "desc_id": desc_id,
+                "desc": desc,
+                "vid_name": clip_id,
+                "ts": ts,
+                "duration": clean_seconds(duration),
+            }
+        )
+        videos.append(video_id)
+        report.written += 1
     report.check()
     log.info(
         "how2r: %d records, %d written (%d clipped), %d rejected",
