@@ -10,8 +10,10 @@ new phrase on its second, and a 10 ms "transition" cue then shows the new phrase
 
     cleaned:  [0.03, 2.21] "hello everyone welcome"   [2.21, 5.01] "to my channel"
 
-Rule (one pass over the cues sorted by (start, end), comparing each cue with the last kept cue
-P, when both have the same speaker and the cue starts no later than 1.5 ms after P ends):
+Rule. First, exact repeats go: of cues with the same start, end, words and speaker, the first
+is kept, wherever the others stand among the cues sharing those times. Then one pass over the
+cues sorted by (start, end), comparing each cue with the last kept cue P, when both have the
+same speaker and the cue starts no later than 1.5 ms after P ends:
 
 - words the cue repeats from P are cut from its front, repeatedly: P's whole text, or a tail of
   P of at least three words (for a first cue that already showed two lines);
@@ -23,8 +25,9 @@ the newest text ends, which is where the next phrase starts: phrases do not over
 phrase's later appearance on the old (top) line does not lengthen it. Texts are compared word by
 word (whitespace-insensitive); a cut cue's text is its remaining words joined by single spaces,
 and every other cue keeps its text exactly. Subtitles that do not roll pass through unchanged
-except for the drops and merges counted in :class:`CleanReport`. Only consecutive cues are
-compared: two equal cues with a different cue between them both stay.
+except for the drops and merges counted in :class:`CleanReport`. Apart from exact repeats, only
+consecutive cues are compared: two equal texts at different times with a different cue between
+them both stay.
 """
 
 from __future__ import annotations
@@ -52,9 +55,10 @@ class CleanReport:
         input: cues given.
         empty_dropped: removed because their text is empty after stripping whitespace.
         zero_length_dropped: removed because ``end <= start`` (and their text is not empty).
-        duplicates_merged: removed because they only repeat the previous kept cue (its exact
-            text, or a tail of it of three or more words) and touch it in time; that cue now
-            spans both. Counted here when no cue in the list rolled (``rolling_trimmed == 0``).
+        duplicates_merged: removed because they repeat another cue exactly (same times,
+            words and speaker), or only repeat the previous kept cue (its text, or a tail of it
+            of three or more words) and touch it in time, so that cue now spans both. Counted
+            here when no cue in the list rolled (``rolling_trimmed == 0``).
         rolling_collapsed: the same removals in a list that rolls (``rolling_trimmed > 0``):
             YouTube's transition cues and other repeats of the line on screen.
         output: cues returned.
@@ -142,10 +146,24 @@ def clean_cues(cues: Sequence[Cue]) -> tuple[list[Cue], CleanReport]:
         else:
             kept.append(cue)
     kept.sort(key=lambda c: (c.start, c.end))
+    # Exact repeats (same times, words and speaker) go first, wherever they stand among the
+    # cues sharing their times: the pass below only sees neighbours.
+    distinct: list[Cue] = []
+    same_times: set[tuple[tuple[str, ...], str | None]] = set()
+    repeats = 0
+    for k, cue in enumerate(kept):
+        if k == 0 or (cue.start, cue.end) != (kept[k - 1].start, kept[k - 1].end):
+            same_times = set()
+        ident = (tuple(cue.text.split()), cue.speaker)
+        if ident in same_times:
+            repeats += 1
+            continue
+        same_times.add(ident)
+        distinct.append(cue)
 
     phrases: list[_Phrase] = []
-    repeats = trimmed = 0
-    for cue in kept:
+    trimmed = 0
+    for cue in distinct:
         words = cue.text.split()
         prev = phrases[-1] if phrases else None
         if (

@@ -27,6 +27,13 @@ Choices where files are debatable:
   dropped by cleaning).
 - SRT timestamps must use a comma before the milliseconds, SBV and WebVTT a dot.
 - Files must be UTF-8 (a BOM is fine). A missing file raises the usual ``OSError``.
+
+Corpus files (TVQA jsonl, HowTo100M json) hold many videos. :func:`read_tvqa_jsonl` and
+:func:`read_howto100m_json` are strict: the first bad entry raises. A batch uses
+:func:`read_tvqa_jsonl_entries` and :func:`read_howto100m_json_entries` instead, which return
+the good videos and one :class:`SubtitleError` per bad entry (its ``video_id`` says whose), so
+one broken entry costs one video, not the file. Whatever breaks the whole file (not UTF-8,
+empty, invalid JSON in a HowTo100M file, not an object of videos) raises in both.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +55,9 @@ __all__ = [
     "parse_cues",
     "read_cues",
     "read_howto100m_json",
+    "read_howto100m_json_entries",
     "read_tvqa_jsonl",
+    "read_tvqa_jsonl_entries",
     "split_speaker",
 ]
 
@@ -65,17 +74,22 @@ class SubtitleError(ValueError):
         path: the file, as given.
         line: 1-based line number of the problem, or ``None`` when it is not on one line.
         problem: what is wrong, without the location.
+        video_id: in a corpus file (TVQA, HowTo100M), the video whose entry is bad; ``None``
+            when the problem is not one video's (or the entry does not say whose it is).
     """
 
-    def __init__(self, path: str, line: int | None, problem: str) -> None:
+    def __init__(
+        self, path: str, line: int | None, problem: str, video_id: str | None = None
+    ) -> None:
         self.path = path
         self.line = line
         self.problem = problem
+        self.video_id = video_id
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {problem}")
 
     def __reduce__(self) -> tuple[Any, ...]:  # keep pickling (Ray moves errors between workers)
-        return (type(self), (self.path, self.line, self.problem))
+        return (type(self), (self.path, self.line, self.problem, self.video_id))
 
 
 # --- text clean-up and speakers -------------------------------------------------------------
@@ -427,16 +441,13 @@ def _json_times(start: Any, end: Any, text: Any, where: str) -> tuple[float, flo
     return s, e, text
 
 
-def _json_lines(path: str, data: str) -> Iterator[tuple[int, Any]]:
-    for no, line in enumerate(data.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield no, json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SubtitleError(path, no, f"invalid JSON: {e.msg} (column {e.colno})") from None
-        except (ValueError, RecursionError) as e:  # e.g. an integer over Python's digit limit
-            raise SubtitleError(path, no, f"invalid JSON: {e}") from None
+def _json_line(path: str, no: int, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise SubtitleError(path, no, f"invalid JSON: {e.msg} (column {e.colno})") from None
+    except (ValueError, RecursionError) as e:  # e.g. an integer over Python's digit limit
+        raise SubtitleError(path, no, f"invalid JSON: {e}") from None
 
 
 def _tvqa_video(path: str, no: int, obj: Any) -> tuple[str, list[Cue]]:
@@ -446,22 +457,67 @@ def _tvqa_video(path: str, no: int, obj: Any) -> tuple[str, list[Cue]]:
     vid, subs = obj.get("vid_name"), obj.get("sub")
     if not isinstance(vid, str) or not vid:
         raise SubtitleError(path, no, f"missing or bad 'vid_name': {vid!r}")
+
+    def fail(problem: str) -> SubtitleError:
+        return SubtitleError(path, no, problem, vid)
+
     if not isinstance(subs, list):
-        raise SubtitleError(path, no, f"{vid}: missing or bad 'sub' list: {type(subs).__name__}")
+        raise fail(f"{vid}: missing or bad 'sub' list: {type(subs).__name__}")
     cues = []
     for k, item in enumerate(subs):
         where = f"{vid} sub[{k}]"
         if not isinstance(item, dict):
-            raise SubtitleError(path, no, f"{where}: expected an object, got {type(item).__name__}")
+            raise fail(f"{where}: expected an object, got {type(item).__name__}")
         missing = [key for key in ("start", "end", "text") if key not in item]
         if missing:
-            raise SubtitleError(path, no, f"{where}: missing {', '.join(missing)}")
+            raise fail(f"{where}: missing {', '.join(missing)}")
         parsed = _json_times(item["start"], item["end"], item["text"], where)
         if isinstance(parsed, str):
-            raise SubtitleError(path, no, parsed)
+            raise fail(parsed)
         speaker, text = _clean_text(parsed[2], spaced_colon=True)
         cues.append(Cue(parsed[0], parsed[1], text, speaker))
     return vid, _sorted(cues)
+
+
+def _read_text(name: str) -> str:
+    with open(name, "rb") as f:
+        data = _decode(f.read(), name)
+    if not data.strip():
+        raise SubtitleError(name, None, "empty file")
+    return data
+
+
+def read_tvqa_jsonl_entries(path: StrPath) -> tuple[dict[str, list[Cue]], list[SubtitleError]]:
+    """TVQA subtitles read line by line: ``({vid_name: cues}, errors)``, for a batch.
+
+    A bad line (invalid JSON, a bad cue...) gives one error, with its line and, when the line
+    names one, its ``video_id``, and the other lines are still read. A ``vid_name`` on two lines
+    is an error on the later line, and that video gets no cues (which line is right is unknown).
+    Errors are in line order. An empty or non-UTF-8 file raises. Rules as
+    :func:`read_tvqa_jsonl`.
+    """
+    name = os.fspath(path)
+    out: dict[str, list[Cue]] = {}
+    errors: list[SubtitleError] = []
+    seen: set[str] = set()
+    for no, line in enumerate(_read_text(name).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            vid, cues = _tvqa_video(name, no, _json_line(name, no, line))
+        except SubtitleError as e:
+            errors.append(e)
+            if e.video_id is not None:
+                seen.add(e.video_id)
+                out.pop(e.video_id, None)
+            continue
+        if vid in seen:
+            errors.append(SubtitleError(name, no, f"duplicate vid_name {vid!r}", vid))
+            out.pop(vid, None)
+            continue
+        seen.add(vid)
+        out[vid] = cues
+    return out, errors
 
 
 def read_tvqa_jsonl(path: StrPath) -> dict[str, list[Cue]]:
@@ -469,61 +525,119 @@ def read_tvqa_jsonl(path: StrPath) -> dict[str, list[Cue]]:
 
     Each ``sub`` item is ``{"text", "start", "end"}`` with times in seconds. TVQA marks speakers
     as ``"Chase : text"``; that prefix (and the general ones of :func:`split_speaker`) becomes the
-    speaker. Blank lines are skipped; a repeated ``vid_name`` is an error.
+    speaker. Blank lines are skipped; a repeated ``vid_name`` is an error. Strict: the first bad
+    line raises :class:`SubtitleError` (file and line); :func:`read_tvqa_jsonl_entries` goes on.
     """
-    name = os.fspath(path)
-    with open(name, "rb") as f:
-        data = _decode(f.read(), name)
-    if not data.strip():
-        raise SubtitleError(name, None, "empty file")
-    out: dict[str, list[Cue]] = {}
-    for no, obj in _json_lines(name, data):
-        vid, cues = _tvqa_video(name, no, obj)
-        if vid in out:
-            raise SubtitleError(name, no, f"duplicate vid_name {vid!r}")
-        out[vid] = cues
+    out, errors = read_tvqa_jsonl_entries(path)
+    if errors:
+        raise errors[0]
     return out
 
 
-def read_howto100m_json(path: StrPath) -> dict[str, list[Cue]]:
-    """HowTo100M captions: ``{video_id: cues}`` from ``{id: {"start": [..], "end": [..],
-    "text": [..]}}`` (parallel lists, times in seconds)."""
+class _EntryProblem(Exception):
+    """What is wrong with one HowTo100M entry (located by the caller)."""
+
+
+def _howto100m_video(vid: str, entry: Any) -> list[Cue]:
+    if not isinstance(entry, dict):
+        raise _EntryProblem(f"video {vid!r}: expected an object, got {type(entry).__name__}")
+    lists: dict[str, list[Any]] = {}
+    for key in ("start", "end", "text"):
+        value = entry.get(key)
+        if not isinstance(value, list):
+            raise _EntryProblem(
+                f"video {vid!r}: missing or bad {key!r} list: {type(value).__name__}"
+            )
+        lists[key] = value
+    sizes = {key: len(value) for key, value in lists.items()}
+    if len(set(sizes.values())) != 1:
+        raise _EntryProblem(f"video {vid!r}: lists of different length {sizes}")
+    cues = []
+    for k, (start, end, raw) in enumerate(zip(*lists.values(), strict=True)):
+        parsed = _json_times(start, end, raw, f"video {vid!r} [{k}]")
+        if isinstance(parsed, str):
+            raise _EntryProblem(parsed)
+        speaker, text = _clean_text(parsed[2])
+        cues.append(Cue(parsed[0], parsed[1], text, speaker))
+    return _sorted(cues)
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _key_lines(text: str, wanted: set[str]) -> dict[str, int]:
+    """1-based line of each ``wanted`` key of the top-level object of valid JSON ``text``.
+
+    Walks the object with the json module's own scanner (so escaped keys such as ``"caf\\u00e9"``
+    are found), taking the last occurrence of a repeated key as ``json.loads`` does.
+    """
+    decoder = json.JSONDecoder()
+    lines: dict[str, int] = {}
+    line, counted = 1, 0
+    i = _JSON_SPACE.match(text, 0).end()
+    if not text.startswith("{", i):
+        return lines
+    i = _JSON_SPACE.match(text, i + 1).end()
+    while text.startswith('"', i):
+        key, end = json.decoder.scanstring(text, i + 1)
+        if key in wanted:
+            line += text.count("\n", counted, i)
+            counted = i
+            lines[key] = line
+        i = _JSON_SPACE.match(text, end).end() + 1  # past the ':'
+        _, i = decoder.raw_decode(text, _JSON_SPACE.match(text, i).end())
+        i = _JSON_SPACE.match(text, i).end()
+        if not text.startswith(",", i):
+            break
+        i = _JSON_SPACE.match(text, i + 1).end()
+    return lines
+
+
+def read_howto100m_json_entries(
+    path: StrPath,
+) -> tuple[dict[str, list[Cue]], list[SubtitleError]]:
+    """HowTo100M captions read video by video: ``({video_id: cues}, errors)``, for a batch.
+
+    A bad entry gives one error naming the file, the line where its video id's key is, and the
+    problem, with ``video_id`` set; the other videos are still read. Errors are in file order.
+    A file that is empty, not UTF-8, not JSON or not an object raises. Rules as
+    :func:`read_howto100m_json`.
+    """
     name = os.fspath(path)
-    with open(name, "rb") as f:
-        data = _decode(f.read(), name)
-    if not data.strip():
-        raise SubtitleError(name, None, "empty file")
+    data = _read_text(name)
     try:
         obj = json.loads(data)
     except json.JSONDecodeError as e:
         raise SubtitleError(name, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
     except (ValueError, RecursionError) as e:  # e.g. an integer over Python's digit limit
         raise SubtitleError(name, None, f"invalid JSON: {e}") from None
-
-    def fail(problem: str) -> SubtitleError:
-        return SubtitleError(name, None, problem)
-
     if not isinstance(obj, dict):
-        raise fail(f"expected a JSON object of videos, got {type(obj).__name__}")
+        first_line = data[: len(data) - len(data.lstrip())].count("\n") + 1
+        raise SubtitleError(
+            name, first_line, f"expected a JSON object of videos, got {type(obj).__name__}"
+        )
     out: dict[str, list[Cue]] = {}
+    problems: dict[str, str] = {}
     for vid, entry in obj.items():
-        if not isinstance(entry, dict):
-            raise fail(f"video {vid!r}: expected an object, got {type(entry).__name__}")
-        lists: dict[str, list[Any]] = {}
-        for key in ("start", "end", "text"):
-            value = entry.get(key)
-            if not isinstance(value, list):
-                raise fail(f"video {vid!r}: missing or bad {key!r} list: {type(value).__name__}")
-            lists[key] = value
-        sizes = {key: len(value) for key, value in lists.items()}
-        if len(set(sizes.values())) != 1:
-            raise fail(f"video {vid!r}: lists of different length {sizes}")
-        cues = []
-        for k, (start, end, raw) in enumerate(zip(*lists.values(), strict=True)):
-            parsed = _json_times(start, end, raw, f"video {vid!r} [{k}]")
-            if isinstance(parsed, str):
-                raise fail(parsed)
-            speaker, text = _clean_text(parsed[2])
-            cues.append(Cue(parsed[0], parsed[1], text, speaker))
-        out[vid] = _sorted(cues)
+        try:
+            out[vid] = _howto100m_video(vid, entry)
+        except _EntryProblem as e:
+            problems[vid] = str(e)
+    if not problems:
+        return out, []
+    lines = _key_lines(data, set(problems))
+    errors = [SubtitleError(name, lines.get(vid), p, vid) for vid, p in problems.items()]
+    return out, errors
+
+
+def read_howto100m_json(path: StrPath) -> dict[str, list[Cue]]:
+    """HowTo100M captions: ``{video_id: cues}`` from ``{id: {"start": [..], "end": [..],
+    "text": [..]}}`` (parallel lists, times in seconds).
+
+    Strict: the first bad entry raises :class:`SubtitleError` naming the file, the line of the
+    video's key and the problem; :func:`read_howto100m_json_entries` goes on past it.
+    """
+    out, errors = read_howto100m_json_entries(path)
+    if errors:
+        raise errors[0]
     return out

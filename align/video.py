@@ -11,7 +11,12 @@ from typing import Any, Protocol
 
 from align.clean import CleanReport, clean_cues
 from align.spans import Alignment, align_cues, cut_cues
-from hero_data.grid import DEFAULT_CLIP_LENGTH, DEFAULT_FRAME_INTERVAL, clip_windows
+from hero_data.grid import (
+    DEFAULT_CLIP_LENGTH,
+    DEFAULT_FRAME_INTERVAL,
+    clip_windows,
+    exact_seconds,
+)
 from hero_data.types import Clip, Cue
 
 
@@ -97,7 +102,9 @@ def align_video(
     clips = []
     for k, (start, end) in enumerate(windows):
         clip = Clip(video_id, k, start, end)
-        alignment = align_cues(cut_cues(cleaned, start, end), clip.duration, interval)
+        # The clip's length as cut_cues computes it: exact, without float noise.
+        length = float(exact_seconds(end) - exact_seconds(start))
+        alignment = align_cues(cut_cues(cleaned, start, end), length, interval)
         ids: tuple[tuple[int, ...], ...] = ()
         if tokenizer is not None:
             if alignment.pseudo:

@@ -56,7 +56,7 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from align.readers import SubtitleError, _decode, parse_cues, read_howto100m_json
+from align.readers import SubtitleError, _decode, parse_cues, read_howto100m_json_entries
 from hero_data.types import Cue, Tagged, check_id, safe_id
 
 log = logging.getLogger(__name__)
@@ -596,14 +596,25 @@ def _caption_text(cues: Sequence[Cue]) -> str:
     return text[:_LANGUAGE_SAMPLE_CHARS]
 
 
-def _read_captions(captions_json: str) -> dict[str, list[Cue]]:
+def _read_captions(captions_json: str) -> tuple[dict[str, list[Cue]], dict[str, SubtitleError]]:
+    """Good videos' cues and, per video id, the error of its bad entry; errors name
+    ``captions_json`` as given (not the temporary copy of a remote file)."""
     with open_local(captions_json) as local:
-        try:
-            return read_howto100m_json(local)
-        except SubtitleError as e:
+
+        def named(e: SubtitleError) -> SubtitleError:
             if local == captions_json:
-                raise
-            raise SubtitleError(captions_json, e.line, e.problem) from None
+                return e
+            return SubtitleError(captions_json, e.line, e.problem, e.video_id)
+
+        try:
+            captions, errors = read_howto100m_json_entries(local)
+        except SubtitleError as e:
+            raise named(e) from None
+    bad: dict[str, SubtitleError] = {}
+    for e in errors:
+        if e.video_id is not None:
+            bad.setdefault(e.video_id, named(e))
+    return captions, bad
 
 
 def howto100m_inputs(
@@ -620,10 +631,20 @@ def howto100m_inputs(
     unique. A video with captions gets ``subtitle_uri=None``: the JSON is its one source of
     cues. Videos without captions are kept, with no entry in the dict.
 
-    With ``language`` (an ISO 639-1 code such as ``"en"``), a video is excluded when its
-    caption text is detected, with probability at least ``min_confidence``, as another
-    language; an uncertain detection (music, a few words) keeps the video. ``excluded`` has one
-    ``{"video_id", "video_uri", "language", "confidence"}`` per excluded video.
+    ``excluded`` lists the videos left out, one dict each, by ``reason``:
+
+    - ``"bad_captions"``: the video's caption entry is malformed (a bad time, lists of
+      different lengths...). The video is a failed input, not a silent loss: the dict has
+      ``{"video_id", "video_uri", "reason", "stage": "subtitles", "error_type", "error"}``,
+      the fields of an ``errors.jsonl`` row, and ``error`` names the caption file, the line
+      of the video's entry and the problem. The other videos go on.
+    - ``"language"``: with ``language`` (an ISO 639-1 code such as ``"en"``), the caption text
+      is detected, with probability at least ``min_confidence``, as another language; an
+      uncertain detection (music, a few words) keeps the video. The dict has ``{"video_id",
+      "video_uri", "reason", "language", "confidence"}``.
+
+    A caption file that is broken as a whole (not JSON, not an object of videos) raises
+    :class:`SubtitleError`.
     """
     if language is not None and not _LANG_TAG.match(language):
         raise InputError(f"language must be a language code like 'en', got {language!r}")
@@ -632,24 +653,38 @@ def howto100m_inputs(
     if language is not None:
         detect_language("")  # a missing detector fails now, not after reading the captions
     listing = list_folder(videos_root, subtitle_language=language)
-    captions = _read_captions(captions_json)
+    captions, bad = _read_captions(captions_json)
     stems = Counter(_file_stem(v.video_uri) for v in listing.inputs)
 
     inputs: list[VideoInput] = []
     cues_by_id: dict[str, list[Cue]] = {}
     excluded: list[dict[str, Any]] = []
     used: set[str] = set()
-    matched = 0
+    matched = failed = 0
     for item in listing.inputs:
         key: str | None = item.video_id
-        if key not in captions:
+        if key not in captions and key not in bad:
             stem = _file_stem(item.video_uri)
-            key = stem if stem in captions and stems[stem] == 1 else None
+            known = stem in captions or stem in bad
+            key = stem if known and stems[stem] == 1 else None
         if key is None:
             inputs.append(item)
             continue
         used.add(key)
         matched += 1
+        if key in bad:
+            failed += 1
+            excluded.append(
+                {
+                    "video_id": item.video_id,
+                    "video_uri": item.video_uri,
+                    "reason": "bad_captions",
+                    "stage": "subtitles",
+                    "error_type": type(bad[key]).__name__,
+                    "error": str(bad[key]),
+                }
+            )
+            continue
         cues = captions[key]
         if language is not None:
             text = _caption_text(cues)
@@ -660,6 +695,7 @@ def howto100m_inputs(
                         {
                             "video_id": item.video_id,
                             "video_uri": item.video_uri,
+                            "reason": "language",
                             "language": found,
                             "confidence": round(confidence, 4),
                         }
@@ -677,10 +713,16 @@ def howto100m_inputs(
         log.warning(
             "%d of %d videos have no captions in %s", missing, len(listing.inputs), captions_json
         )
-    if len(captions) > len(used):
+    if len(captions) + len(bad) > len(used):
         log.info(
-            "%d caption entries have no video under %s", len(captions) - len(used), videos_root
+            "%d caption entries have no video under %s",
+            len(captions) + len(bad) - len(used),
+            videos_root,
         )
-    if excluded:
-        log.warning("%d videos excluded: captions not in language %r", len(excluded), language)
+    if failed:
+        log.warning("%d videos failed: their entries in %s are malformed", failed, captions_json)
+    if len(excluded) > failed:
+        log.warning(
+            "%d videos excluded: captions not in language %r", len(excluded) - failed, language
+        )
     return inputs, cues_by_id, excluded

@@ -168,6 +168,29 @@ def test_two_line_rolling_without_transition_cues():
             id="only consecutive cues merge",
         ),
         pytest.param(
+            [Cue(0, 2, "Hi"), Cue(0, 2, "Bye"), Cue(0, 2, "Hi")],
+            [Cue(0, 2, "Hi"), Cue(0, 2, "Bye")],
+            {"duplicates_merged": 1},
+            id="exact duplicate with another cue of the same times between",
+        ),
+        pytest.param(
+            [Cue(0, 2, "Hi", "A"), Cue(0, 2, "Bye"), Cue(0, 2, "Hi", "B"), Cue(0, 2, " Hi ", "A")],
+            [Cue(0, 2, "Hi", "A"), Cue(0, 2, "Bye"), Cue(0, 2, "Hi", "B")],
+            {"duplicates_merged": 1},
+            id="exact duplicates need the same speaker; words compare whitespace-insensitively",
+        ),
+        pytest.param(
+            [
+                Cue(0, 2, "we take the pan"),
+                Cue(2, 4, "we take the pan and heat it"),
+                Cue(2, 4, "something else"),
+                Cue(2, 4, "we take the pan and heat it"),
+            ],
+            [Cue(0, 2, "we take the pan"), Cue(2, 4, "and heat it"), Cue(2, 4, "something else")],
+            {"rolling_collapsed": 1, "rolling_trimmed": 1},
+            id="exact duplicate of a rolling cue counts with the rolling removals",
+        ),
+        pytest.param(
             [Cue(0, 1, "I said no"), Cue(1, 2, "no way")],
             [Cue(0, 1, "I said no"), Cue(1, 2, "no way")],
             {},
@@ -252,6 +275,8 @@ def test_clean_invariants(cues: list[Cue]):
     assert report.empty_dropped == sum(1 for c in cues if not c.text.strip())
     assert [c.start for c in out] == sorted(c.start for c in out)
     assert all(c.text.strip() and c.end > c.start for c in out)
+    idents = [(c.start, c.end, tuple(c.text.split()), c.speaker) for c in out]
+    assert len(set(idents)) == len(idents)  # no exact duplicate survives, adjacent or not
     assert not (report.duplicates_merged and report.rolling_collapsed)
     again, report2 = clean_cues(out)
     assert again == out

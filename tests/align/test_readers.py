@@ -16,7 +16,9 @@ from align.readers import (
     parse_cues,
     read_cues,
     read_howto100m_json,
+    read_howto100m_json_entries,
     read_tvqa_jsonl,
+    read_tvqa_jsonl_entries,
     split_speaker,
 )
 from hero_data.types import Cue
@@ -281,8 +283,10 @@ def test_subtitle_error_message_attributes_and_pickling():
     assert (str(err), err.path, err.line, err.problem) == ("a.vtt:3: bad", "a.vtt", 3, "bad")
     assert str(SubtitleError("a.vtt", None, "empty file")) == "a.vtt: empty file"
     back = pickle.loads(pickle.dumps(err))
-    assert (str(back), back.line) == ("a.vtt:3: bad", 3)
+    assert (str(back), back.line, back.video_id) == ("a.vtt:3: bad", 3, None)
     assert isinstance(err, ValueError)
+    entry = pickle.loads(pickle.dumps(SubtitleError("c.json", 7, "video 'v': bad", "v")))
+    assert (str(entry), entry.video_id) == ("c.json:7: video 'v': bad", "v")
 
 
 # --- speakers -----------------------------------------------------------------------------------
@@ -400,6 +404,26 @@ def test_tvqa_jsonl_errors_name_the_line(tmp_path: Path, second_line: object, pr
         read_tvqa_jsonl(path)
 
 
+def test_tvqa_entries_keep_the_good_lines(tmp_path: Path):
+    path = _jsonl(
+        tmp_path,
+        _GOOD_TVQA,
+        '{"vid_name": "broken json", ',
+        {"vid_name": "v2", "sub": [{"text": "a", "start": 3, "end": 1}]},
+        {"vid_name": "v3", "sub": [{"text": "b", "start": 0, "end": 1}]},
+        {"vid_name": "v3", "sub": []},
+        {"vid_name": "v4", "sub": [{"text": "c", "start": 1, "end": 2}]},
+    )
+    cues, errors = read_tvqa_jsonl_entries(path)
+    assert cues == {"v0": [Cue(0.0, 1.0, "a")], "v4": [Cue(1.0, 2.0, "c")]}
+    assert [(e.line, e.video_id) for e in errors] == [(2, None), (3, "v2"), (5, "v3")]
+    assert str(errors[0]).startswith(f"{path}:2: invalid JSON")
+    assert str(errors[1]) == f"{path}:3: v2 sub[0]: cue ends before it starts: 3.0 > 1.0"
+    assert str(errors[2]) == f"{path}:5: duplicate vid_name 'v3'"
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 2, "invalid JSON")):
+        read_tvqa_jsonl(path)
+
+
 def test_tvqa_jsonl_numeric_strings_and_empty_file(tmp_path: Path):
     path = _jsonl(tmp_path, {"vid_name": "v", "sub": [{"text": "a", "start": "1", "end": "2.5"}]})
     assert read_tvqa_jsonl(path) == {"v": [Cue(1.0, 2.5, "a")]}
@@ -440,7 +464,6 @@ def test_howto100m_json(tmp_path: Path):
 @pytest.mark.parametrize(
     ("obj", "problem"),
     [
-        ([1], "expected a JSON object of videos, got list"),
         ({"v": [1]}, "video 'v': expected an object, got list"),
         ({"v": {"start": [0], "end": [1]}}, "video 'v': missing or bad 'text' list: NoneType"),
         (
@@ -456,10 +479,58 @@ def test_howto100m_json(tmp_path: Path):
         ({"v": {"start": [3], "end": [1], "text": ["a"]}}, r"video 'v' \[0\]: cue ends before"),
     ],
 )
-def test_howto100m_json_errors_name_the_video(tmp_path: Path, obj: object, problem: str):
-    path = _json(tmp_path, obj)
-    with pytest.raises(SubtitleError, match=_error_pattern(path, None, problem)):
+def test_howto100m_json_errors_name_the_file_line_and_video(
+    tmp_path: Path, obj: object, problem: str
+):
+    path = _json(tmp_path, obj)  # indented: the key "v" is on line 2
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 2, problem)) as info:
         read_howto100m_json(path)
+    assert (info.value.line, info.value.video_id) == (2, "v")
+
+
+def test_howto100m_json_not_an_object_names_its_first_line(tmp_path: Path):
+    path = _write(tmp_path, "caption.json", "\n\n[1]\n")
+    pattern = _error_pattern(path, 3, "expected a JSON object of videos, got list")
+    with pytest.raises(SubtitleError, match=pattern):
+        read_howto100m_json(path)
+    with pytest.raises(SubtitleError, match=pattern):  # the whole file: no entry to skip
+        read_howto100m_json_entries(path)
+
+
+_GOOD_ENTRY = {"start": [0.0], "end": [1.5], "text": ["fine"]}
+
+# Hand-written, so the line of each key is known: "b" on 4, "caf\u00e9" (escaped) on 5, and
+# "d" (after a nested "start" key, the same text as a video id below) on 7.
+_CAPTIONS_WITH_BAD_ENTRIES = """{
+  "a": {"start": [0], "end": [1.5],
+        "text": ["fine"]},
+  "b": {"start": [2], "end": [1], "text": ["backwards"]},
+  "caf\\u00e9": {"start": [0], "end": [1]},
+  "start": {"start": [0], "end": [2], "text": ["a video called start"]},
+  "d": {"start": [0, 1], "end": [1], "text": ["x", "y"]}
+}
+"""
+
+
+def test_howto100m_entries_keep_the_good_videos_and_locate_the_bad(tmp_path: Path):
+    path = _write(tmp_path, "caption.json", _CAPTIONS_WITH_BAD_ENTRIES)
+    cues, errors = read_howto100m_json_entries(path)
+    assert cues == {"a": [Cue(0.0, 1.5, "fine")], "start": [Cue(0.0, 2.0, "a video called start")]}
+    assert [(e.video_id, e.line) for e in errors] == [("b", 4), ("café", 5), ("d", 7)]
+    assert str(errors[0]) == f"{path}:4: video 'b' [0]: cue ends before it starts: 2.0 > 1.0"
+    assert str(errors[1]).startswith(f"{path}:5: video 'café': missing or bad 'text' list")
+    assert str(errors[2]).startswith(f"{path}:7: video 'd': lists of different length")
+    # The strict reader stops at the first of them, with the same message.
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 4, r"video 'b' \[0\]")):
+        read_howto100m_json(path)
+
+
+def test_howto100m_repeated_key_is_located_where_json_takes_it(tmp_path: Path):
+    text = '{"v": {"start": [0], "end": [1], "text": ["x"]},\n"w": {},\n"v": [1]}'
+    path = _write(tmp_path, "caption.json", text)
+    cues, errors = read_howto100m_json_entries(path)
+    assert cues == {}  # json.loads keeps the last "v", which is bad; "w" lacks its lists
+    assert [(e.video_id, e.line) for e in errors] == [("v", 3), ("w", 2)]
 
 
 def test_howto100m_invalid_json_names_the_line(tmp_path: Path):

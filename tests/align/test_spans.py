@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import pytest
@@ -29,6 +30,33 @@ def test_cut_touching_only_at_a_point_is_out():
     cues = [C(50, 60, "ends at the boundary"), C(60, 61, "starts at it")]
     assert cut_cues(cues, 0, 60) == [C(50, 60, "ends at the boundary")]
     assert cut_cues(cues, 60, 120) == [C(0, 1, "starts at it")]
+
+
+def test_cut_times_carry_no_float_noise():
+    # 106.07 - 60 is 46.06999999999999 in floats; the cut works at microsecond precision.
+    assert cut_cues([C(106.07, 110.2, "a")], 60, 120) == [C(46.07, 50.2, "a")]
+    assert cut_cues([C(100.0, 130.0, "b")], 60, 110.53) == [C(40.0, 50.53, "b")]
+    # a start a picosecond before the clip is its start, at microsecond precision
+    assert cut_cues([C(59.999999999999, 61.1, "c")], 60, 120) == [C(0.0, 1.1, "c")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 200_000), st.integers(1, 20_000)), max_size=6),
+    st.integers(0, 2),
+    st.integers(1, 60_000),
+)
+def test_cut_times_are_the_exact_decimal_differences(raw, clip, length_ms):
+    """Millisecond cue times cut to a clip are the floats nearest the exact differences."""
+    start_ms = clip * 60_000
+    end_ms = start_ms + length_ms
+    cues = [C(s / 1000, (s + d) / 1000, f"c{k}") for k, (s, d) in enumerate(raw)]
+    expected = [
+        C(max(s - start_ms, 0) / 1000, (min(s + d, end_ms) - start_ms) / 1000, f"c{k}")
+        for k, (s, d) in enumerate(raw)
+        if s + d > start_ms and s < end_ms
+    ]
+    assert cut_cues(cues, start_ms / 1000, end_ms / 1000) == expected
 
 
 def test_cut_short_last_clip_and_bad_window():
@@ -77,7 +105,9 @@ def test_dropped_cues_are_counted_and_ends_clipped():
     ("cues", "expected_len", "truncated"),
     [
         ([C(1, 2), C(3, 19.1)], 11, True),  # last cue 16.1 s > 16 s: first 11 of 12 steps
-        ([C(1, 2), C(3, 19.0)], 11, False),  # exactly 16 s: kept whole (11 steps anyway)
+        # exactly 16 s over 12 steps (2 ... 13): not over 16 s, so all 12 are kept
+        ([C(1, 2), C(3.75, 19.75)], 12, False),
+        ([C(1, 2), C(3.75, 19.76)], 11, True),  # 16.01 s: the same 12 steps, cut to 11
         ([C(1, 2), C(3, 40)], 11, True),  # 37 s: 11 of 25 steps
         ([C(20, 59.99)], 11, True),
     ],
@@ -94,10 +124,35 @@ def test_long_cue_that_is_not_last_is_kept_whole():
     assert len(a.sub2frames[0]) == 20 and not a.truncated_last
 
 
-def test_last_cue_rule_uses_the_clipped_end():
+def test_last_input_cue_dropped_after_the_end_truncates_nothing():
+    """HERO's rule looks at the last cue of the input list only: when that cue is skipped for
+    starting after the end, the long cue before it keeps all its steps."""
+    a = align_cues([C(0, 30, "long"), C(61, 62, "after the end")], 60.0)
+    assert a.sub2frames == (tuple(range(20)),)
+    assert not a.truncated_last and a.dropped_after_end == 1
+    # The same long cue as the last input is cut to 11 steps.
+    assert align_cues([C(0, 30, "long")], 60.0).sub2frames == (tuple(range(11)),)
+
+
+def test_last_cue_rule_counts_only_up_to_the_end_of_the_steps():
     # 50 -> 90 s is 40 s long, but only 10 s inside a 60 s clip: not truncated.
     a = align_cues([C(50, 90)], 60.0)
     assert not a.truncated_last and a.sub2frames[0] == tuple(range(33, 40))
+    # HERO's end is n·L, not the clip's duration: a 49.6 s clip has 34 steps ending at 51 s,
+    # so a cue from 33.6 s counts 17.4 s (> 16) although only 16.0 s are inside the clip.
+    a = align_cues([C(33.6, 70)], 49.6)
+    assert a.truncated_last and a.sub2frames[0] == tuple(range(22, 33))
+    assert a.cues == (C(33.6, 49.6),)
+
+
+def test_step_owner_uses_the_unclipped_cue_as_hero_does():
+    """A = [57, 59], B = [58, 100] in a 60 s clip, steps 38 = [57, 58.5) and 39 = [58.5, 60).
+    HERO's IoU takes B whole: for step 39 it is 1/6 with A and 1.5/42 with B, so A owns both
+    steps. With B clipped to [58, 60], B would have won step 39 (IoU 0.75)."""
+    a = align_cues([C(57, 59, "A"), C(58, 100, "B")], 60.0)
+    assert a.sub2frames == ((38, 39), (38, 39))
+    assert a.unique_sub2frames == ((38, 39), ())
+    assert a.cues[1] == C(58, 60, "B")  # the output cue is still clipped to the clip
 
 
 @pytest.mark.parametrize(
@@ -129,8 +184,6 @@ def test_zero_length_clip():
 
 # -- properties ---------------------------------------------------------------------------------
 
-MS = Fraction(1, 1000)
-
 
 @st.composite
 def clips(draw, max_cues: int = 8):
@@ -144,52 +197,126 @@ def clips(draw, max_cues: int = 8):
     return cues, duration_ms / 1000, interval_ms / 1000
 
 
-def reference(cues: list[Cue], duration: float, interval: float):
-    """Brute force in exact decimal arithmetic: HERO's rule read straight off the spec."""
-    L, D = Fraction(str(interval)), Fraction(str(duration))
-    n = -(-D // L)
-    kept = [(Fraction(str(c.start)), min(Fraction(str(c.end)), D)) for c in cues]
-    kept = [(s, e) for s, e in kept if s < D]
-    spans = []
-    for s, e in kept:
-        first, stop = s // L, -(-e // L) if e > s else s // L
-        spans.append([i for i in range(int(first), int(stop)) if i < n])
-    if kept and kept[-1][1] - kept[-1][0] > 16:
-        spans[-1] = spans[-1][:11]
-    unique = [[] for _ in kept]
+def temporal_iou(a: tuple[Fraction, Fraction], b: tuple[Fraction, Fraction]) -> Fraction:
+    """HERO's ``temporal_iou``: 0 when the spans do not overlap."""
+    min_end, max_start = min(a[1], b[1]), max(a[0], b[0])
+    if min_end <= max_start:
+        return Fraction(0)
+    return (min_end - max_start) / (max(a[1], b[1]) - min(a[0], b[0]))
+
+
+def hero_process_single_vid_sub(cues_ms: list[tuple[int, int]], n: int, interval_ms: int):
+    """HERO's ``process_single_vid_sub`` (scripts/prepro_sub.py) rule by rule, in exact
+    arithmetic instead of float32, using nothing of ``align`` or the grid. Cue times are
+    milliseconds, sorted by start; the video has ``n`` frames of ``interval_ms``.
+
+    Returns (sub2frames {cue index: frames}, unique {cue index: frames} for every cue,
+    unmatched frames, whether the long-last-cue rule fired).
+    """
+    L = Fraction(interval_ms, 1000)
+    times = [(Fraction(s, 1000), Fraction(e, 1000)) for s, e in cues_ms]
+    sub2frames: dict[int, list[int]] = {}
+    extra_long = False
+    for idx, (start, end) in enumerate(times):
+        frames = list(range(math.floor(start / L), math.ceil(end / L)))  # the original end
+        if start >= L * n:
+            continue
+        duration = min(end, L * n) - start
+        if idx == len(times) - 1 and duration > 16:  # the last cue of the input list
+            frames = frames[:11]
+            extra_long = True
+        sub2frames[idx] = frames
+    frame2unique: dict[int, int] = {}
     unmatched = []
-    for i in range(int(n)):
-        best, best_iou = None, Fraction(-1)
-        for k, (s, e) in enumerate(kept):
-            if i not in spans[k]:
-                continue
-            lo, hi = i * L, (i + 1) * L
-            iou = (min(hi, e) - max(lo, s)) / (max(hi, e) - min(lo, s))
-            if iou > best_iou:
-                best, best_iou = k, iou
-        if best is None:
-            unmatched.append(i)
-        else:
-            unique[best].append(i)
-    return spans, unique, unmatched, len(kept)
+    for frame in range(n):
+        matched = [idx for idx, frames in sub2frames.items() if frame in frames]
+        if not matched:
+            unmatched.append(frame)
+            continue
+        best, best_iou = 0, Fraction(0)
+        for idx in matched:
+            span = (times[idx][0] / L, times[idx][1] / L)  # unclipped, in frame units
+            iou = temporal_iou((Fraction(frame), Fraction(frame + 1)), span)
+            if iou > best_iou:  # strict: ties stay with the earlier cue
+                best, best_iou = idx, iou
+        frame2unique[frame] = best
+    unique = {
+        idx: sorted(f for f, owner in frame2unique.items() if owner == idx)
+        for idx in range(len(times))
+    }
+    return sub2frames, unique, unmatched, extra_long
+
+
+@st.composite
+def hero_inputs(draw, max_cues: int = 8):
+    """(cues in ms sorted by start, n steps, L in ms). Cues may start before 0 or after the
+    end, run past it, and last over 16 s; none has zero length (divergence 5)."""
+    interval_ms = draw(st.sampled_from([500, 1000, 1500, 2000, 1001]))
+    n = draw(st.integers(1, 60))
+    raw = draw(
+        st.lists(
+            st.tuples(st.integers(-3000, n * interval_ms + 3000), st.integers(1, 30_000)),
+            max_size=max_cues,
+        )
+    )
+    return sorted((s, s + d) for s, d in raw), n, interval_ms
+
+
+def assert_matches_hero(cues_ms, n, interval_ms, duration):
+    """align_cues agrees with HERO's code but for the divergences in align/spans.py."""
+    cues = [C(s / 1000, e / 1000, f"c{k}") for k, (s, e) in enumerate(cues_ms)]
+    a = align_cues(cues, duration, interval_ms / 1000)
+    sub2frames, unique, unmatched, extra_long = hero_process_single_vid_sub(cues_ms, n, interval_ms)
+    kept = sorted(sub2frames)  # HERO's indices of the cues it did not skip
+    assert a.num_frames == n
+    assert a.dropped_after_end == len(cues) - len(kept)
+    assert all(unique[i] == [] for i in range(len(cues)) if i not in sub2frames)
+    if not kept:  # divergence 3: pseudo-cues where HERO leaves every step unmatched
+        assert a.pseudo and unmatched == list(range(n))
+        return
+    assert [c.text for c in a.cues] == [f"c{i}" for i in kept]
+    in_clip = [[f for f in sub2frames[i] if 0 <= f < n] for i in kept]  # divergence 1
+    assert [list(s) for s in a.sub2frames] == in_clip
+    assert [list(s) for s in a.unique_sub2frames] == [unique[i] for i in kept]
+    assert list(a.unmatched_frames) == unmatched
+    assert a.truncated_last is extra_long
+
+
+@settings(max_examples=400, deadline=None)
+@given(hero_inputs())
+def test_alignment_equals_hero_on_whole_steps(inputs):
+    cues_ms, n, interval_ms = inputs
+    assert_matches_hero(cues_ms, n, interval_ms, n * interval_ms / 1000)
 
 
 @settings(max_examples=300, deadline=None)
-@given(clips())
-def test_alignment_equals_brute_force_reference(clip):
-    cues, duration, interval = clip
-    a = align_cues(cues, duration, interval)
-    spans, unique, unmatched, n_kept = reference(cues, duration, interval)
-    if n_kept == 0:
-        assert a.pseudo
-        return
-    assert [list(s) for s in a.sub2frames] == spans
-    assert [list(s) for s in a.unique_sub2frames] == unique
-    assert list(a.unmatched_frames) == unmatched
+@given(hero_inputs(), st.data())
+def test_alignment_equals_hero_on_a_short_last_clip(inputs, data):
+    """A duration D that is not a whole number of steps. Cues starting in [D, n·L), which HERO
+    keeps and we drop (divergence 2; cut_cues never gives them), are left out of the input."""
+    cues_ms, n, interval_ms = inputs
+    duration_ms = data.draw(st.integers((n - 1) * interval_ms + 1, n * interval_ms))
+    cues_ms = [(s, e) for s, e in cues_ms if s < duration_ms or s >= n * interval_ms]
+    assert_matches_hero(cues_ms, n, interval_ms, duration_ms / 1000)
+
+
+@pytest.mark.parametrize(
+    ("cues_ms", "n"),
+    [
+        ([(57_000, 59_000), (58_000, 100_000)], 40),  # IoU with the unclipped end
+        ([(0, 30_000), (61_000, 62_000)], 40),  # last input cue skipped: nothing truncated
+        ([(0, 30_000)], 40),  # last cue over 16 s: 11 steps
+        ([(1_000, 2_000), (3_750, 19_750)], 40),  # exactly 16 s: all 12 steps
+        ([(-3_000, 2_000), (1_000, 2_500)], 4),  # a cue starting before the clip
+        ([(0, 2_250), (2_250, 4_500)], 3),  # equal IoU: the earlier cue
+    ],
+)
+def test_hero_corner_cases(cues_ms, n):
+    assert_matches_hero(cues_ms, n, 1500, n * 1.5)
 
 
 def nested(cues: list[Cue]) -> bool:
-    """Whether some cue lies strictly inside another (after nothing is clipped)."""
+    """Whether some cue lies inside another."""
     spans = [(c.start, c.end) for c in cues]
     return any(
         a != b and a[0] <= b[0] and b[1] <= a[1]
@@ -220,8 +347,7 @@ def test_every_step_in_at_most_one_unique_span(clip):
 @given(clips())
 def test_unique_spans_are_contiguous_runs_without_nested_cues(clip):
     cues, duration, interval = clip
-    clipped = [C(c.start, min(c.end, duration)) for c in cues if c.start < duration]
-    if nested(clipped):
+    if nested([c for c in cues if c.start < duration]):  # the kept cues, unclipped as the IoU
         return
     a = align_cues(cues, duration, interval)
     assert all(is_run(span) for span in a.unique_sub2frames)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from align.readers import SubtitleError, read_cues
 from align.tokenizer import CueTokenizer, train_byte_level_bpe
 from align.video import align_video
 from hero_data.types import Cue
@@ -87,42 +90,165 @@ def test_json_form():
 
 def run(*args):
     result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.output, result.stderr if hasattr(result, "stderr") else ""
+    return result.exit_code, result.stdout, result.stderr
 
 
-def test_hero_align_on_fixtures(shared_fixtures, tmp_path, tokenizer):
+CLIP_KEYS = {
+    "clip_id",
+    "start",
+    "end",
+    "num_frames",
+    "pseudo_cues",
+    "cues",
+    "sub2frames",
+    "unique_sub2frames",
+    "unmatched_frames",
+}
+CUE_KEYS = {"start", "end", "text", "speaker"}
+REPORT_KEYS = {
+    "input",
+    "empty_dropped",
+    "zero_length_dropped",
+    "duplicates_merged",
+    "rolling_collapsed",
+    "output",
+    "rolling_trimmed",
+    "clips",
+    "clips_with_pseudo_cues",
+    "cues_dropped_after_clip_end",
+    "long_last_cues_truncated",
+}
+
+
+def _subtitle_fixture_files() -> list:
+    """Every file in ../shared/fixtures/subtitles, listed when the tests are collected."""
+    env = os.environ.get("HERO_SHARED_FIXTURES")
+    root = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+    folder = root / "subtitles"
+    if not folder.is_dir():
+        reason = f"subtitle fixtures not found at {folder} (set HERO_SHARED_FIXTURES)"
+        return [pytest.param(None, id="no-fixtures", marks=pytest.mark.skip(reason=reason))]
+    return [pytest.param(p, id=p.name) for p in sorted(folder.iterdir())]
+
+
+def _check_documented_json(out: str, *, tokens: bool = False) -> dict:
+    data = json.loads(out)
+    assert set(data) == {"clips", "report"}
+    assert set(data["report"]) == REPORT_KEYS
+    for clip in data["clips"]:
+        assert set(clip) == (CLIP_KEYS | {"token_ids"} if tokens else CLIP_KEYS)
+        assert all(set(cue) == CUE_KEYS for cue in clip["cues"])
+        assert len(clip["sub2frames"]) == len(clip["cues"]) == len(clip["unique_sub2frames"])
+        assert [k for k, _ in clip["unique_sub2frames"]] == list(range(len(clip["cues"])))
+        steps = [s for _, span in clip["unique_sub2frames"] for s in span]
+        assert sorted(steps + clip["unmatched_frames"]) == list(range(clip["num_frames"]))
+    return data
+
+
+@pytest.mark.parametrize("path", _subtitle_fixture_files())
+def test_hero_align_on_every_fixture_file(path: Path):
+    """Exit 0 with the documented JSON for a file the reader takes, else exit 2 with one line
+    on stderr naming the file (never a traceback)."""
+    try:
+        read_cues(path)
+    except SubtitleError:
+        readable = False
+    else:
+        readable = True
+    code, out, err = run("align", str(path), "--duration", "400")
+    if readable:
+        assert code == 0, err
+        assert err == ""
+        data = _check_documented_json(out)
+        assert [c["clip_id"] for c in data["clips"]] == [f"{path.stem}.{k}" for k in range(7)]
+    else:
+        assert code == 2, out
+        assert out == ""
+        lines = err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: {path}"), err
+
+
+def test_hero_align_on_sample(shared_fixtures):
     sub = shared_fixtures / "subtitles" / "sample.vtt"
     code, out, _ = run("align", str(sub), "--duration", "90")
     assert code == 0, out
-    data = json.loads(out)
+    data = _check_documented_json(out)
     assert [c["clip_id"] for c in data["clips"]] == ["sample.0", "sample.1"]
     assert data["report"]["clips"] == 2
+
+
+def _youtube_dl(shared_fixtures, *args: str) -> dict:
+    sub = shared_fixtures / "subtitles" / "youtube_dl.vtt"
+    code, out, err = run("align", str(sub), "--duration", "310", *args)
+    assert code == 0, err
+    return _check_documented_json(out, tokens="--tokenizer" in args)
+
+
+def test_hero_align_collapses_youtube_rolling_captions(shared_fixtures):
+    # Its cues run from 286.07 s to 305.4 s: clips 4 = [240, 300) and 5 = [300, 310).
+    data = _youtube_dl(shared_fixtures, "--video-id", "yt")
+    clips = data["clips"]
+    assert [c["clip_id"] for c in clips] == [f"yt.{k}" for k in range(6)]
+    assert [c["pseudo_cues"] for c in clips] == [True] * 4 + [False] * 2
+    cues = [[(c["start"], c["end"], c["text"]) for c in clip["cues"]] for clip in clips[4:]]
+    assert cues == [
+        # clip-relative, and no float noise: 286.07 - 240 is 46.07, not 46.06999999999999
+        [(46.07, 46.47, "yeah"), (46.47, 60.0, "what")],
+        # "what" runs on to 304.08: in both clips, clipped to each
+        [(0.0, 4.08, "what"), (4.08, 5.4, "this will happen is I'm telling")],
+    ]
+    assert clips[4]["unique_sub2frames"] == [[0, [30]], [1, list(range(31, 40))]]
+    assert clips[5]["unique_sub2frames"] == [[0, [0, 1, 2]], [1, [3]]]
+    assert data["report"] == {
+        "input": 4,
+        "empty_dropped": 0,
+        "zero_length_dropped": 0,
+        "duplicates_merged": 0,
+        "rolling_collapsed": 1,
+        "output": 3,
+        "rolling_trimmed": 1,
+        "clips": 6,
+        "clips_with_pseudo_cues": 4,
+        "cues_dropped_after_clip_end": 0,
+        "long_last_cues_truncated": 0,
+    }
+    whole = _youtube_dl(shared_fixtures, "--clip-seconds", "0", "--video-id", "yt")
+    assert [c["clip_id"] for c in whole["clips"]] == ["yt.0"]
+    assert [c["text"] for c in whole["clips"][0]["cues"]] == [
+        "yeah",
+        "what",
+        "this will happen is I'm telling",
+    ]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tok-cli") / "tokenizer.json"
+    texts = ["yeah what", "this will happen is I'm telling", "some other words"] * 3
+    return train_byte_level_bpe(texts, path, vocab_size=300)
+
+
+def test_hero_align_with_a_tokenizer_gives_token_ids(shared_fixtures, tokenizer_file):
+    tokenizer = CueTokenizer.from_path(tokenizer_file)
+    data = _youtube_dl(shared_fixtures, "--tokenizer", str(tokenizer_file))
     for clip in data["clips"]:
-        n = clip["num_frames"]
-        steps = sorted(
-            [s for _, span in clip["unique_sub2frames"] for s in span] + clip["unmatched_frames"]
-        )
-        assert steps == list(range(n))
-    code, out, _ = run(
-        "align",
-        str(shared_fixtures / "subtitles" / "youtube_dl.vtt"),
-        "--duration",
-        "30",
-        "--clip-seconds",
-        "0",
-        "--video-id",
-        "yt",
-    )
-    assert code == 0, out
-    assert json.loads(out)["clips"][0]["clip_id"] == "yt.0"
+        ids = clip.pop("token_ids")
+        assert len(ids) == len(clip["cues"])
+        if clip["pseudo_cues"]:
+            assert ids == [[]] * len(clip["cues"])
+        else:
+            assert ids == [tokenizer.encode(c["text"]) for c in clip["cues"]]
+            assert all(ids)
+            assert [tokenizer.decode(i) for i in ids] == [c["text"] for c in clip["cues"]]
+    assert sum(not c["pseudo_cues"] for c in data["clips"]) == 2
 
 
-def test_hero_align_bad_input_exits_2(shared_fixtures, tmp_path):
+def test_hero_align_bad_input_exits_2_with_one_line(shared_fixtures, tmp_path):
     bad = shared_fixtures / "subtitles" / "invalid_timeframe.vtt"
-    result = CliRunner().invoke(main, ["align", str(bad), "--duration", "60"])
-    assert result.exit_code == 2
-    assert str(bad) in result.output and "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1
+    code, out, err = run("align", str(bad), "--duration", "60")
+    assert code == 2 and out == ""
+    assert err.startswith(f"Error: {bad}:") and "Traceback" not in err
+    assert len(err.splitlines()) == 1
     good = shared_fixtures / "subtitles" / "sample.vtt"
     for args, message in [
         (["--duration", "-1"], "--duration must be a non-negative"),
@@ -130,8 +256,35 @@ def test_hero_align_bad_input_exits_2(shared_fixtures, tmp_path):
         (["--duration", "60", "--video-id", "../x"], "not a safe id"),
         (["--duration", "60", "--tokenizer", str(tmp_path / "none.json")], "none.json"),
     ]:
-        result = CliRunner().invoke(main, ["align", str(good), *args])
-        assert result.exit_code == 2, (args, result.output)
-        assert message in result.output
-    result = CliRunner().invoke(main, ["align", str(tmp_path / "missing.vtt"), "--duration", "9"])
-    assert result.exit_code == 2 and "missing.vtt" in result.output
+        code, out, err = run("align", str(good), *args)
+        assert code == 2, (args, out)
+        assert len(err.splitlines()) == 1, err
+        assert err.startswith(f"Error: {good}: ") and message in err, err
+    code, _, err = run("align", str(tmp_path / "missing.vtt"), "--duration", "9")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"Error: {tmp_path / 'missing.vtt'}: No such file")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{sub}"], "Missing option '--duration'"),
+        (["{sub}", "--duration", "abc"], "Invalid value for '--duration': 'abc'"),
+        (["{sub}", "--duration", "9", "--frame-interval", "x"], "'--frame-interval'"),
+        (["{sub}", "--duration", "9", "--format", "ass"], "'--format'"),
+        (["{sub}", "--duration", "9", "--no-such-flag"], "No such option"),
+        (["--duration", "9"], "Missing argument 'SUBTITLE_FILE'"),
+    ],
+)
+def test_hero_align_usage_errors_are_one_line(shared_fixtures, args, message):
+    sub = str(shared_fixtures / "subtitles" / "sample.vtt")
+    code, out, err = run("align", *(a.replace("{sub}", sub) for a in args))
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("Error: ") and message in err and "Usage:" not in err
+
+
+def test_other_commands_keep_clicks_usage_errors():
+    code, _, err = run("inspect")
+    assert code == 2 and err.startswith("Usage: ") and len(err.splitlines()) > 1
+    assert "inspect [OPTIONS] DATASET" in err

@@ -17,6 +17,7 @@ import pytest
 
 from align.readers import SubtitleError
 from hero_data.types import Cue, check_id
+from hero_data.writer import ErrorLog, read_errors
 from pipelines import inputs
 from pipelines.inputs import (
     InputError,
@@ -469,6 +470,7 @@ def test_howto100m_language_filter(howto: tuple[str, str], fake_detector: list[s
         {
             "video_id": "part1__vidFR",  # matched by its file's stem
             "video_uri": f"{videos}/part1/vidFR.mp4",
+            "reason": "language",
             "language": "fr",
             "confidence": 0.97,
         }
@@ -504,10 +506,73 @@ def test_howto100m_ambiguous_stem_is_not_matched(mem: str, fake_detector: list[s
     assert [v.video_id for v in kept] == ["a__vidEN", "b__vidEN"] and cues == {}
 
 
-def test_howto100m_bad_captions_name_the_remote_file(mem: str) -> None:
+def test_howto100m_bad_caption_entry_fails_that_video_only(
+    howto: tuple[str, str], fake_detector: list[str], tmp_path: Path
+) -> None:
+    """One malformed entry fails its video (an errors.jsonl row's fields, with the caption
+    file and line); the others go on, and the language filter still runs."""
+    videos, captions = howto
+    entries = {**CAPTIONS, "vidEN": {"start": [0, 2], "end": [2, 1], "text": ["a", "b"]}}
+    text = json.dumps(entries, indent=1)
+    put(captions, text)
+    line = text.splitlines().index(' "vidEN": {') + 1
+    kept, cues, excluded = howto100m_inputs(videos, captions, language="en")
+    assert [v.video_id for v in kept] == ["nocaps", "vidEMPTY", "vidMUSIC"]
+    assert sorted(cues) == ["vidEMPTY", "vidMUSIC"]
+    assert excluded == [
+        {
+            "video_id": "part1__vidFR",
+            "video_uri": f"{videos}/part1/vidFR.mp4",
+            "reason": "language",
+            "language": "fr",
+            "confidence": 0.97,
+        },
+        {
+            "video_id": "vidEN",
+            "video_uri": f"{videos}/vidEN.mp4",
+            "reason": "bad_captions",
+            "stage": "subtitles",
+            "error_type": "SubtitleError",
+            "error": f"{captions}:{line}: video 'vidEN' [1]: cue ends before it starts: 2.0 > 1.0",
+        },
+    ]
+    # The fields are what hero_data's ErrorLog records as a failed input.
+    failed = excluded[1]
+    ErrorLog(tmp_path).record(
+        video_id=failed["video_id"],
+        source=failed["video_uri"],
+        stage=failed["stage"],
+        error_type=failed["error_type"],
+        message=failed["error"],
+    )
+    (row,) = read_errors(tmp_path)
+    assert (row["video_id"], row["stage"], row["error_type"]) == (
+        "vidEN",
+        "subtitles",
+        "SubtitleError",
+    )
+
+
+def test_howto100m_bad_entry_matched_by_stem_and_remote_file_named(
+    mem: str, fake_detector: list[str]
+) -> None:
     put(f"{mem}/v/a.mp4")
-    put(f"{mem}/c.json", '{"a": {"start": [0], "end": [1]}}')
-    with pytest.raises(SubtitleError, match=rf"^{mem}/c\.json: video 'a': missing or bad 'text'"):
+    put(f"{mem}/v/sub/b.mp4")
+    put(f"{mem}/c.json", '{"a": {"start": [0], "end": [1], "text": ["x"]},\n"b": {"start": [0]}}')
+    kept, cues, excluded = howto100m_inputs(f"{mem}/v", f"{mem}/c.json", language=None)
+    assert [v.video_id for v in kept] == ["a"] and list(cues) == ["a"]
+    assert [(x["video_id"], x["reason"]) for x in excluded] == [("sub__b", "bad_captions")]
+    # The remote file's own name, not the temporary local copy's.
+    assert excluded[0]["error"] == f"{mem}/c.json:2: video 'b': missing or bad 'end' list: NoneType"
+
+
+def test_howto100m_caption_file_broken_as_a_whole_still_raises(mem: str) -> None:
+    put(f"{mem}/v/a.mp4")
+    put(f"{mem}/c.json", '{"a": {"start": [0],')
+    with pytest.raises(SubtitleError, match=rf"^{mem}/c\.json:1: invalid JSON"):
+        howto100m_inputs(f"{mem}/v", f"{mem}/c.json", language=None)
+    put(f"{mem}/c.json", "[]")
+    with pytest.raises(SubtitleError, match=rf"^{mem}/c\.json:1: expected a JSON object of videos"):
         howto100m_inputs(f"{mem}/v", f"{mem}/c.json", language=None)
 
 
