@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Bootstrap and run the project: `python3 dev.py demo` or `python3 dev.py test`.
 
-Needs only Python >= 3.10 and pip. It installs uv (with pip, into .tools/ in this folder) when
-uv is not on PATH, then `uv sync --locked` makes .venv/ exactly as uv.lock says, and runs the
-command inside it:
+Needs only Python >= 3.10 and pip. It uses the uv on PATH only if it is the pinned version
+(UV_VERSION below), else installs that version with pip into .tools/ in this folder; then
+`uv sync --locked` makes .venv/ exactly as uv.lock says, and it runs the command inside it:
 
     python3 dev.py demo [ARGS]   hero demo [ARGS]
     python3 dev.py test [ARGS]   pytest [ARGS]   (the command CI runs; see .ci/run)
@@ -24,14 +24,36 @@ UV_VERSION = "0.13.9"
 TOOLS = ROOT / ".tools" / "uv"
 
 
+def uv_version(uv):
+    """The version a uv executable reports (`uv 0.13.9 (...)` -> "0.13.9"), or None."""
+    try:
+        out = subprocess.run(
+            [uv, "--version"], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    words = out.split()
+    return words[1] if len(words) >= 2 and words[0] == "uv" else None
+
+
 def find_uv():
+    """A uv of exactly UV_VERSION: the one on PATH if it reports that version, else the one in
+    .tools/, installed with pip when it is absent or another version. Another uv may not read
+    this project's uv.lock (an older one) or resolve it differently."""
     on_path = shutil.which("uv")
     if on_path:
-        return on_path
+        found = uv_version(on_path)
+        if found == UV_VERSION:
+            return on_path
+        print(
+            f"dev.py: not using {on_path} (it reports uv {found or 'of an unknown version'}); "
+            f"this project pins uv {UV_VERSION}",
+            flush=True,
+        )
     local = TOOLS / "bin" / "uv"
-    if local.exists():
+    if local.exists() and uv_version(str(local)) == UV_VERSION:
         return str(local)
-    print(f"dev.py: uv not found; installing uv=={UV_VERSION} into {TOOLS} with pip", flush=True)
+    print(f"dev.py: installing uv=={UV_VERSION} into {TOOLS} with pip", flush=True)
     cmd = [
         sys.executable,
         "-m",
@@ -39,14 +61,15 @@ def find_uv():
         "install",
         "--quiet",
         "--disable-pip-version-check",
+        "--upgrade",  # replaces another version left in .tools/
         "--target",
         str(TOOLS),
         f"uv=={UV_VERSION}",
     ]
-    if subprocess.call(cmd) != 0 or not local.exists():
+    if subprocess.call(cmd) != 0 or uv_version(str(local)) != UV_VERSION:
         sys.exit(
-            "dev.py: could not install uv with pip; install it (https://docs.astral.sh/uv/) "
-            "and run this again"
+            f"dev.py: could not install uv {UV_VERSION} with pip; install that version "
+            "(https://docs.astral.sh/uv/) and run this again"
         )
     return str(local)
 

@@ -115,7 +115,11 @@ def _print_clip(record: Any, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--clip", "clip_id", metavar="ID", help="Show one clip's steps and their cues.")
 @click.option(
-    "--verify", is_flag=True, help="Also check every shard's sha256 (reads all the data)."
+    "--verify",
+    is_flag=True,
+    help="Re-hash every shard against the manifest's sha256, even shards already verified "
+    "unchanged (reads all the data). Without it a shard is hashed only if this file has not "
+    "been verified before.",
 )
 @click.option(
     "--plot",
@@ -140,7 +144,7 @@ def inspect(
 
     if plot_path is not None and clip_id is None:
         raise click.UsageError("--plot draws one clip: give it with --clip ID")
-    ds = HeroDataset.open(dataset, verify="full" if verify else "fast")
+    ds = HeroDataset.open(dataset, verify="full" if verify else "auto")
     if clip_id is not None:
         record = ds[clip_id]
         _print_clip(record, as_json)
@@ -213,6 +217,12 @@ def _print_run_report(report: dict[str, Any]) -> None:
 @click.option("--backend", type=click.Choice(["pyav", "decord", "torchcodec"]), help="Decoder.")
 @click.option("--device", help="auto (GPU actors when GPUs exist), cpu, cuda.")
 @click.option("--batch-size", type=int, help="Steps per model batch [16].")
+@click.option(
+    "--compile",
+    is_flag=True,
+    default=None,
+    help="torch.compile the models (CUDA only): slower start, faster batches.",
+)
 @click.option("--workers", type=int, help="Extraction actors [auto].")
 @click.option("--cpus-per-worker", type=float, help="CPU cores per extraction actor [auto].")
 @click.option("--gpus-per-worker", type=float, help="GPUs per extraction actor [1].")
@@ -308,6 +318,12 @@ def run(
     help="Steps per model batch.",
 )
 @click.option(
+    "--compile",
+    "compile_",
+    is_flag=True,
+    help="torch.compile the models (CUDA only, ignored on CPU): slower start, faster batches.",
+)
+@click.option(
     "--resnet-weights",
     type=click.Path(path_type=Path),
     help="ResNet-152 ImageNet state dict (default: the torch hub cache).",
@@ -332,6 +348,7 @@ def extract(
     backend: str,
     device: str,
     batch_size: int,
+    compile_: bool,
     resnet_weights: Path | None,
     slowfast_weights: Path | None,
     random_weights: bool,
@@ -355,6 +372,7 @@ def extract(
         backend=backend,
         device=device,
         batch_size=batch_size,
+        compile=compile_,
         resnet_weights=str(resnet_weights) if resnet_weights else None,
         slowfast_weights=str(slowfast_weights) if slowfast_weights else None,
         random_weights=random_weights,
@@ -375,7 +393,33 @@ def extract(
         raise SystemExit(1)
 
 
-@main.command()
+class _OneLineError(click.ClickException):
+    """A ``hero align`` error: one line on stderr, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {' '.join(self.format_message().split())}", err=True)
+
+
+class _OneLineUsageErrors(click.Command):
+    """A command whose usage errors (a missing or malformed option or argument) print one
+    line, as its other errors do, instead of click's usage block; still exit status 2."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            raise _OneLineError(f"{e.format_message()} (see 'hero align --help')") from None
+
+
+@main.command(cls=_OneLineUsageErrors)
 @click.argument("subtitle_file", type=click.Path(path_type=Path))
 @click.option("--duration", type=float, required=True, help="Video duration, seconds.")
 @click.option(
@@ -414,7 +458,8 @@ def align(
     Cues are cleaned (rolling captions collapsed, empty/zero-length cues dropped, duplicates
     merged), cut into clips (a cue across a boundary goes to both, clipped), and mapped to steps
     by HERO's rule. Cue times in the output are clip-relative seconds. Bad input: one line on
-    stderr, exit status 2.
+    stderr naming SUBTITLE_FILE and the problem, exit status 2 (a usage error, such as a
+    missing --duration, is one line too).
     """
     from align.readers import SubtitleError, read_cues
     from align.tokenizer import CueTokenizer, TokenizerError
@@ -437,8 +482,10 @@ def align(
             tokenizer=toker,
         )
     except (SubtitleError, TokenizerError, GridError, ValueError, OSError) as e:
-        click.echo(f"Error: {e}", err=True)
-        raise SystemExit(2) from None
+        message = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else str(e)
+        if not message.startswith(str(subtitle_file)):
+            message = f"{subtitle_file}: {message}"
+        raise _OneLineError(message) from None
     click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
 
 

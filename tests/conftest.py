@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,16 @@ def shared_fixtures() -> Path:
     if not path.is_dir():
         pytest.skip(f"real test media not found at {path} (set HERO_SHARED_FIXTURES)")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hero_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """$HERO_CACHE_DIR in a per-session temporary folder (inherited by the subprocesses tests
+    start), so that the dataset reader's verification cache never writes to the user's home."""
+    path = tmp_path_factory.mktemp("hero-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HERO_CACHE_DIR", str(path))
+        yield path
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

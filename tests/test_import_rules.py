@@ -52,8 +52,23 @@ def test_import_contract_holds():
     assert violations(REPO) == []
 
 
-def test_nothing_imports_pipelines():
-    assert "pipelines" not in set().union(*(v for k, v in ALLOWED.items() if k != "pipelines"))
+def _tree(root: Path, package: str, name: str, source: str) -> None:
+    """The six packages under ``root``, empty but for ``package/name`` holding ``source``."""
+    for p in PACKAGES:
+        (root / p).mkdir(exist_ok=True)
+        (root / p / "__init__.py").write_text("")
+    (root / package / name).write_text(source)
+
+
+@pytest.mark.parametrize("package", [p for p in PACKAGES if p != "pipelines"])
+def test_nothing_imports_pipelines(tmp_path, package):
+    """Every package but pipelines itself is caught importing it, in either import form."""
+    _tree(tmp_path, package, "uses_cli.py", "import pipelines.cli\n")
+    _tree(tmp_path, package, "uses_run.py", "from pipelines import run\n")
+    assert violations(tmp_path) == [
+        f"{package}/uses_cli.py: imports pipelines",
+        f"{package}/uses_run.py: imports pipelines",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -66,8 +81,5 @@ def test_nothing_imports_pipelines():
     ],
 )
 def test_checker_catches_violations(tmp_path, package, source, bad):
-    for p in PACKAGES:
-        (tmp_path / p).mkdir()
-        (tmp_path / p / "__init__.py").write_text("")
-    (tmp_path / package / "bad.py").write_text(source)
+    _tree(tmp_path, package, "bad.py", source)
     assert violations(tmp_path) == [f"{package}/bad.py: imports {bad}"]

@@ -205,30 +205,44 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
+def _stop_mid_shard(proc: subprocess.Popen, root: Path) -> int:
+    """SIGSTOP the writer at a moment when it has committed at least two shards and has a
+    shard in progress (its temporary file exists); returns the shards committed then."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            committed = len(load_manifest(root).shards)
+        except DatasetError:  # not created yet
+            committed = 0
+        if committed >= 2:
+            proc.send_signal(signal.SIGSTOP)
+            _, status = os.waitpid(proc.pid, os.WUNTRACED)  # returns once it has stopped
+            if not os.WIFSTOPPED(status):
+                pytest.fail(f"the writer ended (wait status {status}) instead of stopping")
+            if list((root / "shards").glob(".part-*.tmp")):
+                return len(load_manifest(root).shards)  # stopped: nothing changes any more
+            proc.send_signal(signal.SIGCONT)  # caught between two shards; try again
+        if proc.poll() is not None:
+            pytest.fail(f"the writer exited with {proc.returncode}")
+        time.sleep(0.002)
+    pytest.fail("the writer was never caught mid-shard with two shards committed in 60 s")
+
+
 def test_sigkill_mid_shard_leaves_a_readable_dataset(tmp_path, record_factory):
     root = tmp_path / "ds"
     tests_dir = str(Path(__file__).resolve().parents[1])
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(root), tests_dir])
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if len(load_manifest(root).shards) >= 2:
-                    break
-            except DatasetError:
-                pass
-            time.sleep(0.005)
-        else:
-            pytest.fail("the writer committed no two shards in 60 s")
-        time.sleep(0.02)  # let it get into the next shard
+        committed = _stop_mid_shard(proc, root)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    assert list((root / "shards").glob(".part-*.tmp"))  # the shard it was writing, left behind
     ds = HeroDataset.open(root, verify="full")
     n = len(ds)
-    assert n >= 6 and n % 3 == 0  # whole shards only
+    assert n == 3 * committed  # whole shards only: the ones committed before the kill
     for i in (0, n // 2, n - 1):
         assert_same(ds[i], record_factory(f"v{i}", 0, 30.0, seed=i, n_cues=2))
     # Reopening for append removes the leftovers and carries on from the committed state.
@@ -288,9 +302,16 @@ def test_wrong_checksum(dataset):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one feature byte changed
     path.write_bytes(bytes(data))
-    HeroDataset.open(dataset)  # the fast check sees sizes only
-    with pytest.raises(DatasetError, match=r"part-00000\.arrow: sha256 .* does not match"):
-        HeroDataset.open(dataset, verify="full")
+    for kwargs in ({}, {"verify": "auto"}, {"verify": "full"}):  # the default is "auto"
+        with pytest.raises(DatasetError, match=r"part-00000\.arrow: sha256 .* does not match"):
+            HeroDataset.open(dataset, **kwargs)
+    # "fast" is for trusted data: it skips hashing, and a feature byte has no structure to check.
+    assert len(HeroDataset.open(dataset, verify="fast")) == 9
+
+
+def test_unknown_verify_mode(dataset):
+    with pytest.raises(ValueError, match="verify must be one of auto, fast, full, got 'sha'"):
+        HeroDataset.open(dataset, verify="sha")  # type: ignore[arg-type]
 
 
 def test_truncated_shard(dataset):

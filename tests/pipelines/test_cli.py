@@ -176,6 +176,15 @@ def test_inspect_clip(demo_dataset):
     first_cue = clip["cues"][0]
     covered = [s["step"] for s in clip["steps"] if 0 in s["covering"]]
     assert covered[0] == int(first_cue["start"] // 1.5)
+    # Each step's assigned cue is the one whose unique_sub2frames holds the step, or none.
+    record = HeroDataset.open(demo_dataset)["video00.0"]
+    owner = {step: k for k, steps in enumerate(record.unique_sub2frames) for step in steps}
+    assert owner, "the demo clip has no assigned steps to check"
+    assert [s["step"] for s in clip["steps"]] == list(range(record.num_frames))
+    assert [s["cue"] for s in clip["steps"]] == [owner.get(i) for i in range(record.num_frames)]
+    for s in clip["steps"]:
+        if s["cue"] is not None:
+            assert s["text"] == record.cues[s["cue"]].text
     code, out = run("inspect", str(demo_dataset), "--clip", "video00.0")
     assert code == 0 and "assigned cue" in out
 
@@ -193,3 +202,48 @@ def test_inspect_errors_are_one_clear_line(tmp_path, demo_dataset):
         assert code == 1 and "part-00000.arrow" in out and "Traceback" not in out
     finally:
         shard.write_bytes(data)
+
+
+# --- --compile reaches the extraction config ----------------------------------------------------
+
+
+def test_extract_compile_flag_reaches_the_extract_config(tmp_path, monkeypatch):
+    import pipelines.extract_videos
+    from pipelines.extract_videos import ExtractSummary
+
+    configs = []
+
+    def fake_extract_videos(videos, output, config, *, overwrite=False):
+        configs.append(config)
+        return ExtractSummary()
+
+    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
+    assert run(*base, "--compile")[0] == 0
+    assert run(*base)[0] == 0
+    assert [c.compile for c in configs] == [True, False]
+    assert configs[0].batch_size == 16  # the other options keep their defaults
+
+
+def test_run_compile_flag_and_yaml_reach_the_run_config(tmp_path, monkeypatch):
+    import pipelines.run
+    from pipelines.inputs import InputError
+
+    configs = []
+
+    def fake_run_pipeline(cfg, progress=True):
+        configs.append(cfg)
+        raise InputError("stopped by the test")
+
+    monkeypatch.setattr(pipelines.run, "run_pipeline", fake_run_pipeline)
+    base = ["run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
+    assert run(*base, "--compile") == (1, "Error: stopped by the test\n")
+    assert run(*base)[0] == 1
+    config = tmp_path / "run.yaml"
+    config.write_text("compile: true\n")
+    assert run(*base, "--config", str(config))[0] == 1
+    assert [c.compile for c in configs] == [True, False, True]
+    config.write_text("compile: sometimes\n")
+    code, out = run(*base, "--config", str(config))
+    assert code == 1 and "compile must be true or false" in out and "run.yaml" in out
+    assert len(configs) == 3  # refused before the pipeline ran
