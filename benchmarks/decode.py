@@ -2,8 +2,8 @@
 
 Run it::
 
-    uv run python benchmarks/decode.py                       # 180 s of 640x360 H.264, 30 fps
-    uv run python benchmarks/decode.py --duration 300 --width 1280 --height 720
+    .venv/bin/python benchmarks/decode.py                    # 180 s of 640x360 H.264, 30 fps
+    .venv/bin/python benchmarks/decode.py --duration 300 --width 1280 --height 720
 
 On one synthetic video (x264 preset veryfast: B-frames and frame reordering, like real files),
 each mode runs in a fresh subprocess that reports its wall time and peak RSS (VmHWM):
@@ -12,9 +12,20 @@ each mode runs in a fresh subprocess that reports its wall time and peak RSS (Vm
 * ``ours``: :func:`extract.decode.iter_steps`, the one sequential pass that yields, per 1.5 s
   step, the 2D image (short side 224) and the 45-frame 3D window (224x224 centre crop);
 * ``baseline``: what the HERO feature extractor did, with PyAV's filter graphs instead of an
-  ffmpeg binary: one full decode through ``fps=2/3,scale=-2:224`` into one whole-video array for
-  the 2D stream, then a second full decode through ``fps=30,scale,crop=224:224`` into another
-  whole-video array for the 3D stream.
+  ffmpeg binary: one full decode through ``fps=2/3`` and a scale to short side 224 (an ``if``
+  expression on ``iw``/``ih`` so portrait video works too) into one whole-video array for the
+  2D stream, then a second full decode through ``fps=30``, the same scale and
+  ``crop=224:224`` into another whole-video array for the 3D stream. Both chains end in
+  ``format=rgb24``, as ffmpeg's ``-pix_fmt rgb24`` output (the extractor's ``pipe:`` rawvideo)
+  ends them: the scale filter then converts to RGB in the same bicubic pass, as ours does, so
+  the two do the same work per frame. The script checks (untimed, first 4 steps) that both
+  pick the same frames: their pixels differ by a mean of about half a grey level (PyAV's
+  reformatter and the filter graph's scaler round differently), where a wrong frame or a
+  YUV-domain scale would differ by several levels. Each array is allocated
+  once, for the frame count the container's duration implies (plus two), and filled in place,
+  so the baseline holds one copy of each stream, as an efficient reference extractor reading
+  ffmpeg's output into one buffer would; it grows (by a copy) only if the container
+  under-states its duration.
 
 Throughput is source frames per second (the video's frame count over the wall time), so the
 baseline's two passes count once. Targets from the extraction issue: ours >= 0.8 x ceiling,
@@ -56,38 +67,77 @@ _CHILD = textwrap.dedent(
         from extract.decode import iter_steps
         return sum(1 for _ in iter_steps(path, 1.5))
 
-    def filtered(chain):
-        frames = []
+    def filtered(rate, chain, limit=None):
+        # The whole stream (or its first `limit` frames out) through fps=rate and chain, in
+        # one (N, H, W, 3) array.
+        out, n = None, 0
         with av.open(path) as c:
             s = c.streams.video[0]
             s.thread_type = "AUTO"
+            if s.duration is not None:
+                seconds = s.duration * s.time_base
+            else:
+                seconds = Fraction(c.duration or 0, av.time_base)
+            capacity = int(seconds * rate) + 2  # fps=rate emits about duration x rate frames
             g = av.filter.Graph()
             src = g.add_buffer(template=s)
+            # -pix_fmt rgb24 on ffmpeg's command line ends the chain with format=rgb24, which
+            # format negotiation folds into the scale filter: one bicubic scale + conversion.
+            chain = [("fps", f"fps={rate}")] + chain + [("format", "rgb24")]
             nodes = [src] + [g.add(name, args) for name, args in chain] + [g.add("buffersink")]
             for a, b in zip(nodes, nodes[1:]):
                 a.link_to(b)
             g.configure()
             def drain():
+                nonlocal out, n
                 while True:
                     try:
-                        frames.append(g.pull().to_ndarray(format="rgb24"))
+                        rgb = g.pull().to_ndarray()  # (H, W, 3), rgb24 already
                     except (av.BlockingIOError, av.EOFError):
                         return
+                    if out is None:  # one allocation for the whole stream; pages fill as written
+                        out = np.empty((capacity, *rgb.shape), np.uint8)
+                    elif n == len(out):  # the container under-stated its duration
+                        out = np.concatenate([out, np.empty_like(out[: len(out) // 4 + 1])])
+                    out[n] = rgb
+                    n += 1
             for frame in c.decode(s):
                 g.push(frame)
                 drain()
+                if limit is not None and n >= limit:
+                    return out[:limit]
             g.push(None)
             drain()
-        return np.stack(frames)  # the whole stream in RAM, as the reference extractor held it
+        return out[:n]  # a view: the whole stream in RAM once, as the reference extractor held it
 
-    def baseline():
-        scale = ("scale", "w='if(gt(iw,ih),-2,224)':h='if(gt(iw,ih),224,-2)'")
-        two_d = filtered([("fps", "fps=2/3"), scale])
-        three_d = filtered([("fps", "fps=30"), scale, ("crop", "224:224")])
-        return len(two_d) + len(three_d)
+    SCALE = ("scale", "w='if(gt(iw,ih),-2,224)':h='if(gt(iw,ih),224,-2)'")
+
+    def baseline(limit=None):
+        two_d = filtered(Fraction(2, 3), [SCALE], limit)
+        three_d = filtered(30, [SCALE, ("crop", "224:224")], limit and limit * 45)
+        return two_d, three_d
+
+    def check(steps=4):
+        # Not timed: ours against the baseline, pixel by pixel (a 30 fps source, so window slot
+        # j of step i is the fps=30 stream's frame 45 i + j; image i is fps=2/3's frame i).
+        from extract.decode import iter_steps
+        two_d, three_d = baseline(steps)
+        diffs = []
+        for i, step in zip(range(steps), iter_steps(path, 1.5)):
+            window = three_d[45 * i : 45 * (i + 1)]
+            diffs.append(np.abs(step.window.astype(int) - window).ravel())
+            diffs.append(np.abs(step.image.astype(int) - two_d[i]).ravel())
+        d = np.concatenate(diffs)
+        return {"mean": round(float(d.mean()), 3), "max": int(d.max())}
 
     start = time.perf_counter()
-    items = {"ceiling": ceiling, "ours": ours, "baseline": baseline}[mode]()
+    run = {
+        "ceiling": ceiling,
+        "ours": ours,
+        "baseline": lambda: sum(len(a) for a in baseline()),
+        "check": check,
+    }
+    items = run[mode]()
     wall = time.perf_counter() - start
     print(json.dumps({"mode": mode, "items": items, "wall_s": wall, "peak_rss_mb": hwm_mb()}))
     """
@@ -129,6 +179,8 @@ def main() -> None:
         with av.open(str(video)) as c:
             frames = c.streams.video[0].frames
         results = {mode: _run(mode, video) for mode in ("ceiling", "ours", "baseline")}
+        # "items" of the check: the mean and largest pixel difference, ours against baseline
+        same = _run("check", video)["items"]
 
     fps = {m: frames / r["wall_s"] for m, r in results.items()}
     for m, r in results.items():
@@ -147,6 +199,7 @@ def main() -> None:
         "ceiling_peak_rss_mb": round(results["ceiling"]["peak_rss_mb"], 1),
         "ours_peak_rss_mb": round(results["ours"]["peak_rss_mb"], 1),
         "baseline_peak_rss_mb": round(results["baseline"]["peak_rss_mb"], 1),
+        "ours_vs_baseline_pixel_diff": same,
         "pyav": av.__version__,
     }
     print(json.dumps(out))

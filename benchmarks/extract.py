@@ -2,8 +2,9 @@
 
 Run it::
 
-    uv run python benchmarks/extract.py                 # CPU, or CUDA when available
-    uv run python benchmarks/extract.py --device cuda --batch-size 64
+    .venv/bin/python benchmarks/extract.py                 # CPU, or CUDA when available
+    .venv/bin/python benchmarks/extract.py --device cuda --batch-size 64
+    .venv/bin/python benchmarks/extract.py --parity          # also CUDA bf16 against CPU fp32
 
 It writes a synthetic H.264 video (default 60 s, 640x360, 30 fps), then measures:
 
@@ -16,8 +17,15 @@ It writes a synthetic H.264 video (default 60 s, 640x360, 30 fps), then measures
   achieved TFLOP/s, and on CUDA the MFU against the bf16 dense peak given by ``--peak-tflops``
   (default 989, an H100/H200 SXM's).
 
-Weights are seeded random (``--random-weights`` semantics): speed does not depend on them. The
-last line printed is one JSON object with the figures.
+With ``--parity`` (CUDA only) the video is also extracted on the CPU in float32, and
+``parity`` in the JSON gives, per model, the min and mean over steps of the cosine similarity
+between each step's CUDA bf16 row and its CPU fp32 row (target: >= 0.999 every step).
+
+Weights are seeded random (``--random-weights`` semantics): speed does not depend on them. They
+make a weak parity check for ResNet-152, whose random-weight features hardly depend on the
+input (on the pancake fixture video any two steps' rows have cosine above 0.9998); SlowFast's
+are more telling. tests/extract/test_cuda_parity.py checks that rows stay with their steps.
+The last line printed is one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -40,8 +48,11 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
     sys.modules.pop("extract", None)
 
-from extract.extractor import ExtractConfig, FeatureExtractor
+from extract.extractor import ExtractConfig, FeatureExtractor, VideoFeatures
 from extract.synthetic import make_video
+
+PARITY_TARGET = 0.999
+"""Least per-step cosine of CUDA bf16 features against CPU fp32 ones (the extraction issue)."""
 
 
 def _sync(device: torch.device) -> None:
@@ -72,6 +83,28 @@ def _throughput(
     return done / (time.perf_counter() - start), done
 
 
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``a`` with the same row of ``b``, in float64."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def _parity(cuda: VideoFeatures, cpu: VideoFeatures) -> dict[str, float | int | bool]:
+    """Per-step cosine of the CUDA rows against the CPU rows: min and mean per model."""
+    if cuda.num_steps != cpu.num_steps:
+        raise SystemExit(f"parity: CUDA gave {cuda.num_steps} steps, the CPU {cpu.num_steps}")
+    out: dict[str, float | int | bool] = {"steps": cpu.num_steps}
+    worst = 1.0
+    for name in ("resnet", "slowfast"):
+        cos = _cosines(getattr(cuda, name), getattr(cpu, name))
+        out[f"{name}_cos_min"] = round(float(cos.min()), 6)
+        out[f"{name}_cos_mean"] = round(float(cos.mean()), 6)
+        worst = min(worst, float(cos.min()))
+    out["target"] = PARITY_TARGET
+    out["met"] = worst >= PARITY_TARGET
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--duration", type=float, default=60.0, help="video seconds")
@@ -82,10 +115,25 @@ def main() -> None:
     p.add_argument("--min-seconds", type=float, default=10.0, help="per model timing")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak for MFU")
     p.add_argument("--compile", action="store_true")
+    p.add_argument(
+        "--parity",
+        action="store_true",
+        help="also extract on CPU fp32 and report per-step cosine against CUDA bf16",
+    )
     p.add_argument("--workdir", type=Path, default=None)
     args = p.parse_args()
 
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
+    if args.parity and not (cuda and torch.cuda.is_available()):
+        why = (
+            "CUDA is not available here"
+            if not torch.cuda.is_available()
+            else f"--device {args.device} is not CUDA"
+        )
+        raise SystemExit(
+            f"benchmarks/extract.py --parity compares CUDA bf16 features with CPU fp32 ones, so "
+            f"it needs a CUDA GPU and --device auto or cuda[:N]; {why}"
+        )
     batch = args.batch_size or (64 if cuda else 1)
     cfg = ExtractConfig(
         device=args.device, batch_size=batch, random_weights=True, compile=args.compile
@@ -104,6 +152,11 @@ def main() -> None:
         feats = ex.extract(video)
         _sync(device)
         extract_s = time.perf_counter() - t0
+        parity = None
+        if args.parity:
+            cpu = FeatureExtractor(ExtractConfig(device="cpu", random_weights=True))
+            parity = _parity(feats, cpu.extract(video))
+            del cpu
 
     short = 224
     long = round(short * args.width / args.height)
@@ -142,6 +195,8 @@ def main() -> None:
     if cuda:
         out["resnet_mfu"] = round(r_tflops / args.peak_tflops, 4)
         out["slowfast_mfu"] = round(s_tflops / args.peak_tflops, 4)
+    if parity is not None:
+        out["parity"] = parity
     for k, v in out.items():
         print(f"{k:>26}: {v}")
     print(json.dumps(out))

@@ -2,7 +2,7 @@
 
 Run it::
 
-    uv run python benchmarks/shards.py
+    .venv/bin/python benchmarks/shards.py
 
 (or ``.venv/bin/python benchmarks/shards.py``; ``--help`` lists the flags).
 

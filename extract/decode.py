@@ -48,7 +48,13 @@ Backends (``iter_steps(..., backend=...)``):
 - ``"torchcodec"``: only when torchcodec is installed (it is not in this project's lock file);
   exact times as for decord, scaling as for decord frames but with swscale's bicubic. Untested
   here. A video with a 180° rotation is refused, since its frames do not show whether
-  torchcodec applied it.
+  torchcodec applied it. It decodes on the CPU: no device is passed to its ``VideoDecoder``.
+
+All backends decode on the CPU; GPU (NVDEC) decoding is not implemented. It would need
+torchcodec's decoder opened with ``device="cuda"``, the scale and crop done on the GPU in torch
+(the swscale scaler here works on host arrays), the frames handed to the models without a copy
+back to host memory (a step would then live on the GPU, not in this iterator's numpy arrays),
+and a GPU machine to test it on, which the task that built this module did not have.
 
 Every failure (missing file, not a video, no video stream, data that stops the decoder, no
 frame at all) raises :class:`DecodeError`, never a raw PyAV or decord exception. Errors met

@@ -2,10 +2,12 @@
 
 A background thread decodes steps (:func:`extract.decode.iter_steps`) into a bounded queue while
 the models run, so decoding overlaps compute and memory stays at ``prefetch_steps`` steps
-(about 7 MB each) however long the video. Steps are batched ``batch_size`` at a time. On CPU the
-models run each sample on its own (``cpu_micro_batch``), so a step's features are bit-identical
-whatever it was batched with: resumed or retried runs agree. On CUDA: bf16 autocast,
-channels_last, pinned host memory and non-blocking copies, optional ``torch.compile``.
+(about 7 MB each) however long the video. Steps are batched ``batch_size`` at a time, always
+consecutive steps of the one video being extracted (never two videos). On CPU the models run
+each sample on its own (``cpu_micro_batch``), so a step's features are bit-identical whatever
+it was batched with: resumed or retried runs agree. On CUDA: bf16 autocast, channels_last,
+pinned host memory and non-blocking copies, optional ``torch.compile``; there a step's rows may
+differ slightly with its batch (docs/extraction.md states the tolerance the tests hold).
 
 Features are returned as float16, ``(N, 2048)`` ResNet (L2-normalised) and ``(N, 2304)``
 SlowFast, N = the number of steps decoded (``ceil(D / L)`` for a whole video).

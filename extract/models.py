@@ -252,6 +252,35 @@ def _build_net(
     return net, info
 
 
+def verify_weights(which: str, path: str | Path | None = None) -> WeightsInfo:
+    """Check a weight file as :func:`load_resnet152` / :func:`load_slowfast_r50` do (it exists,
+    holds tensors only, fits the architecture key by key) without building the network's weights:
+    the architecture is made on the ``meta`` device, so the check costs reading the file, not
+    initialising 60 M parameters. For a driver that checks before it starts its workers.
+
+    Args:
+        which: ``"resnet152"`` or ``"slowfast_r50"``.
+        path: the weight file; None looks it up at :func:`hub_checkpoint_path`.
+
+    Raises:
+        WeightsError: as the loaders.
+    """
+    makers: dict[str, tuple[_Source, Callable[[], nn.Module]]] = {
+        "resnet152": (RESNET152_SOURCE, lambda: resnet152(weights=None)),
+        "slowfast_r50": (SLOWFAST_R50_SOURCE, _slowfast_r50_net),
+    }
+    if which not in makers:
+        raise ValueError(f"which must be one of {sorted(makers)}, got {which!r}")
+    source, make_net = makers[which]
+    default = hub_checkpoint_path(source.file_name)
+    file = Path(path) if path is not None else default
+    state, sha256 = _read_state_dict(source, file, default)
+    with torch.device("meta"):
+        expected = make_net().state_dict()
+    _check_state_dict(state, expected, source, file)
+    return WeightsInfo(source.name, str(file), sha256)
+
+
 def _slowfast_r50_net() -> nn.Module:
     # pytorchvideo imports fvcore, which calls the deprecated torch.jit.script at import.
     with warnings.catch_warnings():

@@ -66,6 +66,8 @@ class RunConfig:
         backend: video decoder: ``pyav``, ``decord`` or ``torchcodec``.
         device: ``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: feature steps per model batch.
+        compile: ``torch.compile`` the feature models (CUDA only, ignored on CPU): each worker
+            compiles them before its first batch (slow to start) to run batches faster.
         workers: extraction workers; ``None``: see :func:`resolve_workers`.
         cpus_per_worker: CPU cores Ray reserves per worker; ``None``: see
             :func:`resolve_cpus_per_worker`.
@@ -96,6 +98,7 @@ class RunConfig:
     backend: str = "pyav"
     device: str = "auto"
     batch_size: int = 16
+    compile: bool = False
     workers: int | None = None
     cpus_per_worker: float | None = None
     gpus_per_worker: float = 1.0
@@ -129,7 +132,7 @@ class RunConfig:
         and tokenizer files are content too, but by what they hold, not where they are: the
         pipeline adds their sha256. Not content: where things are (``input``, ``output``,
         ``subtitles``; a corpus may grow between runs), how the work is done (``backend``: the
-        decoders select the same frames; ``device``, ``batch_size``, ``workers``, the
+        decoders select the same frames; ``device``, ``batch_size``, ``compile``, ``workers``, the
         resources, ``address``, timeouts, ``max_attempts``, ``strict``) and the shard layout
         (``rows_per_shard``).
         """
@@ -202,7 +205,7 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = _text(key, out[key])
     if out["address"] is not None:
         out["address"] = _text("address", out["address"])
-    for key in ("random_weights", "strict", "overwrite"):
+    for key in ("random_weights", "compile", "strict", "overwrite"):
         out[key] = _flag(key, out[key])
 
     out["frame_interval"] = _number("frame_interval", out["frame_interval"])

@@ -2,9 +2,13 @@
 
 Stages (one row per *video* all the way, so a video's clips travel and commit together)::
 
-    list (driver) -> probe + read subtitles (tasks) -> decode + extract (actor pool: models
-    load once per actor; GPU actors when GPUs exist) -> cut, align, tokenize (actor: the
-    tokenizer loads once) -> HeroDatasink (atomic shard commits under the dataset lock)
+    list (driver) -> probe + read subtitles (tasks) -> decode, extract, then cut, align and
+    tokenize (actor pool: models and tokenizer load once per actor; GPU actors when GPUs exist)
+    -> HeroDatasink (atomic shard commits under the dataset lock)
+
+Aligning runs in the extraction actor, right after a video's features: it takes milliseconds,
+and a stage of its own cost a process, its imports and a copy of every video's features through
+the object store (measured in benchmarks/pipeline.py).
 
 Exactly once. The dataset's manifest lists, per committed shard, the videos whose clips it holds
 (whole videos only). A run starts by reading the manifest and ``errors.jsonl``: videos in
@@ -42,7 +46,7 @@ import pyarrow as pa
 
 from align.readers import SubtitleError
 from hero_data.manifest import ERRORS_NAME, load_manifest, now_iso
-from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, to_record_batch
+from hero_data.schema import to_record_batch
 from hero_data.types import Cue
 from hero_data.writer import DatasetWriter, ErrorLog, read_errors
 from pipelines.config import RunConfig, resolve_cpus_per_worker, resolve_workers
@@ -68,8 +72,8 @@ FAULT_EXIT_ENV = "HERO_FAULT_EXIT_ON_VIDEO"
 """Testing aid: a worker that starts extracting the video with this id exits at once (as an
 out-of-memory kill would), so the retry-then-record path can be exercised."""
 
-_LIGHT_CPUS = 0.1  # Ray CPU request of the probe/align/write stages (cheap, I/O bound)
-_RESERVED_CPUS = 0.35  # kept free of extraction actors: the three light stages fit at once
+_LIGHT_CPUS = 0.1  # Ray CPU request of the probe and write stages (cheap, I/O bound)
+_RESERVED_CPUS = 0.25  # kept free of extraction actors: the two light stages fit at once
 
 _MODELS = {
     "resnet": "torchvision resnet152 (ImageNet), global average pool, L2-normalised",
@@ -175,7 +179,8 @@ def probe_video(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class ExtractStage:
-    """Holds the two models (loaded once per actor) and extracts one video per call."""
+    """Holds the two models and the tokenizer (loaded once per actor); per call, extracts one
+    video's features, then cuts, aligns and tokenizes it (:class:`AlignStage`)."""
 
     def __init__(self, cfg: dict[str, Any], threads: int, output: str, run_id: str) -> None:
         import torch
@@ -192,11 +197,13 @@ class ExtractStage:
                 backend=self.cfg.backend,
                 device=self.cfg.device,
                 batch_size=self.cfg.batch_size,
+                compile=self.cfg.compile,
                 resnet_weights=self.cfg.resnet_weights,
                 slowfast_weights=self.cfg.slowfast_weights,
                 random_weights=self.cfg.random_weights,
             )
         )
+        self.align = AlignStage(cfg)
 
     def _log(self, video_id: str, event: str) -> None:
         line = (
@@ -217,37 +224,46 @@ class ExtractStage:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         out = []
         for row in _rows(batch):
-            row.update(resnet=b"", slowfast=b"", num_steps=0, t_extract=0.0)
+            row.update(num_steps=0, t_extract=0.0)
+            features = None
             if row["status"] == "ok":
-                row = self._extract(row)
-            out.append(row)
-        return _batch(out, (*_BASE_KEYS, "resnet", "slowfast", "num_steps", "t_extract"))
+                row, features = self._extract(row)
+            out.append(self.align.run(row, features))
+        return _batch(out, _OUT_KEYS)
 
-    def _extract(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _extract(self, row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         self._log(row["video_id"], "start")
         if os.environ.get(FAULT_EXIT_ENV) == row["video_id"]:
             os._exit(137)
         started = time.monotonic()
+        features = None
         try:
             with open_local(row["video_uri"]) as path:
-                f = self.extractor.extract(path, timeout_s=self.cfg.timeout_for(row["duration"]))
-            if f.num_steps == 0:
+                features = self.extractor.extract(
+                    path, timeout_s=self.cfg.timeout_for(row["duration"])
+                )
+            if features.num_steps == 0:
                 raise ValueError(f"{row['video_uri']}: no frame decoded")
-            row.update(
-                resnet=f.resnet.tobytes(), slowfast=f.slowfast.tobytes(), num_steps=f.num_steps
-            )
+            row["num_steps"] = features.num_steps
         except Exception as e:
-            row = {**_failed(row, "extract", e), "resnet": b"", "slowfast": b"", "num_steps": 0}
+            row, features = {**_failed(row, "extract", e), "num_steps": 0}, None
         row["t_extract"] = time.monotonic() - started
         self._log(row["video_id"], "end")
-        return row
+        return row, features
 
 
-# -- stage 3: cut, align, tokenize (actor) -----------------------------------------------
+# -- cut, align, tokenize (inside the extraction actor) ----------------------------------
+
+
+_OUT_KEYS = (
+    *_BASE_KEYS,
+    *("num_steps", "t_extract", "clips_ipc", "clips", "steps", "cues", "t_align"),
+)
 
 
 class AlignStage:
-    """Cuts a video into clips, aligns and tokenizes its cues, and packs its clip records."""
+    """Cuts a video into clips, aligns and tokenizes its cues, and packs its clip records
+    (Arrow IPC bytes) for the datasink. The tokenizer loads once."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = RunConfig(**cfg)
@@ -257,40 +273,17 @@ class AlignStage:
 
             self.tokenizer = CueTokenizer.from_path(self.cfg.tokenizer)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        out = []
-        for row in _rows(batch):
-            row.update(clips_ipc=b"", clips=0, steps=0, cues=0, t_align=0.0)
-            if row["status"] == "ok":
-                row = self._align(row)
-            row.pop("resnet", None)
-            row.pop("slowfast", None)
-            out.append(row)
-        keys = (
-            *_BASE_KEYS,
-            "num_steps",
-            "t_extract",
-            "clips_ipc",
-            "clips",
-            "steps",
-            "cues",
-            "t_align",
-        )
-        return _batch(out, keys)
-
-    def _align(self, row: dict[str, Any]) -> dict[str, Any]:
-        from extract.extractor import VideoFeatures
+    def run(self, row: dict[str, Any], features: Any) -> dict[str, Any]:
+        """``row`` with its packed clips; a failure row when aligning fails. ``features``
+        (:class:`extract.extractor.VideoFeatures`) is ``None`` for a row that failed before."""
+        row.update(clips_ipc=b"", clips=0, steps=0, cues=0, t_align=0.0)
+        if row["status"] != "ok" or features is None:
+            return row
         from hero_data.types import VideoInfo
         from pipelines.assemble import clip_records
 
         started = time.monotonic()
         try:
-            n = row["num_steps"]
-            features = VideoFeatures(
-                resnet=np.frombuffer(row["resnet"], np.float16).reshape(n, RESNET_DIM),
-                slowfast=np.frombuffer(row["slowfast"], np.float16).reshape(n, SLOWFAST_DIM),
-                frame_interval=self.cfg.frame_interval,
-            )
             info = VideoInfo.from_dict(json.loads(row["info_json"]))
             records, _ = clip_records(
                 info,
@@ -413,11 +406,18 @@ def _sink_class() -> type:
 
 
 def _weights_config(cfg: RunConfig) -> dict[str, Any]:
-    """Load both models once in the driver: clear errors before Ray starts, and their sha256."""
-    from extract.models import load_resnet152, load_slowfast_r50
+    """Check both weight files in the driver (clear errors before Ray starts) and return their
+    sha256, without building the models: each extraction actor builds its own."""
+    if cfg.random_weights:
+        log.warning(
+            "RANDOM WEIGHTS (seed 0) for both models: features will be meaningless; use them only "
+            "for tests and dry runs, never for training data"
+        )
+        return {"resnet": "random", "slowfast": "random"}
+    from extract.models import verify_weights
 
-    _, resnet = load_resnet152(cfg.resnet_weights, random_weights=cfg.random_weights)
-    _, slowfast = load_slowfast_r50(cfg.slowfast_weights, random_weights=cfg.random_weights)
+    resnet = verify_weights("resnet152", cfg.resnet_weights)
+    slowfast = verify_weights("slowfast_r50", cfg.slowfast_weights)
     return {"resnet": resnet.sha256, "slowfast": slowfast.sha256}
 
 
@@ -438,13 +438,19 @@ def dataset_config(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def _inputs(cfg: RunConfig) -> tuple[list[VideoInput], dict[str, list[Cue]], list[dict]]:
+def _inputs(
+    cfg: RunConfig,
+) -> tuple[list[VideoInput], dict[str, list[Cue]], list[dict], list[dict]]:
+    """``(inputs, cues by video id, excluded by language, failed before any work)``; a failed
+    one (a video whose caption entry is broken) carries the fields of an ``errors.jsonl`` row."""
     if cfg.subtitles:
-        return howto100m_inputs(cfg.input, cfg.subtitles, language=cfg.language)
+        inputs, cues, excluded = howto100m_inputs(cfg.input, cfg.subtitles, language=cfg.language)
+        failed = [x for x in excluded if x.get("reason") == "bad_captions"]
+        return inputs, cues, [x for x in excluded if x.get("reason") != "bad_captions"], failed
     listing = load_inputs(cfg.input)
     for orphan in getattr(listing, "orphan_subtitles", ()) or ():
         log.warning("subtitle file without a video: %s", orphan)
-    return list(listing.inputs), {}, []
+    return list(listing.inputs), {}, [], []
 
 
 def _attempts(root: Path, run_id: str) -> tuple[Counter[str], set[str]]:
@@ -501,6 +507,10 @@ def _execute(
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress
+    # Ray Data samples each map worker's unique memory (psutil over /proc/<pid>/smaps) every
+    # second, for its stats only; in an actor holding torch that walk costs CPU the extraction
+    # needs (benchmarks/pipeline.py). Off.
+    ctx.memory_usage_poll_interval_s = None
     resources = ray.cluster_resources()
     cpus = int(resources.get("CPU", 1))
     gpus = int(resources.get("GPU", 0)) if cfg.device != "cpu" else 0
@@ -540,13 +550,6 @@ def _execute(
             max_restarts=retries,
             max_task_retries=retries,
         )
-        .map_batches(
-            AlignStage,
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=1),
-            num_cpus=_LIGHT_CPUS,
-            fn_constructor_kwargs={"cfg": cfg_dict},
-        )
     )
     ds.write_datasink(sink, ray_remote_args={"num_cpus": _LIGHT_CPUS})
     return sink.result
@@ -555,7 +558,7 @@ def _execute(
 def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the job; returns the report (also written to ``report.json``)."""
     started = time.monotonic()
-    inputs, cues_by_id, excluded = _inputs(cfg)
+    inputs, cues_by_id, excluded, failed = _inputs(cfg)
     check_inputs(inputs)
     root = Path(cfg.output)
     config = dataset_config(cfg)
@@ -565,6 +568,15 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     if cfg.overwrite:
         (root / ATTEMPTS_NAME).unlink(missing_ok=True)
     done = load_manifest(root).videos() | {e.get("video_id") for e in read_errors(root)}
+    for x in failed:  # failed before any work (a broken caption entry): recorded once
+        if x["video_id"] not in done:
+            ErrorLog(root).record(
+                video_id=x["video_id"],
+                source=x["video_uri"],
+                stage=x["stage"],
+                error_type=x["error_type"],
+                message=x["error"],
+            )
     todo = [
         {
             **inp.to_dict(),
@@ -612,6 +624,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
                         f"{starts[item['video_id']]} times ({type(e).__name__})",
                     )
             todo = [t for t in todo if t["video_id"] not in done and t["video_id"] not in poison]
+    inputs += [VideoInput(x["video_id"], x["video_uri"]) for x in failed]
     return _report(cfg, inputs, excluded, totals, time.monotonic() - started)
 
 

@@ -317,6 +317,41 @@ def test_slowfast_shapes_and_row_independent_of_batch(slowfast, windows, slowfas
     assert torch.equal(slowfast(windows[1:])[0], slowfast_out[1])
 
 
+def test_slowfast_row_is_the_pooled_slow_fast_input_of_the_head(slowfast, windows, slowfast_out):
+    """The 2304-d row is what pytorchvideo's own forward hands its classification head (slow
+    then fast, pooled), i.e. taken before the head's projection to 400 classes."""
+    net = slowfast.net
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    def keep(name: str):
+        def hook(module: torch.nn.Module, args: tuple) -> None:
+            x = args[0]
+            seen[name] = [t.clone() for t in x] if isinstance(x, list) else [x.clone()]
+
+        return hook
+
+    pool, head = net.blocks[5], net.blocks[6]
+    hooks = [
+        pool.register_forward_pre_hook(keep("pool")),
+        head.register_forward_pre_hook(keep("head")),
+    ]
+    try:
+        with torch.no_grad():
+            logits = net(list(slowfast_preprocess(windows[:1])))  # the unmodified network
+    finally:
+        for h in hooks:
+            h.remove()
+    assert type(head).__name__ == "ResNetBasicHead" and head.proj.in_features == 2304
+    assert logits.shape == (1, 400)
+    (head_input,) = seen["head"]
+    assert head_input.shape == (1, 2304, 1, 1, 1)  # (B, C, T, H, W) pooled to one cell at 224
+    torch.testing.assert_close(slowfast_out[:1], head_input.flatten(1), rtol=0, atol=1e-6)
+    slow, fast = seen["pool"]  # the pathways before pooling: (1, 2048, 8, 7, 7), (1, 256, 32, 7, 7)
+    assert slow.shape[:3] == (1, 2048, 8) and fast.shape[:3] == (1, 256, 32)
+    torch.testing.assert_close(slowfast_out[0, :2048], slow[0].mean(dim=(1, 2, 3)))
+    torch.testing.assert_close(slowfast_out[0, 2048:], fast[0].mean(dim=(1, 2, 3)))
+
+
 def test_slowfast_short_window(slowfast):
     out = slowfast(pixels(1, 10, 224, 224, 3, seed=5))
     assert out.shape == (1, 2304) and out.dtype == torch.float32

@@ -194,11 +194,30 @@ def test_changing_the_config_is_refused_unless_overwrite(ray_local, tmp_path):
     assert load_manifest(tmp_path / "out").config["frame_interval"] == 1.0
 
 
+def test_bad_weight_files_fail_before_any_work(tmp_path, monkeypatch):
+    # No Ray needed: the driver checks the files (without building the models) first.
+    from extract.models import WeightsError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    make_video(corpus / "a.mp4", duration=1.0, width=64, height=48)
+    bad = tmp_path / "resnet.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match=r"resnet\.pth is not a readable PyTorch checkpoint"):
+        run_pipeline(
+            config(corpus, tmp_path / "out", random_weights=False, resnet_weights=str(bad))
+        )
+    with pytest.raises(WeightsError, match=r"resnet152-394f9c45\.pth"):
+        run_pipeline(config(corpus, tmp_path / "out2", random_weights=False))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+
+
 def test_howto100m_recipe_end_to_end(ray_local, tmp_path):
     """Caption JSON as the subtitle source, the real language detector, clips keyed v.k."""
     videos = tmp_path / "videos"
     videos.mkdir()
-    for seed, name in enumerate(("cake", "bread", "soupe")):
+    for seed, name in enumerate(("cake", "bread", "soupe", "broken")):
         make_video(videos / f"{name}.mp4", duration=3.0, width=96, height=64, seed=seed)
     captions = {
         "cake": {
@@ -216,6 +235,8 @@ def test_howto100m_recipe_end_to_end(ray_local, tmp_path):
             "end": [2.0],
             "text": ["aujourd'hui nous allons préparer une soupe de légumes avec des poireaux"],
         },
+        # a malformed entry fails its video only, into errors.jsonl
+        "broken": {"start": [0.0, 1.0], "end": [2.0], "text": ["one", "two"]},
     }
     caption_json = tmp_path / "caption.json"
     caption_json.write_text(json.dumps(captions), encoding="utf-8")
@@ -225,8 +246,15 @@ def test_howto100m_recipe_end_to_end(ray_local, tmp_path):
     report = run_pipeline(cfg, progress=False)
     accounted(report)
     assert report["videos_ok"] == 2
+    assert report["videos_failed"] == 1 and report["failed_by_reason"] == {"SubtitleError": 1}
+    [error] = read_errors(tmp_path / "out")
+    assert error["video_id"] == "broken" and error["stage"] == "subtitles"
+    assert str(caption_json) in error["message"]
     assert [e["video_id"] for e in report["excluded_by_language"]] == ["soupe"]
     assert report["excluded_by_language"][0]["language"] == "fr"
+    again = run_pipeline(cfg, progress=False)  # nothing left to do; the failure stays recorded once
+    accounted(again)
+    assert len(read_errors(tmp_path / "out")) == 1 and again["videos_failed"] == 1
     ds = HeroDataset.open(tmp_path / "out")
     assert sorted(r.clip.clip_id for r in ds) == ["bread.0", "bread.1", "cake.0", "cake.1"]
     # A cue across the 1.5 s boundary goes to both clips, clip-relative and clipped.
