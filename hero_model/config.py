@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from hero_data.errors import OptionError
 from hero_data.schema import FEATURE_DIM
+
+C = TypeVar("C")
 
 __all__ = [
     "CONFIG_NAMES",
@@ -285,23 +288,54 @@ def _apply(base: HeroConfig, values: dict[str, Any], source: str) -> HeroConfig:
         raise HeroConfigError(e.problem, source, e.key) from None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml_mapping(path: Path, error: type[OptionError], what: str, item: str) -> dict[str, Any]:
+    """The mapping of ``item: value`` in the YAML file ``path`` (``{}`` when it is empty); else
+    ``error`` naming the file. ``what`` names the file's kind in messages ("model config")."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise HeroConfigError(
-            f"cannot read the model config: {e.strerror or e}", str(path)
-        ) from None
+        raise error(f"cannot read the {what}: {e.strerror or e}", str(path)) from None
     except yaml.YAMLError as e:
-        raise HeroConfigError(f"not valid YAML: {e}", str(path)) from None
+        raise error(f"not valid YAML: {e}", str(path)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise HeroConfigError(
-            f"a model config must be a mapping of field: value, got {type(data).__name__}",
-            str(path),
+        raise error(
+            f"a {what} must be a mapping of {item}: value, got {type(data).__name__}", str(path)
         )
     return data
+
+
+def preset_or_file(
+    name_or_path: str | Path,
+    names: tuple[str, ...],
+    preset: Callable[[str], C],
+    error: type[OptionError],
+    what: str,
+    item: str,
+) -> tuple[C, dict[str, Any], str | None]:
+    """``(config, values, path)`` for a config given by name or by YAML file.
+
+    A name in ``names`` gives ``(preset(name), {}, None)``. A file gives the preset its
+    ``extends`` key names (default ``base``), the file's other values, and its path, for the
+    caller to apply. Errors are ``error``, naming the file and key.
+    """
+    if isinstance(name_or_path, str) and name_or_path in names:
+        return preset(name_or_path), {}, None
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        raise error(
+            f"unknown {what} {str(name_or_path)!r}: not a named config "
+            f"({', '.join(names)}) nor a YAML file"
+        )
+    if not path.is_file():
+        raise error(f"{what} file not found", str(path))
+    values = read_yaml_mapping(path, error, what, item)
+    parent = values.pop("extends", "base")
+    if parent not in names:
+        message = f"extends must be one of {', '.join(names)}, got {parent!r}"
+        raise error(message, str(path), "extends")
+    return preset(parent), values, str(path)
 
 
 def build_config(name_or_path: str | Path, **overrides: Any) -> HeroConfig:
@@ -310,24 +344,9 @@ def build_config(name_or_path: str | Path, **overrides: Any) -> HeroConfig:
     ``overrides`` replace fields last (e.g. ``dropout=0.0``). Raises :class:`HeroConfigError`
     naming the file (or ``overrides``) and key for an unknown key or a bad value.
     """
-    if isinstance(name_or_path, str) and name_or_path in CONFIG_NAMES:
-        config = hero_config(name_or_path)
-    else:
-        path = Path(name_or_path)
-        if not path.suffix and not path.exists():
-            raise HeroConfigError(
-                f"unknown model config {str(name_or_path)!r}: not a named config "
-                f"({', '.join(CONFIG_NAMES)}) nor a YAML file"
-            )
-        if not path.is_file():
-            raise HeroConfigError("model config file not found", str(path))
-        values = _read_yaml(path)
-        parent = values.pop("extends", "base")
-        if parent not in CONFIG_NAMES:
-            raise HeroConfigError(
-                f"extends must be one of {', '.join(CONFIG_NAMES)}, got {parent!r}",
-                str(path),
-                "extends",
-            )
-        config = _apply(hero_config(parent), values, str(path))
+    config, values, path = preset_or_file(
+        name_or_path, CONFIG_NAMES, hero_config, HeroConfigError, "model config", "field"
+    )
+    if path is not None:
+        config = _apply(config, values, path)
     return _apply(config, overrides, "overrides") if overrides else config

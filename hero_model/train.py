@@ -47,6 +47,7 @@ from hero_data import __version__
 from hero_data.errors import OptionError
 from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
+from hero_model.config import preset_or_file, read_yaml_mapping
 from hero_model.data import (
     BatchPlan,
     DataSource,
@@ -333,23 +334,6 @@ def _apply(base: TrainConfig, values: Mapping[str, Any], source: str) -> TrainCo
         raise TrainConfigError(e.problem, source, e.key) from None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise TrainConfigError(f"cannot read: {e.strerror or e}", str(path)) from None
-    except yaml.YAMLError as e:
-        raise TrainConfigError(f"not valid YAML: {e}", str(path)) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise TrainConfigError(
-            f"a training config must be a mapping of option: value, got {type(data).__name__}",
-            str(path),
-        )
-    return data
-
-
 def load_train_config(
     name_or_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
 ) -> TrainConfig:
@@ -361,28 +345,17 @@ def load_train_config(
     so that every error shows here, as a :class:`TrainConfigError` (or the model's
     ``HeroConfigError``) naming the file or ``command line`` and the key.
     """
-    name = str(name_or_path)
-    source = name
-    if name in TRAIN_CONFIG_NAMES:
-        config = train_preset(name)
-    else:
-        path = Path(name_or_path)
-        if not path.suffix and not path.exists():
-            raise TrainConfigError(
-                f"unknown training config {name!r}: not a named config "
-                f"({', '.join(TRAIN_CONFIG_NAMES)}) nor a YAML file"
-            )
-        if not path.is_file():
-            raise TrainConfigError("training config file not found", str(path))
-        values = _read_yaml(path)
-        parent = values.pop("extends", "base")
-        if parent not in TRAIN_CONFIG_NAMES:
-            raise TrainConfigError(
-                f"extends must be one of {', '.join(TRAIN_CONFIG_NAMES)}, got {parent!r}",
-                str(path),
-                "extends",
-            )
-        config = _apply(train_preset(parent), values, str(path))
+    source = str(name_or_path)
+    config, values, path = preset_or_file(
+        source,
+        TRAIN_CONFIG_NAMES,
+        train_preset,
+        TrainConfigError,
+        "training config",
+        "option",
+    )
+    if path is not None:
+        config = _apply(config, values, path)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if given:
         config = _apply(config, given, "command line")
@@ -403,7 +376,7 @@ def load_run_config(
         raise TrainConfigError(
             "not found: not a run folder, or its run never started; give --config", str(path)
         )
-    values = _read_yaml(path).get("train")
+    values = read_yaml_mapping(path, TrainConfigError, "training config", "option").get("train")
     if not isinstance(values, dict):
         raise TrainConfigError("has no 'train' section", str(path))
     config = _apply(TrainConfig(), values, str(path))
