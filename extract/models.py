@@ -265,13 +265,9 @@ def verify_weights(which: str, path: str | Path | None = None) -> WeightsInfo:
     Raises:
         WeightsError: as the loaders.
     """
-    makers: dict[str, tuple[_Source, Callable[[], nn.Module]]] = {
-        "resnet152": (RESNET152_SOURCE, lambda: resnet152(weights=None)),
-        "slowfast_r50": (SLOWFAST_R50_SOURCE, _slowfast_r50_net),
-    }
-    if which not in makers:
-        raise ValueError(f"which must be one of {sorted(makers)}, got {which!r}")
-    source, make_net = makers[which]
+    if which not in _NETS:
+        raise ValueError(f"which must be one of {sorted(_NETS)}, got {which!r}")
+    source, make_net = _NETS[which]
     default = hub_checkpoint_path(source.file_name)
     file = Path(path) if path is not None else default
     state, sha256 = _read_state_dict(source, file, default)
@@ -281,6 +277,10 @@ def verify_weights(which: str, path: str | Path | None = None) -> WeightsInfo:
     return WeightsInfo(source.name, str(file), sha256)
 
 
+def _resnet152_net() -> nn.Module:
+    return resnet152(weights=None)
+
+
 def _slowfast_r50_net() -> nn.Module:
     # pytorchvideo imports fvcore, which calls the deprecated torch.jit.script at import.
     with warnings.catch_warnings():
@@ -288,6 +288,13 @@ def _slowfast_r50_net() -> nn.Module:
         from pytorchvideo.models.hub import slowfast_r50
 
     return slowfast_r50(pretrained=False)
+
+
+_NETS: dict[str, tuple[_Source, Callable[[], nn.Module]]] = {
+    "resnet152": (RESNET152_SOURCE, _resnet152_net),
+    "slowfast_r50": (SLOWFAST_R50_SOURCE, _slowfast_r50_net),
+}
+"""Each feature network by name: where its weights come from, and its unmodified architecture."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,9 +473,7 @@ def load_resnet152(
     Raises:
         WeightsError: the file is missing, unreadable, not tensor-only, or does not fit.
     """
-    net, info = _build_net(
-        RESNET152_SOURCE, lambda: resnet152(weights=None), path, random_weights, seed
-    )
+    net, info = _build_net(*_NETS["resnet152"], path, random_weights, seed)
     return ResNet152Features(net).eval(), info
 
 
@@ -487,7 +492,7 @@ def load_slowfast_r50(
     Raises:
         WeightsError: the file is missing, unreadable, not tensor-only, or does not fit.
     """
-    net, info = _build_net(SLOWFAST_R50_SOURCE, _slowfast_r50_net, path, random_weights, seed)
+    net, info = _build_net(*_NETS["slowfast_r50"], path, random_weights, seed)
     return SlowFastR50Features(net).eval(), info
 
 

@@ -19,13 +19,10 @@ from extract.models import (
 
 def zero_state(which: str) -> dict[str, torch.Tensor]:
     """The architecture's state dict, as real zero tensors (what a weight file holds)."""
-    from torchvision.models.resnet import resnet152
+    from extract.models import _NETS
 
-    from extract.models import _slowfast_r50_net
-
-    make = (lambda: resnet152(weights=None)) if which == "resnet152" else _slowfast_r50_net
     with torch.device("meta"):
-        meta = make().state_dict()
+        meta = _NETS[which][1]().state_dict()
     return {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in meta.items()}
 
 
