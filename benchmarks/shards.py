@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -39,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hero_data.reader import HeroDataset
+from hero_data.reader import CACHE_ENV, HeroDataset
 from hero_data.schema import FEATURE_DIM, RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Clip, Cue
 from hero_data.writer import DatasetWriter
@@ -210,6 +211,24 @@ def time_reads(
     return time.perf_counter() - t0
 
 
+def time_opens(root: Path, cache: Path, repeats: int = 5) -> dict[str, float]:
+    """Seconds to open the dataset in each ``verify`` mode, with a fresh verification cache:
+    ``fast`` (no hashing), ``auto_first`` (hashes, then caches), ``auto_cached``, ``full``
+    (hashes every time). Best of ``repeats`` where an open does not change the cache."""
+    os.environ[CACHE_ENV] = str(cache)
+
+    def once(mode: str) -> float:
+        t0 = time.perf_counter()
+        HeroDataset.open(root, verify=mode)  # type: ignore[arg-type]
+        return time.perf_counter() - t0
+
+    out = {"fast": min(once("fast") for _ in range(repeats))}
+    out["auto_first"] = once("auto")
+    out["auto_cached"] = min(once("auto") for _ in range(repeats))
+    out["full"] = min(once("full") for _ in range(2))
+    return {k: round(v, 4) for k, v in out.items()}
+
+
 def shuffled_order(clips: int, reads: int, rng: np.random.Generator) -> np.ndarray:
     """``reads`` row indices: shuffled passes over all clips, cut to length."""
     passes = -(-reads // clips)
@@ -230,6 +249,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         writer.write_many(synthetic_records(args.clips, args.steps, args.pool, rng))
     write_s = time.perf_counter() - t0
 
+    open_s = time_opens(root, work / "verify-cache")
     ds = HeroDataset.open(root)
     shard_paths = [root / s.name for s in ds.manifest.shards]
     shard_bytes = sum(p.stat().st_size for p in shard_paths)
@@ -290,6 +310,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         f"written in {parquet_write_s:.1f} s"
     )
     print(f"touch              {args.touch}")
+    print("open (s)           " + ", ".join(f"{k} {v:.4f}" for k, v in open_s.items()))
     print()
     print(f"{'reader':<15}{'reads':>8}{'seconds':>10}{'clips/s':>14}")
     for k, (n, s) in results.items():
@@ -306,6 +327,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         "mmap_touch_clips_per_s": round(rates["mmap_touch"], 1),
         "parquet_touch_clips_per_s": round(rates["parquet_touch"], 1),
         "touch_ratio": round(touch_ratio, 2),
+        "open_s": open_s,
         "touch": args.touch,
         "clips": args.clips,
         "steps_per_clip": args.steps,
