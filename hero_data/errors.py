@@ -1,4 +1,7 @@
-"""The one error type for bad options, shared by every config of the toolkit.
+"""The toolkit's shared error types: bad options (:class:`OptionError`) and datasets that cannot
+be read or written (:class:`DatasetError`).
+
+The one error type for bad options is shared by every config of the toolkit.
 
 ``hero run`` (:class:`pipelines.config.ConfigError`), the model
 (:class:`hero_model.config.HeroConfigError`) and the trainer
@@ -9,6 +12,7 @@ live here once.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -30,3 +34,19 @@ class OptionError(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.problem, self.source, self.key))
+
+
+class DatasetError(Exception):
+    """A dataset on disk or in a store is missing, malformed, disagrees with its manifest, or
+    cannot be read or written.
+
+    The message names the file or object at fault; ``path`` holds it too.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], message: str) -> None:
+        self.path = os.fspath(path)
+        self.problem = message
+        super().__init__(f"{self.path}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # errors cross Ray's process boundaries
+        return (type(self), (self.path, self.problem))

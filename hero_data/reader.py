@@ -1,15 +1,19 @@
-"""Reading a dataset: memory-mapped shards, random access to a clip by index or id.
+"""Reading a dataset: random access to any clip by index or id, locally or on object storage.
 
-Features come back as zero-copy numpy views into the memory-mapped shard files: asking for a
-clip costs a few microseconds and no copy, whatever its size; the bytes are read from disk (or
-the page cache) only when the view is used.
+A dataset opens as a snapshot (:func:`hero_data.commits.snapshot`): the manifest plus the commit
+records not yet compacted, so a reader sees exactly the committed shards, also while a run is
+writing. Nothing it opens changes under it: shards are immutable once committed.
 
-Opening checks the manifest against the shards. In every mode each shard must exist, have the
-manifest's byte size and row count, be an Arrow IPC file of this toolkit's schema version, and
-pass Arrow's full validation of every record batch (buffer sizes, offsets, UTF-8; for the
-feature columns that reads their list offsets, never the float16 values, so the features stay
-lazily mapped), with no nulls and with feature offsets that agree with ``num_frames``. Whether
-the shard's sha256 is checked against the manifest depends on ``verify``:
+Local datasets are memory-mapped. Features come back as zero-copy numpy views into the mapped
+shard files: asking for a clip costs a few microseconds and no copy, whatever its size; the
+bytes are read from disk (or the page cache) only when the view is used.
+
+Opening a local dataset checks the snapshot against the shards. In every mode each shard must
+exist, have the recorded byte size and row count, be an Arrow IPC file of this toolkit's schema
+version, and pass Arrow's full validation of every record batch (buffer sizes, offsets, UTF-8;
+for the feature columns that reads their list offsets, never the float16 values, so the
+features stay lazily mapped), with no nulls and with feature offsets that agree with
+``num_frames``. Whether the shard's sha256 is checked depends on ``verify``:
 
 - ``"auto"`` (the default): hashed unless this very file was verified before. A small cache
   (:func:`verification_cache_dir`) remembers, per shard path, the file's identity (device,
@@ -21,6 +25,13 @@ the shard's sha256 is checked against the manifest depends on ``verify``:
 - ``"fast"``: no hashing, for data you trust (e.g. just written by this process). A same-size
   change to the feature bytes then goes unnoticed; damage to the file's structure or to the
   other columns still gives a :class:`DatasetError`.
+
+Datasets on object storage (``s3://``, ``gs://``) open without reading any shard. Small columns
+(ids, times, cues: everything but the features) are fetched with range reads of just their
+buffers. A shard whose features are asked for is downloaded once into a local cache folder
+(:func:`shard_cache_dir`, at most ``$HERO_SHARD_CACHE_GB`` GB, least recently used shards evicted),
+its sha256 checked while it downloads, then memory-mapped like a local one; the same checks
+then run on it, when it is first used rather than at open.
 
 Every problem with the files, found at open or when a clip is read, is a :class:`DatasetError`
 naming the shard file (and the row, when one row cannot be decoded).
@@ -44,7 +55,9 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from hero_data.manifest import DatasetError, Manifest, ShardInfo, load_manifest, sha256_file
+from hero_data.commits import Snapshot, snapshot
+from hero_data.errors import DatasetError
+from hero_data.manifest import ShardInfo, sha256_file
 from hero_data.schema import (
     FEATURE_COLUMNS,
     SCHEMA_VERSION,
@@ -52,6 +65,7 @@ from hero_data.schema import (
     clip_schema,
     schema_version_of,
 )
+from hero_data.storage import Storage, open_storage
 from hero_data.types import Clip, Cue
 
 log = logging.getLogger(__name__)
@@ -154,6 +168,94 @@ def _check_sha256(path: Path, info: ShardInfo, st: os.stat_result, verify: Verif
         _remember_verified(resolved, st, info.sha256, hashed_at)
 
 
+# -- the shard cache (datasets on object storage) ---------------------------------------------
+
+SHARD_CACHE_ENV = "HERO_SHARD_CACHE_GB"
+"""Environment variable: the most gigabytes :func:`shard_cache_dir` may hold."""
+
+DEFAULT_SHARD_CACHE_GB = 20.0
+
+
+def shard_cache_dir() -> Path:
+    """Where shards of datasets on object storage are kept once fetched: ``shards/`` in the
+    toolkit's cache folder (:func:`verification_cache_dir`), one file per shard, named by its
+    sha256, so datasets sharing a shard share the file."""
+    return verification_cache_dir() / "shards"
+
+
+def _cache_limit_bytes() -> int:
+    raw = os.environ.get(SHARD_CACHE_ENV)
+    try:
+        gb = float(raw) if raw else DEFAULT_SHARD_CACHE_GB
+    except ValueError:
+        raise DatasetError(
+            f"${SHARD_CACHE_ENV}", f"must be a number of gigabytes, got {raw!r}"
+        ) from None
+    return int(gb * 1e9)
+
+
+def _make_room(folder: Path, needed: int, keep: Path) -> None:
+    """Delete the least recently used cached shards until ``needed`` more bytes fit the limit.
+    Shards still mapped by a reader stay readable (their mappings outlive the file name)."""
+    limit = _cache_limit_bytes()
+    files = []
+    for p in folder.glob("*.arrow"):
+        with contextlib.suppress(FileNotFoundError):
+            st = p.stat()
+            files.append((st.st_mtime, st.st_size, p))
+    total = sum(size for _, size, _ in files)
+    for _, size, p in sorted(files):
+        if total + needed <= limit:
+            break
+        if p == keep:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            total -= size
+
+
+def _fetch(storage: Storage, info: ShardInfo, verify: Verify) -> Path:
+    """The local cached copy of a remote shard, downloaded (and its sha256 checked) if absent."""
+    where = storage.uri(info.name)
+    folder = shard_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError) as e:
+        raise DatasetError(folder, f"cannot create the shard cache folder ({e})") from None
+    cached = folder / f"{info.sha256}.arrow"
+    if cached.is_file() and cached.stat().st_size == info.bytes:
+        if verify == "full" and sha256_file(cached) != info.sha256:
+            cached.unlink(missing_ok=True)  # damaged in the cache: fetch it again
+        else:
+            os.utime(cached)  # most recently used
+            return cached
+    _make_room(folder, info.bytes, cached)
+    fd, tmp = tempfile.mkstemp(prefix=f".{info.sha256[:16]}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        try:
+            digest = storage.download(info.name, tmp)
+        except FileNotFoundError:
+            raise DatasetError(
+                where, "missing: the dataset lists this shard but the object is absent"
+            ) from None
+        size = os.path.getsize(tmp)
+        if size != info.bytes:
+            raise DatasetError(
+                where, f"{size} bytes, the manifest says {info.bytes} (truncated or replaced?)"
+            )
+        if digest != info.sha256:
+            raise DatasetError(
+                where, f"sha256 {digest[:16]}… does not match the manifest's {info.sha256[:16]}…"
+            )
+        os.replace(tmp, cached)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    log.debug("fetched %s into %s", where, cached)
+    return cached
+
+
 # -- shards ----------------------------------------------------------------------------------
 
 
@@ -162,7 +264,7 @@ class _Batch:
     """One record batch of a shard with its feature columns as 2D views."""
 
     batch: pa.RecordBatch
-    path: Path  # the shard file
+    where: str  # the shard, for messages
     first_row: int  # row of the batch's first clip within its shard
     offsets: list[int]  # step offsets per row, len rows + 1
     resnet: np.ndarray  # (steps in batch, 2048) view
@@ -182,29 +284,77 @@ def _steps_view(column: pa.ListArray, dim: int) -> tuple[list[int], np.ndarray]:
     return offsets, data.reshape(-1, dim)
 
 
-def _check_batch(path: Path, index: int, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+def _check_batch(where: str, index: int, batch: pa.RecordBatch) -> dict[str, pa.Array]:
     """Structure of one record batch (it reads offsets and the small columns, not the feature
     values); returns its columns by name."""
-    where = f"record batch {index}"
+    label = f"record batch {index}"
     try:
         # Full validation of the feature columns checks their list offsets and buffer sizes
         # only: float16 values have nothing to validate, so their pages are not touched.
         batch.validate(full=True)
     except (pa.ArrowException, ValueError) as e:
-        raise DatasetError(path, f"{where} is malformed ({e})") from None
+        raise DatasetError(where, f"{label} is malformed ({e})") from None
     columns = dict(zip(batch.schema.names, batch.columns, strict=True))
     for name, column in columns.items():
         if column.null_count:
-            raise DatasetError(path, f"{where}: nulls in the non-nullable column {name!r}")
-    num_frames = columns["num_frames"].to_numpy()
-    for name in FEATURE_COLUMNS:
-        if not np.array_equal(np.diff(columns[name].offsets.to_numpy()), num_frames):
-            raise DatasetError(path, f"{where}: {name} steps per row disagree with num_frames")
+            raise DatasetError(where, f"{label}: nulls in the non-nullable column {name!r}")
+    if "num_frames" in columns:
+        num_frames = columns["num_frames"].to_numpy()
+        for name in FEATURE_COLUMNS:
+            if name in columns and not np.array_equal(
+                np.diff(columns[name].offsets.to_numpy()), num_frames
+            ):
+                raise DatasetError(where, f"{label}: {name} steps per row disagree with num_frames")
     return columns
 
 
-def _open_shard(root: Path, info: ShardInfo, verify: Verify) -> list[_Batch]:
-    path = root / info.name
+def _check_schema(where: str, schema: pa.Schema) -> None:
+    version = schema_version_of(schema)
+    if version != SCHEMA_VERSION:
+        raise DatasetError(
+            where,
+            f"shard schema version {version!r}, this toolkit reads version {SCHEMA_VERSION}"
+            if version is not None
+            else "not a HERO shard (its schema carries no hero.schema_version)",
+        )
+    if not schema.equals(clip_schema(), check_metadata=False):
+        raise DatasetError(where, "columns do not match the HERO clip schema of this version")
+
+
+def _read_batches(where: str, path: Path, info: ShardInfo) -> list[_Batch]:
+    """Memory-map a local shard file and check every batch (see the module doc)."""
+    try:
+        source = pa.memory_map(str(path), "r")
+        reader = pa.ipc.open_file(source)
+        schema = reader.schema
+        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise DatasetError(
+            where, f"not a readable Arrow IPC file ({type(e).__name__}: {e})"
+        ) from None
+    _check_schema(where, schema)
+    rows = sum(b.num_rows for b in batches)
+    if rows != info.rows:
+        raise DatasetError(where, f"{rows} rows, the manifest says {info.rows}")
+    out = []
+    first_row = 0
+    for i, b in enumerate(batches):
+        columns = _check_batch(where, i, b)
+        try:
+            offsets, resnet = _steps_view(columns["resnet"], FEATURE_COLUMNS["resnet"])
+            _, slowfast = _steps_view(columns["slowfast"], FEATURE_COLUMNS["slowfast"])
+        except _DECODE_ERRORS as e:
+            raise DatasetError(
+                where, f"record batch {i}: cannot map its features ({type(e).__name__}: {e})"
+            ) from None
+        out.append(_Batch(b, where, first_row, offsets, resnet, slowfast))
+        first_row += b.num_rows
+    return out
+
+
+def _open_local_shard(storage: Storage, info: ShardInfo, verify: Verify) -> list[_Batch]:
+    path = storage.local_path(info.name)
+    where = str(path)
     if not path.is_file():
         raise DatasetError(path, "missing: the manifest lists this shard but the file is absent")
     st = path.stat()
@@ -213,42 +363,54 @@ def _open_shard(root: Path, info: ShardInfo, verify: Verify) -> list[_Batch]:
             path, f"{st.st_size} bytes, the manifest says {info.bytes} (truncated or replaced?)"
         )
     _check_sha256(path, info, st, verify)
+    return _read_batches(where, path, info)
+
+
+def _read_columns(storage: Storage, info: ShardInfo, names: Sequence[str]) -> pa.Table:
+    """Only the columns ``names`` of a remote shard, fetched with range reads of their
+    buffers (the footer, then each batch's metadata and those columns' buffers)."""
+    where = storage.uri(info.name)
+    schema = clip_schema()
+    fields = [schema.get_field_index(n) for n in names]
     try:
-        source = pa.memory_map(str(path), "r")
-        reader = pa.ipc.open_file(source)
-        schema = reader.schema
-        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
-    except (pa.ArrowException, OSError, ValueError) as e:
+        with storage.open_input(info.name) as source:
+            reader = pa.ipc.open_file(
+                source, options=pa.ipc.IpcReadOptions(included_fields=sorted(fields))
+            )
+            _check_schema(where, reader.schema)
+            batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+    except FileNotFoundError:
         raise DatasetError(
-            path, f"not a readable Arrow IPC file ({type(e).__name__}: {e})"
+            where, "missing: the dataset lists this shard but the object is absent"
         ) from None
-    version = schema_version_of(schema)
-    if version != SCHEMA_VERSION:
+    except (pa.ArrowException, OSError, ValueError) as e:
+        if isinstance(e, DatasetError):
+            raise
         raise DatasetError(
-            path,
-            f"shard schema version {version!r}, this toolkit reads version {SCHEMA_VERSION}"
-            if version is not None
-            else "not a HERO shard (its schema carries no hero.schema_version)",
-        )
-    if not schema.equals(clip_schema(), check_metadata=False):
-        raise DatasetError(path, "columns do not match the HERO clip schema of this version")
-    rows = sum(b.num_rows for b in batches)
-    if rows != info.rows:
-        raise DatasetError(path, f"{rows} rows, the manifest says {info.rows}")
-    out = []
-    first_row = 0
+            where, f"not a readable Arrow IPC file ({type(e).__name__}: {e})"
+        ) from None
     for i, b in enumerate(batches):
-        columns = _check_batch(path, i, b)
-        try:
-            offsets, resnet = _steps_view(columns["resnet"], FEATURE_COLUMNS["resnet"])
-            _, slowfast = _steps_view(columns["slowfast"], FEATURE_COLUMNS["slowfast"])
-        except _DECODE_ERRORS as e:
-            raise DatasetError(
-                path, f"record batch {i}: cannot map its features ({type(e).__name__}: {e})"
-            ) from None
-        out.append(_Batch(b, path, first_row, offsets, resnet, slowfast))
-        first_row += b.num_rows
-    return out
+        _check_batch(where, i, b)
+    table = pa.Table.from_batches(batches) if batches else None
+    if table is None or table.num_rows != info.rows:
+        got = 0 if table is None else table.num_rows
+        raise DatasetError(where, f"{got} rows, the manifest says {info.rows}")
+    return table.select(list(names))
+
+
+class _Shard:
+    """One shard of an open dataset; its batches are loaded on first use (at open, locally)."""
+
+    def __init__(self, info: ShardInfo, first_row: int) -> None:
+        self.info = info
+        self.first_row = first_row
+        self.batches: list[_Batch] | None = None
+        self.batch_rows: list[int] = []
+        self.clip_ids: list[str] | None = None
+
+    def set_batches(self, batches: list[_Batch]) -> None:
+        self.batches = batches
+        self.batch_rows = [b.first_row for b in batches]
 
 
 class HeroDataset(Sequence[ClipRecord]):
@@ -256,65 +418,123 @@ class HeroDataset(Sequence[ClipRecord]):
 
     Use :meth:`open`. ``len(ds)`` is the number of clips; ``ds[i]`` or ``ds["vid.3"]`` gives a
     :class:`ClipRecord` whose features are views; :meth:`features` gives just the features.
+
+    Attributes:
+        root: the dataset's location as given (a local path or a URL).
+        storage: its :class:`~hero_data.storage.Storage`.
+        snapshot: what was committed when it was opened (manifest + pending records).
+        manifest: ``snapshot.manifest`` (the config, the compacted shards).
+        shards: every shard of the snapshot, in row order.
     """
 
-    def __init__(self, root: Path, manifest: Manifest, batches: list[_Batch]) -> None:
-        self.root = root
-        self.manifest = manifest
-        self._batches = batches
-        self._first_row: list[int] = []
+    def __init__(self, storage: Storage, snap: Snapshot, verify: Verify) -> None:
+        self.storage = storage
+        self.root = storage.url
+        self.snapshot = snap
+        self.manifest = snap.manifest
+        self.shards: tuple[ShardInfo, ...] = snap.shards
+        self._verify = verify
+        self._shards: list[_Shard] = []
         n = 0
-        for b in batches:
-            self._first_row.append(n)
-            n += b.batch.num_rows
+        for info in snap.shards:
+            self._shards.append(_Shard(info, n))
+            n += info.rows
+        self._first_rows = [s.first_row for s in self._shards]
         self._len = n
         self._index: dict[str, int] | None = None
+        self._video_shards: dict[str, list[int]] | None = None
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str], verify: Verify = "auto") -> HeroDataset:
-        """Open ``root``; raises :class:`DatasetError` naming the file at fault.
+    def open(cls, root: str | os.PathLike[str] | Storage, verify: Verify = "auto") -> HeroDataset:
+        """Open ``root`` (a local folder or a URL); raises :class:`DatasetError` naming the
+        file at fault.
 
         ``verify``: ``"auto"`` checks each shard's sha256 unless that unchanged file was
         verified before, ``"full"`` always does, ``"fast"`` never does (see the module doc).
+        A local dataset's shards are all checked now; a remote one's when first used.
         """
         if verify not in VERIFY_MODES:
             raise ValueError(f"verify must be one of {', '.join(VERIFY_MODES)}, got {verify!r}")
-        root = Path(root)
-        manifest = load_manifest(root)
-        batches: list[_Batch] = []
-        for info in manifest.shards:
-            batches.extend(_open_shard(root, info, verify))
-        return cls(root, manifest, batches)
+        storage = open_storage(root if isinstance(root, Storage) else os.fspath(root))
+        ds = cls(storage, snapshot(storage), verify)
+        if storage.is_local:
+            for i in range(len(ds._shards)):
+                ds._load(i)
+        return ds
 
     def __len__(self) -> int:
         return self._len
 
-    def _locate(self, key: int | str) -> tuple[_Batch, int]:
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """The inputs that did not make it (``errors.jsonl`` entries), as of the snapshot."""
+        return list(self.snapshot.errors)
+
+    def _load(self, i: int) -> _Shard:
+        shard = self._shards[i]
+        if shard.batches is None:
+            if self.storage.is_local:
+                batches = _open_local_shard(self.storage, shard.info, self._verify)
+            else:
+                path = _fetch(self.storage, shard.info, self._verify)
+                batches = _read_batches(self.storage.uri(shard.info.name), path, shard.info)
+            shard.set_batches(batches)
+        return shard
+
+    def _row(self, key: int | str) -> int:
         if isinstance(key, str):
-            key = self.index_of(key)
-        elif isinstance(key, (int, np.integer)):
+            return self.index_of(key)
+        if isinstance(key, (int, np.integer)):
             key = int(key)
             if key < 0:
                 key += self._len
             if not 0 <= key < self._len:
                 raise IndexError(f"clip index {key} out of range for {self._len} clips")
-        else:
-            raise TypeError(f"index a dataset with an int or a clip id, not {type(key).__name__}")
-        b = bisect.bisect_right(self._first_row, key) - 1
-        return self._batches[b], key - self._first_row[b]
+            return key
+        raise TypeError(f"index a dataset with an int or a clip id, not {type(key).__name__}")
+
+    def _locate(self, key: int | str) -> tuple[_Batch, int]:
+        row = self._row(key)
+        shard = self._load(bisect.bisect_right(self._first_rows, row) - 1)
+        within = row - shard.first_row
+        assert shard.batches is not None
+        b = bisect.bisect_right(shard.batch_rows, within) - 1
+        return shard.batches[b], within - shard.batch_rows[b]
+
+    def _shard_clip_ids(self, i: int) -> list[str]:
+        shard = self._shards[i]
+        if shard.clip_ids is None:
+            if shard.batches is not None:
+                shard.clip_ids = [
+                    cid for b in shard.batches for cid in b.batch.column("clip_id").to_pylist()
+                ]
+            else:
+                table = _read_columns(self.storage, shard.info, ["clip_id"])
+                shard.clip_ids = table.column("clip_id").to_pylist()
+        return shard.clip_ids
 
     def index_of(self, clip_id: str) -> int:
-        """Row of ``clip_id``; ``KeyError`` if the dataset has no such clip."""
-        if self._index is None:
-            self._index = {cid: i for i, cid in enumerate(self.clip_ids())}
-        try:
-            return self._index[clip_id]
-        except KeyError:
-            raise KeyError(f"no clip {clip_id!r} in {self.root}") from None
+        """Row of ``clip_id``; ``KeyError`` if the dataset has no such clip. Looks only in the
+        shard(s) the manifest says hold the clip's video."""
+        if self._video_shards is None:
+            found: dict[str, list[int]] = {}
+            for i, s in enumerate(self._shards):
+                for v in s.info.videos:
+                    found.setdefault(v, []).append(i)
+            self._video_shards = found
+        video = clip_id.rsplit(".", 1)[0]
+        candidates = self._video_shards.get(video)
+        if candidates is None and any(not s.info.videos for s in self._shards):
+            candidates = [i for i, s in enumerate(self._shards) if not s.info.videos]
+        for i in candidates or ():
+            ids = self._shard_clip_ids(i)
+            with contextlib.suppress(ValueError):
+                return self._shards[i].first_row + ids.index(clip_id)
+        raise KeyError(f"no clip {clip_id!r} in {self.root}")
 
     def clip_ids(self) -> list[str]:
         """All clip ids in row order."""
-        return [cid for b in self._batches for cid in b.batch.column("clip_id").to_pylist()]
+        return [cid for i in range(len(self._shards)) for cid in self._shard_clip_ids(i)]
 
     def features(self, key: int | str) -> tuple[np.ndarray, np.ndarray]:
         """``(resnet (n, 2048), slowfast (n, 2304))`` float16 zero-copy views of one clip.
@@ -332,7 +552,7 @@ class HeroDataset(Sequence[ClipRecord]):
             return record_from_row(batch.batch, row, batch.resnet[lo:hi], batch.slowfast[lo:hi])
         except _DECODE_ERRORS as e:
             raise DatasetError(
-                batch.path,
+                batch.where,
                 f"row {batch.first_row + row}: not a valid clip ({type(e).__name__}: {e})",
             ) from None
 
@@ -341,11 +561,24 @@ class HeroDataset(Sequence[ClipRecord]):
             yield self[i]
 
     def table(self, columns: Sequence[str] | None = None) -> pa.Table:
-        """The dataset as one Arrow table (zero-copy over the mapped shards)."""
+        """The dataset as one Arrow table: zero-copy over the mapped shards. On object storage,
+        asking only for columns other than the features reads just those columns' bytes."""
         schema = clip_schema()
-        batches = [b.batch for b in self._batches]
-        table = pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()
-        return table.select(list(columns)) if columns is not None else table
+        names = list(columns) if columns is not None else schema.names
+        needs_features = any(n in FEATURE_COLUMNS for n in names)
+        parts: list[pa.Table] = []
+        for i, shard in enumerate(self._shards):
+            if shard.batches is None and (needs_features or self.storage.is_local):
+                self._load(i)
+            if shard.batches is not None:
+                if shard.batches:
+                    batches = [b.batch for b in shard.batches]
+                    parts.append(pa.Table.from_batches(batches, schema=schema).select(names))
+            else:
+                parts.append(_read_columns(self.storage, shard.info, names))
+        if not parts:
+            return schema.empty_table().select(names)
+        return pa.concat_tables(parts)
 
 
 def record_from_row(
@@ -389,6 +622,6 @@ def record_from_row(
     )
 
 
-def open_dataset(root: str | os.PathLike[str], verify: Verify = "auto") -> HeroDataset:
+def open_dataset(root: str | os.PathLike[str] | Storage, verify: Verify = "auto") -> HeroDataset:
     """:meth:`HeroDataset.open`."""
     return HeroDataset.open(root, verify=verify)

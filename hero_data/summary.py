@@ -11,14 +11,13 @@ import pyarrow.compute as pc
 from hero_data.grid import step_bounds
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
-from hero_data.writer import read_errors
 
 
 def summarize(ds: HeroDataset) -> dict[str, Any]:
     """Totals of a dataset: videos, clips, hours, steps, cues, failures by type, shards."""
     table = ds.table(["video_id", "clip_start", "clip_end", "num_frames", "cues"])
     seconds = pc.sum(pc.subtract(table["clip_end"], table["clip_start"])).as_py() or 0.0
-    errors = read_errors(ds.root)
+    errors = ds.errors
     return {
         "dataset": str(ds.root),
         "schema_version": ds.manifest.schema_version,
@@ -32,8 +31,8 @@ def summarize(ds: HeroDataset) -> dict[str, Any]:
         "cues": pc.sum(pc.list_value_length(table["cues"])).as_py() or 0,
         "failed_inputs": len(errors),
         "failed_by_type": dict(Counter(str(e.get("error_type", "?")) for e in errors)),
-        "shards": [{"name": s.name, "rows": s.rows, "bytes": s.bytes} for s in ds.manifest.shards],
-        "bytes": sum(s.bytes for s in ds.manifest.shards),
+        "shards": [{"name": s.name, "rows": s.rows, "bytes": s.bytes} for s in ds.shards],
+        "bytes": sum(s.bytes for s in ds.shards),
         "config": ds.manifest.config,
     }
 

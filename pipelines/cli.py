@@ -199,7 +199,9 @@ def _print_run_report(report: dict[str, Any]) -> None:
     help="Folder of videos (+ subtitles by name), or a .csv/.jsonl "
     "manifest; local or any fsspec URL.",
 )
-@click.option("--output", help="Dataset folder (created, or resumed).")
+@click.option(
+    "--output", help="Dataset: a folder, or s3://bucket/prefix, gs://... (created, or resumed)."
+)
 @click.option(
     "--config",
     "config_file",
@@ -237,7 +239,12 @@ def _print_run_report(report: dict[str, Any]) -> None:
 @click.option("--tokenizer", help="tokenizer.json or a folder with vocab.json + merges.txt.")
 @click.option("--video-timeout", type=float, help="Seconds per video [max(300, 4 x duration)].")
 @click.option("--max-attempts", type=int, help="Tries per video when workers die [3].")
-@click.option("--rows-per-shard", type=int, help="Clips per shard [1024].")
+@click.option("--rows-per-shard", type=int, help="Clips per shard, at most [1024].")
+@click.option(
+    "--compact-every",
+    type=float,
+    help="Seconds between folds of commit records into manifest.json [60].",
+)
 @click.option("--address", help="Ray cluster address (or RAY_ADDRESS) [start Ray here].")
 @click.option("--strict", is_flag=True, default=None, help="Exit 1 if any video failed.")
 @click.option(
@@ -267,11 +274,13 @@ def run(
     from extract.models import WeightsError
     from pipelines.config import ConfigError, build_config, load_config
     from pipelines.inputs import InputError
+    from hero_data.storage import open_storage
     from pipelines.run import run_pipeline
 
     overrides = {"input": input_, **flags}
     overrides["clip_length"] = overrides.pop("clip_seconds")
     overrides["video_timeout_s"] = overrides.pop("video_timeout")
+    overrides["compact_every_s"] = overrides.pop("compact_every")
     try:
         file_values = load_config(str(config_file)) if config_file else {}
         cfg = build_config(file_values, overrides, source=str(config_file) if config_file else None)
@@ -281,7 +290,7 @@ def run(
     except (ConfigError, InputError, WeightsError) as e:
         raise click.ClickException(str(e)) from None
     _print_run_report(report)
-    click.echo(f"report: {Path(cfg.output) / 'report.json'}")
+    click.echo(f"report: {open_storage(cfg.output).uri('report.json')}")
     if cfg.strict and report["videos_failed"]:
         raise SystemExit(1)
 

@@ -82,7 +82,10 @@ class RunConfig:
         timeout_per_video_second: seconds of timeout per second of video, when automatic.
         min_timeout_s: the least automatic timeout, seconds.
         max_attempts: tries per video (a crash or timeout is retried, bad data is not).
-        rows_per_shard: clips per Arrow shard.
+        rows_per_shard: clips per Arrow shard, at most (a shard holds one write task's
+            videos, never part of a video).
+        compact_every_s: seconds between two compactions of the commit records into
+            ``manifest.json`` and ``errors.jsonl`` while the run writes (and once at the end).
         address: Ray cluster address (``auto``, ``ray://host:10001``); ``None``: a local Ray.
         strict: exit with status 1 when any video failed (every failure is still recorded in
             errors.jsonl and the run still finishes the other videos).
@@ -111,6 +114,7 @@ class RunConfig:
     min_timeout_s: float = 300.0
     max_attempts: int = 3
     rows_per_shard: int = 1024
+    compact_every_s: float = 60.0
     address: str | None = None
     strict: bool = False
     overwrite: bool = False
@@ -243,6 +247,8 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
     _at_least("timeout_per_video_second", out["timeout_per_video_second"], 0.0)
     out["min_timeout_s"] = _number("min_timeout_s", out["min_timeout_s"])
     _at_least("min_timeout_s", out["min_timeout_s"], 0.0, strict=True)
+    out["compact_every_s"] = _number("compact_every_s", out["compact_every_s"])
+    _at_least("compact_every_s", out["compact_every_s"], 0.0, strict=True)
 
     if out["backend"] not in BACKENDS:
         raise _Invalid(

@@ -56,7 +56,7 @@ from hero_data.progress import Progress
 from hero_data.reader import HeroDataset
 from hero_data.schema import FEATURE_DIM, RESNET_DIM, ClipRecord
 from hero_data.types import Clip, Cue, check_id
-from hero_data.writer import DatasetWriter, ErrorLog
+from hero_data.writer import DatasetWriter
 
 log = logging.getLogger(__name__)
 
@@ -652,7 +652,8 @@ def export_hero_lmdb(
             if options.subtitles:
                 subs = _LmdbWriter(tmp / SUB_DB, 64 << 20)
             with Progress(force_terminal=None if options.progress else False) as progress:
-                bar = progress.add(f"export {ds.root.name} -> HERO LMDB", total=len(ds))
+                name = ds.root.rstrip("/").rsplit("/", 1)[-1]
+                bar = progress.add(f"export {name} -> HERO LMDB", total=len(ds))
                 for i, key in enumerate(keys):
                     record = ds[i]
                     if key in id2nframe:
@@ -691,7 +692,7 @@ def export_hero_lmdb(
         info = {
             "format": "hero-lmdb",
             "toolkit_version": __version__,
-            "dataset": str(ds.root.resolve()),
+            "dataset": str(Path(ds.root).resolve()) if ds.storage.is_local else ds.root,
             "keys": mode,
             "clips": len(keys),
             "steps": steps_total,
@@ -1189,7 +1190,6 @@ def import_hero_lmdb(
             sub_env.begin(buffers=True) if sub_env is not None else nullcontext() as sub_txn,
             Progress(force_terminal=None if options.progress else False) as progress,
         ):
-            errors = ErrorLog(writer.root)
             src = _Source(
                 feature_db, sub_db, txn, sub_txn, id2nframe, interval, options.clip_length, decode
             )
@@ -1199,7 +1199,9 @@ def import_hero_lmdb(
                     read = [src.read(key) for key in clip_keys]
                 except (HeroCompatError, lmdb.Error) as e:
                     log.error("%s: %s", video, e)
-                    errors.record(video_id=video, source=str(feature_db), stage="import", error=e)
+                    writer.record_failure(
+                        video_id=video, source=str(feature_db), stage="import", error=e
+                    )
                     summary.failed_videos.append(video)
                     progress.advance(bar, len(clip_keys))
                     continue

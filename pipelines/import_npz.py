@@ -41,7 +41,7 @@ from hero_data.manifest import MANIFEST_NAME
 from hero_data.progress import Progress
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 from hero_data.types import Cue, VideoInfo, safe_id
-from hero_data.writer import DatasetWriter, ErrorLog
+from hero_data.writer import DatasetWriter
 from pipelines.assemble import clip_records
 from pipelines.inputs import SUBTITLE_EXTENSIONS, InputError, read_subtitle_cues
 
@@ -356,11 +356,10 @@ def import_npz(
         ) as writer,
         Progress(force_terminal=None if options.progress else False) as progress,
     ):
-        errors = ErrorLog(writer.root)
 
         def fail(video_id: str, source: str, stage: str, error: BaseException) -> None:
             log.error("%s: %s", video_id, error)
-            errors.record(video_id=video_id, source=source, stage=stage, error=error)
+            writer.record_failure(video_id=video_id, source=source, stage=stage, error=error)
             summary.failed.append((video_id, str(error)))
 
         for video_id, found, message in unpaired:

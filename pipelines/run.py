@@ -4,26 +4,34 @@ Stages (one row per *video* all the way, so a video's clips travel and commit to
 
     list (driver) -> probe + read subtitles (tasks) -> decode, extract, then cut, align and
     tokenize (actor pool: models and tokenizer load once per actor; GPU actors when GPUs exist)
-    -> HeroDatasink (atomic shard commits under the dataset lock)
+    -> HeroDatasink (each write task commits its videos as one shard and one commit record)
 
 Aligning runs in the extraction actor, right after a video's features: it takes milliseconds,
 and a stage of its own cost a process, its imports and a copy of every video's features through
 the object store (measured in benchmarks/pipeline.py).
 
-Exactly once. The dataset's manifest lists, per committed shard, the videos whose clips it holds
-(whole videos only). A run starts by reading the manifest and ``errors.jsonl``: videos in
-either are done and skipped. The datasink's write task commits its videos' clips in one shard
-commit under the dataset's lock, and skips any video already committed (a write task retried
-after it committed cannot duplicate). Failed videos go to ``errors.jsonl``. Whatever kills a
-run (Ctrl-C, ``kill -9`` of the driver or a worker, a machine restart), running the same
-command again finishes the job: uncommitted work is redone, committed work is not.
+Exactly once (hero_data.commits has the protocol). The driver holds the dataset's lease for the
+whole run (a second run on the same output is refused), and plans from one snapshot: videos
+committed in a shard or recorded as failed, in the manifest or in records not yet compacted, are
+done and skipped. Each write task writes its videos' clips into a new shard and commits it,
+with its failed videos, by creating one record whose name is a hash of those video ids: a retry
+of the task asks for the same name and cannot commit them twice. Nothing on the write path
+reads the dataset or takes a lock, so a commit costs the same for the first shard and the
+millionth (benchmarks/scale.py). The driver compacts the records into ``manifest.json`` and
+``errors.jsonl`` every ``compact_every_s`` seconds and at the end. Whatever kills a run
+(Ctrl-C, ``kill -9`` of the driver or a worker, a machine restart), running the same command
+again finishes the job: uncommitted work is redone, committed work is not.
+
+Storage. Input and output are local paths or fsspec URLs (``s3://``, ``gs://``); every dataset
+read and write goes through :mod:`hero_data.storage`.
 
 Faults. Every error inside a stage becomes the video's failure row (``errors.jsonl``: stage,
 type, message). A per-video time budget stops a hung decode. A worker process that dies (out of
 memory, a crash in a native library) is restarted by Ray and its video retried, up to
 ``max_attempts`` tries; each try is logged in ``<output>/attempts.jsonl``, so when Ray gives up
 the driver knows which video killed its workers, records it as failed (``WorkerDied``) and
-starts the remaining videos again.
+starts the remaining videos again. The tries are counted by a small actor on the driver's node
+(:class:`AttemptLedger`), so the count works whatever the output's storage.
 """
 
 from __future__ import annotations
@@ -32,23 +40,25 @@ import json
 import logging
 import math
 import os
+import threading
 import time
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from align.readers import SubtitleError
-from hero_data.manifest import ERRORS_NAME, load_manifest, now_iso
+from hero_data.commits import snapshot
+from hero_data.lease import LeaseLostError
+from hero_data.manifest import ERRORS_NAME, now_iso
 from hero_data.schema import to_record_batch
+from hero_data.storage import open_storage
 from hero_data.types import Cue
-from hero_data.writer import DatasetWriter, ErrorLog, read_errors
+from hero_data.writer import DatasetWriter, ShardWriter, new_run_id
 from pipelines.config import RunConfig, resolve_cpus_per_worker, resolve_workers
 from pipelines.inputs import (
     VideoInput,
@@ -66,7 +76,6 @@ log = logging.getLogger(__name__)
 # interpreter are what we want anyway. Read when `ray` is imported, so set it first.
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
-ATTEMPTS_NAME = "attempts.jsonl"
 REPORT_NAME = "report.json"
 FAULT_EXIT_ENV = "HERO_FAULT_EXIT_ON_VIDEO"
 """Testing aid: a worker that starts extracting the video with this id exits at once (as an
@@ -182,15 +191,14 @@ class ExtractStage:
     """Holds the two models and the tokenizer (loaded once per actor); per call, extracts one
     video's features, then cuts, aligns and tokenizes it (:class:`AlignStage`)."""
 
-    def __init__(self, cfg: dict[str, Any], threads: int, output: str, run_id: str) -> None:
+    def __init__(self, cfg: dict[str, Any], threads: int, ledger: Any) -> None:
         import torch
 
         from extract.extractor import ExtractConfig, FeatureExtractor
 
         torch.set_num_threads(max(1, threads))
         self.cfg = RunConfig(**cfg)
-        self.ledger = Path(output) / ATTEMPTS_NAME
-        self.run_id = run_id
+        self.ledger = ledger
         self.extractor = FeatureExtractor(
             ExtractConfig(
                 frame_interval=self.cfg.frame_interval,
@@ -206,20 +214,9 @@ class ExtractStage:
         self.align = AlignStage(cfg)
 
     def _log(self, video_id: str, event: str) -> None:
-        line = (
-            json.dumps(
-                {
-                    "run": self.run_id,
-                    "video_id": video_id,
-                    "event": event,
-                    "pid": os.getpid(),
-                    "time": now_iso(),
-                }
-            )
-            + "\n"
-        )
-        with open(self.ledger, "a", encoding="utf-8") as f:
-            f.write(line)
+        import ray
+
+        ray.get(self.ledger.note.remote(video_id, event))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         out = []
@@ -250,6 +247,37 @@ class ExtractStage:
         row["t_extract"] = time.monotonic() - started
         self._log(row["video_id"], "end")
         return row, features
+
+
+class AttemptLedger:
+    """Counts, per video, the extraction tries that started and whether one ended, for one
+    run (a Ray actor on the driver's node). A worker that dies mid-video leaves a start with
+    no end; after ``max_attempts`` such starts the video is the one killing workers."""
+
+    def __init__(self) -> None:
+        self.starts: Counter[str] = Counter()
+        self.ended: set[str] = set()
+
+    def note(self, video_id: str, event: str) -> None:
+        if event == "start":
+            self.starts[video_id] += 1
+        else:
+            self.ended.add(video_id)
+
+    def state(self) -> tuple[dict[str, int], list[str]]:
+        return dict(self.starts), sorted(self.ended)
+
+
+def _ledger() -> Any:
+    """A fresh :class:`AttemptLedger` actor, pinned to this (the driver's) node."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    actor = ray.remote(num_cpus=0, max_restarts=0)(AttemptLedger)
+    return actor.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
+    ).remote()
 
 
 # -- cut, align, tokenize (inside the extraction actor) ----------------------------------
@@ -322,11 +350,12 @@ def _sink_class() -> type:
     from ray.data import Datasink
 
     class HeroDatasink(Datasink):
-        """Commits whole videos to the dataset, atomically, skipping videos already there."""
+        """Commits each write task's videos as one new shard and one commit record (and its
+        failed videos in the same record). Reads nothing of the dataset, takes no lock."""
 
-        def __init__(self, root: str, config: dict[str, Any], rows_per_shard: int) -> None:
+        def __init__(self, root: str, run_id: str, rows_per_shard: int) -> None:
             self.root = root
-            self.config = config
+            self.run_id = run_id
             self.rows_per_shard = rows_per_shard
             self.result: dict[str, Any] = {}
 
@@ -334,7 +363,6 @@ def _sink_class() -> type:
             stats: dict[str, Any] = {
                 "ok": 0,
                 "failed": Counter(),
-                "skipped": 0,
                 "clips": 0,
                 "steps": 0,
                 "cues": 0,
@@ -343,39 +371,19 @@ def _sink_class() -> type:
                 "t_extract": 0.0,
                 "t_align": 0.0,
                 "t_write": 0.0,
+                "commits": 0,
+                "commits_repeated": 0,
             }
             started = time.monotonic()
             rows = [r for block in blocks for r in block.to_pylist()]
-            with DatasetWriter(
-                self.root,
-                self.config,
-                mode="append",
-                wait_for_lock=3600,
-                max_rows_per_shard=self.rows_per_shard,
+            with ShardWriter(
+                self.root, run=self.run_id, max_rows_per_shard=self.rows_per_shard
             ) as writer:
-                done = writer.manifest.videos()
-                failed_before = {e.get("video_id") for e in read_errors(self.root)}
-                errors = ErrorLog(self.root)
                 for row in rows:
-                    vid = row["video_id"]
-                    if vid in done or vid in failed_before:
-                        stats["skipped"] += 1
-                        continue
                     for key in ("t_probe", "t_extract", "t_align"):
                         stats[key] += row.get(key) or 0.0
                     if row["status"] != "ok":
-                        continue
-                    writer.write_video(_records_from_ipc(row["clips_ipc"]))
-                    stats["ok"] += 1
-                    for key in ("clips", "steps", "cues"):
-                        stats[key] += row[key]
-                    stats["video_seconds"] += row["duration"] or 0.0
-                writer.commit_shard()  # this task's videos are now committed, together
-                for row in rows:
-                    if row["status"] != "ok" and row["video_id"] not in failed_before:
-                        if row["video_id"] in done:
-                            continue
-                        errors.record(
+                        writer.record_failure(
                             video_id=row["video_id"],
                             source=row["video_uri"],
                             stage=row["stage"],
@@ -383,6 +391,16 @@ def _sink_class() -> type:
                             message=row["error"],
                         )
                         stats["failed"][row["error_type"]] += 1
+                        continue
+                    writer.write_video(_records_from_ipc(row["clips_ipc"]))
+                    stats["ok"] += 1
+                    for key in ("clips", "steps", "cues"):
+                        stats[key] += row[key]
+                    stats["video_seconds"] += row["duration"] or 0.0
+            # An earlier try of this task that committed and then died (its result lost) made
+            # the same record: this try's copy was discarded, its videos count once, here.
+            stats["commits"] = len(writer.outcomes)
+            stats["commits_repeated"] = sum(o != "created" for o, _ in writer.outcomes)
             stats["t_write"] = time.monotonic() - started
             stats["failed"] = dict(stats["failed"])
             return stats
@@ -453,27 +471,6 @@ def _inputs(
     return list(listing.inputs), {}, [], []
 
 
-def _attempts(root: Path, run_id: str) -> tuple[Counter[str], set[str]]:
-    """Starts per video in this run, and the videos whose extraction ended."""
-    starts: Counter[str] = Counter()
-    ended: set[str] = set()
-    path = root / ATTEMPTS_NAME
-    if not path.exists():
-        return starts, ended
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if entry.get("run") != run_id:
-            continue
-        if entry.get("event") == "start":
-            starts[entry["video_id"]] += 1
-        elif entry.get("event") == "end":
-            ended.add(entry["video_id"])
-    return starts, ended
-
-
 def _start_ray(cfg: RunConfig) -> None:
     import ray
 
@@ -500,7 +497,7 @@ def _start_ray(cfg: RunConfig) -> None:
 
 
 def _execute(
-    cfg: RunConfig, todo: list[dict[str, Any]], config: dict[str, Any], run_id: str, progress: bool
+    cfg: RunConfig, todo: list[dict[str, Any]], run_id: str, ledger: Any, progress: bool
 ) -> dict[str, Any]:
     import ray
     import ray.data
@@ -525,7 +522,7 @@ def _execute(
         per_actor,
         f" and {cfg.gpus_per_worker} GPU" if use_gpu else "",
     )
-    sink = _sink_class()(cfg.output, config, cfg.rows_per_shard)
+    sink = _sink_class()(cfg.output, run_id, cfg.rows_per_shard)
     retries = max(cfg.max_attempts - 1, 0)
     # Ray Data's actor pools restart dead actors and retry their tasks forever by default, which
     # would loop on a video that kills its worker. In Ray 2.60 the limits are still passed as
@@ -544,8 +541,7 @@ def _execute(
             fn_constructor_kwargs={
                 "cfg": cfg_dict,
                 "threads": round(threads),
-                "output": cfg.output,
-                "run_id": run_id,
+                "ledger": ledger,
             },
             max_restarts=retries,
             max_task_retries=retries,
@@ -555,75 +551,125 @@ def _execute(
     return sink.result
 
 
+class _Compactor:
+    """Folds commit records into the manifest every ``every_s`` seconds from a daemon thread,
+    while the run writes (the driver's own thread waits on Ray). A failure is logged and tried
+    again at the next tick; a lost lease stops it (the driver raises it afterwards)."""
+
+    def __init__(self, owner: DatasetWriter, every_s: float) -> None:
+        self.owner = owner
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hero-compact", daemon=True)
+
+    def __enter__(self) -> _Compactor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                stats = self.owner.compact()
+            except LeaseLostError:
+                return
+            except Exception as e:
+                log.warning("compacting %s failed (will try again): %s", self.owner.root, e)
+                continue
+            if stats.records:
+                log.info(
+                    "compacted %d commit records (%d shards) in %.2f s",
+                    stats.records,
+                    stats.shards_added,
+                    stats.seconds,
+                )
+
+
 def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the job; returns the report (also written to ``report.json``)."""
     started = time.monotonic()
     inputs, cues_by_id, excluded, failed = _inputs(cfg)
     check_inputs(inputs)
-    root = Path(cfg.output)
     config = dataset_config(cfg)
+    run_id = new_run_id()
     mode = "overwrite" if cfg.overwrite else "append"
-    with DatasetWriter(root, config, mode=mode, max_rows_per_shard=cfg.rows_per_shard):
-        pass  # creates or checks the dataset: another config is refused here, before any work
-    if cfg.overwrite:
-        (root / ATTEMPTS_NAME).unlink(missing_ok=True)
-    done = load_manifest(root).videos() | {e.get("video_id") for e in read_errors(root)}
-    for x in failed:  # failed before any work (a broken caption entry): recorded once
-        if x["video_id"] not in done:
-            ErrorLog(root).record(
-                video_id=x["video_id"],
-                source=x["video_uri"],
-                stage=x["stage"],
-                error_type=x["error_type"],
-                message=x["error"],
-            )
-    todo = [
-        {
-            **inp.to_dict(),
-            "cues_json": _cues_json(cues_by_id[inp.video_id])
-            if inp.video_id in cues_by_id
-            else None,
-        }
-        for inp in inputs
-        if inp.video_id not in done
-    ]
-    for item in todo:
-        item.pop("type", None)
-    log.info(
-        "%d inputs, %d already done, %d to process", len(inputs), len(inputs) - len(todo), len(todo)
-    )
-    run_id = uuid.uuid4().hex
     totals: list[dict[str, Any]] = []
-    rounds = 0
-    while todo:
-        rounds += 1
-        _start_ray(cfg)
-        try:
-            totals.append(_execute(cfg, todo, config, run_id, progress))
-            break
-        except Exception as e:
-            # A worker died more often than allowed: find the video(s) it died on.
-            starts, ended = _attempts(root, run_id)
-            done = load_manifest(root).videos() | {x.get("video_id") for x in read_errors(root)}
-            poison = [
-                v
-                for v, n in starts.items()
-                if n >= cfg.max_attempts and v not in ended and v not in done
-            ]
-            if not poison or rounds > 20:
-                raise
-            errors = ErrorLog(root)
-            for item in todo:
-                if item["video_id"] in poison:
-                    errors.record(
-                        video_id=item["video_id"],
-                        source=item["video_uri"],
-                        stage="extract",
-                        error_type="WorkerDied",
-                        message=f"{item['video_uri']}: the worker extracting it died "
-                        f"{starts[item['video_id']]} times ({type(e).__name__})",
-                    )
-            todo = [t for t in todo if t["video_id"] not in done and t["video_id"] not in poison]
+    with DatasetWriter(
+        cfg.output,
+        config,
+        mode=mode,
+        max_rows_per_shard=cfg.rows_per_shard,
+        run=run_id,
+        command="hero run",
+    ) as owner:  # the lease: one run per output; another config is refused here
+        done = owner.snapshot().done()
+        for x in failed:  # failed before any work (a broken caption entry): recorded once
+            if x["video_id"] not in done:
+                owner.record_failure(
+                    video_id=x["video_id"],
+                    source=x["video_uri"],
+                    stage=x["stage"],
+                    error_type=x["error_type"],
+                    message=x["error"],
+                )
+        owner.flush()
+        todo = [
+            {
+                **inp.to_dict(),
+                "cues_json": _cues_json(cues_by_id[inp.video_id])
+                if inp.video_id in cues_by_id
+                else None,
+            }
+            for inp in inputs
+            if inp.video_id not in done
+        ]
+        for item in todo:
+            item.pop("type", None)
+        log.info(
+            "%d inputs, %d already done, %d to process",
+            len(inputs),
+            len(inputs) - len(todo),
+            len(todo),
+        )
+        rounds = 0
+        ledger = None
+        with _Compactor(owner, cfg.compact_every_s):
+            while todo:
+                rounds += 1
+                _start_ray(cfg)
+                if ledger is None:
+                    ledger = _ledger()
+                try:
+                    totals.append(_execute(cfg, todo, run_id, ledger, progress))
+                    break
+                except Exception as e:
+                    # A worker died more often than allowed: find the video(s) it died on.
+                    import ray
+
+                    starts, ended = ray.get(ledger.state.remote())
+                    done = owner.snapshot().done()
+                    poison = [
+                        v
+                        for v, n in starts.items()
+                        if n >= cfg.max_attempts and v not in ended and v not in done
+                    ]
+                    if not poison or rounds > 20:
+                        raise
+                    for item in todo:
+                        if item["video_id"] in poison:
+                            owner.record_failure(
+                                video_id=item["video_id"],
+                                source=item["video_uri"],
+                                stage="extract",
+                                error_type="WorkerDied",
+                                message=f"{item['video_uri']}: the worker extracting it died "
+                                f"{starts[item['video_id']]} times ({type(e).__name__})",
+                            )
+                    owner.flush()
+                    todo = [t for t in todo if t["video_id"] not in done | set(poison)]
     inputs += [VideoInput(x["video_id"], x["video_uri"]) for x in failed]
     return _report(cfg, inputs, excluded, totals, time.monotonic() - started)
 
@@ -635,12 +681,11 @@ def _report(
     totals: list[dict[str, Any]],
     wall: float,
 ) -> dict[str, Any]:
-    root = Path(cfg.output)
-    manifest = load_manifest(root)
-    errors = read_errors(root)
+    storage = open_storage(cfg.output)
+    snap = snapshot(storage)
     ids = {i.video_id for i in inputs}
-    committed = manifest.videos() & ids
-    failed = {e["video_id"]: e for e in errors if e.get("video_id") in ids}
+    committed = snap.videos() & ids
+    failed = {e["video_id"]: e for e in snap.errors if e.get("video_id") in ids}
     this_run: dict[str, Any] = {}
     for t in totals:
         for k, v in t.items():
@@ -650,7 +695,7 @@ def _report(
                 this_run[k] = this_run.get(k, 0) + v
     video_hours = this_run.get("video_seconds", 0.0) / 3600
     report = {
-        "output": str(root),
+        "output": storage.url,
         "finished": now_iso(),
         "inputs": len(inputs),
         "videos_ok": len(committed),
@@ -658,13 +703,14 @@ def _report(
         "unaccounted": sorted(ids - committed - set(failed)),
         "failed_by_reason": dict(Counter(e.get("error_type", "?") for e in failed.values())),
         "excluded_by_language": excluded,
-        "dataset": {"clips": manifest.num_rows, "shards": len(manifest.shards)},
+        "dataset": {"clips": snap.num_rows, "shards": len(snap.shards)},
         "this_run": {
             "videos_ok": this_run.get("ok", 0),
             "videos_failed": dict(this_run.get("failed", {})),
             "clips": this_run.get("clips", 0),
             "steps": this_run.get("steps", 0),
             "cues": this_run.get("cues", 0),
+            "commits": this_run.get("commits", 0),
             "video_hours": video_hours,
             "wall_s": wall,
             "video_hours_per_hour": video_hours / (wall / 3600) if wall > 0 else 0.0,
@@ -672,7 +718,7 @@ def _report(
                 k[2:]: this_run.get(k, 0.0) for k in ("t_probe", "t_extract", "t_align", "t_write")
             },
         },
-        "errors_file": str(root / ERRORS_NAME),
+        "errors_file": storage.uri(ERRORS_NAME),
     }
-    (root / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    storage.put(REPORT_NAME, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return report

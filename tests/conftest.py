@@ -40,6 +40,13 @@ def _hero_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
 
 
+def shard_files(root: str | os.PathLike[str]) -> list[Path]:
+    """The shard files of a local dataset, in row order (compacted, then pending records)."""
+    from hero_data.commits import snapshot
+
+    return [Path(root) / s.name for s in snapshot(os.fspath(root)).shards]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     gpu_items = [i for i in items if i.get_closest_marker("gpu")]
     if not gpu_items:

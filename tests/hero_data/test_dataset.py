@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,11 +17,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from hero_data.commits import snapshot
 from hero_data.manifest import MANIFEST_NAME, DatasetError, load_manifest, sha256_file
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord, clip_schema, to_record_batch
 from hero_data.types import Clip
 from hero_data.writer import DatasetWriter, ErrorLog, read_errors
+from tests.conftest import shard_files
 
 CONFIG = {"frame_interval": 1.5, "clip_length": 60.0, "models": {"resnet": "random"}}
 
@@ -103,11 +106,12 @@ def test_manifest_counts_and_checksums(tmp_path, records):
         path = tmp_path / "ds" / shard.name
         assert shard.bytes == path.stat().st_size
         assert shard.sha256 == sha256_file(path)
-    assert [s.name for s in manifest.shards] == [
-        "shards/part-00000.arrow",
-        "shards/part-00001.arrow",
-        "shards/part-00002.arrow",
-    ]
+    # Whole videos per shard: v0 and v1 (4 clips), v2 and v3, then "tiny".
+    assert [s.videos for s in manifest.shards] == [("v0", "v1"), ("v2", "v3"), ("tiny",)]
+    assert [s.video_rows for s in manifest.shards] == [(2, 2), (2, 2), (1,)]
+    names = [s.name for s in manifest.shards]
+    assert len(set(names)) == 3
+    assert all(re.fullmatch(r"shards/[0-9a-f]{12}-[0-9a-f]{16}\.arrow", n) for n in names)
 
 
 def test_record_validation(record_factory):
@@ -137,11 +141,14 @@ def test_create_refuses_existing_dataset(tmp_path, records):
 
 
 def test_append_continues_and_refuses_other_config(tmp_path, records):
-    write(tmp_path / "ds", records[:3])
-    write(tmp_path / "ds", records[3:], mode="append")
+    write(tmp_path / "ds", records[:4])
+    write(tmp_path / "ds", records[4:], mode="append")
     ds = HeroDataset.open(tmp_path / "ds", verify="full")
     assert [r.clip_id for r in ds] == [r.clip_id for r in records]
-    assert [s.name for s in ds.manifest.shards][-1] == "shards/part-00001.arrow"
+    assert len(ds.manifest.shards) == 2
+    # A video's clips are committed together: more clips of a committed video are refused.
+    with pytest.raises(DatasetError, match=r"already holds video 'v0'"):
+        write(tmp_path / "ds", [records[0]], mode="append")
     with pytest.raises(DatasetError, match=r"another config \(differs in \['clip_length'\]\)"):
         with DatasetWriter(tmp_path / "ds", {**CONFIG, "clip_length": 30.0}, mode="append"):
             pass
@@ -159,7 +166,7 @@ def test_one_writer_at_a_time(tmp_path, records):
     root = tmp_path / "ds"
     with DatasetWriter(root, CONFIG, max_rows_per_shard=2) as first:
         first.write_many(records[:3])
-        with pytest.raises(DatasetError, match=r"\.lock: another writer has this dataset open"):
+        with pytest.raises(DatasetError, match=r"_lease: another run is writing this dataset"):
             DatasetWriter(root, CONFIG, mode="append").open()
         first.write_many(records[3:4])
     write(root, records[4:], mode="append")  # free again once the first closed
@@ -175,17 +182,14 @@ def test_exception_mid_shard_keeps_only_complete_shards(tmp_path, records):
     root = tmp_path / "ds"
     with pytest.raises(RuntimeError, match="boom"):
         with DatasetWriter(root, CONFIG, max_rows_per_shard=3, batch_rows=1) as w:
-            for r in records[:7]:  # 2 shards committed, 1 clip in the third
+            for r in records[:7]:  # v0 and v1 committed; v2 and v3.0 in the second shard
                 w.write(r)
             raise RuntimeError("boom")
     ds = HeroDataset.open(root, verify="full")
-    assert [r.clip_id for r in ds] == [r.clip_id for r in records[:6]]
-    assert sorted(p.name for p in (root / "shards").iterdir()) == [
-        "part-00000.arrow",
-        "part-00001.arrow",
-    ]
+    assert [r.clip_id for r in ds] == [r.clip_id for r in records[:4]]
+    assert [p.name for p in (root / "shards").iterdir()] == [shard_files(root)[0].name]
     # Appending after the failure continues cleanly.
-    write(root, records[6:], mode="append")
+    write(root, records[4:], mode="append")
     assert [r.clip_id for r in HeroDataset.open(root, verify="full")] == [
         r.clip_id for r in records
     ]
@@ -211,7 +215,7 @@ def _stop_mid_shard(proc: subprocess.Popen, root: Path) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            committed = len(load_manifest(root).shards)
+            committed = len(snapshot(root).shards)
         except DatasetError:  # not created yet
             committed = 0
         if committed >= 2:
@@ -219,8 +223,8 @@ def _stop_mid_shard(proc: subprocess.Popen, root: Path) -> int:
             _, status = os.waitpid(proc.pid, os.WUNTRACED)  # returns once it has stopped
             if not os.WIFSTOPPED(status):
                 pytest.fail(f"the writer ended (wait status {status}) instead of stopping")
-            if list((root / "shards").glob(".part-*.tmp")):
-                return len(load_manifest(root).shards)  # stopped: nothing changes any more
+            if list((root / "shards").glob(".*.tmp")):
+                return len(snapshot(root).shards)  # stopped: nothing changes any more
             proc.send_signal(signal.SIGCONT)  # caught between two shards; try again
         if proc.poll() is not None:
             pytest.fail(f"the writer exited with {proc.returncode}")
@@ -239,13 +243,14 @@ def test_sigkill_mid_shard_leaves_a_readable_dataset(tmp_path, record_factory):
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert list((root / "shards").glob(".part-*.tmp"))  # the shard it was writing, left behind
+    assert list((root / "shards").glob(".*.tmp"))  # the shard it was writing, left behind
     ds = HeroDataset.open(root, verify="full")
     n = len(ds)
     assert n == 3 * committed  # whole shards only: the ones committed before the kill
     for i in (0, n // 2, n - 1):
         assert_same(ds[i], record_factory(f"v{i}", 0, 30.0, seed=i, n_cues=2))
-    # Reopening for append removes the leftovers and carries on from the committed state.
+    # Appending takes over the dead writer's lease at once, carries on from the committed
+    # state, and removes the dead writer's leftovers (its run has ended) when it closes.
     with DatasetWriter(root, {"k": 1}, mode="append") as w:
         w.write(record_factory("after", 0, 30.0, seed=1))
     names = sorted(p.name for p in (root / "shards").iterdir())
@@ -259,7 +264,7 @@ def test_uncommitted_shard_is_removed_on_reopen(tmp_path, records):
     root = tmp_path / "ds"
     write(root, records[:2])
     stray = root / "shards" / "part-00001.arrow"
-    stray.write_bytes((root / "shards" / "part-00000.arrow").read_bytes())
+    stray.write_bytes(shard_files(root)[0].read_bytes())
     assert len(HeroDataset.open(root)) == 2  # readers go by the manifest
     write(root, records[2:3], mode="append")
     ds = HeroDataset.open(root, verify="full")
@@ -292,18 +297,19 @@ def _refresh_shard_entry(root: Path, index: int) -> None:
 
 
 def test_missing_shard(dataset):
-    (dataset / "shards" / "part-00001.arrow").unlink()
-    with pytest.raises(DatasetError, match=r"part-00001\.arrow: missing"):
+    shard = shard_files(dataset)[1]
+    shard.unlink()
+    with pytest.raises(DatasetError, match=rf"{shard.name}: missing"):
         HeroDataset.open(dataset)
 
 
 def test_wrong_checksum(dataset):
-    path = dataset / "shards" / "part-00000.arrow"
+    path = shard_files(dataset)[0]
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one feature byte changed
     path.write_bytes(bytes(data))
     for kwargs in ({}, {"verify": "auto"}, {"verify": "full"}):  # the default is "auto"
-        with pytest.raises(DatasetError, match=r"part-00000\.arrow: sha256 .* does not match"):
+        with pytest.raises(DatasetError, match=rf"{path.name}: sha256 .* does not match"):
             HeroDataset.open(dataset, **kwargs)
     # "fast" is for trusted data: it skips hashing, and a feature byte has no structure to check.
     assert len(HeroDataset.open(dataset, verify="fast")) == 9
@@ -315,18 +321,18 @@ def test_unknown_verify_mode(dataset):
 
 
 def test_truncated_shard(dataset):
-    path = dataset / "shards" / "part-00001.arrow"
+    path = shard_files(dataset)[1]
     path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(DatasetError, match=r"part-00001\.arrow: 5000 bytes, the manifest says"):
+    with pytest.raises(DatasetError, match=rf"{path.name}: 5000 bytes, the manifest says"):
         HeroDataset.open(dataset)
     _refresh_shard_entry(dataset, 1)  # even with a manifest that agrees, a clear error
-    with pytest.raises(DatasetError, match=r"part-00001\.arrow: not a readable Arrow IPC file"):
+    with pytest.raises(DatasetError, match=rf"{path.name}: not a readable Arrow IPC file"):
         HeroDataset.open(dataset, verify="full")
 
 
 @pytest.mark.parametrize("kind", ["garbage", "parquet", "foreign_arrow", "old_schema"])
 def test_foreign_shard(dataset, records, kind):
-    path = dataset / "shards" / "part-00000.arrow"
+    path = shard_files(dataset)[0]
     if kind == "garbage":
         path.write_bytes(b"this is not an arrow file\n" * 100)
         expected = "not a readable Arrow IPC file"
@@ -344,15 +350,17 @@ def test_foreign_shard(dataset, records, kind):
             w.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
         expected = "shard schema version 0, this toolkit reads version 1"
     _refresh_shard_entry(dataset, 0)
-    with pytest.raises(DatasetError, match=rf"part-00000\.arrow: {expected}"):
+    with pytest.raises(DatasetError, match=rf"{path.name}: {expected}"):
         HeroDataset.open(dataset)
 
 
 def test_row_count_disagrees(dataset):
     data = json.loads((dataset / MANIFEST_NAME).read_text())
     data["shards"][0]["rows"] += 1
+    data["shards"][0]["video_rows"][0] += 1  # the manifest agrees with itself, not the shard
     (dataset / MANIFEST_NAME).write_text(json.dumps(data))
-    with pytest.raises(DatasetError, match=r"part-00000\.arrow: 4 rows, the manifest says 5"):
+    name = shard_files(dataset)[0].name
+    with pytest.raises(DatasetError, match=rf"{name}: 4 rows, the manifest says 5"):
         HeroDataset.open(dataset)
 
 

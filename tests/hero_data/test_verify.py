@@ -15,6 +15,7 @@ import hero_data.reader as reader
 from hero_data.manifest import DatasetError
 from hero_data.reader import HeroDataset, verification_cache_dir
 from hero_data.writer import DatasetWriter
+from tests.conftest import shard_files
 
 HOUR_NS = 3600 * 10**9
 
@@ -71,10 +72,13 @@ def dataset(tmp_path, record_factory) -> Path:
     return root
 
 
-SHARDS = ["part-00000.arrow", "part-00001.arrow"]
+@pytest.fixture
+def SHARDS(dataset) -> list[str]:
+    """The dataset's two shard file names, in row order."""
+    return [p.name for p in shard_files(dataset)]
 
 
-def test_second_open_hits_the_cache(dataset, cache, hashes):
+def test_second_open_hits_the_cache(dataset, cache, hashes, SHARDS):
     HeroDataset.open(dataset)
     assert hashes == SHARDS
     assert len(list((cache / "verified-shards").glob("*.json"))) == 2
@@ -86,13 +90,13 @@ def test_second_open_hits_the_cache(dataset, cache, hashes):
     assert hashes == SHARDS * 2
 
 
-def test_full_records_what_it_verified(dataset, cache, hashes):
+def test_full_records_what_it_verified(dataset, cache, hashes, SHARDS):
     HeroDataset.open(dataset, verify="full")
     HeroDataset.open(dataset)
     assert hashes == SHARDS
 
 
-def test_touched_or_rewritten_shard_is_hashed_again(dataset, cache, hashes):
+def test_touched_or_rewritten_shard_is_hashed_again(dataset, cache, hashes, SHARDS):
     shard = dataset / "shards" / SHARDS[0]
     HeroDataset.open(dataset)
     hashes.clear()
@@ -115,7 +119,7 @@ def test_touched_or_rewritten_shard_is_hashed_again(dataset, cache, hashes):
     assert hashes == [SHARDS[0]]
 
 
-def test_corruption_after_a_verified_open_is_caught(dataset, cache):
+def test_corruption_after_a_verified_open_is_caught(dataset, cache, SHARDS):
     """The worst case for the cache: same size, and the old mtime put back after the change."""
     shard = dataset / "shards" / SHARDS[1]
     HeroDataset.open(dataset)
@@ -123,11 +127,11 @@ def test_corruption_after_a_verified_open_is_caught(dataset, cache):
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0x01
     _rewrite(shard, bytes(data), mtime)
-    with pytest.raises(DatasetError, match=r"part-00001\.arrow: sha256 .* does not match"):
+    with pytest.raises(DatasetError, match=rf"{SHARDS[1]}: sha256 .* does not match"):
         HeroDataset.open(dataset)
 
 
-def test_moved_dataset_is_hashed_again(dataset, cache, hashes, tmp_path):
+def test_moved_dataset_is_hashed_again(dataset, cache, hashes, SHARDS, tmp_path):
     HeroDataset.open(dataset)
     moved = tmp_path / "moved"
     dataset.rename(moved)
@@ -143,23 +147,25 @@ def test_freshly_written_shard_is_not_cached(tmp_path, cache, hashes, record_fac
         w.write(record_factory("v", 0, 9.0))
     HeroDataset.open(root)
     HeroDataset.open(root)
-    assert hashes == [SHARDS[0]] * 2
+    assert hashes == [shard_files(root)[0].name] * 2
     assert not (cache / "verified-shards").exists()
 
 
-def test_mismatch_is_not_cached(dataset, cache, hashes):
+def test_mismatch_is_not_cached(dataset, cache, hashes, SHARDS):
     shard = dataset / "shards" / SHARDS[0]
     data = bytearray(shard.read_bytes())
     data[-100] ^= 0x01
     shard.write_bytes(bytes(data))
     _age(shard)
     for _ in range(2):
-        with pytest.raises(DatasetError, match=r"part-00000\.arrow: sha256"):
+        with pytest.raises(DatasetError, match=rf"{SHARDS[0]}: sha256"):
             HeroDataset.open(dataset)
     assert hashes == [SHARDS[0]] * 2
 
 
-def test_unwritable_cache_never_fails_an_open(dataset, tmp_path, monkeypatch, hashes, caplog):
+def test_unwritable_cache_never_fails_an_open(
+    dataset, tmp_path, monkeypatch, hashes, SHARDS, caplog
+):
     not_a_dir = tmp_path / "a-file"
     not_a_dir.write_text("")
     monkeypatch.setenv("HERO_CACHE_DIR", str(not_a_dir / "cache"))
@@ -170,7 +176,7 @@ def test_unwritable_cache_never_fails_an_open(dataset, tmp_path, monkeypatch, ha
     assert hashes == SHARDS * 2  # verified both times, nothing remembered
 
 
-def test_damaged_cache_entries_are_misses(dataset, cache, hashes):
+def test_damaged_cache_entries_are_misses(dataset, cache, hashes, SHARDS):
     HeroDataset.open(dataset)
     entries = sorted((cache / "verified-shards").glob("*.json"))
     entries[0].write_text("{not json")
