@@ -256,7 +256,25 @@ class Lease:
         with self._lock:
             if self._lost is not None or self.epoch < 0:
                 return
-            with contextlib.suppress(StorageError):
+            try:
                 if self.storage.create(_name(self.epoch + 1), self._body(released=True)):
                     self.epoch += 1
                     self._prune()
+                    return
+            except StorageError as e:  # a full disk, say: remove our epochs instead
+                log.warning("could not hand back the lease of %s: %s", self.storage.url, e)
+            self._forget_own_epochs()
+
+    def _forget_own_epochs(self) -> None:
+        """Delete this lease's epochs, newest first, so that the last one left is a previous
+        holder's (or none): the dataset is free again."""
+        for epoch in reversed(_epochs(self.storage)):
+            data = self.storage.read_optional(_name(epoch))
+            try:
+                mine = data is not None and Holder.parse(data, epoch).run == self.run
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                mine = False
+            if not mine:
+                return
+            with contextlib.suppress(StorageError):
+                self.storage.delete(_name(epoch))

@@ -308,7 +308,8 @@ def _check_batch(where: str, index: int, batch: pa.RecordBatch) -> dict[str, pa.
     return columns
 
 
-def _check_schema(where: str, schema: pa.Schema) -> None:
+def _check_schema(where: str, schema: pa.Schema, names: Sequence[str] | None = None) -> None:
+    """The shard's schema is this toolkit's (``names``: only these columns were read)."""
     version = schema_version_of(schema)
     if version != SCHEMA_VERSION:
         raise DatasetError(
@@ -317,7 +318,10 @@ def _check_schema(where: str, schema: pa.Schema) -> None:
             if version is not None
             else "not a HERO shard (its schema carries no hero.schema_version)",
         )
-    if not schema.equals(clip_schema(), check_metadata=False):
+    want = clip_schema()
+    if names is not None:
+        want = pa.schema([want.field(n) for n in want.names if n in names])
+    if not schema.equals(want, check_metadata=False):
         raise DatasetError(where, "columns do not match the HERO clip schema of this version")
 
 
@@ -377,7 +381,7 @@ def _read_columns(storage: Storage, info: ShardInfo, names: Sequence[str]) -> pa
             reader = pa.ipc.open_file(
                 source, options=pa.ipc.IpcReadOptions(included_fields=sorted(fields))
             )
-            _check_schema(where, reader.schema)
+            _check_schema(where, reader.schema, names)
             batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
     except FileNotFoundError:
         raise DatasetError(

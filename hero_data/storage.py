@@ -50,13 +50,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRIES = 6
-"""Tries of one remote operation when its errors are transient."""
+"""Tries of one remote operation when its errors are transient (``$HERO_STORAGE_RETRIES``)."""
 
 BACKOFF_S = 0.25
 """First wait between tries, seconds; it doubles each time (with jitter), up to
 :data:`MAX_BACKOFF_S`."""
 
 MAX_BACKOFF_S = 8.0
+
+RETRIES_ENV = "HERO_STORAGE_RETRIES"
+BACKOFF_ENV = "HERO_STORAGE_BACKOFF_S"
 
 _PERSISTENT_ERRNOS = {
     errno.ENOSPC,
@@ -99,9 +102,11 @@ def is_transient(error: BaseException) -> bool:
     return type(error).__module__.split(".")[0] in _TRANSIENT_MODULES
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
+    """One line for a storage error, saying plainly when the disk is full."""
     text = str(error) or type(error).__name__
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full or "No space left on device" in text:
         return f"no space left on the device ({text})"
     return f"{type(error).__name__}: {text}"
 
@@ -247,7 +252,7 @@ class LocalStorage(Storage):
         return self.root / rel if rel else self.root
 
     def _fail(self, rel: str, action: str, error: BaseException) -> StorageError:
-        return StorageError(self.uri(rel), f"cannot {action}: {_describe(error)}")
+        return StorageError(self.uri(rel), f"cannot {action}: {describe_error(error)}")
 
     def read_bytes(self, rel: str) -> bytes:
         try:
@@ -374,11 +379,20 @@ class FsspecStorage(Storage):
     is_local = False
 
     def __init__(
-        self, url: str, *, retries: int = RETRIES, backoff_s: float = BACKOFF_S, fs: Any = None
+        self,
+        url: str,
+        *,
+        retries: int | None = None,
+        backoff_s: float | None = None,
+        fs: Any = None,
     ) -> None:
         super().__init__(url)
-        self.retries = max(1, retries)
-        self.backoff_s = backoff_s
+        if retries is None:
+            retries = _env_number(RETRIES_ENV, RETRIES, int)
+        if backoff_s is None:
+            backoff_s = _env_number(BACKOFF_ENV, BACKOFF_S, float)
+        self.retries = max(1, int(retries))
+        self.backoff_s = max(0.0, float(backoff_s))
         self._fs = fs
         self._root: str | None = None
 
@@ -417,21 +431,29 @@ class FsspecStorage(Storage):
         for attempt in range(1, self.retries + 1):
             try:
                 return op()
-            except (FileNotFoundError, FileExistsError):
+            except FileNotFoundError as e:
+                if action in ("read", "look up", "download", "open"):
+                    raise  # the object is absent: the caller decides what that means
+                raise StorageError(  # writing: the bucket or its prefix is not there
+                    self.uri(rel), f"cannot {action}: {describe_error(e)} (no such bucket?)"
+                ) from e
+            except FileExistsError:
                 raise
             except Exception as e:
                 if not is_transient(e):
-                    raise StorageError(self.uri(rel), f"cannot {action}: {_describe(e)}") from e
+                    raise StorageError(
+                        self.uri(rel), f"cannot {action}: {describe_error(e)}"
+                    ) from e
                 if attempt == self.retries:
                     raise StorageError(
                         self.uri(rel),
-                        f"cannot {action} after {attempt} tries: {_describe(e)}",
+                        f"cannot {action} after {attempt} tries: {describe_error(e)}",
                     ) from e
                 log.warning(
                     "%s: %s failed (%s); trying again in %.1f s",
                     self.uri(rel),
                     action,
-                    _describe(e),
+                    describe_error(e),
                     delay,
                 )
                 time.sleep(delay * random.uniform(0.8, 1.2))
@@ -543,6 +565,16 @@ class FsspecStorage(Storage):
         self._retry(rel, "remove", op)
 
 
+def _env_number(name: str, default: float, kind: type) -> Any:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise StorageError(f"${name}", f"must be a number, got {raw!r}") from None
+
+
 def _mtime(item: dict[str, Any]) -> float | None:
     for key in ("LastModified", "updated", "mtime", "last_modified", "created"):
         value = item.get(key)
@@ -558,6 +590,12 @@ def _mtime(item: dict[str, Any]) -> float | None:
             with contextlib.suppress(ValueError):
                 return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     return None
+
+
+def canonical_location(location: str | os.PathLike[str]) -> str:
+    """One spelling per dataset: a URL without its trailing ``/``, a local path resolved."""
+    text = os.fspath(location)
+    return text.rstrip("/") if is_url(text) else str(Path(text).resolve())
 
 
 _OPEN: dict[str, Storage] = {}

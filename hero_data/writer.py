@@ -24,12 +24,13 @@ video starts (resuming goes by video ids).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -64,7 +65,13 @@ from hero_data.manifest import (
     sha256_file,
 )
 from hero_data.schema import ClipRecord, clip_schema, to_record_batch
-from hero_data.storage import Storage, local_scratch, open_storage
+from hero_data.storage import (
+    Storage,
+    StorageError,
+    describe_error,
+    local_scratch,
+    open_storage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +134,7 @@ class ShardWriter:
         self._videos: list[str] = []
         self._video_rows: list[int] = []
         self._scratch: Any = None  # the context manager of the scratch file
+        self._name = ""
         self._tmp: Path | None = None
         self._sink: pa.OSFile | None = None
         self._ipc: pa.ipc.RecordBatchFileWriter | None = None
@@ -210,14 +218,30 @@ class ShardWriter:
     def _flush_batch(self) -> None:
         if not self._pending:
             return
-        if self._ipc is None:
-            self._name = new_shard_name(self.run)
-            self._scratch = local_scratch(self.storage, self._name)
-            self._tmp = self._scratch.__enter__()
-            self._sink = pa.OSFile(str(self._tmp), "wb")
-            self._ipc = pa.ipc.new_file(self._sink, clip_schema())
-        self._ipc.write_batch(to_record_batch(self._pending))
+        batch = to_record_batch(self._pending)
+        with self._scratch_errors():
+            if self._ipc is None:
+                self._name = new_shard_name(self.run)
+                self._scratch = local_scratch(self.storage, self._name)
+                self._tmp = self._scratch.__enter__()
+                self._sink = pa.OSFile(str(self._tmp), "wb")
+                self._ipc = pa.ipc.new_file(self._sink, clip_schema())
+            self._ipc.write_batch(batch)
         self._pending = []
+
+    @contextlib.contextmanager
+    def _scratch_errors(self) -> Iterator[None]:
+        """A failure writing the local scratch file (a full disk) as a StorageError naming
+        the shard being written."""
+        try:
+            yield
+        except OSError as e:
+            if isinstance(e, StorageError):
+                raise
+            raise StorageError(
+                self.storage.uri(getattr(self, "_name", SHARD_DIR)),
+                f"cannot write the shard (scratch file {self._tmp}): {describe_error(e)}",
+            ) from e
 
     # -- committing ------------------------------------------------------------------------
 
@@ -229,10 +253,11 @@ class ShardWriter:
             return None
         assert self._sink is not None and self._tmp is not None
         try:
-            self._ipc.close()
-            self._sink.close()
-            with open(self._tmp, "rb+") as f:
-                os.fsync(f.fileno())
+            with self._scratch_errors():
+                self._ipc.close()
+                self._sink.close()
+                with open(self._tmp, "rb+") as f:
+                    os.fsync(f.fileno())
             info = ShardInfo(
                 name=self._name,
                 rows=self._rows,

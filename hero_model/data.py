@@ -35,7 +35,6 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,9 +42,9 @@ import pyarrow.compute as pc
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hero_data.manifest import DatasetError
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
+from hero_data.storage import canonical_location
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +125,13 @@ def describe_sources(
                 raise DataMixError(f"mixing weights must be positive numbers, got {w!r}")
             if not np.isfinite(w):
                 raise DataMixError(f"mixing weights must be finite, got {w!r}")
-    if len({str(Path(p).resolve()) for p in paths}) != len(paths):
+    if len({canonical_location(p) for p in paths}) != len(paths):
         raise DataMixError(f"a dataset is named twice in {[str(p) for p in paths]}")
     sources = []
     configs = []
     for k, path in enumerate(paths):
-        root = Path(path)
-        if not root.exists():
-            raise DatasetError(root, "no such dataset folder")
-        ds = HeroDataset.open(root)
+        root = os.fspath(path)
+        ds = HeroDataset.open(root)  # a missing dataset is a DatasetError naming it
         if len(ds) == 0:
             raise DataMixError(f"{root}: the dataset has no clips")
         tok = ds.manifest.config.get("tokenizer")

@@ -47,6 +47,7 @@ from hero_data import __version__
 from hero_data.errors import OptionError
 from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
+from hero_data.storage import canonical_location
 from hero_model.config import preset_or_file, read_yaml_mapping
 from hero_model.data import (
     BatchPlan,
@@ -518,8 +519,8 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
     if checkpoint is not None:
         meta = _read_meta(checkpoint)
         _check_same_run(meta["train_config"], cfg, checkpoint)
-        saved = [(str(Path(d["path"]).resolve()), d["clips"]) for d in meta["datasets"]]
-        now = [(str(Path(s.path).resolve()), s.clips) for s in sources]
+        saved = [(canonical_location(d["path"]), d["clips"]) for d in meta["datasets"]]
+        now = [(canonical_location(s.path), s.clips) for s in sources]
         if saved != now:
             raise ValueError(
                 f"{checkpoint}: the run trained on {saved} (path, clips) but now gets {now}; "

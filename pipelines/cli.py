@@ -111,7 +111,7 @@ def _print_clip(record: Any, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("dataset")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--clip", "clip_id", metavar="ID", help="Show one clip's steps and their cues.")
 @click.option(
@@ -130,9 +130,10 @@ def _print_clip(record: Any, as_json: bool) -> None:
 )
 @friendly_errors
 def inspect(
-    dataset: Path, as_json: bool, clip_id: str | None, verify: bool, plot_path: Path | None
+    dataset: str, as_json: bool, clip_id: str | None, verify: bool, plot_path: Path | None
 ) -> None:
-    """Summarize DATASET: videos, clips, hours, steps, cues, failures, shards.
+    """Summarize DATASET (a folder, or s3://..., gs://...): videos, clips, hours, steps, cues,
+    failures, shards.
 
     With --clip ID, show that clip's steps and the cue assigned to each instead. Adding --plot
     out.png also draws the clip as a picture: each step's 2D sample decoded from the source
@@ -162,6 +163,26 @@ def inspect(
         click.echo(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
+
+
+@main.command()
+@click.argument("dataset")
+@friendly_errors
+def upgrade(dataset: str) -> None:
+    """Upgrade DATASET (a folder, or s3://...) to this toolkit's dataset format, in place.
+
+    Format 1 datasets (one manifest.json rewritten under a lock after every shard) become
+    format 2 (commit records folded into the manifest; docs/dataset-format.md). Only
+    manifest.json is rewritten, and the old .lock file removed: no shard is touched. Format 1
+    datasets also open as they are, and the first run that appends to one upgrades it.
+    """
+    from hero_data.writer import upgrade_dataset
+
+    before, after = upgrade_dataset(dataset)
+    if before == after:
+        click.echo(f"{dataset}: already dataset format {after}; nothing to do")
+    else:
+        click.echo(f"{dataset}: upgraded from dataset format {before} to {after} (manifest only)")
 
 
 def _print_run_report(report: dict[str, Any]) -> None:
@@ -272,9 +293,9 @@ def run(
     from dataclasses import replace
 
     from extract.models import WeightsError
+    from hero_data.storage import open_storage
     from pipelines.config import ConfigError, build_config, load_config
     from pipelines.inputs import InputError
-    from hero_data.storage import open_storage
     from pipelines.run import run_pipeline
 
     overrides = {"input": input_, **flags}

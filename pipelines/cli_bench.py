@@ -43,7 +43,6 @@ _seed = click.option(
 _overwrite = click.option("--overwrite", is_flag=True, help="Replace existing output files [off].")
 _dataset = click.option(
     "--dataset",
-    type=click.Path(path_type=Path),
     help="Keep only queries whose clip this dataset holds, with its clip lengths [none: "
     "build from the annotations alone].",
 )
@@ -62,7 +61,7 @@ def build() -> None:
 @_overwrite
 @friendly_errors
 def how2r(
-    annotations: tuple[Path, ...], output: Path, dataset: Path | None, seed: int, overwrite: bool
+    annotations: tuple[Path, ...], output: Path, dataset: str | None, seed: int, overwrite: bool
 ) -> None:
     """How2R CSV files (youtube_id,[seg_start:seg_end],[start:end],description) -> TVR JSONL."""
     from build_benchmarks.clips import load_clip_index
@@ -117,7 +116,7 @@ def how2r(
 def how2qa(
     annotations: tuple[Path, ...],
     output: Path,
-    dataset: Path | None,
+    dataset: str | None,
     seed: int,
     overwrite: bool,
     adv_count: int,
@@ -157,8 +156,7 @@ def how2qa(
 @click.option(
     "--dataset",
     required=True,
-    type=click.Path(path_type=Path),
-    help="The dataset whose cues become queries.",
+    help="The dataset whose cues become queries (a folder or s3://...).",
 )
 @_output
 @click.option(
@@ -171,7 +169,7 @@ def how2qa(
 @_overwrite
 @friendly_errors
 def subtitle_queries(
-    dataset: Path, output: Path, min_words: int, seed: int, overwrite: bool
+    dataset: str, output: Path, min_words: int, seed: int, overwrite: bool
 ) -> None:
     """A How2R-style retrieval set from DATASET's own cues (each cue's span is its target)."""
     from build_benchmarks.outputs import write_benchmark

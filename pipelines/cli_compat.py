@@ -36,7 +36,7 @@ def export() -> None:
 
 
 @export.command("hero-lmdb")
-@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("dataset")
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
@@ -69,7 +69,7 @@ def export() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar [shown on a terminal].")
 @friendly_errors
 def export_hero_lmdb_command(
-    dataset: Path,
+    dataset: str,
     output: Path,
     frame_interval: str | None,
     tokenizer: Path | None,

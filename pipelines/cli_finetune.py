@@ -58,8 +58,7 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
     "--data",
     "dataset",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Dataset folder (`hero run` output) holding the benchmark's clips.",
+    help="Dataset (`hero run` output: a folder or s3://...) holding the benchmark's clips.",
 )
 @click.option(
     "--output",
@@ -123,7 +122,7 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
 def finetune(
     task: str,
     bench: Path,
-    dataset: Path,
+    dataset: str,
     output: Path,
     checkpoint: Path | None,
     model: str | None,

@@ -61,8 +61,8 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     "--data",
     "data",
     multiple=True,
-    type=click.Path(path_type=Path),
-    help="A dataset folder (hero run's output); repeat to mix several [the config's data].",
+    help="A dataset (hero run's output: a folder or s3://...); repeat to mix several [the "
+    "config's data].",
 )
 @click.option(
     "--mix-weights",
@@ -140,7 +140,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @friendly_errors
 def train(
-    data: tuple[Path, ...],
+    data: tuple[str, ...],
     mix_weights: str | None,
     config: str | None,
     output: Path,

@@ -53,6 +53,7 @@ import pyarrow as pa
 
 from align.readers import SubtitleError
 from hero_data.commits import snapshot
+from hero_data.errors import DatasetError
 from hero_data.lease import LeaseLostError
 from hero_data.manifest import ERRORS_NAME, now_iso
 from hero_data.schema import to_record_batch
@@ -551,6 +552,18 @@ def _execute(
     return sink.result
 
 
+def _dataset_error(error: BaseException) -> DatasetError | None:
+    """The :class:`DatasetError` (a store that failed for good, say) behind an error that a
+    Ray task raised, if that is what it is."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, DatasetError) and type(error).__module__.startswith("hero_data"):
+            return error
+        error = getattr(error, "cause", None) or error.__cause__
+        seen += 1
+    return None
+
+
 class _Compactor:
     """Folds commit records into the manifest every ``every_s`` seconds from a daemon thread,
     while the run writes (the driver's own thread waits on Ray). A failure is logged and tried
@@ -646,6 +659,9 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
                     totals.append(_execute(cfg, todo, run_id, ledger, progress))
                     break
                 except Exception as e:
+                    stored = _dataset_error(e)
+                    if stored is not None:  # the store failed for good: say so, plainly
+                        raise stored from None
                     # A worker died more often than allowed: find the video(s) it died on.
                     import ray
 

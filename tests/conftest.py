@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,6 +41,64 @@ def _hero_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HERO_CACHE_DIR", str(path))
         yield path
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Any]:
+    """moto's S3 server on 127.0.0.1 (a free port), for the whole session."""
+    pytest.importorskip("moto")
+    from tests.s3_support import MotoServer
+
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@dataclass
+class S3Bucket:
+    """A fresh bucket on the test S3 server. ``url`` is ``s3://<bucket>``; requests go through
+    ``proxy`` (a :class:`tests.s3_support.FaultProxy`), which can inject faults."""
+
+    name: str
+    url: str
+    proxy: Any
+    client: Any
+
+
+@pytest.fixture
+def s3(moto_server, monkeypatch) -> Iterator[S3Bucket]:
+    """A fresh bucket, and the standard AWS environment pointing at it (so every library and
+    every subprocess, Ray workers included, reaches it the way it would reach real S3)."""
+    pytest.importorskip("s3fs")
+    import boto3
+    import s3fs
+
+    import hero_data.storage as storage
+    from tests.s3_support import FaultProxy
+
+    proxy = FaultProxy(moto_server.port)
+    env = {
+        "AWS_ENDPOINT_URL": proxy.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_RETRY_MODE": "standard",
+        "AWS_MAX_ATTEMPTS": "3",
+        "HERO_STORAGE_BACKOFF_S": "0.05",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(key, raising=False)
+    s3fs.S3FileSystem.clear_instance_cache()  # built from the environment when first used
+    storage._OPEN.clear()
+    name = f"hero-test-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=moto_server.endpoint)
+    client.create_bucket(Bucket=name)
+    yield S3Bucket(name, f"s3://{name}", proxy, client)
+    proxy.stop()
+    s3fs.S3FileSystem.clear_instance_cache()
+    storage._OPEN.clear()
 
 
 def shard_files(root: str | os.PathLike[str]) -> list[Path]:

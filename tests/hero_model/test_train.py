@@ -329,3 +329,19 @@ def test_tensorboard_event_files(full_run):
     for step, tag, value in events:
         if tag.startswith("loss/"):
             assert value == pytest.approx(logged[step][tag[5:]], rel=1e-6)
+
+
+def test_training_on_a_dataset_on_s3_equals_training_on_its_local_copy(
+    s3, dataset, full_run, tmp_path
+):
+    """hero train reads a dataset on object storage in place (features via the shard cache)."""
+    from hero_data.reader import HeroDataset
+
+    url = f"{s3.url}/train-ds"
+    local = HeroDataset.open(dataset)
+    with DatasetWriter(url, local.manifest.config) as w:
+        for record in local:
+            w.write(record)
+    run = tmp_path / "run"
+    run_training(tiny(url), run, progress=False)
+    assert losses(run) == losses(full_run)

@@ -556,3 +556,29 @@ def test_command_line_round_trip(clip_dataset, tokenizer_path, tmp_path):
     assert result.exit_code == 1 and "no such folder" in result.output
     for args in (["hero-lmdb", "--help"],):
         assert "[auto" in runner.invoke(export, args).output
+
+
+def test_a_dataset_on_s3_exports_as_its_local_copy_does(
+    s3, clip_dataset, exported, tokenizer_path, tmp_path
+):
+    """hero export reads a dataset in place on object storage (shards through the cache)."""
+    import lmdb
+
+    url = f"{s3.url}/clips"
+    local = HeroDataset.open(clip_dataset)
+    with DatasetWriter(url, local.manifest.config) as w:
+        for video in dict.fromkeys(r.clip.video_id for r in local):
+            w.write_video([r for r in local if r.clip.video_id == video])
+    out = tmp_path / "from-s3"
+    summary = export_hero_lmdb(
+        url, out, ExportOptions(tokenizer=str(tokenizer_path), progress=False)
+    )
+    assert summary.clips == 4
+
+    def contents(root: Path, db: str) -> dict[bytes, bytes]:
+        folder = next((root / db).glob("**/data.mdb")).parent
+        with lmdb.open(str(folder), readonly=True, lock=False) as env, env.begin() as txn:
+            return dict(txn.cursor())
+
+    for db in ("video_db", "sub_db"):
+        assert contents(out, db) == contents(exported, db)

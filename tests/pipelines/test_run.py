@@ -320,6 +320,13 @@ def _kill_and_resume(corpus: Path, out: Path, after_s: float, reference: HeroDat
     report = run_pipeline(config(corpus, out, rows_per_shard=2), progress=False)
     accounted(report)
     ds = HeroDataset.open(out, verify="full")
+    # At the end of a run everything is compacted: the manifest names every shard, and no
+    # file under shards/ is unnamed (the killed run's uploads were removed).
+    assert not list((out / "_commits").glob("*.json"))
+    assert load_manifest(out).shards == ds.shards
+    assert sorted(p.name for p in (out / "shards").iterdir()) == sorted(
+        s.name.split("/")[1] for s in ds.shards
+    )
     ids = [r.clip_id for r in ds]
     assert len(ids) == len(set(ids)), "a clip was written twice"
     assert sorted(ids) == sorted(reference.clip_ids())
