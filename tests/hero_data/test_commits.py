@@ -285,7 +285,7 @@ def _plan(videos: list[str], rng, writers: int) -> list[list[dict]]:
         plans[rng.randrange(writers)].append({"run": run, "videos": t})
         if rng.random() < 0.2:  # retried elsewhere: the same videos
             plans[rng.randrange(writers)].append({"run": new_run_id(), "videos": t})
-        if rng.random() < 0.1 and k + 1 < len(tasks):  # a zombie: half of this and the next
+        if rng.random() < 0.3 and k + 1 < len(tasks):  # a zombie: half of this and the next
             mixed = t[len(t) // 2 :] + tasks[k + 1][:1]
             plans[rng.randrange(writers)].append({"run": new_run_id(), "videos": mixed})
     return plans
