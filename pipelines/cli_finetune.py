@@ -116,7 +116,8 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
     "--max-span-steps",
     type=click.IntRange(min=1),
     default=16,
-    help="how2r: longest predicted moment, in feature steps [16].",
+    help="how2r: longest predicted moment, in feature steps [16]; the shortest is 3 (HERO's "
+    "min_pred_l 2).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an earlier run in --output [off].")
 @friendly_errors
@@ -155,7 +156,7 @@ def finetune(
         checkpoint=str(checkpoint) if checkpoint is not None else None,
         model=model,
         tokenizer=str(tokenizer) if tokenizer is not None else None,
-        ranking=RankingConfig(max_span_steps=max_span_steps),
+        ranking=RankingConfig(max_pred_l=max_span_steps),
         **flags,
     )
     metrics = run_finetune(task, bench, dataset, output, cfg)

@@ -171,7 +171,7 @@ def _cfg(toy: dict[str, Path], **kw: Any) -> FinetuneConfig:
         "lr": 2e-3,
         "device": "cpu",
         "log_every": 10,
-        "ranking": replace(FinetuneConfig().ranking, max_span_steps=10),
+        "ranking": replace(FinetuneConfig().ranking, max_pred_l=10),
     }
     base.update(kw)
     return FinetuneConfig(**base)
