@@ -71,7 +71,8 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
     "--output",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Run folder: metrics.json, predictions_<split>.json, model.pt, train_log.jsonl.",
+    help="Run folder: metrics.json, predictions_<split>.json (how2r: and _nms.json), model.pt, "
+    "train_log.jsonl.",
 )
 @click.option(
     "--checkpoint",
@@ -83,8 +84,8 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
     "--config",
     "model",
     metavar="base|tiny|FILE.yaml",
-    help="Model config without --checkpoint; with one it must match it [base; with "
-    "--checkpoint: the checkpoint's].",
+    help="Model config without --checkpoint or with a released HERO checkpoint file; with a "
+    "`hero train` checkpoint it must match it [base; with a `hero train` checkpoint: its own].",
 )
 @click.option(
     "--tokenizer",
