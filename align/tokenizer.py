@@ -4,6 +4,14 @@ HERO unescapes HTML entities, lower-cases all-caps cues, and tokenizes with RoBE
 BPE without special tokens (the model adds ``<s>``/``</s>`` itself). :class:`CueTokenizer`
 does the same with the ``tokenizers`` library, loading either a ``tokenizer.json`` or RoBERTa's
 ``vocab.json`` + ``merges.txt``, and records a sha256 of the files for the dataset manifest.
+
+TV subtitles (TVQA / TVR's ``tv_subtitles.jsonl``) name the speaker in the text, ``" Chase :
+That's all this is?"``, and HERO tokenized that whole string (its ``transformers`` 2.0.0
+tokenizer stripped the leading space first). The readers move the speaker to
+:attr:`~hero_data.types.Cue.speaker`; a tokenizer with ``speaker_prefix=True`` puts it back,
+tokenizing :func:`cue_text`'s ``"Chase : That's all this is?"``, so the ids are HERO's. The
+HTML and all-caps rules then apply to the whole string, as in HERO (``"Chase : NO"`` keeps its
+capitals; ``"NO"`` alone is lower-cased).
 """
 
 from __future__ import annotations
@@ -45,6 +53,18 @@ class TokenizerError(ValueError):
     """A tokenizer file is missing, unreadable or ill-formed; the message names the path."""
 
 
+SPEAKER_SEPARATOR = " : "
+"""Between a speaker and the text in TV subtitles (TVR's ``"Name : text"``)."""
+
+
+def cue_text(cue: Cue, *, speaker_prefix: bool = False) -> str:
+    """The text tokenized for ``cue``: its text, or ``"Speaker : text"`` with
+    ``speaker_prefix`` when it has a speaker (HERO's TV subtitle strings)."""
+    if speaker_prefix and cue.speaker:
+        return f"{cue.speaker}{SPEAKER_SEPARATOR}{cue.text}"
+    return cue.text
+
+
 def prepare_text(text: str) -> str:
     """HERO's cue preprocessing: unescape HTML entities, then lower-case all-caps text.
 
@@ -59,9 +79,19 @@ class CueTokenizer:
 
     Build one with :meth:`from_path`. Padding and truncation settings stored in a
     ``tokenizer.json`` are switched off: a cue's ids are never cut or padded here.
+    ``speaker_prefix``: :meth:`encode_cues` tokenizes ``"Speaker : text"`` for cues with a
+    speaker (:func:`cue_text`; HERO's TV subtitles), else the text alone.
     """
 
-    def __init__(self, tokenizer: Tokenizer, *, kind: str, paths: Sequence[Path], sha256: str):
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        *,
+        kind: str,
+        paths: Sequence[Path],
+        sha256: str,
+        speaker_prefix: bool = False,
+    ):
         """Wrap ``tokenizer``; ``kind``, ``paths`` and ``sha256`` describe where it came from."""
         tokenizer.no_truncation()
         tokenizer.no_padding()
@@ -69,16 +99,40 @@ class CueTokenizer:
         self._kind = kind
         self._paths = tuple(paths)
         self._sha256 = sha256
+        self._speaker_prefix = bool(speaker_prefix)
+
+    def with_speaker_prefix(self, on: bool) -> CueTokenizer:
+        """The same tokenizer with :attr:`speaker_prefix` set to ``on``."""
+        return CueTokenizer(
+            self._tokenizer,
+            kind=self._kind,
+            paths=self._paths,
+            sha256=self._sha256,
+            speaker_prefix=on,
+        )
+
+    @property
+    def speaker_prefix(self) -> bool:
+        """Whether :meth:`encode_cues` puts a cue's speaker before its text."""
+        return self._speaker_prefix
 
     # -- loading -----------------------------------------------------------------------------
 
     @classmethod
-    def from_path(cls, path: PathLike | tuple[PathLike, PathLike]) -> CueTokenizer:
+    def from_path(
+        cls, path: PathLike | tuple[PathLike, PathLike], *, speaker_prefix: bool = False
+    ) -> CueTokenizer:
         """Load from a ``tokenizer.json`` file, a folder, or a ``(vocab.json, merges.txt)`` pair.
 
         A folder must hold ``tokenizer.json`` (preferred when both are there) or ``vocab.json``
         and ``merges.txt``. Raises :class:`TokenizerError` for anything missing or ill-formed.
+        ``speaker_prefix``: see the class.
         """
+        loaded = cls._load(path)
+        return loaded.with_speaker_prefix(True) if speaker_prefix else loaded
+
+    @classmethod
+    def _load(cls, path: PathLike | tuple[PathLike, PathLike]) -> CueTokenizer:
         if isinstance(path, (tuple, list)):
             if len(path) != 2:
                 raise TokenizerError(
@@ -166,8 +220,9 @@ class CueTokenizer:
             raise _bad_text([prepared]) from None
 
     def encode_cues(self, cues: Iterable[Cue]) -> list[list[int]]:
-        """:meth:`encode` of each cue's text, in one batch call; an empty text gives ``[]``."""
-        texts = [prepare_text(cue.text) for cue in cues]
+        """:meth:`encode` of each cue's :func:`cue_text` (``"Speaker : text"`` with
+        :attr:`speaker_prefix`), in one batch call; an empty text gives ``[]``."""
+        texts = [prepare_text(cue_text(cue, speaker_prefix=self._speaker_prefix)) for cue in cues]
         try:
             encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
         except TypeError:
@@ -200,17 +255,22 @@ class CueTokenizer:
         return self._paths
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able record for the dataset manifest: kind, paths, sha256, vocab_size."""
-        return {
+        """JSON-able record for the dataset manifest: kind, paths, sha256, vocab_size, and
+        ``speaker_prefix: true`` when set (absent otherwise, so older records still match)."""
+        out: dict[str, Any] = {
             "kind": self._kind,
             "paths": [str(p) for p in self._paths],
             "sha256": self._sha256,
             "vocab_size": self.vocab_size,
         }
+        if self._speaker_prefix:
+            out["speaker_prefix"] = True
+        return out
 
     def __repr__(self) -> str:
         paths = ", ".join(str(p) for p in self._paths)
-        return f"CueTokenizer({self._kind}: {paths}, vocab_size={self.vocab_size})"
+        extra = ", speaker_prefix" if self._speaker_prefix else ""
+        return f"CueTokenizer({self._kind}: {paths}, vocab_size={self.vocab_size}{extra})"
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -1,13 +1,14 @@
 """Ranking for video corpus moment retrieval: model scores -> TVR submission predictions.
 
-HERO's inference (``eval_vcmr.py``), as one pure function of arrays:
+HERO's inference (``eval_vcmr.py``), as pure functions of arrays:
 
 1. Clips are ranked per query by their global (query-clip) score; the first ``top_clips``
    are kept (ties: lower clip index first).
 2. Each span ``[s, e]`` (steps, ``e`` inclusive) of a kept clip scores
    ``exp(α · (g − g_max)) · p_start[s] · p_end[e]``, ``g`` the clip's global score and
-   ``g_max`` the query's best (``α = 0``: the span probability alone). Only spans with
-   ``min_span_steps <= e − s + 1 <= max_span_steps`` inside the clip's steps count.
+   ``g_max`` the query's best (``α = 0``: the span probability alone). Only spans inside the
+   clip's steps with ``min_pred_l <= e − s < max_pred_l`` count: HERO's
+   ``generate_min_max_length_mask`` with its defaults 2 and 16, i.e. moments of 3 to 16 steps.
 3. The best ``max_predictions`` spans over all kept clips, best first (ties: better clip,
    then earlier start, then earlier end), become ``[clip index, start s, end s, score]`` with
    ``start = s·L`` and ``end = min((e + 1)·L, clip duration)`` seconds.
@@ -15,6 +16,13 @@ HERO's inference (``eval_vcmr.py``), as one pure function of arrays:
 VR predictions are the clips in global-score order, ``[clip index, 0, 0, global score]``;
 SVMR predictions rank spans inside one given clip (the ground truth's) the same way.
 Ranking works in log space, so tiny probabilities do not underflow to ties.
+
+:func:`temporal_nms` is HERO's optional non-maximum suppression (TVR's
+``filter_vcmr_by_nms`` / ``post_processing_svmr_nms``): of the first ``max_before``
+predictions, per clip, greedily keep the best and drop the later ones overlapping a kept one by
+IoU > threshold (at most 100 kept per clip), then order what is left by score and keep the
+first ``max_after``. HERO reports retrieval both without NMS and with NMS at IoU 0.5 from the
+best 200 (``max_before_nms``) to 100 (``max_after_nms``).
 """
 
 from __future__ import annotations
@@ -30,35 +38,57 @@ from build_benchmarks.evaluate import MAX_PREDICTIONS
 
 @dataclass(frozen=True)
 class RankingConfig:
-    """Settings of :func:`rank_vcmr`.
+    """Settings of :func:`rank_vcmr`, :func:`rank_svmr` and the NMS report.
 
     Attributes:
         top_clips: clips per query whose spans are ranked (HERO's ``max_vcmr_video``).
-        max_predictions: predictions kept per query (TVR scores the first 100).
-        min_span_steps: shortest span, steps.
-        max_span_steps: longest span, steps (``None``: no limit).
-        alpha: weight ``α`` of the global score in a span's score.
+        max_predictions: predictions kept per query (TVR scores the first 100; HERO's
+            ``max_after_nms``).
+        min_pred_l: a span ``[s, e]`` (steps, ``e`` inclusive) needs ``e − s >= min_pred_l``
+            (HERO's ``min_pred_l``, 2: at least 3 steps).
+        max_pred_l: ... and ``e − s < max_pred_l`` (HERO's ``max_pred_l``, 16: at most 16
+            steps); ``None``: no limit.
+        alpha: weight ``α`` of the global score in a span's score (HERO's ``q2c_alpha``).
+        nms_threshold: IoU above which :func:`temporal_nms` drops a prediction (HERO's
+            ``nms_thd``, 0.5); ``None``: no NMS report.
+        max_before_nms: predictions ranked per query and handed to NMS (HERO's 200).
         query_batch: queries ranked at once (bounds memory: ``batch · top_clips · T²``).
     """
 
     top_clips: int = 100
     max_predictions: int = MAX_PREDICTIONS
-    min_span_steps: int = 1
-    max_span_steps: int | None = 16
+    min_pred_l: int = 2
+    max_pred_l: int | None = 16
     alpha: float = 20.0
+    nms_threshold: float | None = 0.5
+    max_before_nms: int = 200
     query_batch: int = 16
 
     def __post_init__(self) -> None:
-        if self.top_clips < 1 or self.max_predictions < 1 or self.query_batch < 1:
-            raise ValueError("top_clips, max_predictions and query_batch must be positive")
-        if self.min_span_steps < 1:
-            raise ValueError(f"min_span_steps must be at least 1, got {self.min_span_steps}")
-        if self.max_span_steps is not None and self.max_span_steps < self.min_span_steps:
+        for name in ("top_clips", "max_predictions", "max_before_nms", "query_batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.min_pred_l, bool) or not isinstance(self.min_pred_l, int):
+            raise ValueError(f"min_pred_l must be an integer, got {self.min_pred_l!r}")
+        if self.min_pred_l < 0:
+            raise ValueError(f"min_pred_l must be >= 0 (end − start, steps), got {self.min_pred_l}")
+        if self.max_pred_l is not None and self.max_pred_l <= self.min_pred_l:
             raise ValueError(
-                f"max_span_steps ({self.max_span_steps}) < min_span_steps ({self.min_span_steps})"
+                f"max_pred_l ({self.max_pred_l}) must be greater than min_pred_l "
+                f"({self.min_pred_l}): no span would be allowed"
             )
         if not np.isfinite(self.alpha) or self.alpha < 0:
             raise ValueError(f"alpha must be a non-negative number, got {self.alpha}")
+        if self.nms_threshold is not None and not 0 <= self.nms_threshold < 1:
+            raise ValueError(f"nms_threshold must be in [0, 1) or None, got {self.nms_threshold}")
+
+    @property
+    def candidates(self) -> int:
+        """Predictions to rank per query: enough for the report and for NMS."""
+        if self.nms_threshold is None:
+            return self.max_predictions
+        return max(self.max_predictions, self.max_before_nms)
 
 
 @dataclass(frozen=True)
@@ -93,6 +123,16 @@ class RankedMoments:
             )
         ]
 
+    def head(self, n: int) -> RankedMoments:
+        """The first ``n`` predictions of every query."""
+        return RankedMoments(
+            self.clip[:, :n],
+            self.start[:, :n],
+            self.end[:, :n],
+            self.score[:, :n],
+            self.valid[:, :n],
+        )
+
 
 def _check_inputs(
     start_logprobs: np.ndarray, end_logprobs: np.ndarray, num_frames: np.ndarray
@@ -110,13 +150,13 @@ def _check_inputs(
 
 
 def _span_mask(steps: int, config: RankingConfig) -> np.ndarray:
-    """``(T, T)`` bool: ``[s, e]`` has an allowed length."""
+    """``(T, T)`` bool: ``[s, e]`` has an allowed length, ``min_pred_l <= e − s < max_pred_l``."""
     s = np.arange(steps)[:, None]
     e = np.arange(steps)[None, :]
-    length = e - s + 1
-    ok = length >= config.min_span_steps
-    if config.max_span_steps is not None:
-        ok &= length <= config.max_span_steps
+    gap = e - s
+    ok = gap >= config.min_pred_l
+    if config.max_pred_l is not None:
+        ok &= gap < config.max_pred_l
     return ok
 
 
@@ -309,3 +349,65 @@ def to_submission(
             for q, d in enumerate(desc_ids)
         ]
     return out
+
+
+NMS_PER_CLIP = 100
+"""At most this many predictions of one clip survive :func:`temporal_nms` (TVR's
+``temporal_non_maximum_suppression`` default, which ``filter_vcmr_by_nms`` does not change)."""
+
+
+def temporal_nms(
+    ranked: RankedMoments, *, threshold: float, max_before: int = 200, max_after: int = 100
+) -> RankedMoments:
+    """HERO's (TVR's) non-maximum suppression of each query's predictions.
+
+    Per query: the first ``max_before`` valid predictions are grouped by clip. In each clip,
+    in order of score (ties: the given order), a prediction is kept unless a kept one of the
+    same clip overlaps it by IoU > ``threshold``; at most :data:`NMS_PER_CLIP` are kept per
+    clip. The kept ones are ordered by score, ties going to the clip that appeared first in the
+    given order and then to the given order (TVR sorts the clips' lists, concatenated in order
+    of first appearance, with a stable sort), and the first ``max_after`` are returned.
+
+    IoU is TVR's: ``max(0, min(e, e') − max(s, s')) / (max(e, e') − min(s, s'))``, 0 when the
+    denominator is 0. Works for VCMR (many clips) and SVMR (one clip) predictions alike.
+    """
+    if not 0 <= threshold < 1:
+        raise ValueError(f"NMS threshold must be in [0, 1), got {threshold}")
+    if max_before < 1 or max_after < 1:
+        raise ValueError("max_before and max_after must be positive")
+    n_q = ranked.clip.shape[0]
+    out_clip = np.zeros((n_q, max_after), dtype=np.int64)
+    out_start = np.zeros((n_q, max_after))
+    out_end = np.zeros((n_q, max_after))
+    out_score = np.zeros((n_q, max_after))
+    out_valid = np.zeros((n_q, max_after), dtype=bool)
+    for q in range(n_q):
+        picked = np.flatnonzero(ranked.valid[q])[:max_before]
+        clip = ranked.clip[q, picked]
+        start, end = ranked.start[q, picked], ranked.end[q, picked]
+        score = ranked.score[q, picked]
+        _, first_seen = np.unique(clip, return_index=True)
+        group = np.searchsorted(np.unique(clip), clip)  # clip -> rank of its value
+        group_rank = np.argsort(np.argsort(first_seen))[group]  # clip -> order of first appearance
+        order = np.lexsort((np.arange(len(picked)), group_rank, -score))
+        suppressed = np.zeros(len(picked), dtype=bool)
+        kept_per_clip: dict[int, int] = {}
+        kept: list[int] = []
+        for i in order:
+            c = int(clip[i])
+            if suppressed[i] or kept_per_clip.get(c, 0) >= NMS_PER_CLIP:
+                continue
+            kept.append(i)
+            kept_per_clip[c] = kept_per_clip.get(c, 0) + 1
+            inter = np.maximum(0.0, np.minimum(end, end[i]) - np.maximum(start, start[i]))
+            union = np.maximum(end, end[i]) - np.minimum(start, start[i])
+            iou = np.divide(inter, union, out=np.zeros_like(inter), where=union != 0)
+            suppressed |= (clip == c) & (iou > threshold)
+        keep = np.array(kept[:max_after], dtype=np.int64)
+        n = len(keep)
+        out_clip[q, :n] = clip[keep]
+        out_start[q, :n] = start[keep]
+        out_end[q, :n] = end[keep]
+        out_score[q, :n] = score[keep]
+        out_valid[q, :n] = True
+    return RankedMoments(out_clip, out_start, out_end, out_score, out_valid)

@@ -358,17 +358,22 @@ def _model_config(model: nn.Module) -> HeroConfig:
 
 
 def load_hero_checkpoint(
-    model: nn.Module, path: str | Path | Mapping[str, Any], *, strict: bool = True
+    model: nn.Module,
+    path: str | Path | Mapping[str, Any],
+    *,
+    strict: bool = True,
+    source: str | None = None,
 ) -> LoadReport:
     """Load a reference HERO checkpoint (e.g. ``hero-tv-ht100.pt``) into ``model``.
 
     ``model`` is a :class:`~hero_model.pretrain.HeroForPretraining`; ``path`` the file, or an
-    already loaded state dict. See :func:`convert_hero_state_dict` for ``strict`` (for another
-    model holding a HeroEncoder, convert and keep the ``encoder.`` entries). Returns a
-    :class:`LoadReport`.
+    already loaded state dict (``source`` then names it in messages). See
+    :func:`convert_hero_state_dict` for ``strict`` (for another model holding a HeroEncoder,
+    convert and keep the ``encoder.`` entries). Returns a :class:`LoadReport`.
     """
     config = _model_config(model)
-    source = str(path) if not isinstance(path, Mapping) else "state dict"
+    if source is None:
+        source = str(path) if not isinstance(path, Mapping) else "state dict"
     state = _read_state(path, "HERO") if not isinstance(path, Mapping) else dict(path)
     values, report = convert_hero_state_dict(state, config, source=source, strict=strict)
     _assign(model, values, source)

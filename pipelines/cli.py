@@ -465,14 +465,25 @@ class _OneLineUsageErrors(click.Command):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["vtt", "srt", "sbv"]),
-    help="Subtitle format (default: from the file extension).",
+    type=click.Choice(["vtt", "srt", "sbv", "tvqa"]),
+    help="Subtitle format; tvqa: a TVQA-style .jsonl of videos (TVR's tv_subtitles.jsonl) "
+    "(default: from the file extension, .jsonl is tvqa).",
 )
-@click.option("--video-id", help="Id for clip ids (default: the file name, made safe).")
+@click.option(
+    "--video-id",
+    help="Id for clip ids (default: the file name, made safe); with tvqa, the vid_name of the "
+    "entry to align (needed when the file holds several).",
+)
 @click.option(
     "--tokenizer",
     type=click.Path(path_type=Path),
     help="tokenizer.json, or a folder with it or with vocab.json + merges.txt.",
+)
+@click.option(
+    "--speaker-prefix/--no-speaker-prefix",
+    default=None,
+    help="Tokenize a cue with a speaker as 'Speaker : text', as HERO's tv_subtitles.db "
+    "[on for tvqa, off otherwise].",
 )
 def align(
     subtitle_file: Path,
@@ -482,16 +493,19 @@ def align(
     fmt: str | None,
     video_id: str | None,
     tokenizer: Path | None,
+    speaker_prefix: bool | None,
 ) -> None:
     """Align one subtitle file to the frame grid; print clips, cues and spans as JSON.
 
     Cues are cleaned (rolling captions collapsed, empty/zero-length cues dropped, duplicates
     merged), cut into clips (a cue across a boundary goes to both, clipped), and mapped to steps
-    by HERO's rule. Cue times in the output are clip-relative seconds. Bad input: one line on
-    stderr naming SUBTITLE_FILE and the problem, exit status 2 (a usage error, such as a
-    missing --duration, is one line too).
+    by HERO's rule. Cue times in the output are clip-relative seconds. A TVQA .jsonl holds many
+    videos: --video-id picks one; its speakers ('Chase : text') go to the cues' speaker field
+    and, by default, back into the tokenized text, as HERO tokenized TV subtitles. Bad input:
+    one line on stderr naming SUBTITLE_FILE and the problem, exit status 2 (a usage error, such
+    as a missing --duration, is one line too).
     """
-    from align.readers import SubtitleError, read_cues
+    from align.readers import SubtitleError, read_cues, read_tvqa_jsonl
     from align.tokenizer import CueTokenizer, TokenizerError
     from align.video import align_video
     from hero_data.grid import GridError
@@ -500,9 +514,32 @@ def align(
     try:
         if not (duration >= 0) or duration == float("inf"):
             raise ValueError(f"--duration must be a non-negative number of seconds, got {duration}")
+        tv = fmt == "tvqa" or (fmt is None and subtitle_file.suffix.lower() == ".jsonl")
         vid = check_id("--video-id", video_id) if video_id else safe_id(subtitle_file.stem)
-        toker = CueTokenizer.from_path(tokenizer) if tokenizer else None
-        cues = read_cues(subtitle_file, fmt)
+        toker = None
+        if tokenizer:
+            prefix = tv if speaker_prefix is None else speaker_prefix
+            toker = CueTokenizer.from_path(tokenizer, speaker_prefix=prefix)
+        if tv:
+            videos = read_tvqa_jsonl(subtitle_file)
+            if video_id is None:
+                if len(videos) != 1:
+                    raise ValueError(
+                        f"holds {len(videos)} videos; choose one with --video-id (e.g. "
+                        f"{', '.join(sorted(videos)[:3]) or 'none'})"
+                    )
+                (name,) = videos
+                vid = safe_id(name)
+            elif video_id not in videos:
+                raise ValueError(
+                    f"no entry with vid_name {video_id!r} ({len(videos)} videos, e.g. "
+                    f"{', '.join(sorted(videos)[:3]) or 'none'})"
+                )
+            else:
+                name = video_id
+            cues = videos[name]
+        else:
+            cues = read_cues(subtitle_file, fmt)
         result = align_video(
             cues,
             duration,

@@ -149,7 +149,14 @@ def _import_options(fn: F) -> F:
     "--subtitles",
     type=click.Path(path_type=Path),
     help="Folder of subtitle files named like the videos (.vtt/.srt/.sbv, or <video>.<lang>."
-    "<ext>), or a HowTo100M caption .json [none: pseudo-cues].",
+    "<ext>), a HowTo100M caption .json, or a TVQA-style .jsonl keyed by vid_name (TVR's "
+    "tv_subtitles.jsonl) [none: pseudo-cues].",
+)
+@click.option(
+    "--speaker-prefix/--no-speaker-prefix",
+    default=None,
+    help="Tokenize a cue with a speaker as 'Speaker : text', as HERO's tv_subtitles.db; the "
+    "speaker stays in its own field either way [on for a TVQA .jsonl, off otherwise].",
 )
 @click.option(
     "--tokenizer",
@@ -167,6 +174,7 @@ def _import_options(fn: F) -> F:
 def import_npz_command(
     folder: Path,
     subtitles: Path | None,
+    speaker_prefix: bool | None,
     tokenizer: Path | None,
     frame_interval: float,
     output: Path,
@@ -181,13 +189,15 @@ def import_npz_command(
     FOLDER holds resnet_features/<video>.npz and slowfast_features/<video>.npz, each with a
     "features" array (N x 2048 and N x 2304). A video's id is its file name. The two files of
     a video are cut to the shorter (they may differ by a step, as in HERO). Videos are cut
-    into clips, subtitles aligned and tokenized as by `hero run`. A bad file is recorded in
-    OUTPUT/errors.jsonl and the rest go on.
+    into clips, subtitles aligned and tokenized as by `hero run`; TV subtitles (a TVQA .jsonl)
+    as HERO's 'Speaker : text' strings. A bad file is recorded in OUTPUT/errors.jsonl and the
+    rest go on.
     """
     from pipelines.import_npz import NpzImportOptions, import_npz
 
     options = NpzImportOptions(
         subtitles=str(subtitles) if subtitles else None,
+        speaker_prefix=speaker_prefix,
         tokenizer=str(tokenizer) if tokenizer else None,
         frame_interval=frame_interval,
         clip_length=_clip_length(clip_seconds, whole_videos),

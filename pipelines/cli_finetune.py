@@ -40,9 +40,15 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
                 f"({scores['correct']}/{scores['total']})"
             )
             continue
+        nms = scores.get("nms")
         for task in ("VCMR", "SVMR", "VR"):
             values = ", ".join(f"{k} {v:.2f}" for k, v in scores[task].items())
-            click.echo(f"  {split} {task}: {values}")
+            label = f"{task}, no NMS" if nms is not None and task in nms else task
+            click.echo(f"  {split} {label}: {values}")
+        if nms is not None:
+            for task in ("VCMR", "SVMR"):
+                values = ", ".join(f"{k} {v:.2f}" for k, v in nms[task].items())
+                click.echo(f"  {split} {task}, NMS {nms['threshold']:g}: {values}")
     click.echo(f"  metrics: {run / 'metrics.json'}; predictions: {run}/predictions_*.json")
 
 
@@ -64,19 +70,21 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
     "--output",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Run folder: metrics.json, predictions_<split>.json, model.pt, train_log.jsonl.",
+    help="Run folder: metrics.json, predictions_<split>.json (how2r: and _nms.json), model.pt, "
+    "train_log.jsonl.",
 )
 @click.option(
     "--checkpoint",
     type=click.Path(path_type=Path),
-    help="`hero train` run folder, checkpoint folder or its model.pt [none: RANDOM weights].",
+    help="`hero train` run folder, checkpoint folder or its model.pt, or a released HERO "
+    "checkpoint file (hero-tv-ht100.pt) [none: RANDOM weights].",
 )
 @click.option(
     "--config",
     "model",
     metavar="base|tiny|FILE.yaml",
-    help="Model config without --checkpoint; with one it must match it [base; with "
-    "--checkpoint: the checkpoint's].",
+    help="Model config without --checkpoint or with a released HERO checkpoint file; with a "
+    "`hero train` checkpoint it must match it [base; with a `hero train` checkpoint: its own].",
 )
 @click.option(
     "--tokenizer",
@@ -112,10 +120,37 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
     help="Queries, clips or questions per evaluation pass [32].",
 )
 @click.option(
-    "--max-span-steps",
+    "--lr-mul",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    help="Learning-rate multiplier of the heads the task adds (how2qa's answer and span "
+    "heads; how2r adds none), HERO's lr_mul [10].",
+)
+@click.option(
+    "--min-pred-l",
+    type=click.IntRange(min=0),
+    default=2,
+    help="how2r: predicted moments [s, e] (steps, e inclusive) need e - s >= this, HERO's "
+    "min_pred_l [2: at least 3 steps].",
+)
+@click.option(
+    "--max-pred-l",
     type=click.IntRange(min=1),
     default=16,
-    help="how2r: longest predicted moment, in feature steps [16].",
+    help="how2r: ... and e - s < this, HERO's max_pred_l [16: at most 16 steps].",
+)
+@click.option(
+    "--nms-thd",
+    type=float,
+    default=0.5,
+    help="how2r: also score the predictions after non-maximum suppression at this IoU, as "
+    "HERO's nms_thd; -1: no NMS report [0.5].",
+)
+@click.option(
+    "--max-before-nms",
+    type=click.IntRange(min=1),
+    default=200,
+    help="how2r: predictions per query handed to NMS, HERO's max_before_nms [200].",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an earlier run in --output [off].")
 @friendly_errors
@@ -127,14 +162,19 @@ def finetune(
     checkpoint: Path | None,
     model: str | None,
     tokenizer: Path | None,
-    max_span_steps: int,
+    min_pred_l: int,
+    max_pred_l: int,
+    nms_thd: float,
+    max_before_nms: int,
     **flags: Any,
 ) -> None:
     """Finetune HERO on a How2R or How2QA benchmark and score it on val (and test).
 
     Trains on BENCH/train.jsonl, evaluates every split with records (val, test) with the
-    official TVR metrics (how2r: VCMR, SVMR, VR) or accuracy (how2qa), writes the predictions
-    and metrics.json to OUTPUT and prints the scores.
+    official TVR metrics (how2r: VCMR, SVMR, VR, without and with NMS, as HERO reports them)
+    or accuracy (how2qa), writes the predictions and metrics.json to OUTPUT and prints the
+    scores. --checkpoint also takes a released HERO checkpoint file (hero-tv-ht100.pt), whose
+    sizes --config gives (base by default).
 
     Example: hero finetune how2r --bench how2r --data ds --tokenizer tok.json
     --checkpoint runs/pre --output runs/how2r
@@ -142,6 +182,17 @@ def finetune(
 
     from build_benchmarks.finetune import FinetuneConfig, run_finetune
     from build_benchmarks.vcmr import RankingConfig
+
+    if nms_thd != -1 and not 0 <= nms_thd < 1:
+        raise click.BadParameter(
+            f"{nms_thd} is not an IoU in [0, 1), nor -1 (no NMS)", param_hint="--nms-thd"
+        )
+    if max_pred_l <= min_pred_l:
+        raise click.BadParameter(
+            f"{max_pred_l} must be greater than --min-pred-l {min_pred_l}: no moment would be "
+            "allowed",
+            param_hint="--max-pred-l",
+        )
 
     if checkpoint is None:
         click.secho(
@@ -154,7 +205,12 @@ def finetune(
         checkpoint=str(checkpoint) if checkpoint is not None else None,
         model=model,
         tokenizer=str(tokenizer) if tokenizer is not None else None,
-        ranking=RankingConfig(max_span_steps=max_span_steps),
+        ranking=RankingConfig(
+            min_pred_l=min_pred_l,
+            max_pred_l=max_pred_l,
+            nms_threshold=None if nms_thd == -1 else nms_thd,
+            max_before_nms=max_before_nms,
+        ),
         **flags,
     )
     metrics = run_finetune(task, bench, dataset, output, cfg)

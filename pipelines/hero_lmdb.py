@@ -540,6 +540,16 @@ def _sub_value(
     return value, pseudo
 
 
+def _speaker_prefix(ds: HeroDataset) -> bool:
+    """Whether the dataset's cue ids carry the speaker (``"Speaker : text"``, HERO's TV
+    subtitles), as its manifest records: cues tokenized now are tokenized the same way."""
+    config = ds.manifest.config
+    recorded = config.get("tokenizer")
+    if isinstance(recorded, dict) and "speaker_prefix" in recorded:
+        return bool(recorded["speaker_prefix"])
+    return bool(config.get("speaker_prefix", False))
+
+
 def _token_ids(record: ClipRecord, tokenizer: Any) -> tuple[list[list[int]] | None, bool]:
     """The clip's token ids per cue, and whether they were made now."""
     if not record.cues:
@@ -625,6 +635,7 @@ def export_hero_lmdb(
 
         tokenizer = CueTokenizer.from_path(options.tokenizer)
         _check_tokenizer(ds, tokenizer)
+        tokenizer = tokenizer.with_speaker_prefix(_speaker_prefix(ds))
         meta = meta_from_tokenizer(tokenizer)
     elif options.subtitles:
         recorded = ds.manifest.config.get("hero_meta")

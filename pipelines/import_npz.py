@@ -14,10 +14,13 @@ databases by; its duration is taken as ``steps × L`` (the extractor recorded no
 Each video then goes through the same code as ``hero run`` after extraction
 (:func:`pipelines.assemble.clip_records`): cut into clips, subtitles cleaned, aligned to the
 steps and tokenized. Subtitles come from a folder of subtitle files matched by name
-(``<video>.vtt``, ``<video>.srt``, ``<video>.sbv``, or ``<video>.<lang>.<ext>``) or from a
-HowTo100M caption JSON. A video whose files cannot be used (unreadable ``.npz``, a missing
-``features`` array, a wrong width, no partner file, a broken subtitle file) is recorded in
-``<dataset>/errors.jsonl`` and the import goes on.
+(``<video>.vtt``, ``<video>.srt``, ``<video>.sbv``, or ``<video>.<lang>.<ext>``), from a
+HowTo100M caption JSON, or from a TVQA-style JSONL (TVR's ``tv_subtitles.jsonl``, keyed by
+``vid_name``). TV subtitles are tokenized as ``"Speaker : text"`` by default, as HERO made its
+``tv_subtitles.db`` (:func:`align.tokenizer.cue_text`); ``speaker_prefix`` decides. A video
+whose files cannot be used (unreadable ``.npz``, a missing ``features`` array, a wrong width,
+no partner file, a broken subtitle file or entry) is recorded in ``<dataset>/errors.jsonl`` and
+the import goes on.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from align.readers import SubtitleError, read_howto100m_json
+from align.readers import SubtitleError, read_howto100m_json, read_tvqa_jsonl_entries
 from align.tokenizer import CueTokenizer, TokenizerError
 from extract.extractor import VideoFeatures
 from hero_data.grid import check_clip_length, exact_seconds
@@ -88,9 +91,13 @@ class NpzImportOptions:
 
     Attributes:
         subtitles: a folder of subtitle files (matched by name), a HowTo100M caption
-            ``.json``, or ``None`` (no subtitles: every clip gets HERO's pseudo-cues).
+            ``.json``, a TVQA-style ``.jsonl``, or ``None`` (no subtitles: every clip gets
+            HERO's pseudo-cues).
         tokenizer: ``tokenizer.json`` or a folder with it or ``vocab.json`` + ``merges.txt``;
             ``None``: no token ids.
+        speaker_prefix: tokenize a cue with a speaker as ``"Speaker : text"`` (HERO's TV
+            subtitles); ``None``: yes for a TVQA ``.jsonl``, no otherwise. The speaker stays
+            in the cue's own field either way.
         frame_interval: seconds per step the features were extracted at (``--clip_len`` of
             the extractor).
         clip_length: seconds per clip, a whole number of steps; ``None``: one clip per video.
@@ -101,6 +108,7 @@ class NpzImportOptions:
 
     subtitles: str | None = None
     tokenizer: str | None = None
+    speaker_prefix: bool | None = None
     frame_interval: float = 1.5
     clip_length: float | None = 60.0
     overwrite: bool = False
@@ -244,21 +252,35 @@ def load_npz_features(pair: NpzPair, frame_interval: float) -> tuple[VideoFeatur
 
 
 class SubtitleSource:
-    """A video id's cues, from a folder of subtitle files or a HowTo100M caption JSON."""
+    """A video id's cues, from a folder of subtitle files, a HowTo100M caption JSON or a
+    TVQA-style JSONL (:attr:`tv`)."""
 
     def __init__(self, location: str | os.PathLike[str] | None) -> None:
         self.location = None if location is None else Path(location)
         self._captions: dict[str, list[Cue]] | None = None
+        self._bad: dict[str, SubtitleError] = {}
         self._files: dict[str, list[tuple[int, int, str, Path]]] = defaultdict(list)
+        self.tv = False
         if self.location is None:
             return
         if self.location.is_file():
-            if self.location.suffix.lower() != ".json":
+            suffix = self.location.suffix.lower()
+            if suffix == ".jsonl":
+                self.tv = True
+                self._captions, errors = read_tvqa_jsonl_entries(self.location)
+                for error in errors:
+                    if error.video_id is None:  # a line that names no video: nobody to fail
+                        log.warning("%s (skipped)", error)
+                    else:
+                        self._bad[error.video_id] = error
+            elif suffix == ".json":
+                self._captions = read_howto100m_json(self.location)
+            else:
                 raise InputError(
-                    "--subtitles takes a folder of subtitle files or a HowTo100M caption .json",
+                    "--subtitles takes a folder of subtitle files, a HowTo100M caption .json or "
+                    "a TVQA-style .jsonl (tv_subtitles.jsonl)",
                     str(self.location),
                 )
-            self._captions = read_howto100m_json(self.location)
         elif self.location.is_dir():
             self._index(self.location)
         else:
@@ -282,6 +304,8 @@ class SubtitleSource:
 
         Raises :class:`SubtitleError` for a file that cannot be read as its format says.
         """
+        if video_id in self._bad:
+            raise self._bad[video_id]
         if self._captions is not None:
             if video_id in self._captions:
                 return self._captions[video_id], str(self.location)
@@ -314,16 +338,25 @@ def _video_info(pair: NpzPair, features: VideoFeatures) -> VideoInfo:
     )
 
 
-def _dataset_config(options: NpzImportOptions, tokenizer: CueTokenizer | None) -> dict[str, Any]:
+def _dataset_config(
+    options: NpzImportOptions, tokenizer: CueTokenizer | None, speaker_prefix: bool
+) -> dict[str, Any]:
+    record = None
+    if tokenizer is not None:
+        record = {
+            "sha256": tokenizer.sha256,
+            "vocab_size": tokenizer.vocab_size,
+            "kind": "tokenize",
+        }
+        if tokenizer.speaker_prefix:
+            record["speaker_prefix"] = True
     return {
         "frame_interval": options.frame_interval,
         "clip_length": options.clip_length,
         "imported_from": {"format": "hero-npz", "subtitles": options.subtitles is not None},
-        "tokenizer": (
-            {"sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size, "kind": "tokenize"}
-            if tokenizer is not None
-            else None
-        ),
+        # how cue text becomes token ids, for whoever tokenizes this dataset's cues later
+        "speaker_prefix": speaker_prefix,
+        "tokenizer": record,
     }
 
 
@@ -347,9 +380,12 @@ def import_npz(
             raise InputError(str(e)) from None
     pairs, unpaired = find_npz_pairs(root)
     subtitles = SubtitleSource(options.subtitles)
+    speaker_prefix = subtitles.tv if options.speaker_prefix is None else options.speaker_prefix
+    if tokenizer is not None:
+        tokenizer = tokenizer.with_speaker_prefix(speaker_prefix)
     summary = NpzImportSummary(Path(output))
     mode = "overwrite" if options.overwrite else "create"
-    config = _dataset_config(options, tokenizer)
+    config = _dataset_config(options, tokenizer, speaker_prefix)
     with (
         DatasetWriter(
             output, config, mode=mode, max_rows_per_shard=options.rows_per_shard

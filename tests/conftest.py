@@ -163,3 +163,53 @@ def make_record(
 def record_factory() -> Callable[..., ClipRecord]:
     """:func:`make_record`."""
     return make_record
+
+
+# TV subtitles as TVR's tv_subtitles.jsonl writes them, and their tokens under HERO's rule: the
+# text " Name : text", stripped, lower-cased when all caps, byte-level BPE (Ġ marks a space).
+TV_SUBS = (
+    (" Chase : That's all this is?", 0.862, 1.862),
+    (" House : NO", 2.0, 4.5),
+    ("Okay.", 5.0, 6.0),
+    (" MAN : HEY YOU", 6.5, 8.0),
+)
+TV_TOKENS_WITH_SPEAKER = (
+    ("Chase", "Ġ:", "ĠThat", "'s", "Ġall", "Ġthis", "Ġis", "?"),
+    ("House", "Ġ:", "ĠNO"),  # not all caps as a whole: kept
+    ("Okay", "."),
+    ("man", "Ġ:", "Ġhey", "Ġyou"),  # all caps as a whole: lower-cased
+)
+TV_TOKENS_WITHOUT_SPEAKER = (
+    ("That", "'s", "Ġall", "Ġthis", "Ġis", "?"),
+    ("no",),  # "NO" alone is all caps
+    ("Okay", "."),
+    ("hey", "Ġyou"),
+)
+
+
+def hand_bpe(folder: Path) -> dict[str, int]:
+    """Write a RoBERTa-style vocab.json + merges.txt into ``folder`` whose merges build exactly
+    the tokens of ``TV_TOKENS_*`` (each as one chain, the Ġ ones first so that they win), on
+    top of the five special tokens and the 256 byte symbols; return the vocabulary."""
+    import json
+
+    from tokenizers import pre_tokenizers
+
+    words = {t for cue in (*TV_TOKENS_WITH_SPEAKER, *TV_TOKENS_WITHOUT_SPEAKER) for t in cue}
+    words = {w for w in words if len(w) > 1}
+    ordered = sorted(w for w in words if w.startswith("Ġ")) + sorted(
+        w for w in words if not w.startswith("Ġ")
+    )
+    vocab = {t: i for i, t in enumerate(("<s>", "<pad>", "</s>", "<unk>", "<mask>"))}
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[symbol] = len(vocab)
+    merges = []
+    for word in ordered:
+        for k in range(2, len(word) + 1):
+            if word[:k] not in vocab:
+                vocab[word[:k]] = len(vocab)
+                merges.append(f"{word[: k - 1]} {word[k - 1]}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return vocab

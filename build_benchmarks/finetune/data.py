@@ -173,12 +173,13 @@ def _need(row: Mapping[str, Any], keys: Sequence[str], source: str, n: int) -> N
 def moment_steps(start: float, end: float, interval: float, num_frames: int) -> tuple[int, int]:
     """First and last step (inclusive) of ``[start, end]`` seconds, inside ``num_frames`` steps.
 
-    ``floor(start / L)`` and ``ceil(end / L) - 1`` (HERO's rule), the last at least the first,
-    both clamped to the clip's kept steps.
+    HERO's span labels (``get_st_ed_label``): ``first = floor(start / L)`` and
+    ``last = max(ceil(end / L) − 1, first + 1)``, both then clamped to the clip's kept steps
+    (so only a moment starting in the last step gets ``last == first``).
     """
     last = num_frames - 1
     first = min(max(step_floor(max(start, 0.0), interval), 0), last)
-    final = min(max(step_ceil(max(end, 0.0), interval) - 1, first), last)
+    final = min(max(step_ceil(max(end, 0.0), interval) - 1, first + 1), last)
     return first, final
 
 
@@ -428,12 +429,17 @@ def text_batch(texts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tenso
 
 
 def retrieval_batch(
-    queries: Sequence[Query], records: Mapping[str, ClipRecord], config: HeroConfig
+    queries: Sequence[Query],
+    records: Mapping[str, ClipRecord],
+    config: HeroConfig,
+    *,
+    local: bool = True,
 ) -> dict[str, torch.Tensor]:
     """A VSM batch: the queries' clips (each once, in first-seen order) and the queries.
 
     Adds ``query_ids`` (Q, Lq), ``query_num_tokens`` (Q,), ``query_clip`` (Q,) indexing the
-    clips, ``query_span`` (Q, 2) first and last step, ``vsm_local`` (always on).
+    clips, ``query_span`` (Q, 2) first and last step, ``vsm_local`` (``local``: whether the
+    batch trains the start/end loss).
     """
     clips: dict[str, int] = {}
     for q in queries:
@@ -444,7 +450,7 @@ def retrieval_batch(
     batch["query_num_tokens"] = lengths
     batch["query_clip"] = torch.tensor([clips[q.clip_id] for q in queries], dtype=torch.int64)
     batch["query_span"] = torch.tensor([q.span for q in queries], dtype=torch.int64).view(-1, 2)
-    batch["vsm_local"] = torch.tensor(True)
+    batch["vsm_local"] = torch.tensor(local)
     return batch
 
 

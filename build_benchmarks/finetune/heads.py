@@ -77,6 +77,8 @@ class HeroForVideoQA(nn.Module):
         self.span_head = MLPHead(c.hidden, 2, eps=c.norm_eps)
         for head in (self.qa_pool, self.qa_head, self.span_pool, self.span_head):
             init_weights(head, c.init_std)
+        with torch.no_grad():  # HERO makes its span pool a copy of the fresh answer pool
+            self.span_pool.weight.copy_(self.qa_pool.weight)
 
     def logits(
         self, batch: dict[str, torch.Tensor]
@@ -154,13 +156,17 @@ def corpus_scores(
     Returns:
         global scores (Q, N) (cosine, max over steps), start and end log-probabilities
         (Q, N, T) over each clip's real steps (the same start/end convolutions as
-        :meth:`HeroForPretraining.span_logits`, for every clip at once), float32.
+        :meth:`HeroForPretraining.span_logits`, for every clip at once), float32. What the
+        padded steps hold does not matter: their similarities are zeroed before the
+        convolutions, as in training, so a clip's scores do not depend on the clips it was
+        encoded or scored with.
     """
     glob = vsm_scores(queries, steps, step_mask)  # (Q, N)
     q, (n, t) = queries.shape[0], step_mask.shape
-    sim = torch.einsum("qd,ntd->qnt", model.vsm_query_proj(queries), steps)  # (Q, N, T)
-    flat = sim.reshape(q * n, 1, t)  # (Q·N, 1, T)
     mask = step_mask[None].expand(q, n, t)
+    sim = torch.einsum("qd,ntd->qnt", model.vsm_query_proj(queries), steps)  # (Q, N, T)
+    sim = sim.masked_fill(~mask, 0.0)  # the kernel reaches past a clip's last real step
+    flat = sim.reshape(q * n, 1, t)  # (Q·N, 1, T)
     start = model.vsm_start(flat).view(q, n, t).float().masked_fill(~mask, _NEG)
     end = model.vsm_end(flat).view(q, n, t).float().masked_fill(~mask, _NEG)
     return glob.float(), start.log_softmax(-1), end.log_softmax(-1)

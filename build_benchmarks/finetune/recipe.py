@@ -55,11 +55,19 @@ from build_benchmarks.finetune.data import (
     text_batch,
 )
 from build_benchmarks.finetune.heads import HeroForVideoQA, corpus_scores
-from build_benchmarks.vcmr import RankedMoments, RankingConfig, rank_svmr, rank_vcmr, to_submission
+from build_benchmarks.vcmr import (
+    RankedMoments,
+    RankingConfig,
+    rank_svmr,
+    rank_vcmr,
+    temporal_nms,
+    to_submission,
+)
 from hero_data.manifest import atomic_write_json
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
 from hero_model.config import HeroConfig, HeroConfigError, build_config
+from hero_model.init import CheckpointError, load_hero_checkpoint
 from hero_model.pretrain import HeroForPretraining
 from hero_model.train import find_checkpoint, lr_factor
 
@@ -91,12 +99,19 @@ class FinetuneConfig:
             evaluate the initial weights).
         batch_size: queries (how2r) or questions (how2qa) per update.
         lr: peak learning rate.
+        lr_mul: the heads added for the task (How2QA's answer and span heads; How2R adds
+            none: its VSM head comes from pretraining) learn at ``lr_mul × lr``, as HERO's
+            ``lr_mul`` (10 in its video-QA configs).
+        betas: AdamW's (HERO: 0.9, 0.98).
+        eps: AdamW's epsilon (HERO's AdamW: 1e-6).
         warmup: share of the updates spent warming up linearly.
         weight_decay: AdamW weight decay (not on biases and norms).
         grad_clip: global gradient-norm limit; 0: none.
         seed: seed of initialisation, shuffling and dropout.
         device: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, ``cuda:N``.
         precision: ``auto`` (bf16 autocast on a GPU, else fp32), ``bf16``, ``fp32``.
+        hard_negative_start_step: How2R: the update from which the hinge losses weight the
+            hardest negatives (HERO's TVR finetuning: 2000); ``None``: the model config's.
         qa_span_weight: weight of How2QA's span loss (HERO: 0.4 on TVQA-style sets).
         qa_in_cues: append each candidate's QA text to every cue in the Cross-modal
             Transformer too, as HERO does (costs a Cross-modal pass per candidate).
@@ -114,12 +129,16 @@ class FinetuneConfig:
     max_steps: int | None = None
     batch_size: int = 32
     lr: float = 5e-5
+    lr_mul: float = 10.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
     warmup: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    hard_negative_start_step: int | None = 2000
     qa_span_weight: float = 0.4
     qa_in_cues: bool = True
     eval_batch: int = 32
@@ -141,16 +160,36 @@ class FinetuneConfig:
             or self.max_steps < 0
         ):
             bad(f"max_steps must be an integer >= 0 or None, got {self.max_steps!r}")
+        h = self.hard_negative_start_step
+        if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < -1):
+            bad(f"hard_negative_start_step must be an update >= 0, -1 (never) or None, got {h!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             bad(f"seed must be an integer >= 0, got {self.seed!r}")
-        for name in ("lr", "weight_decay", "grad_clip", "qa_span_weight", "warmup"):
+        for name in (
+            "lr",
+            "lr_mul",
+            "eps",
+            "weight_decay",
+            "grad_clip",
+            "qa_span_weight",
+            "warmup",
+        ):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 bad(f"{name} must be a finite number, got {v!r}")
             if v < 0:
                 bad(f"{name} must be >= 0, got {v}")
-        if not self.lr > 0:
-            bad(f"lr must be positive, got {self.lr}")
+        for name in ("lr", "lr_mul", "eps"):
+            if not getattr(self, name) > 0:
+                bad(f"{name} must be positive, got {getattr(self, name)}")
+        b = self.betas
+        if not (
+            isinstance(b, (tuple, list))
+            and len(b) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in b)
+            and all(0 <= x < 1 for x in b)
+        ):
+            bad(f"betas must be two numbers in [0, 1), got {b!r}")
         if self.warmup >= 1:
             bad(f"warmup is a share of the updates, in [0, 1); got {self.warmup}")
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -162,6 +201,7 @@ class FinetuneConfig:
         """JSON-able dict of every option."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["model_overrides"] = dict(self.model_overrides)
+        out["betas"] = list(self.betas)
         out["ranking"] = asdict(self.ranking)
         return out
 
@@ -182,11 +222,60 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """``(model.pt, meta)`` of a run folder, a checkpoint folder or a ``model.pt`` file."""
+REFERENCE_PREFIX = "v_encoder."
+"""Every parameter name of a reference HERO checkpoint (github.com/linjieli222/HERO) but the
+query encoder's and the VSM head's starts with this; none of ``hero train``'s does."""
+
+
+@dataclass(frozen=True)
+class Initialisation:
+    """Where the weights come from.
+
+    Attributes:
+        path: the weights file.
+        meta: a ``hero train`` checkpoint's ``meta.json``; ``None`` for a reference HERO
+            checkpoint (e.g. the released ``hero-tv-ht100.pt``), which has no metadata.
+        state: the reference checkpoint's state dict, read once (``None`` for ours).
+    """
+
+    path: Path
+    meta: dict[str, Any] | None = None
+    state: Mapping[str, Any] | None = None
+
+    @property
+    def reference(self) -> bool:
+        """Whether the file is in the reference HERO code's layout."""
+        return self.meta is None
+
+
+def _read_reference(path: Path) -> dict[str, Any]:
+    """The state dict of ``path``, a file with no ``meta.json`` beside it: it must be a
+    reference HERO checkpoint."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for a damaged or foreign file
+        raise FinetuneError(f"{path}: cannot read the checkpoint ({e})") from None
+    if isinstance(state, Mapping) and "model_state_dict" in state:  # reference restore.pt
+        state = state["model_state_dict"]
+    if not isinstance(state, Mapping) or not any(
+        str(k).removeprefix("module.").startswith(REFERENCE_PREFIX) for k in state
+    ):
+        raise FinetuneError(
+            f"{path}: neither a `hero train` checkpoint (it has no meta.json beside it) nor a "
+            f"HERO checkpoint such as hero-tv-ht100.pt (no {REFERENCE_PREFIX}* parameters)"
+        )
+    return dict(state)
+
+
+def resolve_checkpoint(path: str | os.PathLike[str]) -> Initialisation:
+    """The weights named by ``path``: a ``hero train`` run folder (its newest checkpoint), a
+    checkpoint folder, its ``model.pt``, or a reference HERO checkpoint file (a state dict in
+    the original code's names, such as the released ``hero-tv-ht100.pt``)."""
     p = Path(path)
     if p.is_file():
         model, folder = p, p.parent
+        if not (folder / "meta.json").is_file():
+            return Initialisation(p, None, _read_reference(p))
     elif (p / "model.pt").is_file():
         model, folder = p / "model.pt", p
     elif p.is_dir() and (found := find_checkpoint(p)) is not None:
@@ -194,7 +283,7 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[Path, dict[str, An
     elif p.exists():
         raise FinetuneError(
             f"{p}: not a checkpoint: expected a `hero train` run folder, a checkpoint folder "
-            "(model.pt + meta.json) or its model.pt"
+            "(model.pt + meta.json), its model.pt, or a HERO checkpoint file (hero-tv-ht100.pt)"
         )
     else:
         raise FinetuneError(f"{p}: no such checkpoint")
@@ -209,16 +298,44 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> tuple[Path, dict[str, An
         raise FinetuneError(f"{meta_path}: unreadable checkpoint metadata ({e})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("model_config"), dict):
         raise FinetuneError(f"{meta_path}: has no model_config")
-    return model, meta
+    return Initialisation(model, meta)
+
+
+_REFERENCE_FRAME_POSITIONS = "v_encoder.f_encoder.img_embeddings.position_embeddings.weight"
+
+
+def _reference_config(cfg: FinetuneConfig, init: Initialisation) -> HeroConfig:
+    """The model config for a reference checkpoint: ``cfg.model`` (``base``: HERO's), with
+    ``max_steps`` set to the checkpoint's frame positions, as HERO's finetuning scripts do."""
+    config = build_config(cfg.model or "base", **cfg.model_overrides)
+    assert init.state is not None
+    table = {str(k).removeprefix("module."): v for k, v in init.state.items()}.get(
+        _REFERENCE_FRAME_POSITIONS
+    )
+    if (
+        "max_steps" not in cfg.model_overrides
+        and isinstance(table, torch.Tensor)
+        and table.ndim == 2
+        and table.shape[0] != config.max_steps
+    ):
+        log.info(
+            "%s: %d frame positions; max_steps set to that (the config had %d)",
+            init.path,
+            table.shape[0],
+            config.max_steps,
+        )
+        config = replace(config, max_steps=int(table.shape[0]))
+    return config
 
 
 def model_config_for(
     cfg: FinetuneConfig, tokenizer_vocab: int | None
-) -> tuple[HeroConfig, Path | None]:
-    """The model config of the run and the checkpoint's ``model.pt`` (None: random init).
+) -> tuple[HeroConfig, Initialisation | None]:
+    """The model config of the run and where its weights come from (None: random init).
 
     Without a checkpoint, a vocabulary smaller than the dataset tokenizer's is widened to it
-    (the weights are random anyway) unless ``model_overrides`` sets ``vocab_size``.
+    (the weights are random anyway) unless ``model_overrides`` sets ``vocab_size``. A reference
+    HERO checkpoint has no config of its own: ``cfg.model`` (default ``base``, HERO's sizes).
     """
     overrides = dict(cfg.model_overrides)
     try:
@@ -236,9 +353,13 @@ def model_config_for(
                 )
                 config = replace(config, vocab_size=tokenizer_vocab)
             return config, None
-        weights, meta = resolve_checkpoint(cfg.checkpoint)
+        init = resolve_checkpoint(cfg.checkpoint)
+        if init.reference:
+            return _reference_config(cfg, init), init
+        assert init.meta is not None
+        weights = init.path
         try:
-            saved = HeroConfig(**meta["model_config"])
+            saved = HeroConfig(**init.meta["model_config"])
         except (TypeError, HeroConfigError) as e:
             raise FinetuneError(f"{weights.parent / 'meta.json'}: bad model_config ({e})") from None
         if cfg.model is not None:
@@ -255,13 +376,24 @@ def model_config_for(
                     f"{'; '.join(differ[:6])}{' ...' if len(differ) > 6 else ''}; leave the "
                     "config out to use the checkpoint's"
                 )
-        return (replace(saved, **overrides) if overrides else saved), weights
+        return (replace(saved, **overrides) if overrides else saved), init
     except HeroConfigError as e:
         raise FinetuneError(str(e)) from None
 
 
-def load_weights(model: HeroForPretraining, weights: Path) -> None:
-    """Load a ``hero train`` state dict into ``model``; errors name the file."""
+def load_weights(model: HeroForPretraining, init: Initialisation) -> None:
+    """Load ``init``'s weights into ``model``; errors name the file."""
+    if init.reference:
+        assert init.state is not None
+        try:
+            report = load_hero_checkpoint(model, init.state, source=str(init.path))
+        except CheckpointError as e:
+            raise FinetuneError(
+                f"{e}; give the checkpoint's model config with --config (default base)"
+            ) from None
+        log.info("%s: HERO checkpoint, %d tensors loaded", init.path, len(report.loaded))
+        return
+    weights = init.path
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for a damaged or foreign file
@@ -292,15 +424,44 @@ def load_weights(model: HeroForPretraining, weights: Path) -> None:
     model.load_state_dict(state)
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for p in model.parameters():
+def task_heads(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters of the heads added for the task: everything of a
+    :class:`HeroForVideoQA` outside its encoder (HERO: outside ``v_encoder``). How2R adds no
+    head (its VSM head and query encoder come from pretraining), so: none."""
+    if not isinstance(model, HeroForVideoQA):
+        return []
+    return [n for n, _ in model.named_parameters() if not n.startswith("encoder.")]
+
+
+def param_groups(
+    model: torch.nn.Module, lr: float, lr_mul: float, weight_decay: float
+) -> list[dict[str, Any]]:
+    """AdamW groups, as HERO's ``build_optimizer``: the task heads at ``lr_mul × lr``, the
+    rest at ``lr``; weight decay on matrices and embeddings, none on biases and norm weights
+    (HERO's ``bias`` / ``LayerNorm`` name rule picks the same tensors)."""
+    heads = set(task_heads(model))
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
+            groups.setdefault((name in heads, p.ndim >= 2), []).append(p)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {
+            "params": params,
+            "lr": lr * lr_mul if head else lr,
+            "weight_decay": weight_decay if decay else 0.0,
+        }
+        for (head, decay), params in sorted(groups.items())  # the base lr first
     ]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: FinetuneConfig) -> torch.optim.AdamW:
+    """AdamW as HERO finetunes: betas, epsilon, weight decay and the heads' ``lr_mul``."""
+    return torch.optim.AdamW(
+        param_groups(model, cfg.lr, cfg.lr_mul, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=(float(cfg.betas[0]), float(cfg.betas[1])),
+        eps=cfg.eps,
+    )
 
 
 def _autocast(cfg: FinetuneConfig, device: torch.device) -> Any:
@@ -340,11 +501,14 @@ def _train(
         log.info("max_steps 0: evaluating the initial weights")
         return summary
     warmup = round(cfg.warmup * total)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda n: lr_factor(n + 1, warmup, total)
     )
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xF7]))
+    # How2R: a batch trains the start/end loss with probability 1 - vsm_local_drop_prob (HERO's
+    # drop_svmr_prob, 0.8), drawn from its own stream so that shuffling does not depend on it
+    local_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5D]))
     model.train()
     start = time.perf_counter()
     losses: list[float] = []
@@ -359,7 +523,9 @@ def _train(
                 with _autocast(cfg, device):
                     if task == "how2r":
                         model.train_step = step
-                        metrics = model(retrieval_batch(chosen, records, config), "vsm")
+                        local = bool(local_rng.random() >= config.vsm_local_drop_prob)
+                        batch = retrieval_batch(chosen, records, config, local=local)
+                        metrics = model(batch, "vsm")
                     else:
                         batch = qa_batch(chosen, records, config, qa_in_cues=cfg.qa_in_cues)
                         metrics = model(batch)
@@ -397,6 +563,29 @@ def _stack_ranked(parts: list[RankedMoments]) -> RankedMoments:
 
 
 @torch.no_grad()
+def encode_clips(
+    model: HeroForPretraining,
+    clips: list[ClipRecord],
+    config: HeroConfig,
+    cfg: FinetuneConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contextual step embeddings (N, T, D) float32 and real-step mask (N, T) of ``clips``,
+    encoded ``cfg.eval_batch`` at a time (what a padded step holds depends on its batch)."""
+    device = model.vsm_start.weight.device
+    t = max(min(r.num_frames, config.max_steps) for r in clips)
+    steps = torch.zeros(len(clips), t, config.hidden, device=device)
+    step_mask = torch.zeros(len(clips), t, dtype=torch.bool, device=device)
+    for lo in range(0, len(clips), cfg.eval_batch):
+        chunk = clips[lo : lo + cfg.eval_batch]
+        batch = {k: v.to(device) for k, v in clip_batch(chunk, config).items()}
+        with _autocast(cfg, device):
+            out = model.encoder(batch)  # (b, t', D)
+        steps[lo : lo + len(chunk), : out.shape[1]] = out.float()
+        step_mask[lo : lo + len(chunk), : out.shape[1]] = batch["step_mask"]
+    return steps, step_mask
+
+
+@torch.no_grad()
 def _eval_retrieval(
     model: HeroForPretraining,
     queries: list[Query],
@@ -404,24 +593,18 @@ def _eval_retrieval(
     config: HeroConfig,
     cfg: FinetuneConfig,
     interval: float,
-) -> dict[str, Any]:
-    """The TVR submission of ``queries`` over the clips they name."""
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The TVR submissions of ``queries`` over the clips they name: without NMS, and with
+    HERO's NMS (``None`` when ``cfg.ranking.nms_threshold`` is ``None``)."""
     device = model.vsm_start.weight.device
+    ranking = cfg.ranking
+    candidates = replace(ranking, max_predictions=ranking.candidates)
     names = list(dict.fromkeys(q.clip_id for q in queries))
     frames = np.array([min(records[c].num_frames, config.max_steps) for c in names])
     durations = np.minimum([records[c].clip.duration for c in names], frames * interval).astype(
         np.float64
     )
-    t = int(frames.max())
-    steps = torch.zeros(len(names), t, config.hidden, device=device)
-    step_mask = torch.zeros(len(names), t, dtype=torch.bool, device=device)
-    for lo in range(0, len(names), cfg.eval_batch):
-        chunk = [records[c] for c in names[lo : lo + cfg.eval_batch]]
-        batch = {k: v.to(device) for k, v in clip_batch(chunk, config).items()}
-        with _autocast(cfg, device):
-            out = model.encoder(batch)  # (b, t', D)
-        steps[lo : lo + len(chunk), : out.shape[1]] = out.float()
-        step_mask[lo : lo + len(chunk), : out.shape[1]] = batch["step_mask"]
+    steps, step_mask = encode_clips(model, [records[c] for c in names], config, cfg)
     index = {c: i for i, c in enumerate(names)}
     vcmr, svmr, vr = [], [], []
     for lo in range(0, len(queries), cfg.eval_batch):
@@ -438,7 +621,7 @@ def _eval_retrieval(
             frames,
             frame_interval=interval,
             clip_durations=durations,
-            config=cfg.ranking,
+            config=candidates,
         )
         gt = np.array([index[q.clip_id] for q in chunk_q])
         rows = np.arange(len(chunk_q))
@@ -449,19 +632,38 @@ def _eval_retrieval(
             frames[gt],
             frame_interval=interval,
             clip_durations=durations[gt],
-            config=cfg.ranking,
+            config=candidates,
         )
         vcmr.append(moments)
         vr.append(clips)
         svmr.append(single)
-    return to_submission(
+    all_vcmr, all_svmr = _stack_ranked(vcmr), _stack_ranked(svmr)
+    desc_ids = [q.desc_id for q in queries]
+    descs = [q.desc for q in queries]
+    top = ranking.max_predictions
+    plain = to_submission(
         names,
-        [q.desc_id for q in queries],
-        vcmr=_stack_ranked(vcmr),
-        svmr=_stack_ranked(svmr),
-        vr=_stack_ranked(vr),
-        descs=[q.desc for q in queries],
+        desc_ids,
+        vcmr=all_vcmr.head(top),
+        svmr=all_svmr.head(top),
+        vr=_stack_ranked(vr).head(top),
+        descs=descs,
     )
+    if ranking.nms_threshold is None:
+        return plain, None
+    nms = {
+        "threshold": ranking.nms_threshold,
+        "max_before": ranking.max_before_nms,
+        "max_after": top,
+    }
+    suppressed = to_submission(
+        names,
+        desc_ids,
+        vcmr=temporal_nms(all_vcmr, **nms),
+        svmr=temporal_nms(all_svmr, **nms),
+        descs=descs,
+    )
+    return plain, suppressed
 
 
 @torch.no_grad()
@@ -510,12 +712,28 @@ def _evaluate(
         try:
             if task == "how2r":
                 assert isinstance(model, HeroForPretraining)
-                submission = _eval_retrieval(model, examples, records, config, cfg, interval)
+                submission, suppressed = _eval_retrieval(
+                    model, examples, records, config, cfg, interval
+                )
                 _write_json(path, submission)
                 scores = evaluate_retrieval(
                     submission, bench.rows[split], submission_source=str(path), gt_source=source
                 )
                 results[split] = json.loads(json.dumps(scores))
+                if suppressed is not None:
+                    nms_path = run / f"predictions_{split}_nms.json"
+                    _write_json(nms_path, suppressed)
+                    nms_scores = evaluate_retrieval(
+                        suppressed,
+                        bench.rows[split],
+                        submission_source=str(nms_path),
+                        gt_source=source,
+                    )
+                    results[split]["nms"] = {
+                        "threshold": cfg.ranking.nms_threshold,
+                        **json.loads(json.dumps(nms_scores)),
+                        "predictions": str(nms_path),
+                    }
             else:
                 assert isinstance(model, HeroForVideoQA)
                 predictions = _eval_qa(model, examples, records, config, cfg)
@@ -562,15 +780,18 @@ def run_finetune(
     tok_record = dataset_tokenizer(ds)
     tokenizer = load_tokenizer(cfg.tokenizer, ds)
     vocab = tok_record.get("vocab_size")
-    config, weights = model_config_for(cfg, vocab if isinstance(vocab, int) else None)
+    config, init = model_config_for(cfg, vocab if isinstance(vocab, int) else None)
+    if task == "how2r" and cfg.hard_negative_start_step is not None:
+        config = replace(config, hard_negative_start_step=cfg.hard_negative_start_step)
 
     torch.manual_seed(cfg.seed)
     hero = HeroForPretraining(config)
-    if weights is None:
+    if init is None:
         log.warning(RANDOM_INIT_WARNING)
     else:
-        load_weights(hero, weights)
-        log.info("initialised from %s", weights)
+        load_weights(hero, init)
+        log.info("initialised from %s", init.path)
+        init = replace(init, state=None)  # a reference checkpoint's tensors: no longer needed
     model: torch.nn.Module = hero
     if task == "how2qa":
         model = HeroForVideoQA(
@@ -604,7 +825,8 @@ def run_finetune(
         "task": task,
         "bench": str(bench_dir),
         "dataset": str(dataset),
-        "init": str(weights) if weights is not None else "random",
+        "init": str(init.path) if init is not None else "random",
+        "init_layout": None if init is None else ("hero" if init.reference else "hero-toolkit"),
         "device": str(device),
         "train": train,
         "skipped": {s: n for s, n in bench.skipped.items()},

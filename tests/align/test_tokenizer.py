@@ -17,8 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from align.tokenizer import SPECIAL_TOKENS, CueTokenizer, TokenizerError, prepare_text
+from align.readers import read_tvqa_jsonl
+from align.tokenizer import SPECIAL_TOKENS, CueTokenizer, TokenizerError, cue_text, prepare_text
 from hero_data.types import Cue
+from tests.conftest import TV_SUBS, TV_TOKENS_WITH_SPEAKER, TV_TOKENS_WITHOUT_SPEAKER, hand_bpe
 
 SENTENCES = [
     "hello there, how are you doing today?",
@@ -382,3 +384,36 @@ def test_unreadable_file(tmp_path):
 def test_wrong_pair_length(saved):
     with pytest.raises(TokenizerError, match="pair"):
         CueTokenizer.from_path((saved["json"],))  # type: ignore[arg-type]
+
+
+# --- TV subtitles: HERO's "Name : text" ---------------------------------------------------------
+
+
+def test_cue_text_puts_the_speaker_back_as_tv_subtitles_write_it():
+    cue = Cue(0.0, 1.0, "That's all this is?", "Chase")
+    assert cue_text(cue) == "That's all this is?"
+    assert cue_text(cue, speaker_prefix=True) == "Chase : That's all this is?"
+    assert cue_text(Cue(0.0, 1.0, "Okay.", None), speaker_prefix=True) == "Okay."
+
+
+def test_tv_subtitles_get_heros_token_ids(tmp_path):
+    vocab = hand_bpe(tmp_path / "bpe")
+    line = {
+        "vid_name": "house_s01",
+        "sub": [{"text": t, "start": s, "end": e} for t, s, e in TV_SUBS],
+    }
+    (tmp_path / "tv.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    cues = read_tvqa_jsonl(tmp_path / "tv.jsonl")["house_s01"]
+    assert [(c.speaker, c.text) for c in cues] == [
+        ("Chase", "That's all this is?"), ("House", "NO"), (None, "Okay."), ("MAN", "HEY YOU")
+    ]  # fmt: skip
+    tok = CueTokenizer.from_path(tmp_path / "bpe", speaker_prefix=True)
+    assert tok.speaker_prefix and tok.describe()["speaker_prefix"] is True
+    with_speaker = [[vocab[t] for t in cue] for cue in TV_TOKENS_WITH_SPEAKER]
+    assert tok.encode_cues(cues) == with_speaker
+    # HERO: html.unescape, lower-case if all caps, then transformers 2.0.0 stripped the text
+    assert [tok.encode(text.strip()) for text, _, _ in TV_SUBS] == with_speaker
+    plain = tok.with_speaker_prefix(False)
+    assert "speaker_prefix" not in plain.describe()
+    assert plain.encode_cues(cues) == [[vocab[t] for t in cue] for cue in TV_TOKENS_WITHOUT_SPEAKER]
+    assert CueTokenizer.from_path(tmp_path / "bpe").encode_cues(cues) == plain.encode_cues(cues)

@@ -288,3 +288,34 @@ def test_other_commands_keep_clicks_usage_errors():
     code, _, err = run("inspect")
     assert code == 2 and err.startswith("Usage: ") and len(err.splitlines()) > 1
     assert "inspect [OPTIONS] DATASET" in err
+
+
+def test_hero_align_reads_tv_subtitles_with_heros_token_ids(tmp_path):
+    from tests.conftest import TV_SUBS, TV_TOKENS_WITH_SPEAKER, TV_TOKENS_WITHOUT_SPEAKER, hand_bpe
+
+    vocab = hand_bpe(tmp_path / "roberta")
+    lines = [
+        {"vid_name": name, "sub": [{"text": t, "start": s, "end": e} for t, s, e in TV_SUBS]}
+        for name in ("house_s01", "house_s02")
+    ]
+    tv = tmp_path / "tv_subtitles.jsonl"
+    tv.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = ["align", str(tv), "--duration", "9", "--clip-seconds", "0"]
+    args += ["--tokenizer", str(tmp_path / "roberta"), "--video-id", "house_s02"]
+    code, out, err = run(*args)
+    assert code == 0, err
+    (clip,) = json.loads(out)["clips"]
+    assert clip["clip_id"] == "house_s02.0"
+    assert [c["speaker"] for c in clip["cues"]] == ["Chase", "House", None, "MAN"]
+    assert clip["token_ids"] == [[vocab[t] for t in cue] for cue in TV_TOKENS_WITH_SPEAKER]
+    code, out, err = run(*args, "--no-speaker-prefix")
+    assert code == 0, err
+    expected = [[vocab[t] for t in cue] for cue in TV_TOKENS_WITHOUT_SPEAKER]
+    assert json.loads(out)["clips"][0]["token_ids"] == expected
+    for extra, message in (
+        ([], "holds 2 videos; choose one with --video-id"),
+        (["--video-id", "house_s09"], "no entry with vid_name 'house_s09'"),
+    ):
+        code, out, err = run("align", str(tv), "--duration", "9", *extra)
+        assert code == 2 and out == "" and len(err.splitlines()) == 1, err
+        assert err.startswith(f"Error: {tv}: ") and message in err, err

@@ -20,12 +20,14 @@ import torch
 from align.tokenizer import CueTokenizer, train_byte_level_bpe
 from build_benchmarks.evaluate import evaluate_qa, evaluate_retrieval, read_jsonl
 from build_benchmarks.finetune import FinetuneConfig, FinetuneError, run_finetune
-from build_benchmarks.finetune.data import load_bench, qa_batch
-from build_benchmarks.finetune.heads import HeroForVideoQA
+from build_benchmarks.finetune.data import load_bench, moment_steps, qa_batch
+from build_benchmarks.finetune.heads import HeroForVideoQA, corpus_scores
+from build_benchmarks.finetune.recipe import encode_clips, make_optimizer, task_heads
 from hero_data.reader import HeroDataset
 from hero_data.types import Cue
 from hero_data.writer import DatasetWriter
 from hero_model.config import build_config
+from hero_model.init import reference_shapes
 from hero_model.pretrain import HeroForPretraining
 from tests.conftest import make_record
 
@@ -171,10 +173,18 @@ def _cfg(toy: dict[str, Path], **kw: Any) -> FinetuneConfig:
         "lr": 2e-3,
         "device": "cpu",
         "log_every": 10,
-        "ranking": replace(FinetuneConfig().ranking, max_span_steps=10),
+        "ranking": replace(FinetuneConfig().ranking, max_pred_l=10),
     }
     base.update(kw)
     return FinetuneConfig(**base)
+
+
+def _scores(split: dict[str, Any]) -> dict[str, Any]:
+    """A split's metrics without the prediction file paths."""
+    out = {k: v for k, v in split.items() if k != "predictions"}
+    if "nms" in out:
+        out["nms"] = {k: v for k, v in out["nms"].items() if k != "predictions"}
+    return out
 
 
 # --- retrieval -----------------------------------------------------------------------------
@@ -200,9 +210,40 @@ def test_how2r_end_to_end_writes_a_scored_submission(toy, tmp_path, caplog):
             clips = {p[0] for p in entry["predictions"]}
             assert clips == {submission["video2idx"][q["vid_name"]]}
             assert all(0 <= p[1] < p[2] <= DURATION for p in entry["predictions"])
+        # HERO's span rule (min_pred_l 2; max_pred_l 10 here): moments of 3 to 10 steps
+        for task in ("VCMR", "SVMR"):
+            lengths = {round((p[2] - p[1]) / INTERVAL) for e in submission[task] for p in
+                       e["predictions"]}  # fmt: skip
+            assert lengths == set(range(3, 11)), (task, lengths)
+            n = 100 if task == "VCMR" else 36  # SVMR: every allowed span of a 10-step clip
+            assert all(len(e["predictions"]) == n for e in submission[task])
+        # and the NMS report: the same predictions, none overlapping a better one of its clip
+        nms_path = run / f"predictions_{split}_nms.json"
+        nms = json.loads(nms_path.read_text())
+        assert set(nms) == {"video2idx", "VCMR", "SVMR"}
+        rescored = json.loads(json.dumps(evaluate_retrieval(nms, gt)))
+        assert metrics[split]["nms"]["threshold"] == 0.5
+        for task in ("VCMR", "SVMR"):
+            assert metrics[split]["nms"][task] == rescored[task]
+            for entry in nms[task]:
+                preds = entry["predictions"]
+                assert 0 < len(preds) < 100  # 4 clips of 10 steps: fewer than 100 survive
+                for i, a in enumerate(preds):
+                    for b in preds[:i]:
+                        inter = max(0.0, min(a[2], b[2]) - max(a[1], b[1]))
+                        union = max(a[2], b[2]) - min(a[1], b[1])
+                        assert a[0] != b[0] or inter / union <= 0.5
+                assert [p[3] for p in preds] == sorted((p[3] for p in preds), reverse=True)
     on_disk = json.loads((run / "metrics.json").read_text())
     assert on_disk["val"]["VR"] == metrics["val"]["VR"]
     assert (run / "model.pt").is_file() and (run / "train_log.jsonl").read_text().strip()
+
+
+def test_no_nms_report_when_switched_off(toy, tmp_path):
+    ranking = replace(FinetuneConfig().ranking, max_pred_l=10, nms_threshold=None)
+    cfg = _cfg(toy, max_steps=0, ranking=ranking)
+    metrics = run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "run", cfg)
+    assert "nms" not in metrics["val"] and not list((tmp_path / "run").glob("*_nms.json"))
 
 
 def test_how2r_is_deterministic_on_cpu(toy, tmp_path):
@@ -344,7 +385,7 @@ def test_checkpoint_is_loaded_and_another_config_refused(toy, tmp_path):
     b = run_finetune(
         "how2r", toy["how2r"], toy["ds"], tmp_path / "b", replace(cfg, checkpoint=str(ckpt))
     )
-    assert a["val"] == {**b["val"], "predictions": a["val"]["predictions"]}
+    assert _scores(a["val"]) == _scores(b["val"])
     with pytest.raises(FinetuneError, match=r"another model config than 'base'.*hidden"):
         run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "c", replace(cfg, model="base"))
     wrong = tmp_path / "wrong"
@@ -425,3 +466,201 @@ def test_a_hero_train_checkpoint_is_accepted(toy, tmp_path):
     ))  # fmt: skip
     assert metrics["init"].endswith("step-00000002/model.pt")
     assert metrics["val"]["total"] == 8
+
+
+# --- HERO's finetuning recipe ----------------------------------------------------------------
+
+
+def test_span_labels_are_heros(toy):
+    # HERO's get_st_ed_label: st = min(floor(s/L), n-1); ed = min(max(ceil(e/L)-1, st+1), n-1)
+    def hero(s: float, e: float, n: int) -> tuple[int, int]:
+        st = min(int(np.floor(s / INTERVAL)), n - 1)
+        return st, min(max(int(np.ceil(e / INTERVAL)) - 1, st + 1), n - 1)
+
+    table = {
+        (3.2, 7.6): (2, 5),  # HERO's docstring example
+        (3.0, 4.0): (2, 3),  # inside one step: the end goes one step on
+        (3.0, 4.5): (2, 3),  # ends on a boundary
+        (6.0, 6.0): (4, 5),  # a point
+        (14.0, 15.0): (9, 9),  # starts in the last step: nowhere to go
+    }
+    for (s, e), want in table.items():
+        assert moment_steps(s, e, INTERVAL, 10) == want == hero(s, e, 10), (s, e)
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        s, e = sorted(rng.integers(0, 1500, 2) / 100)
+        n = int(rng.integers(1, 12))
+        assert moment_steps(s, e, INTERVAL, n) == hero(s, e, n), (s, e, n)
+
+
+def test_how2r_trains_the_span_loss_in_a_fifth_of_the_batches(toy, tmp_path):
+    # HERO's drop_svmr_prob 0.8 (our model config's vsm_local_drop_prob); hard negatives from
+    # update 2000, as HERO's TVR finetuning config
+    cfg = _cfg(toy, max_steps=30, epochs=100, log_every=1)
+    run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "a", cfg)
+    log = [
+        json.loads(line) for line in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()
+    ]
+    trained = sum(entry["local"] > 0 for entry in log)
+    assert len(log) == 30 and 2 <= trained <= 12, trained
+    saved = json.loads((tmp_path / "a" / "finetune.json").read_text())["model_config"]
+    assert saved["hard_negative_start_step"] == 2000
+    overrides = {**cfg.model_overrides, "vsm_local_drop_prob": 0.0}
+    cfg = replace(cfg, model_overrides=overrides, hard_negative_start_step=None)
+    run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "b", cfg)
+    log = [
+        json.loads(line) for line in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()
+    ]
+    assert all(entry["local"] > 0 for entry in log)
+    saved = json.loads((tmp_path / "b" / "finetune.json").read_text())["model_config"]
+    assert saved["hard_negative_start_step"] == build_config("tiny").hard_negative_start_step
+
+
+def test_a_clips_scores_do_not_depend_on_its_batch(toy):
+    """Padded steps of a batch hold encoder output; the start/end convolutions reach two
+    steps past a clip's end, so without zeroing the padding a clip's last steps would score
+    differently next to a longer clip."""
+    ds = HeroDataset.open(toy["ds"])
+    tokenizer = CueTokenizer.from_path(toy["tokenizer"])
+    config = build_config("tiny", vocab_size=tokenizer.vocab_size, dropout=0.0)
+    bench, records = load_bench("how2r", toy["how2r"], ds, tokenizer, config)
+    query = bench.examples["val"][0]
+    clip = records[query.clip_id]  # 10 steps
+    longer = ds[bench.examples["test"][1].clip_id]
+    longer = replace(
+        longer,
+        clip=replace(longer.clip, end=longer.clip.start + 24.0),
+        resnet=np.concatenate([longer.resnet, longer.resnet[:6]]),
+        slowfast=np.concatenate([longer.slowfast, longer.slowfast[:6]]),
+    )  # 16 steps
+    torch.manual_seed(0)
+    model = HeroForPretraining(config).eval()
+    cfg = _cfg(toy, eval_batch=2)
+    ids = torch.tensor([query.ids])
+    vec = model.encode_queries(ids, torch.tensor([len(query.ids)]))
+    with torch.no_grad():
+        alone = corpus_scores(model, vec, *encode_clips(model, [clip], config, cfg))
+        steps, mask = encode_clips(model, [clip, longer], config, cfg)
+        assert steps[0, 10:].abs().sum() > 0  # the batch's padding holds something
+        together = corpus_scores(model, vec, steps, mask)
+    for a, b in zip(alone, together, strict=True):
+        torch.testing.assert_close(b[:, 0, : a.shape[-1]] if b.ndim == 3 else b[:, 0], a[:, 0])
+
+
+def test_optimizer_is_heros(toy):
+    tokenizer = CueTokenizer.from_path(toy["tokenizer"])
+    config = build_config("tiny", vocab_size=tokenizer.vocab_size)
+    qa = HeroForVideoQA(config)
+    heads = set(task_heads(qa))
+    assert heads and all(n.split(".")[0] in {"qa_pool", "qa_head", "span_pool", "span_head"}
+                         for n in heads)  # fmt: skip
+    torch.testing.assert_close(qa.span_pool.weight, qa.qa_pool.weight)  # HERO's deepcopy
+    assert task_heads(HeroForPretraining(config)) == []  # how2r adds no head
+    cfg = _cfg(toy, lr=1e-3, weight_decay=0.0)
+    optimizer = make_optimizer(qa, cfg)
+    assert {g["betas"] for g in optimizer.param_groups} == {(0.9, 0.98)}
+    assert {g["eps"] for g in optimizer.param_groups} == {1e-6}
+    # one AdamW step on a gradient of ones moves every weight by its group's lr
+    before = {n: p.detach().clone() for n, p in qa.named_parameters()}
+    for p in qa.parameters():
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    for name, p in qa.named_parameters():
+        moved = (before[name] - p.detach()).abs().max().item()
+        assert moved == pytest.approx(1e-2 if name in heads else 1e-3, rel=1e-3), name
+
+
+# --- a released HERO checkpoint --------------------------------------------------------------
+
+
+def _hero_release(path: Path, config, seed: int = 4) -> dict[str, torch.Tensor]:
+    """A checkpoint in the reference code's layout (HERO's HeroForPretraining names, fp16 as
+    apex O2 saved it), with seeded random values, saved to ``path``."""
+    g = torch.Generator().manual_seed(seed)
+    state = {k: torch.randn(s, generator=g).half() for k, s in reference_shapes(config).items()}
+    words = "v_encoder.f_encoder.embeddings.word_embeddings.weight"
+    state["v_encoder.f_encoder.lm_head.decoder.weight"] = state[words]  # tied, as saved
+    # names HERO's own scripts look for
+    assert "v_encoder.f_encoder.img_embeddings.position_embeddings.weight" in state
+    assert {"video_st_predictor.weight", "q_feat_attn.modular_vector_mapping.weight"} <= set(state)
+    torch.save(state, path)
+    return state
+
+
+def test_a_released_hero_checkpoint_is_accepted(toy, tmp_path):
+    vocab = CueTokenizer.from_path(toy["tokenizer"]).vocab_size
+    release = build_config("tiny", vocab_size=vocab, max_steps=40)  # 40 frame positions
+    path = tmp_path / "hero-tv-ht100.pt"
+    state = _hero_release(path, release)
+    overrides = {"vocab_size": vocab, "dropout": 0.0, "attention_dropout": 0.0}
+    cfg = _cfg(toy, checkpoint=str(path), model_overrides=overrides, max_steps=0)
+    metrics = run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "r", cfg)
+    assert metrics["init"] == str(path) and metrics["init_layout"] == "hero"
+    loaded = torch.load(tmp_path / "r" / "model.pt", weights_only=True)
+    torch.testing.assert_close(
+        loaded["vsm_start.weight"], state["video_st_predictor.weight"].float()
+    )
+    q = "q_feat_attn.query_self_attention.self.query.weight"
+    torch.testing.assert_close(loaded["query_encoder.attention.query.weight"], state[q].float())
+    model_config = json.loads((tmp_path / "r" / "finetune.json").read_text())["model_config"]
+    assert model_config["max_steps"] == 40  # from the checkpoint, as HERO's scripts take it
+    qa = run_finetune("how2qa", toy["how2qa"], toy["ds"], tmp_path / "q", replace(cfg, max_steps=1))
+    assert qa["train"]["steps"] == 1 and qa["val"]["total"] == 8
+
+
+def test_bad_hero_checkpoints_are_refused(toy, tmp_path):
+    vocab = CueTokenizer.from_path(toy["tokenizer"]).vocab_size
+    overrides = {"vocab_size": vocab}
+    cfg = _cfg(toy, model_overrides=overrides, max_steps=0)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"encoder.weight": torch.zeros(2)}, foreign)
+    with pytest.raises(FinetuneError, match=r"foreign\.pt: neither a `hero train` checkpoint.*"
+                       r"nor a HERO checkpoint"):  # fmt: skip
+        run_finetune(
+            "how2r", toy["how2r"], toy["ds"], tmp_path / "a", replace(cfg, checkpoint=str(foreign))
+        )
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(FinetuneError, match=r"junk\.pt: cannot read the checkpoint"):
+        run_finetune(
+            "how2r", toy["how2r"], toy["ds"], tmp_path / "b", replace(cfg, checkpoint=str(junk))
+        )
+    wide = tmp_path / "wide.pt"
+    _hero_release(wide, build_config("tiny", vocab_size=vocab, hidden=48, heads=2))
+    with pytest.raises(
+        FinetuneError, match=r"wide\.pt: cannot load as a HERO checkpoint.*--config"
+    ):
+        run_finetune(
+            "how2r", toy["how2r"], toy["ds"], tmp_path / "c", replace(cfg, checkpoint=str(wide))
+        )
+
+
+def test_cli_takes_a_hero_checkpoint_and_reports_nms(toy, tmp_path):
+    from click.testing import CliRunner
+
+    from pipelines.cli_finetune import finetune
+
+    vocab = CueTokenizer.from_path(toy["tokenizer"]).vocab_size
+    path = tmp_path / "hero-tv-ht100.pt"
+    _hero_release(path, build_config("tiny", vocab_size=vocab))
+    model = tmp_path / "model.yaml"
+    model.write_text(f"extends: tiny\nvocab_size: {vocab}\n")
+    args = ["how2r", "--bench", str(toy["how2r"]), "--data", str(toy["ds"]), "--tokenizer",
+            str(toy["tokenizer"]), "--checkpoint", str(path), "--config", str(model),
+            "--max-steps", "1", "--batch-size", "4", "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(finetune, [*args, "--output", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert f"(init: {path})" in result.output and "RANDOM" not in result.output
+    assert "val VCMR, no NMS: 0.5-r1" in result.output
+    assert "val VCMR, NMS 0.5: 0.5-r1" in result.output and "val VR: r1" in result.output
+    for bad, message in (
+        (["--nms-thd", "1.5"], "not an IoU in [0, 1), nor -1"),
+        (["--min-pred-l", "4", "--max-pred-l", "4"], "must be greater than --min-pred-l 4"),
+        (["--lr-mul", "0"], "--lr-mul"),
+    ):
+        result = CliRunner().invoke(finetune, [*args, *bad, "--output", str(tmp_path / "x")])
+        assert result.exit_code == 2 and message in result.output, result.output
+    result = CliRunner().invoke(
+        finetune, [*args, "--nms-thd", "-1", "--max-steps", "0", "--output", str(tmp_path / "n")]
+    )
+    assert result.exit_code == 0 and "NMS" not in result.output, result.output

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from build_benchmarks.evaluate import evaluate_retrieval
-from build_benchmarks.vcmr import RankingConfig, rank_svmr, rank_vcmr, to_submission
+from build_benchmarks.vcmr import (
+    RankedMoments,
+    RankingConfig,
+    rank_svmr,
+    rank_vcmr,
+    temporal_nms,
+    to_submission,
+)
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -26,10 +33,9 @@ def brute_force(scores, st, ed, frames, interval, durations, cfg):
         for rank, n in enumerate(clips):
             for s in range(frames[n]):
                 for e in range(s, frames[n]):
-                    length = e - s + 1
-                    if length < cfg.min_span_steps:
+                    if e - s < cfg.min_pred_l:
                         continue
-                    if cfg.max_span_steps is not None and length > cfg.max_span_steps:
+                    if cfg.max_pred_l is not None and e - s >= cfg.max_pred_l:
                         continue
                     lp = cfg.alpha * (scores[q, n] - best) + st[q, n, s] + ed[q, n, e]
                     spans.append((-lp, rank, s, e, n))
@@ -46,9 +52,10 @@ def brute_force(scores, st, ed, frames, interval, durations, cfg):
 @pytest.mark.parametrize(
     "cfg",
     [
-        RankingConfig(top_clips=3, max_predictions=25, max_span_steps=4, alpha=2.0),
-        RankingConfig(top_clips=10, max_predictions=100, min_span_steps=2, max_span_steps=None),
+        RankingConfig(top_clips=3, max_predictions=25, min_pred_l=0, max_pred_l=4, alpha=2.0),
+        RankingConfig(top_clips=10, max_predictions=100, min_pred_l=1, max_pred_l=None),
         RankingConfig(top_clips=2, max_predictions=7, alpha=0.0, query_batch=2),
+        RankingConfig(top_clips=4, max_predictions=60, max_pred_l=5),
     ],
 )
 def test_matches_brute_force(cfg):
@@ -80,7 +87,7 @@ def test_ties_go_to_the_better_clip_then_earlier_spans():
         flat,
         [3, 3],
         frame_interval=1.0,
-        config=RankingConfig(max_predictions=4, max_span_steps=2),
+        config=RankingConfig(max_predictions=4, min_pred_l=0, max_pred_l=2),
     )
     assert [r[:3] for r in moments.rows(0)] == [[0, 0, 1], [0, 0, 2], [0, 1, 2], [0, 1, 3]]
 
@@ -89,7 +96,7 @@ def test_span_limit_and_short_clips():
     rng = np.random.default_rng(1)
     st = log_softmax(rng.standard_normal((3, 4, 10)))
     ed = log_softmax(rng.standard_normal((3, 4, 10)))
-    cfg = RankingConfig(max_predictions=100, max_span_steps=3)
+    cfg = RankingConfig(max_predictions=100, min_pred_l=0, max_pred_l=3)
     frames = [10, 2, 10, 6]
     moments, _ = rank_vcmr(
         rng.standard_normal((3, 4)), st, ed, frames, frame_interval=1.5, config=cfg
@@ -110,7 +117,8 @@ def test_svmr_ranks_inside_the_given_clip():
     st = log_softmax(rng.standard_normal((2, 6)))
     ed = log_softmax(rng.standard_normal((2, 6)))
     frames = [6, 4]
-    ranked = rank_svmr(st, ed, [4, 1], frames, frame_interval=2.0)
+    every = RankingConfig(min_pred_l=0, max_pred_l=None)
+    ranked = rank_svmr(st, ed, [4, 1], frames, frame_interval=2.0, config=every)
     for q, clip in enumerate([4, 1]):
         rows = ranked.rows(q)
         assert {r[0] for r in rows} == {clip}
@@ -132,7 +140,7 @@ def test_round_trip_through_the_scorer():
         scores[q, c] = 5.0
         st[q, :, s] = 0.0
         ed[q, :, e] = 0.0
-    cfg = RankingConfig(max_span_steps=None)
+    cfg = RankingConfig(min_pred_l=0, max_pred_l=None)
     moments, vr = rank_vcmr(scores, st, ed, [t] * n, frame_interval=1.5, config=cfg)
     svmr = rank_svmr(
         st[np.arange(n_q), gt_clip],
@@ -140,6 +148,7 @@ def test_round_trip_through_the_scorer():
         gt_clip,
         [t] * n_q,
         frame_interval=1.5,
+        config=cfg,
     )
     names = [f"vid{i}.0" for i in range(n)]
     sub = to_submission(names, [10, 11, 12, 13], vcmr=moments, svmr=svmr, vr=vr)
@@ -160,5 +169,122 @@ def test_bad_inputs():
         rank_vcmr(np.zeros((1, 2)), z, z[..., :3], [4, 3], frame_interval=1.5)
     with pytest.raises(ValueError, match="NaN"):
         rank_vcmr(np.zeros((1, 2)), z * np.nan, z, [4, 4], frame_interval=1.5)
-    with pytest.raises(ValueError, match="max_span_steps"):
-        RankingConfig(min_span_steps=3, max_span_steps=2)
+    with pytest.raises(ValueError, match="max_pred_l"):
+        RankingConfig(min_pred_l=3, max_pred_l=3)
+    with pytest.raises(ValueError, match="min_pred_l must be >= 0"):
+        RankingConfig(min_pred_l=-1)
+    with pytest.raises(ValueError, match="nms_threshold"):
+        RankingConfig(nms_threshold=1.0)
+    with pytest.raises(ValueError, match="max_before_nms must be a positive integer"):
+        RankingConfig(max_before_nms=0)
+
+
+# --- HERO's span rule and NMS -------------------------------------------------------------
+
+
+def test_default_spans_are_heros_min_max_length_mask():
+    # HERO's generate_min_max_length_mask(min_l=2, max_l=16): upper triangle from diagonal 2,
+    # minus the one from diagonal 16, i.e. 2 <= e - s < 16 (moments of 3 to 16 steps).
+    t = 40
+    ones = np.ones((t, t))
+    hero_mask = np.triu(ones, k=2) * (1 - np.triu(ones, k=16))
+    expected = {(s, e) for s, e in zip(*np.nonzero(hero_mask), strict=True)}
+    flat = np.zeros((1, t))
+    cfg = RankingConfig(max_predictions=t * t)
+    ranked = rank_svmr(flat, flat, [0], [t], frame_interval=1.5, config=cfg)
+    got = {(round(r[1] / 1.5), round(r[2] / 1.5) - 1) for r in ranked.rows(0)}
+    assert got == expected
+    moments, _ = rank_vcmr(np.zeros((1, 2)), flat[:, None].repeat(2, 1), flat[:, None].repeat(
+        2, 1), [t, 7], frame_interval=1.5, config=cfg)  # fmt: skip
+    lengths = {round((r[2] - r[1]) / 1.5) for r in moments.rows(0)}
+    assert lengths == set(range(3, 17))
+    assert {r[0] for r in moments.rows(0) if r[2] > 7 * 1.5} == {0}  # none past clip 1's end
+
+
+def _iou(a, b):
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return 0.0 if union == 0 else inter / union
+
+
+def _reference_one_clip(preds, threshold, cap=100):
+    """TVR's temporal NMS of one clip's [start, end, score] lists, as a plain loop."""
+    if len(preds) == 1:
+        return preds
+    left = sorted(preds, key=lambda p: p[2], reverse=True)  # stable for ties
+    kept = []
+    while len(left) > 1 and len(kept) < cap:
+        top, rest = left[0], left[1:]
+        left = [p for p in rest if _iou(top, p) <= threshold]
+        kept.append(top)
+    if len(kept) < cap and left:
+        kept.append(left[0])
+    return kept
+
+
+def _reference_nms(rows, threshold, max_before, max_after):
+    """TVR's filter_vcmr_by_nms: group by clip (first appearance), NMS each, sort, cut."""
+    groups: dict[int, list[list[float]]] = {}
+    for clip, start, end, score in rows[:max_before]:
+        groups.setdefault(clip, []).append([start, end, score])
+    merged = [
+        [clip, *p] for clip, preds in groups.items() for p in _reference_one_clip(preds, threshold)
+    ]
+    return sorted(merged, key=lambda p: p[3], reverse=True)[:max_after]
+
+
+def _random_ranked(rng, n_q, p, clips, steps, tie_levels):
+    """Predictions sorted by score (ties kept in a shuffled order), some rows padded."""
+    clip = rng.integers(0, clips, (n_q, p))
+    s = rng.integers(0, steps - 1, (n_q, p))
+    length = rng.integers(1, 8, (n_q, p))
+    start = s * 1.5
+    end = np.minimum(s + length, steps) * 1.5
+    score = rng.integers(1, tie_levels + 1, (n_q, p)) / tie_levels  # many ties
+    order = np.argsort(-score, axis=1, kind="stable")
+    take = np.take_along_axis
+    valid = np.ones((n_q, p), dtype=bool)
+    valid[0, p // 2 :] = False  # a query with fewer predictions
+    return RankedMoments(
+        take(clip, order, 1), take(start, order, 1), take(end, order, 1), take(score, order, 1),
+        valid,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("threshold", "max_before", "max_after", "clips", "tie_levels"),
+    [
+        (0.5, 200, 100, 6, 5),  # HERO's settings
+        (0.5, 60, 100, 3, 1000),
+        (0.0, 200, 30, 8, 3),  # any overlap suppresses
+        (0.7, 40, 10, 1, 4),  # one clip: SVMR
+        (0.9, 300, 150, 1, 50),  # the 100-per-clip cap binds
+    ],
+)
+def test_nms_matches_the_plain_loop(threshold, max_before, max_after, clips, tie_levels):
+    rng = np.random.default_rng([int(threshold * 10), max_before, clips])
+    steps = 200 if max_after > 100 else 30
+    ranked = _random_ranked(rng, 6, 320, clips, steps, tie_levels)
+    out = temporal_nms(ranked, threshold=threshold, max_before=max_before, max_after=max_after)
+    for q in range(6):
+        expected = _reference_nms(ranked.rows(q), threshold, max_before, max_after)
+        assert out.rows(q) == expected
+    plain = ranked.head(max_after)
+    assert any(out.rows(q) != plain.rows(q) for q in range(6))  # it did suppress something
+    if max_after > 100:  # the cap: one clip keeps exactly 100
+        assert max(np.bincount(out.clip[q][out.valid[q]]).max() for q in range(6)) == 100
+
+
+def test_nms_ties_go_to_the_clip_seen_first():
+    # scores 0.9 (clip 1), 0.5 (clip 2), 0.5 (clip 1): TVR lists clip 1's before clip 2's
+    ranked = RankedMoments(
+        np.array([[1, 2, 1]]),
+        np.array([[0.0, 0.0, 30.0]]),
+        np.array([[3.0, 3.0, 33.0]]),
+        np.array([[0.9, 0.5, 0.5]]),
+        np.ones((1, 3), dtype=bool),
+    )
+    out = temporal_nms(ranked, threshold=0.5)
+    assert [r[0] for r in out.rows(0)] == [1, 1, 2]
+    with pytest.raises(ValueError, match="threshold"):
+        temporal_nms(ranked, threshold=1.5)

@@ -582,3 +582,86 @@ def test_a_dataset_on_s3_exports_as_its_local_copy_does(
 
     for db in ("video_db", "sub_db"):
         assert contents(out, db) == contents(exported, db)
+
+
+# --- TV subtitles: HERO's tv_subtitles.db ------------------------------------------------------
+
+
+def _tv_corpus(root: Path) -> Path:
+    """HERO extractor features for two TV clips (6 steps of 1.5 s) and TVR's subtitle file,
+    whose entry for the second one is broken (a cue ending before it starts)."""
+    from tests.conftest import TV_SUBS
+
+    for name in ("house_s01", "bad_s01"):
+        for folder, dim in (("resnet_features", RESNET_DIM), ("slowfast_features", SLOWFAST_DIM)):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            np.savez(root / folder / f"{name}.npz", features=np.ones((6, dim), np.float16))
+    good = {
+        "vid_name": "house_s01",
+        "sub": [{"text": t, "start": s, "end": e} for t, s, e in TV_SUBS],
+    }
+    bad = {"vid_name": "bad_s01", "sub": [{"text": " Chase : Hi", "start": 3.0, "end": 1.0}]}
+    (root / "tv_subtitles.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    return root
+
+
+def _sub_db(folder: Path) -> dict[str, dict]:
+    env = lmdb.open(str(folder), readonly=True, lock=False)
+    with env.begin() as txn:
+        values = {k.decode(): decode_sub_value(v, k.decode()) for k, v in txn.cursor()}
+    env.close()
+    return values
+
+
+def test_tv_subtitles_export_as_heros_tv_subtitles_db(tmp_path):
+    from tests.conftest import TV_TOKENS_WITH_SPEAKER, TV_TOKENS_WITHOUT_SPEAKER, hand_bpe
+
+    vocab = hand_bpe(tmp_path / "roberta")
+    root = _tv_corpus(tmp_path / "tv")
+    runner = CliRunner()
+    common = ["npz", str(root), "--subtitles", str(root / "tv_subtitles.jsonl"), "--whole-videos"]
+    common += ["--no-progress"]
+
+    def run(name: str, *extra: str, tokenize_at: str = "import") -> dict:
+        at_import = ["--tokenizer", str(tmp_path / "roberta")] if tokenize_at == "import" else []
+        ds, out = tmp_path / f"{name}-ds", tmp_path / f"{name}-hero"
+        result = runner.invoke(import_, [*common, *at_import, *extra, "--output", str(ds)])
+        assert result.exit_code == 0, result.output
+        assert "failed: bad_s01" in result.output  # only the broken entry's video
+        args = [
+            "hero-lmdb",
+            str(ds),
+            "--output",
+            str(out),
+            "--tokenizer",
+            str(tmp_path / "roberta"),
+        ]
+        result = runner.invoke(export, [*args, "--no-progress"])
+        assert result.exit_code == 0, result.output
+        values = _sub_db(out / "sub_db")
+        assert set(values) == {"house_s01"}
+        return {"value": values["house_s01"], "ds": ds, "out": out}
+
+    expected = [[vocab[t] for t in cue] for cue in TV_TOKENS_WITH_SPEAKER]
+    got = run("default")
+    value = got["value"]
+    # what HERO's prepro_sub.py writes for this entry: ids of " Name : text", its frame maps
+    assert value["input_ids"] == expected
+    assert value["sub2frames"] == [[0, [0, 1]], [1, [1, 2]], [2, [3]], [3, [4, 5]]]
+    assert value["unique_sub2frames"] == [[0, [0]], [1, [1, 2]], [2, [3]], [3, [4, 5]]]
+    assert value["unmatched_frames"] == [] and value["duration"] == 6
+    assert value["max_mtached_sub_len"] == 8 + 2
+    assert json.loads((got["out"] / "sub_db" / "vid2max_frame_sub_len.json").read_text()) == {
+        "house_s01": 10
+    }
+    # the speaker stays in its own field
+    assert [c.get("speaker") for c in value["sub"]] == ["Chase", "House", None, "MAN"]
+    assert HeroDataset.open(got["ds"])["house_s01.0"].cues[0].speaker == "Chase"
+    errors = read_errors(got["ds"])
+    assert [(e["video_id"], e["stage"]) for e in errors] == [("bad_s01", "subtitles")]
+    # tokenized at export time, the dataset's choice is kept
+    assert run("late", tokenize_at="export")["value"]["input_ids"] == expected
+    # the option drops the prefix
+    value = run("plain", "--no-speaker-prefix")["value"]
+    assert value["input_ids"] == [[vocab[t] for t in cue] for cue in TV_TOKENS_WITHOUT_SPEAKER]
+    assert value["max_mtached_sub_len"] == 6 + 2

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from align.readers import SubtitleError
 from align.tokenizer import CueTokenizer, train_byte_level_bpe
 from align.video import align_video
 from hero_data.reader import HeroDataset
@@ -223,3 +224,20 @@ def test_command_line(corpus, tmp_path):
     result = runner.invoke(import_, [*args, "--overwrite", "--clip-seconds", "4"])
     assert result.exit_code == 1 and "not a whole number of 1.5 s steps" in result.output
     assert "[1.5]" in runner.invoke(import_, ["npz", "--help"]).output
+
+
+def test_subtitle_sources_name_what_they_take(tmp_path):
+    other = tmp_path / "subs.txt"
+    other.write_text("hello")
+    with pytest.raises(InputError, match=r"subs\.txt.*TVQA-style \.jsonl"):
+        SubtitleSource(other)
+    empty = tmp_path / "tv.jsonl"
+    empty.write_text("  \n")
+    with pytest.raises(SubtitleError, match=r"tv\.jsonl: empty file"):
+        SubtitleSource(empty)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"vid_name": "a", "sub": []}\nnot json\n{"vid_name": "b", "sub": 3}\n')
+    source = SubtitleSource(broken)
+    assert source.tv and source.cues("a") == ([], str(broken))
+    with pytest.raises(SubtitleError, match=r"broken\.jsonl:3: b: missing or bad 'sub'"):
+        source.cues("b")
