@@ -164,6 +164,12 @@ def inspect(
         _print_summary(summary)
 
 
+_SAMPLING_HELP = (
+    "SlowFast's frame choice: hero (HERO's extractor: depends on the frame rate, repeats the "
+    "window's last frame) or uniform (32 frames spread evenly)."
+)
+
+
 def _print_run_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -291,11 +297,23 @@ def run(
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
-    required=True,
-    help="Folder for the .npz files (and errors.jsonl).",
+    help="Folder for the .npz files (and errors.jsonl). Required unless --sampling-plan.",
 )
 @click.option(
     "--frame-interval", type=float, default=1.5, show_default=True, help="Seconds per step."
+)
+@click.option(
+    "--sampling",
+    type=click.Choice(["hero", "uniform"]),
+    default="hero",
+    show_default=True,
+    help=_SAMPLING_HELP,
+)
+@click.option(
+    "--sampling-plan",
+    is_flag=True,
+    help="Run no model: print, as one JSON object per video, the presentation time of the "
+    "frame feeding each model input of every step.",
 )
 @click.option(
     "--backend",
@@ -326,25 +344,34 @@ def run(
 @click.option(
     "--resnet-weights",
     type=click.Path(path_type=Path),
-    help="ResNet-152 ImageNet state dict (default: the torch hub cache).",
+    help="ResNet-152 ImageNet state dict (default: resnet152-394f9c45.pth in the torch hub "
+    "cache, downloaded if missing).",
 )
 @click.option(
     "--slowfast-weights",
     type=click.Path(path_type=Path),
-    help="SLOWFAST_8x8_R50.pyth (default: the torch hub cache).",
+    help="SLOWFAST_8x8_R50.pkl (Caffe2, as HERO) or SLOWFAST_8x8_R50.pyth (default: the .pkl "
+    "in the torch hub cache, downloaded if missing; a bare published name is looked up there).",
 )
 @click.option(
     "--random-weights",
     is_flag=True,
     help="Seeded random weights: meaningless features, for trying the tool out.",
 )
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Never download a missing weight file (also: HERO_OFFLINE=1).",
+)
 @click.option("--overwrite", is_flag=True, help="Redo videos whose .npz exists.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any video failed.")
 @friendly_errors
 def extract(
     videos: tuple[Path, ...],
-    output: Path,
+    output: Path | None,
     frame_interval: float,
+    sampling: str,
+    sampling_plan: bool,
     backend: str,
     device: str,
     batch_size: int,
@@ -352,6 +379,7 @@ def extract(
     resnet_weights: Path | None,
     slowfast_weights: Path | None,
     random_weights: bool,
+    offline: bool,
     overwrite: bool,
     strict: bool,
 ) -> None:
@@ -362,7 +390,17 @@ def extract(
     <name>.<hash of the path>.npz, so same-named videos in different folders do not collide.
     Failed videos go to OUTPUT/errors.jsonl and the run goes on; finished ones are skipped when
     run again.
+
+    With --sampling-plan nothing is extracted: for each video, one line of JSON says which
+    source frame (its presentation time in seconds from the first frame) feeds each model
+    input: {"video", "frame_interval", "sampling", "steps": [{"step", "resnet",
+    "slowfast_fast": [32 times], "slowfast_slow": [8 times]}, ...]}.
     """
+    if sampling_plan:
+        _print_sampling_plans(videos, frame_interval, sampling, backend)
+        return
+    if output is None:
+        raise click.UsageError("--output is required (unless --sampling-plan)")
     from extract.extractor import ExtractConfig
     from extract.models import WeightsError
     from pipelines.extract_videos import extract_videos
@@ -373,9 +411,11 @@ def extract(
         device=device,
         batch_size=batch_size,
         compile=compile_,
+        sampling=sampling,
         resnet_weights=str(resnet_weights) if resnet_weights else None,
         slowfast_weights=str(slowfast_weights) if slowfast_weights else None,
         random_weights=random_weights,
+        offline=True if offline else None,
     )
     try:
         summary = extract_videos(videos, output, cfg, overwrite=overwrite)
@@ -390,6 +430,100 @@ def extract(
     for _, message in summary.failed:
         click.echo(f"  failed: {message}", err=True)
     if strict and summary.failed:
+        raise SystemExit(1)
+
+
+def _print_sampling_plans(
+    videos: tuple[Path, ...], frame_interval: float, sampling: str, backend: str
+) -> None:
+    from extract.decode import DecodeError
+    from extract.sampling import sampling_plan
+
+    for video in videos:
+        try:
+            plan = sampling_plan(video, frame_interval, sampling=sampling, backend=backend)
+        except DecodeError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(json.dumps(plan))
+
+
+@main.command()
+@click.option(
+    "--resnet-weights",
+    type=click.Path(path_type=Path),
+    help="Check this ResNet-152 file instead of the default one.",
+)
+@click.option(
+    "--slowfast-weights",
+    type=click.Path(path_type=Path),
+    help="Check this SlowFast file instead of the default one.",
+)
+@click.option("--download", is_flag=True, help="Download missing published files first.")
+@click.option("--offline", is_flag=True, help="With --download: do nothing (also: HERO_OFFLINE=1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@friendly_errors
+def weights(
+    resnet_weights: Path | None,
+    slowfast_weights: Path | None,
+    download: bool,
+    offline: bool,
+    as_json: bool,
+) -> None:
+    """List the models' weight files: where each is, whether its checksum matches.
+
+    One row per file: ResNet-152's and SlowFast's default files (the ones HERO used) and
+    SlowFast's alternative, or the files given. "found" is where the file is (the torch hub
+    cache, a given path, or missing); "checksum" compares its sha256 with the published prefix
+    (torchvision publishes one; PySlowFast and PyTorchVideo do not); "loads" reads it and fits
+    it to the architecture. Exit status 1 if a default or given file is missing or fails.
+    """
+    from dataclasses import asdict
+
+    from extract.models import weight_file_status
+    from extract.weights import WEIGHT_FILES
+
+    offline_flag = True if offline else None
+    rows = [
+        weight_file_status("resnet152", resnet_weights, download=download, offline=offline_flag)
+    ]
+    rows.append(
+        weight_file_status(
+            "slowfast_r50", slowfast_weights, download=download, offline=offline_flag
+        )
+    )
+    if slowfast_weights is None:
+        for f in WEIGHT_FILES:
+            if f.model == "slowfast_r50" and not f.default:
+                rows.append(weight_file_status("slowfast_r50", f.file_name))
+    bad = [r for r in rows[:2] if r.loads != "ok"]
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="weight files")
+        for column in ("model", "file", "default", "found", "checksum", "loads"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(
+                r.model,
+                r.file_name,
+                "yes" if r.default else "-",
+                r.found,
+                r.checksum or "-",
+                "-" if r.found == "missing" else ("ok" if r.loads == "ok" else "NO"),
+            )
+        Console().print(table)
+        for r in rows:
+            click.echo(f"{r.file_name}: {r.path}" + (f" (sha256 {r.sha256})" if r.sha256 else ""))
+        for r in rows:
+            if r.found == "missing":
+                fetch = f"`hero weights --download` fetches it from {r.url}" if r.url else ""
+                click.echo(f"{r.file_name}: missing; {fetch or r.loads}", err=True)
+            elif r.loads != "ok":
+                click.echo(f"{r.file_name}: {r.loads}", err=True)
+    if bad:
         raise SystemExit(1)
 
 
