@@ -232,13 +232,22 @@ def _print_run_report(report: dict[str, Any]) -> None:
 @click.option("--workers", type=int, help="Extraction actors [auto].")
 @click.option("--cpus-per-worker", type=float, help="CPU cores per extraction actor [auto].")
 @click.option("--gpus-per-worker", type=float, help="GPUs per extraction actor [1].")
+@click.option("--sampling", type=click.Choice(["hero", "uniform"]), help=_SAMPLING_HELP + " [hero]")
 @click.option("--resnet-weights", help="ResNet-152 ImageNet state dict [torch hub cache].")
-@click.option("--slowfast-weights", help="SLOWFAST_8x8_R50.pyth [torch hub cache].")
+@click.option(
+    "--slowfast-weights", help="SLOWFAST_8x8_R50.pkl (as HERO) or .pyth [the .pkl, hub cache]."
+)
 @click.option(
     "--random-weights",
     is_flag=True,
     default=None,
     help="Seeded random weights: meaningless features, for trying the tool out.",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    default=None,
+    help="Never download a missing weight file (also: HERO_OFFLINE=1).",
 )
 @click.option("--tokenizer", help="tokenizer.json or a folder with vocab.json + merges.txt.")
 @click.option("--video-timeout", type=float, help="Seconds per video [max(300, 4 x duration)].")
