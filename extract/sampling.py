@@ -129,16 +129,19 @@ def plan_steps(
     *,
     sampling: str = DEFAULT_SAMPLING,
     backend: str = "pyav",
+    start: float = 0.0,
+    end: float | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Per step, the presentation time (seconds from the stream's first frame) of the source
     frame feeding each model input: ``{"step", "resnet", "slowfast_fast": [32],
     "slowfast_slow": [8]}``, repeats included. Decodes the video (same frame choice as
-    extraction, :func:`extract.decode.iter_step_times`) without converting any frame.
+    extraction, :func:`extract.decode.iter_step_times`) without converting any frame;
+    ``start`` / ``end`` limit it to the steps of ``[start, end)`` source seconds.
     """
     from extract.decode import iter_step_times
 
     _check_sampling(sampling)
-    for step in iter_step_times(path, interval, backend=backend):
+    for step in iter_step_times(path, interval, backend=backend, start=start, end=end):
         slots = pathway_slots(sampling, len(step.window_times), step.frame_rate)
         yield {
             "step": step.index,

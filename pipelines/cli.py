@@ -128,31 +128,52 @@ def _print_clip(record: Any, as_json: bool) -> None:
     metavar="PNG",
     help="With --clip: also draw the clip's timeline (frames, steps, cues, assignment) to PNG.",
 )
+@click.option(
+    "--mark-inputs",
+    is_flag=True,
+    help="With --plot: mark the source frames that fed each model input (2D, SlowFast fast and "
+    "slow), by the dataset's sampling rule.",
+)
 @friendly_errors
 def inspect(
-    dataset: Path, as_json: bool, clip_id: str | None, verify: bool, plot_path: Path | None
+    dataset: Path,
+    as_json: bool,
+    clip_id: str | None,
+    verify: bool,
+    plot_path: Path | None,
+    mark_inputs: bool,
 ) -> None:
     """Summarize DATASET: videos, clips, hours, steps, cues, failures, shards.
 
     With --clip ID, show that clip's steps and the cue assigned to each instead. Adding --plot
     out.png also draws the clip as a picture: each step's 2D sample decoded from the source
     video (placeholders when the video is missing), a time axis, the cues as bars, and which
-    steps each cue covers and was assigned, in the cue's colour.
+    steps each cue covers and was assigned, in the cue's colour. With --mark-inputs it also
+    marks, under the frames, the source frames that fed the models (the sampling plan).
     """
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize
 
     if plot_path is not None and clip_id is None:
         raise click.UsageError("--plot draws one clip: give it with --clip ID")
+    if mark_inputs and plot_path is None:
+        raise click.UsageError("--mark-inputs marks the plot: give --plot PNG too")
     ds = HeroDataset.open(dataset, verify="full" if verify else "auto")
     if clip_id is not None:
         record = ds[clip_id]
         _print_clip(record, as_json)
         if plot_path is not None:
-            from pipelines.plot import load_thumbnails, plot_clip
+            from pipelines.plot import load_inputs, load_thumbnails, plot_clip
 
+            inputs = None
+            if mark_inputs:
+                # Datasets made before the rule was recorded used the uniform one.
+                sampling = ds.manifest.config.get("sampling", "uniform")
+                inputs = load_inputs(record, sampling)
             try:
-                written = plot_clip(record, plot_path, thumbnails=load_thumbnails(record))
+                written = plot_clip(
+                    record, plot_path, thumbnails=load_thumbnails(record), inputs=inputs
+                )
             except OSError as e:
                 raise click.ClickException(f"cannot write {plot_path}: {e}") from None
             click.echo(f"plot: {written}", err=as_json)  # stdout stays valid JSON with --json
@@ -468,7 +489,9 @@ def _print_sampling_plans(
     help="Check this SlowFast file instead of the default one.",
 )
 @click.option("--download", is_flag=True, help="Download missing published files first.")
-@click.option("--offline", is_flag=True, help="With --download: do nothing (also: HERO_OFFLINE=1).")
+@click.option(
+    "--offline", is_flag=True, help="Never download, even with --download (also: HERO_OFFLINE=1)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @friendly_errors
 def weights(
