@@ -6,7 +6,9 @@ frames are chosen by presentation time, with the rules of :mod:`hero_data.grid`:
 - A frame's time is its presentation timestamp as an exact fraction, ``pts · time_base``,
   relative to the video stream's first frame (the stream's ``start_time``, which FFmpeg derives
   from the first frame's pts; the first decoded frame's pts when the container has none). Frame
-  counts and nominal rates from the container are never used, so variable frame rate is fine.
+  counts and nominal rates from the container are never used to place frames, so variable
+  frame rate is fine. (Each step reports the stream's average rate, :class:`StepTimes`, for
+  the ``hero`` SlowFast rule of :mod:`extract.sampling`.)
 - The frame *before* time ``t`` is the last decoded frame with time ``< t`` (strict), or the
   first frame if there is none.
 - The 2D sample of step ``i`` is the frame before ``(i + ½)·L``; at the end of the video that is
@@ -25,7 +27,8 @@ frames are chosen by presentation time, with the rules of :mod:`hero_data.grid`:
 - Frames come out as displayed: the display matrix's rotation (a multiple of 90°) is applied.
 
 Each frame a step uses is scaled once, so that its short side is 224 pixels (aspect ratio kept,
-sample aspect ratio ignored); the 2D image is that frame, a 3D slot is its centre 224×224 crop.
+the long side truncated as HERO's extractor did, sample aspect ratio ignored); the 2D image is
+that frame, a 3D slot is its centre 224×224 crop, starting at ``int((w − 224) / 2)``.
 The PyAV path converts and scales in one swscale call straight from the decoder's YUV, bicubic,
 as ffmpeg's ``scale`` filter did in HERO's extractor. Measured here (640×360 -> 398×224): about
 1.1 ms a frame, against about 3 ms for a full-size RGB conversion followed by a bicubic resize
