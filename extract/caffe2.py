@@ -279,7 +279,7 @@ def slowfast_state_dict(
     listing every blob without a place, every tensor without a blob, and every shape mismatch.
     """
     state: dict[str, Tensor] = {}
-    source: dict[str, str] = {}
+    seen: set[str] = set()  # keys a blob maps to (the tables map no two blobs to one key)
     problems: list[str] = []
     for blob, value in blobs.items():
         middle = pyslowfast_name(blob)
@@ -288,13 +288,10 @@ def slowfast_state_dict(
             if not any(word in blob for word in _BOOKKEEPING):
                 problems.append(f"blob {blob!r} has no place in SlowFast R50 (-> {middle})")
             continue
-        if key in source:
-            problems.append(f"blobs {source[key]!r} and {blob!r} both map to {key!r}")
-            continue
         ref = expected[key]
         if value.ndim < ref.ndim:  # PySlowFast: pad a blob's shape with trailing ones
             value = value.reshape(value.shape + (1,) * (ref.ndim - value.ndim))
-        source[key] = blob
+        seen.add(key)
         if tuple(value.shape) != tuple(ref.shape):
             problems.append(
                 f"blob {blob!r} has shape {tuple(value.shape)}, {key!r} needs {tuple(ref.shape)}"
@@ -302,7 +299,7 @@ def slowfast_state_dict(
             continue
         state[key] = torch.from_numpy(np.array(value, dtype=np.float32)).to(ref.dtype)
     for key, ref in expected.items():
-        if key in source:
+        if key in seen:
             continue
         if key.endswith("num_batches_tracked"):
             state[key] = torch.zeros(ref.shape, dtype=ref.dtype)
