@@ -19,6 +19,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from extract.decode import available_backends
 from extract.extractor import ExtractConfig, FeatureExtractor
 from extract.models import (
     IMAGENET_MEAN,
@@ -200,6 +201,12 @@ def test_plan_variable_frame_rate(tmp_path):
         for interval in (Fraction(3, 2), Fraction(1, 2)):
             plan = sampling_plan(path, float(interval), sampling=sampling)
             assert plan["steps"] == reference_plan(path, interval, sampling), (sampling, interval)
+
+
+@pytest.mark.skipif("decord" not in available_backends(), reason="decord is not installed")
+def test_plan_is_the_same_with_decord(tmp_path):
+    path = constant_rate_video(tmp_path, Fraction(30000, 1001))
+    assert sampling_plan(path, backend="decord")["steps"] == sampling_plan(path)["steps"]
 
 
 def test_hero_plan_repeats_the_window_end_at_30_fps(tmp_path):
