@@ -12,7 +12,7 @@ It writes a synthetic H.264 video (default 60 s, 640x360, 30 fps), then measures
   :meth:`FeatureExtractor.extract` (decode, both models, float16 features), the path
   ``hero extract`` runs, models already loaded;
 * ``resnet_images_per_s``: ResNet-152 on 224x398 images (short side 224 of 16:9 video);
-* ``slowfast_clips_per_s``: SlowFast-R50 on 45-frame 224x224 windows;
+* ``slowfast_clips_per_s``: SlowFast-R50 on 224x224 windows (its 32 fast-pathway frames);
 * the models' FLOPs per sample (counted by ``torch.utils.flop_counter``, 2 per multiply-add),
   achieved TFLOP/s, and on CUDA the MFU against the bf16 dense peak given by ``--peak-tflops``
   (default 989, an H100/H200 SXM's).
@@ -48,8 +48,10 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
     sys.modules.pop("extract", None)
 
+from extract.decode import scaled_size
 from extract.extractor import ExtractConfig, FeatureExtractor, VideoFeatures
 from extract.synthetic import make_video
+from hero_data.grid import FAST_FRAMES
 
 PARITY_TARGET = 0.999
 """Least per-step cosine of CUDA bf16 features against CPU fp32 ones (the extraction issue)."""
@@ -159,9 +161,11 @@ def main() -> None:
             del cpu
 
     short = 224
-    long = round(short * args.width / args.height)
+    long = scaled_size(args.width, args.height)[0]
     images = torch.randint(0, 256, (batch, short, long, 3), dtype=torch.uint8, device=device)
-    windows = torch.randint(0, 256, (batch, 45, 224, 224, 3), dtype=torch.uint8, device=device)
+    windows = torch.randint(
+        0, 256, (batch, FAST_FRAMES, 224, 224, 3), dtype=torch.uint8, device=device
+    )
     resnet_flops = _flops(ex.resnet, images[:1])
     slowfast_flops = _flops(ex.slowfast, windows[:1])
     r_rate, r_n = _throughput(ex.resnet, images, device, args.min_seconds)

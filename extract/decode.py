@@ -6,7 +6,9 @@ frames are chosen by presentation time, with the rules of :mod:`hero_data.grid`:
 - A frame's time is its presentation timestamp as an exact fraction, ``pts · time_base``,
   relative to the video stream's first frame (the stream's ``start_time``, which FFmpeg derives
   from the first frame's pts; the first decoded frame's pts when the container has none). Frame
-  counts and nominal rates from the container are never used, so variable frame rate is fine.
+  counts and nominal rates from the container are never used to place frames, so variable
+  frame rate is fine. (Each step reports the stream's average rate, :class:`StepTimes`, for
+  the ``hero`` SlowFast rule of :mod:`extract.sampling`.)
 - The frame *before* time ``t`` is the last decoded frame with time ``< t`` (strict), or the
   first frame if there is none.
 - The 2D sample of step ``i`` is the frame before ``(i + ½)·L``; at the end of the video that is
@@ -25,7 +27,8 @@ frames are chosen by presentation time, with the rules of :mod:`hero_data.grid`:
 - Frames come out as displayed: the display matrix's rotation (a multiple of 90°) is applied.
 
 Each frame a step uses is scaled once, so that its short side is 224 pixels (aspect ratio kept,
-sample aspect ratio ignored); the 2D image is that frame, a 3D slot is its centre 224×224 crop.
+the long side truncated as HERO's extractor did, sample aspect ratio ignored); the 2D image is
+that frame, a 3D slot is its centre 224×224 crop, starting at ``int((w − 224) / 2)``.
 The PyAV path converts and scales in one swscale call straight from the decoder's YUV, bicubic,
 as ffmpeg's ``scale`` filter did in HERO's extractor. Measured here (640×360 -> 398×224): about
 1.1 ms a frame, against about 3 ms for a full-size RGB conversion followed by a bicubic resize
@@ -126,6 +129,26 @@ def available_backends() -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class StepTimes:
+    """Which source frames one feature step uses, by presentation time.
+
+    Attributes:
+        index: the step's index in the video (global: step ``i`` covers ``[i·L, (i+1)·L)``).
+        image_time: seconds from the stream's first frame to the frame of the 2D sample.
+        window_times: per 3D window slot (``round(L·30)``, 45 at L = 1.5 s), seconds from the
+            stream's first frame to the frame in that slot (repeats included).
+        frame_rate: the video stream's average frame rate, frames per second (ffprobe's
+            ``avg_frame_rate``; FFmpeg's guess when the container has none). The ``hero``
+            SlowFast sampling depends on it (:mod:`extract.sampling`).
+    """
+
+    index: int
+    image_time: Fraction
+    window_times: tuple[Fraction, ...]
+    frame_rate: Fraction
+
+
 @dataclass(frozen=True, eq=False)
 class StepFrames:
     """The decoded inputs of one feature step.
@@ -137,11 +160,13 @@ class StepFrames:
             kept, no crop), in display orientation.
         window: (T, 224, 224, 3) uint8 RGB, the 3D window: T = round(L·30) frames (45 at
             L = 1.5 s) at 30 fps, each scaled to short side 224 and centre-cropped.
+        times: which source frames these are (:class:`StepTimes`).
     """
 
     index: int
     image: np.ndarray
     window: np.ndarray
+    times: StepTimes
 
 
 # --- opening and probing --------------------------------------------------------------------
@@ -166,11 +191,18 @@ def _video_stream(container: Any, path: str) -> Any:
 
 
 def _frame_rate(stream: Any, path: str) -> Fraction:
-    """The stream's average frame rate, else FFmpeg's guess, as a Fraction."""
+    """The stream's average frame rate (ffprobe's ``avg_frame_rate``), else FFmpeg's guess."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate:
             return Fraction(rate)
     raise DecodeError(path, "the video stream has no frame rate")
+
+
+@dataclass(frozen=True)
+class _StreamInfo:
+    """What a frame source says about its stream before its first frame."""
+
+    frame_rate: Fraction  # _frame_rate's
 
 
 def _clockwise(frame: Any) -> int:
@@ -285,12 +317,20 @@ def probe(path: str | os.PathLike[str], video_id: str | None = None) -> VideoInf
 def scaled_size(width: int, height: int, short_side: int = SHORT_SIDE) -> tuple[int, int]:
     """(width, height) with the short side ``short_side`` and the aspect ratio kept.
 
-    The long side is rounded to the nearest pixel, halves up: 426×240 -> 398×224,
-    225×127 -> 397×224.
+    The long side is truncated, as HERO's extractor computed it (``int(w * 224 / h)``):
+    426×240 -> 397×224, 225×127 -> 396×224. (Integer floor division gives the same number: a
+    quotient of two integers below 2**26 is never within a float's rounding of an integer
+    unless it is one.)
     """
     if width <= height:
-        return short_side, (2 * height * short_side + width) // (2 * width)
-    return (2 * width * short_side + height) // (2 * height), short_side
+        return short_side, height * short_side // width
+    return width * short_side // height, short_side
+
+
+def crop_offset(size: int, side: int = SHORT_SIDE) -> int:
+    """First pixel of the centre crop of ``side`` pixels from ``size``: ``int((size − side) / 2)``
+    as in HERO's extractor (the extra pixel of an odd margin is on the right / bottom)."""
+    return (size - side) // 2
 
 
 def _rot90_turns(clockwise: int) -> int:
@@ -328,17 +368,25 @@ class _Frame:
 
 
 class _Step:
-    """Step ``index`` being filled: its cutoffs in time order and what has been chosen."""
+    """Step ``index`` being filled: its cutoffs in time order and what has been chosen.
 
-    def __init__(self, index: int, interval: float, window_fps: int, side: int) -> None:
+    With ``side`` None only the chosen frames' times are kept (no pixels are made).
+    """
+
+    def __init__(
+        self, index: int, interval: float, window_fps: int, side: int | None, rate: Fraction
+    ) -> None:
         self.index = index
+        self.rate = rate
         cuts = [(c, j) for j, c in enumerate(window_cutoffs_3d(index, interval, window_fps))]
         cuts.append((sample_cutoff_2d(index, interval), -1))  # -1: the 2D sample
         self.cutoffs = sorted(cuts, key=lambda cj: cj[0])
         self.filled = 0
         self.side = side
         self.image: np.ndarray | None = None
-        self.window = np.empty((len(cuts) - 1, side, side, 3), dtype=np.uint8)
+        self.image_time: Fraction | None = None
+        self.window_times: list[Fraction] = [Fraction(0)] * (len(cuts) - 1)
+        self.window = None if side is None else np.empty((len(cuts) - 1, side, side, 3), np.uint8)
 
     @property
     def next_cutoff(self) -> Fraction:
@@ -351,41 +399,62 @@ class _Step:
     def fill_next(self, frame: _Frame) -> None:
         """Give the next cutoff (in time order) this frame."""
         slot = self.cutoffs[self.filled][1]
+        self.filled += 1
+        if slot < 0:
+            self.image_time = frame.time
+        else:
+            self.window_times[slot] = frame.time
+        if self.side is None:
+            return
         img = frame.image()
         if slot < 0:
             self.image = img.copy()
         else:
+            assert self.window is not None
             h, w = img.shape[:2]
-            top, left = (h - self.side) // 2, (w - self.side) // 2
+            top, left = crop_offset(h, self.side), crop_offset(w, self.side)
             self.window[slot] = img[top : top + self.side, left : left + self.side]
-        self.filled += 1
 
-    def result(self) -> StepFrames:
-        assert self.image is not None
-        return StepFrames(self.index, self.image, self.window)
+    def times(self) -> StepTimes:
+        assert self.image_time is not None
+        return StepTimes(self.index, self.image_time, tuple(self.window_times), self.rate)
+
+    def result(self) -> StepFrames | StepTimes:
+        if self.side is None:
+            return self.times()
+        assert self.image is not None and self.window is not None
+        return StepFrames(self.index, self.image, self.window, self.times())
 
 
 def _select(
-    frames: Iterator[_Frame],
+    frames: Iterator[_StreamInfo | _Frame],
     path: str,
     *,
     first_step: int,
     stop_step: int | None,
     interval: float,
     window_fps: int,
-    side: int,
-) -> Iterator[StepFrames]:
+    side: int | None,
+) -> Iterator[StepFrames | StepTimes]:
     """Steps ``first_step`` … (``stop_step`` or the end) from frames in decoding order.
 
-    Holds the step being filled and the last frame seen (the frame *before* every cutoff not
-    yet filled); a frame whose time does not increase is dropped.
+    ``frames`` starts with the stream's :class:`_StreamInfo`. Holds the step being filled and
+    the last frame seen (the frame *before* every cutoff not yet filled); a frame whose time
+    does not increase is dropped. ``side`` None: :class:`StepTimes` only, no pixels.
     """
     if stop_step is not None and stop_step <= first_step:
         return
-    step = _Step(first_step, interval, window_fps, side)
+    info = next(frames)
+    assert isinstance(info, _StreamInfo)
+
+    def new_step(index: int) -> _Step:
+        return _Step(index, interval, window_fps, side, info.frame_rate)
+
+    step = new_step(first_step)
     prev: _Frame | None = None
     dropped = 0
     for frame in frames:
+        assert isinstance(frame, _Frame)
         if prev is not None and frame.time <= prev.time:
             dropped += 1
             continue
@@ -396,7 +465,7 @@ def _select(
                 yield step.result()
                 if stop_step is not None and step.index + 1 >= stop_step:
                     return
-                step = _Step(step.index + 1, interval, window_fps, side)
+                step = new_step(step.index + 1)
         prev = frame
     if dropped:
         log.warning("%s: dropped %d frames whose time did not increase", path, dropped)
@@ -413,21 +482,26 @@ def _select(
         while not step.done:
             step.fill_next(prev)
         yield step.result()
-        step = _Step(step.index + 1, interval, window_fps, side)
+        step = new_step(step.index + 1)
 
 
 # --- backends: each yields _Frame in decoding order ---------------------------------------------
 
 
-def _pyav_frames(path: str, start: Fraction, first_cutoff: Fraction, side: int) -> Iterator[_Frame]:
-    """Decoded frames from the keyframe before ``start`` (relative seconds) on.
+def _pyav_frames(
+    path: str, start: Fraction, first_cutoff: Fraction, side: int
+) -> Iterator[_StreamInfo | _Frame]:
+    """The stream's info, then decoded frames from the keyframe before ``start`` (relative
+    seconds) on.
 
     A thread decodes ahead (:class:`_Ahead`) while this one times and scales frames.
     """
     with _open(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
-        fallback = 1 / _frame_rate(stream, path)
+        rate = _frame_rate(stream, path)
+        fallback = 1 / rate
+        yield _StreamInfo(rate)
         origin = stream.start_time  # pts of the first frame, per FFmpeg
         seeked = False
         if start > 0 and origin is not None:
@@ -487,6 +561,7 @@ class _Index:
 
     times: list[Fraction]  # exact frame times in presentation order, seconds
     last_duration: Fraction  # seconds the last frame lasts (1/fps when the file does not say)
+    frame_rate: Fraction  # _frame_rate's
     rotation: int  # clockwise degrees
     display: tuple[int, int]  # (height, width) of a frame as displayed, full size
 
@@ -498,7 +573,7 @@ def _index(path: str) -> _Index:
     """
     with _open(path) as container:
         stream = _video_stream(container, path)
-        fallback = 1 / _frame_rate(stream, path)
+        rate = _frame_rate(stream, path)
         base = stream.time_base
         first = _next_frame(container.decode(stream), path, None)
         if first is None:
@@ -521,7 +596,7 @@ def _index(path: str) -> _Index:
     origin = origin if origin is not None else pts[0]
     times = [Fraction(p - origin) * base for p in pts]
     last = Fraction(durations[pts[-1]]) * base
-    return _Index(times, last or fallback, rotation, display)
+    return _Index(times, last or 1 / rate, rate, rotation, display)
 
 
 def _rgb_scaler(side: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -539,10 +614,11 @@ def _rgb_scaler(side: int) -> Callable[[np.ndarray], np.ndarray]:
 
 def _decord_frames(
     path: str, start: Fraction, first_cutoff: Fraction, side: int
-) -> Iterator[_Frame]:
+) -> Iterator[_StreamInfo | _Frame]:
     import decord
 
     index = _index(path)
+    yield _StreamInfo(index.frame_rate)
     times = index.times
     height, width = index.display
     size = scaled_size(width, height, side)
@@ -582,10 +658,11 @@ def _decord_frames(
 
 def _torchcodec_frames(
     path: str, start: Fraction, first_cutoff: Fraction, side: int
-) -> Iterator[_Frame]:
+) -> Iterator[_StreamInfo | _Frame]:
     from torchcodec.decoders import VideoDecoder
 
     index = _index(path)
+    yield _StreamInfo(index.frame_rate)
     times = index.times
     if index.rotation == 180 or (index.rotation and index.display[0] == index.display[1]):
         raise DecodeError(path, "torchcodec backend: cannot tell if this rotation is applied")
@@ -636,6 +713,34 @@ def iter_steps(
     buffers are held. Arguments are checked when called (``ValueError``); problems with the
     file raise :class:`DecodeError` from the iteration.
     """
+    return _iterate(path, interval, start, end, backend, short_side, window_fps, pixels=True)  # type: ignore[return-value]
+
+
+def iter_step_times(
+    path: str | os.PathLike[str],
+    interval: float = DEFAULT_FRAME_INTERVAL,
+    *,
+    start: float = 0.0,
+    end: float | None = None,
+    backend: str = "pyav",
+    window_fps: int = WINDOW_FPS,
+) -> Iterator[StepTimes]:
+    """:func:`iter_steps`' choice of frames, as times only: the same decode and selection, but
+    no frame is converted or scaled. For the sampling plan (:mod:`extract.sampling`)."""
+    return _iterate(path, interval, start, end, backend, SHORT_SIDE, window_fps, pixels=False)  # type: ignore[return-value]
+
+
+def _iterate(
+    path: str | os.PathLike[str],
+    interval: float,
+    start: float,
+    end: float | None,
+    backend: str,
+    short_side: int,
+    window_fps: int,
+    *,
+    pixels: bool,
+) -> Iterator[StepFrames | StepTimes]:
     if backend not in BACKENDS:
         raise ValueError(f"unknown decoder backend {backend!r}; choose one of {list(BACKENDS)}")
     if backend not in available_backends():
@@ -666,18 +771,19 @@ def iter_steps(
         sample_cutoff_2d(first_step, interval),
     )
     frames = source(name, begin, first_cutoff, short_side)
-    return _steps(frames, name, first_step, stop_step, interval, window_fps, short_side)
+    side = short_side if pixels else None
+    return _steps(frames, name, first_step, stop_step, interval, window_fps, side)
 
 
 def _steps(
-    frames: Iterator[_Frame],
+    frames: Iterator[_StreamInfo | _Frame],
     name: str,
     first_step: int,
     stop_step: int | None,
     interval: float,
     window_fps: int,
-    side: int,
-) -> Iterator[StepFrames]:
+    side: int | None,
+) -> Iterator[StepFrames | StepTimes]:
     try:
         yield from _select(
             frames,

@@ -36,6 +36,7 @@ from extract.models import (
     load_slowfast_r50,
     prepare_for,
 )
+from extract.sampling import DEFAULT_SAMPLING, SAMPLINGS, pathway_slots, slow_positions
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 from hero_data.types import safe_id
 
@@ -54,9 +55,13 @@ class ExtractConfig:
         prefetch_steps: decoded steps queued ahead of the models (bounds memory).
         bf16: autocast the models to bfloat16 on CUDA (ignored on CPU).
         compile: ``torch.compile`` the models (CUDA; slow to start).
+        sampling: SlowFast's frame choice, ``hero`` (HERO's extractor's) or ``uniform``
+            (:mod:`extract.sampling`).
         resnet_weights: ResNet-152 ImageNet state dict; ``None``: the torch hub cache.
-        slowfast_weights: ``SLOWFAST_8x8_R50.pyth``; ``None``: the torch hub cache.
+        slowfast_weights: ``SLOWFAST_8x8_R50.pkl`` (Caffe2) or ``.pyth``; ``None``: the
+            ``.pkl`` in the torch hub cache.
         random_weights: use seeded random weights (features are meaningless; for tests/demos).
+        offline: never download a missing weight file; ``None``: ``$HERO_OFFLINE``.
     """
 
     frame_interval: float = 1.5
@@ -66,13 +71,17 @@ class ExtractConfig:
     prefetch_steps: int = 32
     bf16: bool = True
     compile: bool = False
+    sampling: str = DEFAULT_SAMPLING
     resnet_weights: str | None = None
     slowfast_weights: str | None = None
     random_weights: bool = False
+    offline: bool | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.prefetch_steps < 1:
             raise ValueError("batch_size and prefetch_steps must be positive")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {self.sampling!r}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -198,16 +207,17 @@ class FeatureExtractor:
         self.weights: dict[str, WeightsInfo] = {}
         if resnet is None:
             resnet, self.weights["resnet"] = load_resnet152(
-                cfg.resnet_weights, random_weights=cfg.random_weights
+                cfg.resnet_weights, random_weights=cfg.random_weights, offline=cfg.offline
             )
         else:
             self.weights["resnet"] = WeightsInfo("injected", None, "injected")
         if slowfast is None:
             slowfast, self.weights["slowfast"] = load_slowfast_r50(
-                cfg.slowfast_weights, random_weights=cfg.random_weights
+                cfg.slowfast_weights, random_weights=cfg.random_weights, offline=cfg.offline
             )
         else:
             self.weights["slowfast"] = WeightsInfo("injected", None, "injected")
+        slowfast.slow_positions = slow_positions(cfg.sampling)
         opts = {"bf16": cuda and cfg.bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
         self.resnet = prepare_for(resnet, self.device, **opts)
         self.slowfast = prepare_for(slowfast, self.device, **opts)
@@ -222,10 +232,13 @@ class FeatureExtractor:
                 "slowfast": "pytorchvideo slowfast_r50 (8x8), pooled slow||fast before the head",
             },
             "weights": {k: asdict(v) for k, v in self.weights.items()},
+            "sampling": self.config.sampling,
             "preprocessing": {
-                "image": "frame before (i+1/2)L, short side 224, aspect kept, ImageNet mean/std",
-                "window": "30 fps resample of [iL,(i+1)L), short side 224, centre crop 224, "
-                "32 uniform frames (fast), every 4th (slow), /255, mean 0.45, std 0.225",
+                "image": "frame before (i+1/2)L, short side 224 (long side truncated), aspect "
+                "kept, ImageNet mean/std",
+                "window": "30 fps resample of [iL,(i+1)L), short side 224 (long side "
+                "truncated), centre crop 224 at int((w-224)/2); 32 fast / 8 slow frames by "
+                "the sampling rule; /255, mean 0.45, std 0.225",
             },
             "dtype": "bfloat16 autocast" if self._bf16 else "float32",
             "device": self.device.type,
@@ -241,12 +254,18 @@ class FeatureExtractor:
             return batch.pin_memory().to(self.device, non_blocking=True)
         return batch
 
+    def fast_frames(self, step: StepFrames) -> np.ndarray:
+        """The 32 fast-pathway frames of ``step``'s window, ``(32, 224, 224, 3)``, chosen by
+        the configured sampling rule (:func:`extract.sampling.pathway_slots`)."""
+        slots = pathway_slots(self.config.sampling, len(step.window), step.times.frame_rate)
+        return step.window[list(slots.fast)]
+
     @torch.inference_mode()
     def _run(self, steps: list[StepFrames]) -> tuple[np.ndarray, np.ndarray]:
         images = self._to_device([s.image for s in steps])  # (B, H, W, 3)
-        windows = self._to_device([s.window for s in steps])  # (B, T, 224, 224, 3)
+        fast = self._to_device([self.fast_frames(s) for s in steps])  # (B, 32, 224, 224, 3)
         r = self.resnet(images).float().cpu().numpy()  # (B, 2048)
-        f = self.slowfast(windows).float().cpu().numpy()  # (B, 2304)
+        f = self.slowfast(fast).float().cpu().numpy()  # (B, 2304)
         return r.astype(np.float16), f.astype(np.float16)
 
     def iter_features(

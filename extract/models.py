@@ -2,12 +2,17 @@
 
 Both take ``uint8`` RGB pixels, channels last, do their own preprocessing, and return one
 float32 row per input: 2048-d (L2-normalised) for ResNet-152, 2304-d for SlowFast. Weights are
-torchvision's ResNet-152 IMAGENET1K_V1 file (the one HERO used) and pytorchvideo's SlowFast 8x8
-R50 Kinetics-400 checkpoint, read as tensors only (``torch.load(..., weights_only=True)``) and
-checked key by key against the architecture before anything is loaded::
+the files HERO's extractor used (:mod:`extract.weights`): torchvision's ResNet-152
+IMAGENET1K_V1 and PySlowFast's Caffe2-trained SlowFast 8x8 R50 Kinetics-400 pickle (renamed
+into pytorchvideo's network by :mod:`extract.caffe2`); PyTorchVideo's ``.pyth`` of the same
+architecture is the alternative. Torch files are read as tensors only
+(``torch.load(..., weights_only=True)``), the Caffe2 pickle by an unpickler that resolves numpy
+arrays only, and every tensor is checked key by key against the architecture before anything
+is loaded. A default file missing from the torch hub cache is downloaded there (unless
+offline)::
 
     load_resnet152()    ->  $TORCH_HOME/hub/checkpoints/resnet152-394f9c45.pth
-    load_slowfast_r50() ->  $TORCH_HOME/hub/checkpoints/SLOWFAST_8x8_R50.pyth
+    load_slowfast_r50() ->  $TORCH_HOME/hub/checkpoints/SLOWFAST_8x8_R50.pkl
 
 Each model keeps the unmodified torchvision / pytorchvideo network as ``.net`` (classifier
 included, unused), so ``model.net.state_dict()`` has exactly the published file's layout.
@@ -23,11 +28,10 @@ runs at once.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -38,7 +42,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.resnet import ResNet, resnet152
 
-from hero_data.grid import FAST_FRAMES, SLOW_STRIDE, uniform_indices
+from extract.caffe2 import read_blobs, slowfast_state_dict
+from extract.sampling import slow_positions
+from extract.weights import (
+    OFFLINE_ENV,
+    WeightFile,
+    WeightsError,
+    default_file,
+    download,
+    hub_checkpoint_path,
+    offline_from_env,
+    published_file,
+    sha256_file,
+)
+from hero_data.grid import FAST_FRAMES
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 
 logger = logging.getLogger(__name__)
@@ -57,10 +74,6 @@ KINETICS_STD = (0.225, 0.225, 0.225)
 # Weights
 
 
-class WeightsError(Exception):
-    """A weight file that is missing, unreadable, not tensor-only, or does not fit the model."""
-
-
 @dataclass(frozen=True)
 class WeightsInfo:
     """Which weights a model was built with.
@@ -76,57 +89,109 @@ class WeightsInfo:
     sha256: str
 
 
-@dataclass(frozen=True)
-class _Source:
-    """Where a published weight file comes from (for messages and the hub-cache lookup)."""
-
-    name: str
-    what: str
-    file_name: str
-    url: str
-    sha256_prefix: str | None = None  # torch hub's convention: in the file name, when known
+def _resnet152_net() -> nn.Module:
+    return resnet152(weights=None)
 
 
-RESNET152_SOURCE = _Source(
-    name="resnet152",
-    what="torchvision's ResNet-152 ImageNet weights (IMAGENET1K_V1, the original ones HERO used)",
-    file_name="resnet152-394f9c45.pth",
-    url="https://download.pytorch.org/models/resnet152-394f9c45.pth",
-    sha256_prefix="394f9c45",
-)
-SLOWFAST_R50_SOURCE = _Source(
-    name="slowfast_r50",
-    what="pytorchvideo's SlowFast 8x8 R50 Kinetics-400 weights",
-    file_name="SLOWFAST_8x8_R50.pyth",
-    url="https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/SLOWFAST_8x8_R50.pyth",
-)
+def _slowfast_r50_net() -> nn.Module:
+    # pytorchvideo imports fvcore, which calls the deprecated torch.jit.script at import.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+        from pytorchvideo.models.hub import slowfast_r50
+
+    return slowfast_r50(pretrained=False)
 
 
-def hub_checkpoint_path(file_name: str) -> Path:
-    """Where torch hub caches ``file_name``: ``torch.hub.get_dir()/checkpoints/<file_name>``.
+_NETS: dict[str, Callable[[], nn.Module]] = {
+    "resnet152": _resnet152_net,
+    "slowfast_r50": _slowfast_r50_net,
+}
+"""Each feature network's unmodified architecture, by name (its files: :mod:`extract.weights`)."""
 
-    ``get_dir()`` is ``$TORCH_HOME/hub`` (default ``~/.cache/torch/hub``) unless
-    ``torch.hub.set_dir`` was called; it is read at each call, not at import.
+
+def _check_model(which: str) -> None:
+    if which not in _NETS:
+        raise ValueError(f"which must be one of {sorted(_NETS)}, got {which!r}")
+
+
+def _meta_state(which: str) -> dict[str, Tensor]:
+    """The architecture's state dict on the ``meta`` device: names, shapes, dtypes, no data."""
+    with torch.device("meta"):
+        return _NETS[which]().state_dict()
+
+
+def resolve_weights(which: str, path: str | Path | None) -> tuple[Path, WeightFile | None]:
+    """The file a model reads for ``path``, and the published file it is (if it is one).
+
+    ``None``: the model's default file in the torch hub cache. A bare published file name
+    (``SLOWFAST_8x8_R50.pyth``) that is not a file here: that file in the hub cache. Anything
+    else: the path as given.
     """
-    return Path(torch.hub.get_dir()) / "checkpoints" / file_name
+    _check_model(which)
+    if path is None:
+        default = default_file(which)
+        return hub_checkpoint_path(default.file_name), default
+    file = Path(path)
+    published = published_file(which, file.name)
+    if published is not None and not file.exists() and str(file) == file.name:
+        return hub_checkpoint_path(published.file_name), published
+    return file, published
 
 
-def _missing_message(source: _Source, path: Path, default: Path) -> str:
-    where = f"put it at {default}" if path == default else f"put it at {path} or {default}"
+def _layout(which: str, file: Path, published: WeightFile | None) -> str:
+    if published is not None:
+        return published.layout
+    return "caffe2" if which == "slowfast_r50" and file.suffix == ".pkl" else "torch"
+
+
+def _missing_message(which: str, file: Path, published: WeightFile | None, offline: bool) -> str:
+    ref = published or default_file(which)
+    default = hub_checkpoint_path(ref.file_name)
+    where = f"put it at {default}" if file == default else f"put it at {file} or {default}"
+    why = f"{which} weights not found: {file} does not exist"
+    if offline and file == default:
+        why += f" and nothing is downloaded offline (--offline or ${OFFLINE_ENV})"
     return (
-        f"{source.name} weights not found: {path} does not exist. Download {source.what}, "
-        f"{source.file_name}, from {source.url} and {where} (the torch hub cache, "
-        f"$TORCH_HOME/hub/checkpoints), or pass the file's path. random_weights=True runs "
-        f"without them, but its features are meaningless."
+        f"{why}. Download {ref.what}, {ref.file_name}, from {ref.url} and {where} (the torch "
+        f"hub cache, $TORCH_HOME/hub/checkpoints), or pass the file's path. random_weights=True "
+        f"runs without them, but its features are meaningless."
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def obtain_weights(
+    which: str, path: str | Path | None = None, *, offline: bool | None = None
+) -> Path:
+    """The weight file ``which`` reads for ``path`` (:func:`resolve_weights`), downloaded into
+    the torch hub cache first when it is a published file missing there and we are online.
+
+    ``offline`` None: :func:`extract.weights.offline_from_env`. A download is checked (size,
+    published sha256 prefix, and read and fitted to the architecture as :func:`verify_weights`
+    does) before it is kept. Raises :class:`WeightsError`: missing (naming the URL), or the
+    download failed (nothing kept).
+    """
+    file, published = resolve_weights(which, path)
+    if file.is_file():
+        return file
+    offline = offline_from_env() if offline is None else offline
+    fetchable = published is not None and file == hub_checkpoint_path(published.file_name)
+    if offline or not fetchable:
+        raise WeightsError(_missing_message(which, file, published, offline))
+    assert published is not None
+
+    def check(downloaded: Path) -> None:
+        try:
+            _read_checked(which, downloaded, published.layout, _meta_state(which))
+        except WeightsError as e:
+            raise WeightsError(
+                f"downloaded {published.url} but it is not usable {which} weights ({e}); "
+                "refused, nothing was kept"
+            ) from e
+
+    try:
+        download(published.url, file, sha256_prefix=published.sha256_prefix, check=check)
+    except WeightsError as e:
+        raise WeightsError(f"{e}. {_missing_message(which, file, published, offline=False)}") from e
+    return file
 
 
 def _unpickling_reason(error: pickle.UnpicklingError) -> str:
@@ -136,12 +201,9 @@ def _unpickling_reason(error: pickle.UnpicklingError) -> str:
     return " ".join(s for s in lines if s and not s.startswith(boilerplate)) or str(error)
 
 
-def _read_state_dict(source: _Source, path: Path, default: Path) -> tuple[dict[str, Tensor], str]:
-    """The state dict in ``path`` (bare, or under ``"model_state"``) and the file's SHA-256."""
-    if not path.is_file():
-        raise WeightsError(_missing_message(source, path, default))
+def _read_torch_state_dict(path: Path, file_name: str, url: str) -> dict[str, Tensor]:
+    """The state dict in ``path`` (bare, or under ``"model_state"``), tensors only."""
     try:
-        sha256 = _sha256(path)
         # weights_only: tensors and plain containers only; a pickle that names code is refused.
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -150,9 +212,8 @@ def _read_state_dict(source: _Source, path: Path, default: Path) -> tuple[dict[s
             raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({reason})") from e
         raise WeightsError(
             f"{path} refused: it holds more than tensors, and loading it could run code "
-            f"({reason}). Weight files are read with weights_only=True; get "
-            f"{source.file_name} from {source.url}, or re-save just its state dict from a copy "
-            f"you trust."
+            f"({reason}). Weight files are read with weights_only=True; get {file_name} from "
+            f"{url}, or re-save just its state dict from a copy you trust."
         ) from e
     except Exception as e:  # OSError, a truncated zip (RuntimeError), EOFError, ...
         raise WeightsError(
@@ -165,11 +226,11 @@ def _read_state_dict(source: _Source, path: Path, default: Path) -> tuple[dict[s
             f"{path} holds a {type(obj).__name__} (keys {keys}), not a state dict or a "
             f'checkpoint with one under "model_state"'
         )
-    return dict(state), sha256
+    return dict(state)
 
 
 def _check_state_dict(
-    state: dict[str, Tensor], expected: Mapping[str, Tensor], source: _Source, path: Path
+    state: dict[str, Tensor], expected: Mapping[str, Tensor], which: str, path: Path
 ) -> dict[str, Tensor]:
     """``state`` if every tensor fits ``expected`` (keys, shapes, finite values); else raises.
 
@@ -180,7 +241,7 @@ def _check_state_dict(
     for key, ref in expected.items():
         if key not in state:
             if key.endswith("num_batches_tracked"):
-                state[key] = ref.clone()
+                state[key] = torch.zeros(ref.shape, dtype=ref.dtype)
             else:
                 problems.append(f"missing key {key!r}")
     problems += [f"unexpected key {key!r}" for key in state if key not in expected]
@@ -200,101 +261,171 @@ def _check_state_dict(
             problems.append(f"{key!r} holds NaN or infinite values")
     if problems:
         raise WeightsError(
-            f"{path} does not fit {source.name} ({len(problems)} problem(s)): "
+            f"{path} does not fit {which} ({len(problems)} problem(s)): "
             + "; ".join(problems[:5])
             + ("; ..." if len(problems) > 5 else "")
         )
     return state
 
 
+def _read_checked(
+    which: str, path: Path, layout: str, expected: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
+    """The state dict of weight file ``path`` (either layout) in the network's own names,
+    checked against ``expected``; raises :class:`WeightsError` naming the file."""
+    ref = default_file(which)
+    if layout == "caffe2":
+        state = slowfast_state_dict(read_blobs(path), expected, path)
+    else:
+        state = _read_torch_state_dict(path, ref.file_name, ref.url)
+    return _check_state_dict(state, expected, which, path)
+
+
+def _warn_if_not_published(which: str, path: Path, published: WeightFile | None, sha256: str):
+    ref = published or default_file(which)
+    if ref.sha256_prefix and not sha256.startswith(ref.sha256_prefix):
+        logger.warning(
+            "%s: sha256 %s... is not that of the published %s (%s...); features will not match "
+            "HERO's",
+            path,
+            sha256[:8],
+            ref.file_name,
+            ref.sha256_prefix,
+        )
+
+
 def _build_net(
-    source: _Source,
-    make_net: Callable[[], nn.Module],
+    which: str,
     path: str | Path | None,
     random_weights: bool,
     seed: int,
+    offline: bool | None,
 ) -> tuple[nn.Module, WeightsInfo]:
     """The network with its weights: read and checked from ``path``, or random from ``seed``."""
     if random_weights and path is not None:
         raise ValueError("give a weight file or random_weights=True, not both")
+    _check_model(which)
     state = None
     if not random_weights:
-        default = hub_checkpoint_path(source.file_name)
-        file = Path(path) if path is not None else default
-        state, sha256 = _read_state_dict(source, file, default)  # fail before building
+        file = obtain_weights(which, path, offline=offline)
+        _, published = resolve_weights(which, path)
+        sha256 = sha256_file(file)
+        # Read and checked before the network is built: a bad file fails fast.
+        state = _read_checked(which, file, _layout(which, file, published), _meta_state(which))
     # Initialise from a local seed; the caller's global RNG state is left as it was.
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
-        net = make_net()
+        net = _NETS[which]()
     if state is None:
         logger.warning(
             "%s: RANDOM WEIGHTS (seed %d) - features will be meaningless; use them only for "
             "tests and dry runs, never for training data",
-            source.name,
+            which,
             seed,
         )
-        info = WeightsInfo(source.name, None, "random")
+        info = WeightsInfo(which, None, "random")
     else:
-        state = _check_state_dict(state, net.state_dict(), source, file)
         net.load_state_dict(state, strict=True)
-        if source.sha256_prefix and not sha256.startswith(source.sha256_prefix):
-            logger.warning(
-                "%s: sha256 %s... is not that of the published %s (%s...); features will "
-                "not match HERO's",
-                file,
-                sha256[:8],
-                source.file_name,
-                source.sha256_prefix,
-            )
-        logger.info("%s: weights from %s (sha256 %s)", source.name, file, sha256)
-        info = WeightsInfo(source.name, str(file), sha256)
+        _warn_if_not_published(which, file, published, sha256)
+        logger.info("%s: weights from %s (sha256 %s)", which, file, sha256)
+        info = WeightsInfo(which, str(file), sha256)
     net.eval().requires_grad_(False)
     return net, info
 
 
-def verify_weights(which: str, path: str | Path | None = None) -> WeightsInfo:
+def verify_weights(
+    which: str, path: str | Path | None = None, *, offline: bool | None = None
+) -> WeightsInfo:
     """Check a weight file as :func:`load_resnet152` / :func:`load_slowfast_r50` do (it exists,
-    holds tensors only, fits the architecture key by key) without building the network's weights:
-    the architecture is made on the ``meta`` device, so the check costs reading the file, not
-    initialising 60 M parameters. For a driver that checks before it starts its workers.
+    or is downloaded; holds tensors only; fits the architecture key by key) without building the
+    network's weights: the architecture is made on the ``meta`` device, so the check costs
+    reading the file, not initialising 60 M parameters. For a driver that checks before it
+    starts its workers (which then find a downloaded file in the cache).
 
     Args:
         which: ``"resnet152"`` or ``"slowfast_r50"``.
-        path: the weight file; None looks it up at :func:`hub_checkpoint_path`.
+        path: the weight file; None: the model's default file (:func:`resolve_weights`).
+        offline: never download; None reads ``$HERO_OFFLINE``.
 
     Raises:
         WeightsError: as the loaders.
     """
-    if which not in _NETS:
-        raise ValueError(f"which must be one of {sorted(_NETS)}, got {which!r}")
-    source, make_net = _NETS[which]
-    default = hub_checkpoint_path(source.file_name)
-    file = Path(path) if path is not None else default
-    state, sha256 = _read_state_dict(source, file, default)
-    with torch.device("meta"):
-        expected = make_net().state_dict()
-    _check_state_dict(state, expected, source, file)
-    return WeightsInfo(source.name, str(file), sha256)
+    _check_model(which)
+    file = obtain_weights(which, path, offline=offline)
+    _, published = resolve_weights(which, path)
+    sha256 = sha256_file(file)
+    _read_checked(which, file, _layout(which, file, published), _meta_state(which))
+    return WeightsInfo(which, str(file), sha256)
 
 
-def _resnet152_net() -> nn.Module:
-    return resnet152(weights=None)
+@dataclass(frozen=True)
+class WeightFileStatus:
+    """What ``hero weights`` reports about one model's weight file.
+
+    Attributes:
+        model: ``"resnet152"`` or ``"slowfast_r50"``.
+        file_name: the published file's name (or the given file's).
+        default: whether the model reads this file when none is given.
+        path: where it is (or would be).
+        found: ``"given"`` (a path was passed), ``"hub cache"``, ``"downloaded"``, or
+            ``"missing"``.
+        sha256: the file's sha256, None when missing.
+        checksum: ``"ok"`` (matches the published sha256 prefix), ``"MISMATCH"``, or
+            ``"none published"``; None when missing.
+        loads: ``"ok"``, or why the file cannot be loaded (including "missing: ...").
+        url: where it is published (None for a file that is not a published one).
+    """
+
+    model: str
+    file_name: str
+    default: bool
+    path: str
+    found: str
+    sha256: str | None
+    checksum: str | None
+    loads: str
+    url: str | None
 
 
-def _slowfast_r50_net() -> nn.Module:
-    # pytorchvideo imports fvcore, which calls the deprecated torch.jit.script at import.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-        from pytorchvideo.models.hub import slowfast_r50
-
-    return slowfast_r50(pretrained=False)
-
-
-_NETS: dict[str, tuple[_Source, Callable[[], nn.Module]]] = {
-    "resnet152": (RESNET152_SOURCE, _resnet152_net),
-    "slowfast_r50": (SLOWFAST_R50_SOURCE, _slowfast_r50_net),
-}
-"""Each feature network by name: where its weights come from, and its unmodified architecture."""
+def weight_file_status(
+    which: str,
+    path: str | Path | None = None,
+    *,
+    download: bool = False,
+    offline: bool | None = None,
+) -> WeightFileStatus:
+    """Where ``which``'s weight file for ``path`` is, whether its checksum matches the
+    published one, and whether it loads (read and fitted as :func:`verify_weights` does).
+    Downloads a missing published file only when ``download`` (and not offline)."""
+    file, published = resolve_weights(which, path)
+    hub = published is not None and file == hub_checkpoint_path(published.file_name)
+    found = "hub cache" if hub else "given"
+    if not file.is_file() and download:
+        try:
+            obtain_weights(which, path, offline=offline)
+            found = "downloaded"
+        except WeightsError as e:
+            logger.warning("%s", e)
+    name = published.file_name if published else file.name
+    is_default = published is not None and published.default and path is None
+    url = published.url if published else None
+    if not file.is_file():
+        reason = _missing_message(which, file, published, offline=False)
+        return WeightFileStatus(
+            which, name, is_default, str(file), "missing", None, None, reason, url
+        )
+    sha256 = sha256_file(file)
+    prefix = published.sha256_prefix if published else None
+    if prefix is None:
+        checksum = "none published"
+    else:
+        checksum = "ok" if sha256.startswith(prefix) else "MISMATCH"
+    try:
+        _read_checked(which, file, _layout(which, file, published), _meta_state(which))
+        loads = "ok"
+    except WeightsError as e:
+        loads = str(e)
+    return WeightFileStatus(which, name, is_default, str(file), found, sha256, checksum, loads, url)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,18 +455,18 @@ def resnet_preprocess(images: Tensor) -> Tensor:
     return x.permute(0, 3, 1, 2)  # (B, 3, H, W)
 
 
-def slowfast_preprocess(windows: Tensor) -> tuple[Tensor, Tensor]:
-    """SlowFast's ``(slow, fast)`` inputs from ``uint8`` windows ``(B, T, H, W, 3)`` RGB.
+def slowfast_preprocess(fast: Tensor, slow_index: Sequence[int]) -> tuple[Tensor, Tensor]:
+    """SlowFast's ``(slow, fast)`` inputs from the fast pathway's ``uint8`` frames.
 
-    Fast: ``FAST_FRAMES`` (32) frames at ``uniform_indices(T, 32)``, float32
-    ``(B, 3, 32, H, W)``; slow: every ``SLOW_STRIDE``-th (4th) of those, ``(B, 3, 8, H, W)``.
-    Pixels /255, minus 0.45, over 0.225, per channel.
+    ``fast``: ``(B, 32, H, W, 3)`` RGB, the frames :mod:`extract.sampling` chose. Fast: those,
+    float32 ``(B, 3, 32, H, W)``; slow: the fast frames at ``slow_index`` (8 positions),
+    ``(B, 3, 8, H, W)``, taken after normalising as HERO's extractor did. Pixels /255, minus
+    0.45, over 0.225, per channel.
     """
-    index = torch.tensor(uniform_indices(windows.shape[1], FAST_FRAMES), device=windows.device)
-    x = windows.index_select(1, index)  # (B, 32, H, W, 3)
-    fast = _normalise(x, KINETICS_MEAN, KINETICS_STD).permute(0, 4, 1, 2, 3)  # (B, 3, 32, H, W)
-    slow = fast[:, :, ::SLOW_STRIDE]  # (B, 3, 8, H, W)
-    return slow, fast
+    x = _normalise(fast, KINETICS_MEAN, KINETICS_STD).permute(0, 4, 1, 2, 3)  # (B, 3, 32, H, W)
+    index = torch.tensor(list(slow_index), dtype=torch.long, device=fast.device)
+    slow = x.index_select(2, index)  # (B, 3, 8, H, W)
+    return slow, x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,18 +535,17 @@ class ResNet152Features(nn.Module):
 class SlowFastR50Features(nn.Module):
     """SlowFast 8x8 R50 (Kinetics-400) pooled pathways: one 2304-d vector per window.
 
-    Input ``uint8`` windows ``(B, T, H, W, 3)`` RGB, ``T >= 1`` frames (45 in HERO: a 1.5 s
-    step at 30 fps), 224x224 in practice (``H, W`` >= 193 give the 7x7 its pooling needs). The fast
-    pathway sees 32 frames sampled uniformly across the window (first and last included), the
-    slow one every 4th of those (8). Output float32 ``(B, 2304)``: slow 2048 then fast 256,
-    taken after ``blocks[:6]`` (stem to pooling) and before the head's dropout and projection,
-    averaged over any remaining T/H/W; not normalised.
-
-    HERO's extractor clamped its sample indices to the window, so about 10 of the 32 fast
-    frames repeated the window's last frame; here the 32 frames spread over the whole window.
+    Input ``uint8`` fast-pathway frames ``(B, 32, H, W, 3)`` RGB (chosen from a step's 30 fps
+    window by :mod:`extract.sampling`), 224x224 in practice (``H, W`` >= 193 give the 7x7 its
+    pooling needs). The slow pathway takes the 8 of them at ``slow_positions``. Output float32
+    ``(B, 2304)``: slow 2048 then fast 256, taken after ``blocks[:6]`` (stem to pooling) and
+    before the head's dropout and projection, averaged over any remaining T/H/W; not
+    normalised (HERO's extractor's ``last_fc`` output).
 
     Attributes:
         net: the pytorchvideo SlowFast (its head is kept for the state dict layout, unused).
+        slow_positions: the 8 fast positions of the slow pathway (default: HERO's rule,
+            ``extract.sampling.slow_positions("hero")``; the extractor sets it).
         bf16: run the network under bfloat16 autocast (for CUDA); output stays float32.
         memory_format: layout the pathway inputs are put in (``prepare_for`` sets it).
         cpu_micro_batch: samples per network call on CPU (1: bit-identical rows whatever the
@@ -427,6 +557,7 @@ class SlowFastR50Features(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
+        self.slow_positions: tuple[int, ...] = slow_positions("hero")
         self.bf16 = False
         self.memory_format = torch.contiguous_format
         self.cpu_micro_batch = 1
@@ -439,8 +570,8 @@ class SlowFastR50Features(nn.Module):
             x = block(x)
         return x
 
-    def _embed(self, windows: Tensor) -> Tensor:
-        slow, fast = slowfast_preprocess(windows)
+    def _embed(self, frames: Tensor) -> Tensor:
+        slow, fast = slowfast_preprocess(frames, self.slow_positions)
         slow = slow.contiguous(memory_format=self.memory_format)  # (B, 3, 8, H, W)
         fast = fast.contiguous(memory_format=self.memory_format)  # (B, 3, 32, H, W)
         trunk = self.compiled_trunk or self.trunk
@@ -450,49 +581,65 @@ class SlowFastR50Features(nn.Module):
         return x.float().mean(dim=(2, 3, 4))  # (B, 2304)
 
     @torch.no_grad()
-    def forward(self, windows: Tensor | np.ndarray) -> Tensor:
-        """``uint8`` windows ``(B, T, H, W, 3)`` RGB to float32 features ``(B, 2304)``."""
-        windows = _check_pixels(windows, 5, "(B, T, H, W, 3)")
-        if windows.shape[1] < 1:
-            raise ValueError("a window needs at least one frame")
-        return _run_batched(self, windows, SLOWFAST_DIM)
+    def forward(self, frames: Tensor | np.ndarray) -> Tensor:
+        """``uint8`` fast frames ``(B, 32, H, W, 3)`` RGB to float32 features ``(B, 2304)``."""
+        frames = _check_pixels(frames, 5, "(B, T, H, W, 3)")
+        if frames.shape[1] != FAST_FRAMES:
+            raise ValueError(
+                f"SlowFast takes the {FAST_FRAMES} fast-pathway frames chosen by "
+                f"extract.sampling, got {frames.shape[1]}"
+            )
+        return _run_batched(self, frames, SLOWFAST_DIM)
 
 
 def load_resnet152(
-    path: str | Path | None = None, *, random_weights: bool = False, seed: int = 0
+    path: str | Path | None = None,
+    *,
+    random_weights: bool = False,
+    seed: int = 0,
+    offline: bool | None = None,
 ) -> tuple[ResNet152Features, WeightsInfo]:
     """ResNet-152 features in eval mode, weights from ``path`` or the torch hub cache.
 
     Args:
-        path: a ``resnet152-394f9c45.pth`` state dict; None looks it up at
-            :func:`hub_checkpoint_path`.
+        path: a ``resnet152-394f9c45.pth`` state dict; None: ``resnet152-394f9c45.pth`` in the
+            torch hub cache (:func:`hub_checkpoint_path`), downloaded there if missing.
         random_weights: build with random weights from ``seed`` instead (tests and dry runs
             only: the features are meaningless; a WARNING is logged).
         seed: seed of the random weights; the global RNG state is left untouched.
+        offline: never download (None: ``$HERO_OFFLINE``).
 
     Raises:
         WeightsError: the file is missing, unreadable, not tensor-only, or does not fit.
     """
-    net, info = _build_net(*_NETS["resnet152"], path, random_weights, seed)
+    net, info = _build_net("resnet152", path, random_weights, seed, offline)
     return ResNet152Features(net).eval(), info
 
 
 def load_slowfast_r50(
-    path: str | Path | None = None, *, random_weights: bool = False, seed: int = 0
+    path: str | Path | None = None,
+    *,
+    random_weights: bool = False,
+    seed: int = 0,
+    offline: bool | None = None,
 ) -> tuple[SlowFastR50Features, WeightsInfo]:
     """SlowFast-R50 features in eval mode, weights from ``path`` or the torch hub cache.
 
     Args:
-        path: ``SLOWFAST_8x8_R50.pyth`` (state dict under ``"model_state"``) or a bare state
-            dict; None looks it up at :func:`hub_checkpoint_path`.
+        path: PySlowFast's Caffe2 ``SLOWFAST_8x8_R50.pkl`` (a ``.pkl``: Caffe2 blobs, renamed
+            by :mod:`extract.caffe2`), PyTorchVideo's ``SLOWFAST_8x8_R50.pyth`` (state dict
+            under ``"model_state"``) or a bare state dict. None: ``SLOWFAST_8x8_R50.pkl`` in
+            the torch hub cache, downloaded there if missing; a bare published name
+            (``SLOWFAST_8x8_R50.pyth``) likewise (:func:`resolve_weights`).
         random_weights: build with random weights from ``seed`` instead (tests and dry runs
             only: the features are meaningless; a WARNING is logged).
         seed: seed of the random weights; the global RNG state is left untouched.
+        offline: never download (None: ``$HERO_OFFLINE``).
 
     Raises:
         WeightsError: the file is missing, unreadable, not tensor-only, or does not fit.
     """
-    net, info = _build_net(*_NETS["slowfast_r50"], path, random_weights, seed)
+    net, info = _build_net("slowfast_r50", path, random_weights, seed, offline)
     return SlowFastR50Features(net).eval(), info
 
 

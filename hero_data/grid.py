@@ -42,10 +42,11 @@ WINDOW_FPS = 30
 """Frame rate the 3D window of a step is resampled to, frames per second."""
 
 FAST_FRAMES = 32
-"""Frames sampled uniformly from a 3D window for SlowFast's fast pathway."""
+"""Frames of SlowFast's fast pathway, chosen from a step's 3D window (``extract.sampling``)."""
 
 SLOW_STRIDE = 4
-"""The slow pathway takes every ``SLOW_STRIDE``-th fast frame (8 of 32)."""
+"""SlowFast's alpha: the slow pathway has ``FAST_FRAMES // SLOW_STRIDE`` (8) frames (every 4th
+fast frame under the ``uniform`` rule; HERO's rule spaces them by a truncated linspace)."""
 
 
 class GridError(ValueError):

@@ -128,9 +128,20 @@ def _print_clip(record: Any, as_json: bool) -> None:
     metavar="PNG",
     help="With --clip: also draw the clip's timeline (frames, steps, cues, assignment) to PNG.",
 )
+@click.option(
+    "--mark-inputs",
+    is_flag=True,
+    help="With --plot: mark the source frames that fed each model input (2D, SlowFast fast and "
+    "slow), by the dataset's sampling rule.",
+)
 @friendly_errors
 def inspect(
-    dataset: str, as_json: bool, clip_id: str | None, verify: bool, plot_path: Path | None
+    dataset: str,
+    as_json: bool,
+    clip_id: str | None,
+    verify: bool,
+    plot_path: Path | None,
+    mark_inputs: bool,
 ) -> None:
     """Summarize DATASET (a folder, or s3://..., gs://...): videos, clips, hours, steps, cues,
     failures, shards.
@@ -138,22 +149,32 @@ def inspect(
     With --clip ID, show that clip's steps and the cue assigned to each instead. Adding --plot
     out.png also draws the clip as a picture: each step's 2D sample decoded from the source
     video (placeholders when the video is missing), a time axis, the cues as bars, and which
-    steps each cue covers and was assigned, in the cue's colour.
+    steps each cue covers and was assigned, in the cue's colour. With --mark-inputs it also
+    marks, under the frames, the source frames that fed the models (the sampling plan).
     """
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize
 
     if plot_path is not None and clip_id is None:
         raise click.UsageError("--plot draws one clip: give it with --clip ID")
+    if mark_inputs and plot_path is None:
+        raise click.UsageError("--mark-inputs marks the plot: give --plot PNG too")
     ds = HeroDataset.open(dataset, verify="full" if verify else "auto")
     if clip_id is not None:
         record = ds[clip_id]
         _print_clip(record, as_json)
         if plot_path is not None:
-            from pipelines.plot import load_thumbnails, plot_clip
+            from pipelines.plot import load_inputs, load_thumbnails, plot_clip
 
+            inputs = None
+            if mark_inputs:
+                # Datasets made before the rule was recorded used the uniform one.
+                sampling = ds.manifest.config.get("sampling", "uniform")
+                inputs = load_inputs(record, sampling)
             try:
-                written = plot_clip(record, plot_path, thumbnails=load_thumbnails(record))
+                written = plot_clip(
+                    record, plot_path, thumbnails=load_thumbnails(record), inputs=inputs
+                )
             except OSError as e:
                 raise click.ClickException(f"cannot write {plot_path}: {e}") from None
             click.echo(f"plot: {written}", err=as_json)  # stdout stays valid JSON with --json
@@ -183,6 +204,12 @@ def upgrade(dataset: str) -> None:
         click.echo(f"{dataset}: already dataset format {after}; nothing to do")
     else:
         click.echo(f"{dataset}: upgraded from dataset format {before} to {after} (manifest only)")
+
+
+_SAMPLING_HELP = (
+    "SlowFast's frame choice: hero (HERO's extractor: depends on the frame rate, repeats the "
+    "window's last frame) or uniform (32 frames spread evenly)."
+)
 
 
 def _print_run_report(report: dict[str, Any]) -> None:
@@ -249,13 +276,22 @@ def _print_run_report(report: dict[str, Any]) -> None:
 @click.option("--workers", type=int, help="Extraction actors [auto].")
 @click.option("--cpus-per-worker", type=float, help="CPU cores per extraction actor [auto].")
 @click.option("--gpus-per-worker", type=float, help="GPUs per extraction actor [1].")
+@click.option("--sampling", type=click.Choice(["hero", "uniform"]), help=_SAMPLING_HELP + " [hero]")
 @click.option("--resnet-weights", help="ResNet-152 ImageNet state dict [torch hub cache].")
-@click.option("--slowfast-weights", help="SLOWFAST_8x8_R50.pyth [torch hub cache].")
+@click.option(
+    "--slowfast-weights", help="SLOWFAST_8x8_R50.pkl (as HERO) or .pyth [the .pkl, hub cache]."
+)
 @click.option(
     "--random-weights",
     is_flag=True,
     default=None,
     help="Seeded random weights: meaningless features, for trying the tool out.",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    default=None,
+    help="Never download a missing weight file (also: HERO_OFFLINE=1).",
 )
 @click.option("--tokenizer", help="tokenizer.json or a folder with vocab.json + merges.txt.")
 @click.option("--video-timeout", type=float, help="Seconds per video [max(300, 4 x duration)].")
@@ -321,11 +357,23 @@ def run(
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
-    required=True,
-    help="Folder for the .npz files (and errors.jsonl).",
+    help="Folder for the .npz files (and errors.jsonl). Required unless --sampling-plan.",
 )
 @click.option(
     "--frame-interval", type=float, default=1.5, show_default=True, help="Seconds per step."
+)
+@click.option(
+    "--sampling",
+    type=click.Choice(["hero", "uniform"]),
+    default="hero",
+    show_default=True,
+    help=_SAMPLING_HELP,
+)
+@click.option(
+    "--sampling-plan",
+    is_flag=True,
+    help="Run no model: print, as one JSON object per video, the presentation time of the "
+    "frame feeding each model input of every step.",
 )
 @click.option(
     "--backend",
@@ -356,25 +404,34 @@ def run(
 @click.option(
     "--resnet-weights",
     type=click.Path(path_type=Path),
-    help="ResNet-152 ImageNet state dict (default: the torch hub cache).",
+    help="ResNet-152 ImageNet state dict (default: resnet152-394f9c45.pth in the torch hub "
+    "cache, downloaded if missing).",
 )
 @click.option(
     "--slowfast-weights",
     type=click.Path(path_type=Path),
-    help="SLOWFAST_8x8_R50.pyth (default: the torch hub cache).",
+    help="SLOWFAST_8x8_R50.pkl (Caffe2, as HERO) or SLOWFAST_8x8_R50.pyth (default: the .pkl "
+    "in the torch hub cache, downloaded if missing; a bare published name is looked up there).",
 )
 @click.option(
     "--random-weights",
     is_flag=True,
     help="Seeded random weights: meaningless features, for trying the tool out.",
 )
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Never download a missing weight file (also: HERO_OFFLINE=1).",
+)
 @click.option("--overwrite", is_flag=True, help="Redo videos whose .npz exists.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any video failed.")
 @friendly_errors
 def extract(
     videos: tuple[Path, ...],
-    output: Path,
+    output: Path | None,
     frame_interval: float,
+    sampling: str,
+    sampling_plan: bool,
     backend: str,
     device: str,
     batch_size: int,
@@ -382,6 +439,7 @@ def extract(
     resnet_weights: Path | None,
     slowfast_weights: Path | None,
     random_weights: bool,
+    offline: bool,
     overwrite: bool,
     strict: bool,
 ) -> None:
@@ -392,7 +450,17 @@ def extract(
     <name>.<hash of the path>.npz, so same-named videos in different folders do not collide.
     Failed videos go to OUTPUT/errors.jsonl and the run goes on; finished ones are skipped when
     run again.
+
+    With --sampling-plan nothing is extracted: for each video, one line of JSON says which
+    source frame (its presentation time in seconds from the first frame) feeds each model
+    input: {"video", "frame_interval", "sampling", "steps": [{"step", "resnet",
+    "slowfast_fast": [32 times], "slowfast_slow": [8 times]}, ...]}.
     """
+    if sampling_plan:
+        _print_sampling_plans(videos, frame_interval, sampling, backend)
+        return
+    if output is None:
+        raise click.UsageError("--output is required (unless --sampling-plan)")
     from extract.extractor import ExtractConfig
     from extract.models import WeightsError
     from pipelines.extract_videos import extract_videos
@@ -403,9 +471,11 @@ def extract(
         device=device,
         batch_size=batch_size,
         compile=compile_,
+        sampling=sampling,
         resnet_weights=str(resnet_weights) if resnet_weights else None,
         slowfast_weights=str(slowfast_weights) if slowfast_weights else None,
         random_weights=random_weights,
+        offline=True if offline else None,
     )
     try:
         summary = extract_videos(videos, output, cfg, overwrite=overwrite)
@@ -420,6 +490,102 @@ def extract(
     for _, message in summary.failed:
         click.echo(f"  failed: {message}", err=True)
     if strict and summary.failed:
+        raise SystemExit(1)
+
+
+def _print_sampling_plans(
+    videos: tuple[Path, ...], frame_interval: float, sampling: str, backend: str
+) -> None:
+    from extract.decode import DecodeError
+    from extract.sampling import sampling_plan
+
+    for video in videos:
+        try:
+            plan = sampling_plan(video, frame_interval, sampling=sampling, backend=backend)
+        except DecodeError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(json.dumps(plan))
+
+
+@main.command()
+@click.option(
+    "--resnet-weights",
+    type=click.Path(path_type=Path),
+    help="Check this ResNet-152 file instead of the default one.",
+)
+@click.option(
+    "--slowfast-weights",
+    type=click.Path(path_type=Path),
+    help="Check this SlowFast file instead of the default one.",
+)
+@click.option("--download", is_flag=True, help="Download missing published files first.")
+@click.option(
+    "--offline", is_flag=True, help="Never download, even with --download (also: HERO_OFFLINE=1)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@friendly_errors
+def weights(
+    resnet_weights: Path | None,
+    slowfast_weights: Path | None,
+    download: bool,
+    offline: bool,
+    as_json: bool,
+) -> None:
+    """List the models' weight files: where each is, whether its checksum matches.
+
+    One row per file: ResNet-152's and SlowFast's default files (the ones HERO used) and
+    SlowFast's alternative, or the files given. "found" is where the file is (the torch hub
+    cache, a given path, or missing); "checksum" compares its sha256 with the published prefix
+    (torchvision publishes one; PySlowFast and PyTorchVideo do not); "loads" reads it and fits
+    it to the architecture. Exit status 1 if a default or given file is missing or fails.
+    """
+    from dataclasses import asdict
+
+    from extract.models import weight_file_status
+    from extract.weights import WEIGHT_FILES
+
+    offline_flag = True if offline else None
+    rows = [
+        weight_file_status("resnet152", resnet_weights, download=download, offline=offline_flag)
+    ]
+    rows.append(
+        weight_file_status(
+            "slowfast_r50", slowfast_weights, download=download, offline=offline_flag
+        )
+    )
+    if slowfast_weights is None:
+        for f in WEIGHT_FILES:
+            if f.model == "slowfast_r50" and not f.default:
+                rows.append(weight_file_status("slowfast_r50", f.file_name))
+    bad = [r for r in rows[:2] if r.loads != "ok"]
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="weight files")
+        for column in ("model", "file", "default", "found", "checksum", "loads"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(
+                r.model,
+                r.file_name,
+                "yes" if r.default else "-",
+                r.found,
+                r.checksum or "-",
+                "-" if r.found == "missing" else ("ok" if r.loads == "ok" else "NO"),
+            )
+        Console().print(table)
+        for r in rows:
+            click.echo(f"{r.file_name}: {r.path}" + (f" (sha256 {r.sha256})" if r.sha256 else ""))
+        for r in rows:
+            if r.found == "missing":
+                fetch = f"`hero weights --download` fetches it from {r.url}" if r.url else ""
+                click.echo(f"{r.file_name}: missing; {fetch or r.loads}", err=True)
+            elif r.loads != "ok":
+                click.echo(f"{r.file_name}: {r.loads}", err=True)
+    if bad:
         raise SystemExit(1)
 
 

@@ -37,7 +37,11 @@ BACKENDS = ("pyav", "decord", "torchcodec")
 """Decoder backends a config may name (``extract.decode.BACKENDS``; kept here so that reading a
 config does not import PyAV). Whether one is installed is checked when the run starts."""
 
-CONTENT_KEYS = ("frame_interval", "clip_length", "language", "random_weights")
+SAMPLINGS = ("hero", "uniform")
+"""SlowFast frame-choice rules a config may name (``extract.sampling.SAMPLINGS``; kept here so
+that reading a config does not import torch)."""
+
+CONTENT_KEYS = ("frame_interval", "clip_length", "language", "random_weights", "sampling")
 """Options that decide what a dataset holds (see :meth:`RunConfig.dataset_config`)."""
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -68,6 +72,8 @@ class RunConfig:
         batch_size: feature steps per model batch.
         compile: ``torch.compile`` the feature models (CUDA only, ignored on CPU): each worker
             compiles them before its first batch (slow to start) to run batches faster.
+        sampling: SlowFast's frame choice: ``hero`` (HERO's extractor's rule) or ``uniform``
+            (see ``extract/sampling.py``).
         workers: extraction workers; ``None``: see :func:`resolve_workers`.
         cpus_per_worker: CPU cores Ray reserves per worker; ``None``: see
             :func:`resolve_cpus_per_worker`.
@@ -76,6 +82,7 @@ class RunConfig:
         resnet_weights: ResNet-152 ImageNet state dict; ``None``: the torch hub cache.
         slowfast_weights: SlowFast-R50 checkpoint; ``None``: the torch hub cache.
         random_weights: seeded random model weights (meaningless features; tests, dry runs).
+        offline: never download a missing weight file (also ``$HERO_OFFLINE``).
         tokenizer: ``tokenizer.json`` for cue token ids; ``None``: no token ids.
         video_timeout_s: seconds one video may take before it is abandoned; ``None``: from
             its duration (:meth:`timeout_for`).
@@ -102,12 +109,14 @@ class RunConfig:
     device: str = "auto"
     batch_size: int = 16
     compile: bool = False
+    sampling: str = "hero"
     workers: int | None = None
     cpus_per_worker: float | None = None
     gpus_per_worker: float = 1.0
     resnet_weights: str | None = None
     slowfast_weights: str | None = None
     random_weights: bool = False
+    offline: bool = False
     tokenizer: str | None = None
     video_timeout_s: float | None = None
     timeout_per_video_second: float = 4.0
@@ -132,13 +141,14 @@ class RunConfig:
 
         A run refuses to resume into an existing dataset whose recorded values differ, unless
         ``overwrite``. Content: ``frame_interval`` and ``clip_length`` (the grid and the rows),
-        ``language`` (which videos are in), ``random_weights`` (what the features mean). Weight
+        ``language`` (which videos are in), ``random_weights`` and ``sampling`` (what the
+        features mean). Weight
         and tokenizer files are content too, but by what they hold, not where they are: the
         pipeline adds their sha256. Not content: where things are (``input``, ``output``,
         ``subtitles``; a corpus may grow between runs), how the work is done (``backend``: the
         decoders select the same frames; ``device``, ``batch_size``, ``compile``, ``workers``, the
-        resources, ``address``, timeouts, ``max_attempts``, ``strict``) and the shard layout
-        (``rows_per_shard``).
+        resources, ``address``, timeouts, ``max_attempts``, ``strict``, ``offline``) and the
+        shard layout (``rows_per_shard``).
         """
         return {key: getattr(self, key) for key in CONTENT_KEYS}
 
@@ -202,14 +212,14 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` (every field) type-checked, range-checked and normalized; raises
     :class:`_Invalid` naming the keys at fault."""
     out = dict(values)
-    for key in ("input", "output", "backend", "device"):
+    for key in ("input", "output", "backend", "device", "sampling"):
         out[key] = _text(key, out[key])
     for key in ("subtitles", "language", "resnet_weights", "slowfast_weights", "tokenizer"):
         if out[key] is not None:
             out[key] = _text(key, out[key])
     if out["address"] is not None:
         out["address"] = _text("address", out["address"])
-    for key in ("random_weights", "compile", "strict", "overwrite"):
+    for key in ("random_weights", "compile", "strict", "overwrite", "offline"):
         out[key] = _flag(key, out[key])
 
     out["frame_interval"] = _number("frame_interval", out["frame_interval"])
@@ -253,6 +263,11 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
     if out["backend"] not in BACKENDS:
         raise _Invalid(
             ("backend",), f"backend must be one of {', '.join(BACKENDS)}, got {out['backend']!r}"
+        )
+    if out["sampling"] not in SAMPLINGS:
+        raise _Invalid(
+            ("sampling",),
+            f"sampling must be one of {', '.join(SAMPLINGS)}, got {out['sampling']!r}",
         )
     if not _DEVICE.match(out["device"]):
         raise _Invalid(

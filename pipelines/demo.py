@@ -182,11 +182,12 @@ def _prepare(output: Path) -> None:
 
 
 RANDOM_WEIGHTS_NOTICE = (
-    "hero demo uses seeded RANDOM model weights, because pretrained weights cannot be "
-    "downloaded by this tool: the features it writes are real computations but meaningless. "
-    "For real features give --resnet-weights resnet152-394f9c45.pth and --slowfast-weights "
-    "SLOWFAST_8x8_R50.pyth to `hero run`, or put both files in the torch hub cache "
-    "($TORCH_HOME/hub/checkpoints, by default ~/.cache/torch/hub/checkpoints); "
+    "hero demo uses seeded RANDOM model weights (it downloads nothing): the features it writes "
+    "are real computations but meaningless. For real features run `hero run` without "
+    "--random-weights: the files HERO used, resnet152-394f9c45.pth and SLOWFAST_8x8_R50.pkl, "
+    "are then read from the torch hub cache ($TORCH_HOME/hub/checkpoints, by default "
+    "~/.cache/torch/hub/checkpoints) and downloaded there when missing (`hero weights "
+    "--download` fetches them ahead), or give --resnet-weights / --slowfast-weights; "
     "see docs/extraction.md."
 )
 

@@ -8,6 +8,10 @@ one horizontal axis of clip-relative seconds (step ``i`` spans ``[i·L, (i+1)·L
 - the step indices, and a time axis in clip seconds with the source seconds under them;
 - "assigned": each step painted in the colour of the cue that owns it (``unique_sub2frames``),
   grey when no cue does (``unmatched_frames``);
+- with ``inputs`` (``hero inspect --mark-inputs``): which source frames fed the models, as ticks
+  at their presentation times in three lanes: the 2D (ResNet) frame, SlowFast's 32 fast and 8
+  slow frames; a frame used more than once carries its count (``x10``). From the sampling plan
+  (:func:`extract.sampling.plan_steps`), the code extraction itself uses;
 - "covers": every cue covering each step (``sub2frames``), one slice per cue: solid when the
   cue got the step, only an outline in its colour when it covers the step but lost it;
 - the cues as bars over their ``[start, end)`` spans, in lanes so that neither bars nor labels
@@ -30,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from extract.decode import DecodeError, iter_steps
+from extract.sampling import plan_steps
 from hero_data.grid import GridError
 from hero_data.schema import ClipRecord
 from hero_data.types import Cue
@@ -50,6 +55,13 @@ PALETTE: tuple[RGB, ...] = (
     (23, 190, 207),  # cyan
 )
 """Cue colours, by cue index modulo 9 (Tableau 10 without its grey, kept for the unmatched)."""
+
+INPUT_COLOURS: dict[str, RGB] = {
+    "resnet": (20, 20, 20),
+    "slowfast_fast": (31, 119, 180),
+    "slowfast_slow": (255, 127, 14),
+}
+"""Tick colours of the model inputs' frames: the 2D frame, SlowFast's fast and slow frames."""
 
 UNMATCHED_COLOUR: RGB = (150, 150, 150)
 """Fill of an "assigned" cell whose step no cue owns."""
@@ -76,6 +88,7 @@ _MARGIN = 8
 _LEFT = 84  # room for the row labels
 _ROW = 22  # height of the assigned row and of a cue lane
 _LABEL_SIZE = 12  # font size of labels; ticks are smaller, the title larger
+_INPUT_LANE = 16  # height of each lane of the model-input row
 
 
 def cue_colour(cue: Cue, index: int) -> RGB:
@@ -175,6 +188,7 @@ class ClipLayout:
     title: tuple[int, int]
     marks: tuple[int, int]
     thumbs: tuple[int, int]
+    inputs: tuple[int, int]
     steps: tuple[int, int]
     axis: tuple[int, int]
     assigned: tuple[int, int]
@@ -299,8 +313,11 @@ def _place_cues(
     return tuple(out)
 
 
-def clip_layout(record: ClipRecord, thumbnail_shape: Sequence[int] | None = None) -> ClipLayout:
-    """The layout of :func:`plot_clip`'s picture; ``thumbnail_shape`` (H, W) sets the row height.
+def clip_layout(
+    record: ClipRecord, thumbnail_shape: Sequence[int] | None = None, *, inputs: bool = False
+) -> ClipLayout:
+    """The layout of :func:`plot_clip`'s picture; ``thumbnail_shape`` (H, W) sets the row height;
+    ``inputs`` adds the row of model-input frames under the frames (else it is empty).
 
     The width per step is :data:`MAX_STEP_PX`, less for long clips so that the picture is at
     most :data:`MAX_WIDTH` pixels wide (but never less than :data:`MIN_STEP_PX`).
@@ -318,7 +335,11 @@ def clip_layout(record: ClipRecord, thumbnail_shape: Sequence[int] | None = None
     title = (y, y + 4 + 18 * len(lines))
     marks = (title[1] + 2, title[1] + 16)
     thumbs = (marks[1] + 2, marks[1] + 2 + thumb_h)
-    steps = (thumbs[1] + 2, thumbs[1] + 18)
+    if inputs:
+        input_rows = (thumbs[1] + 4, thumbs[1] + 4 + 3 * _INPUT_LANE)
+    else:
+        input_rows = (thumbs[1], thumbs[1])  # no row: the rows below stay where they were
+    steps = (input_rows[1] + 2, input_rows[1] + 18)
     axis = (steps[1], steps[1] + 36)
     assigned = (axis[1] + 6, axis[1] + 6 + _ROW)
     most = max([sum(k in s for s in record.sub2frames) for k in range(n)] + [1])
@@ -338,6 +359,7 @@ def clip_layout(record: ClipRecord, thumbnail_shape: Sequence[int] | None = None
         title=title,
         marks=marks,
         thumbs=thumbs,
+        inputs=input_rows,
         steps=steps,
         axis=axis,
         assigned=assigned,
@@ -419,6 +441,27 @@ def _draw_frames(img: Image.Image, lay: ClipLayout, thumbnails: list[np.ndarray]
         left, top, right, bottom = lay.thumbnail_box(i, image.shape)
         thumb = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
         img.paste(thumb.resize((right - left, bottom - top), Image.Resampling.LANCZOS), (left, top))
+
+
+def _draw_inputs(img: Image.Image, lay: ClipLayout, record: ClipRecord, inputs: list[dict]) -> None:
+    """Ticks at the frames feeding each model input (clip-relative x), one lane per input."""
+    draw = ImageDraw.Draw(img)
+    font = _font(10)
+    lanes = (("resnet", "2D"), ("slowfast_fast", "fast"), ("slowfast_slow", "slow"))
+    for lane, (key, label) in enumerate(lanes):
+        top = lay.inputs[0] + lane * _INPUT_LANE
+        bottom = top + _INPUT_LANE - 3
+        draw.text((_LEFT - 8, (top + bottom) / 2), label, font=font, fill=_MUTED, anchor="rm")
+        for step in inputs:
+            times = step[key] if isinstance(step[key], list) else [step[key]]
+            counts: dict[float, int] = {}
+            for t in times:
+                counts[t] = counts.get(t, 0) + 1
+            for t, n in counts.items():
+                x = lay.x(t - record.clip.start)
+                draw.line([(x, top), (x, bottom)], fill=INPUT_COLOURS[key], width=1)
+                if n > 1:
+                    draw.text((x + 2, top), f"x{n}", font=font, fill=INPUT_COLOURS[key])
 
 
 def _tick(seconds_per_px: float) -> float:
@@ -537,11 +580,18 @@ def _draw_legend(img: Image.Image, lay: ClipLayout, record: ClipRecord) -> None:
             x += 30 + _text_px(text, font) + 18
 
 
-def plot_clip(record: ClipRecord, out: str | Path, *, thumbnails: list[np.ndarray] | None) -> Path:
+def plot_clip(
+    record: ClipRecord,
+    out: str | Path,
+    *,
+    thumbnails: list[np.ndarray] | None,
+    inputs: list[dict] | None = None,
+) -> Path:
     """Draw ``record``'s timeline to the PNG file ``out``; returns its path.
 
     ``thumbnails``: the 2D sample of each step (``(H, W, 3)`` uint8 RGB, one per step, see
-    :func:`load_thumbnails`), or ``None`` to draw "no video" boxes instead.
+    :func:`load_thumbnails`), or ``None`` to draw "no video" boxes instead. ``inputs``: the
+    clip's sampling plan (:func:`load_inputs`) to mark the frames feeding each model input.
     """
     if thumbnails is not None and len(thumbnails) != record.num_frames:
         raise ValueError(
@@ -550,7 +600,7 @@ def plot_clip(record: ClipRecord, out: str | Path, *, thumbnails: list[np.ndarra
     shape = None
     if thumbnails:
         shape = max((t.shape for t in thumbnails), key=lambda s: s[0] / s[1])
-    lay = clip_layout(record, shape)
+    lay = clip_layout(record, shape, inputs=inputs is not None)
     img = Image.new("RGB", (lay.width, lay.height), (255, 255, 255))
     draw = ImageDraw.Draw(img)
     for i in range(lay.num_steps + 1):  # step boundaries, under everything else
@@ -558,6 +608,8 @@ def plot_clip(record: ClipRecord, out: str | Path, *, thumbnails: list[np.ndarra
         draw.line([(x, lay.thumbs[0]), (x, lay.cues[1])], fill=_GRID)
     _draw_title(draw, lay, record, thumbnails is not None)
     _draw_frames(img, lay, thumbnails)
+    if inputs is not None:
+        _draw_inputs(img, lay, record, inputs)
     _draw_axis(draw, lay, record)
     _draw_assignment(img, lay, record)
     _draw_cues(img, lay, record)
@@ -611,3 +663,23 @@ def load_thumbnails(record: ClipRecord) -> list[np.ndarray] | None:
         )
         images = images[:n] + [np.full_like(images[-1], 128)] * (n - len(images))
     return images
+
+
+def load_inputs(record: ClipRecord, sampling: str) -> list[dict] | None:
+    """The clip's sampling plan under ``sampling`` (:func:`extract.sampling.plan_steps`): per
+    step, the source times of the frames feeding each model input. ``None``, with a warning,
+    when the source is missing or cannot be decoded."""
+    clip = record.clip
+    try:
+        return list(
+            plan_steps(
+                record.source,
+                record.frame_interval,
+                sampling=sampling,
+                start=clip.start,
+                end=clip.end,
+            )
+        )
+    except (DecodeError, GridError, OSError) as e:
+        log.warning("clip %s: no inputs marked, cannot decode the source: %s", record.clip_id, e)
+        return None

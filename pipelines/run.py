@@ -90,9 +90,11 @@ _MODELS = {
     "slowfast": "pytorchvideo slowfast_r50 8x8 (Kinetics-400), pooled slow||fast",
 }
 _PREPROCESSING = {
-    "image": "frame before (i+1/2)L, short side 224 (bicubic), aspect kept, ImageNet mean/std",
-    "window": "frames before iL+(j+1/2)/30, j<45, short side 224, centre crop 224; "
-    "32 uniform (fast), every 4th (slow); /255, mean 0.45, std 0.225",
+    "image": "frame before (i+1/2)L, short side 224 (bicubic, long side truncated), aspect kept, "
+    "ImageNet mean/std",
+    "window": "frames before iL+(j+1/2)/30, j<45, short side 224 (long side truncated), centre "
+    "crop 224 at int((w-224)/2); 32 fast / 8 slow frames by the sampling rule; /255, mean 0.45, "
+    "std 0.225",
 }
 
 
@@ -207,9 +209,11 @@ class ExtractStage:
                 device=self.cfg.device,
                 batch_size=self.cfg.batch_size,
                 compile=self.cfg.compile,
+                sampling=self.cfg.sampling,
                 resnet_weights=self.cfg.resnet_weights,
                 slowfast_weights=self.cfg.slowfast_weights,
                 random_weights=self.cfg.random_weights,
+                offline=True if self.cfg.offline else None,
             )
         )
         self.align = AlignStage(cfg)
@@ -435,8 +439,9 @@ def _weights_config(cfg: RunConfig) -> dict[str, Any]:
         return {"resnet": "random", "slowfast": "random"}
     from extract.models import verify_weights
 
-    resnet = verify_weights("resnet152", cfg.resnet_weights)
-    slowfast = verify_weights("slowfast_r50", cfg.slowfast_weights)
+    offline = True if cfg.offline else None
+    resnet = verify_weights("resnet152", cfg.resnet_weights, offline=offline)
+    slowfast = verify_weights("slowfast_r50", cfg.slowfast_weights, offline=offline)
     return {"resnet": resnet.sha256, "slowfast": slowfast.sha256}
 
 

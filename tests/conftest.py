@@ -108,6 +108,16 @@ def shard_files(root: str | os.PathLike[str]) -> list[Path]:
     return [Path(root) / s.name for s in snapshot(os.fspath(root)).shards]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _offline() -> Iterator[None]:
+    """$HERO_OFFLINE=1 for every test (and the subprocesses tests start): a missing weight file
+    is never fetched from the internet. The download tests serve files from 127.0.0.1 and lift
+    it for themselves."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HERO_OFFLINE", "1")
+        yield
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     gpu_items = [i for i in items if i.get_closest_marker("gpu")]
     if not gpu_items:

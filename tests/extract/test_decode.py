@@ -24,6 +24,7 @@ from extract.decode import (
     DecodeError,
     StepFrames,
     available_backends,
+    crop_offset,
     iter_steps,
     probe,
     scaled_size,
@@ -327,17 +328,37 @@ def test_odd_size_scales_short_side_to_224(tmp_path):
     info = probe(path)
     assert (info.width, info.height) == (225, 127)
     (step,) = iter_steps(path)
-    assert step.image.shape == (224, 397, 3) and step.image.dtype == np.uint8
+    assert step.image.shape == (224, 396, 3) and step.image.dtype == np.uint8
     assert step.window.shape == (45, 224, 224, 3) and step.window.dtype == np.uint8
     assert step.image.flags.c_contiguous and step.window.flags.c_contiguous
 
 
 @pytest.mark.parametrize(
     ("width", "height", "expected"),
-    [(426, 240, (398, 224)), (225, 127, (397, 224)), (240, 426, (224, 398)), (50, 50, (224, 224))],
+    [(426, 240, (397, 224)), (225, 127, (396, 224)), (240, 426, (224, 397)), (50, 50, (224, 224))],
 )
 def test_scaled_size(width, height, expected):
+    """The long side is truncated, as HERO's extractor did (426x240 -> 397, not 398)."""
     assert scaled_size(width, height) == expected
+
+
+def hero_output_dim(h: int, w: int, size: int = 224) -> tuple[int, int]:
+    """HERO's extractor's (height, width) after scaling, its float expression written out."""
+    if h >= w:
+        return int(h * size / w), size
+    return size, int(w * size / h)
+
+
+def test_scaled_size_and_crop_equal_the_reference_expressions():
+    rng = np.random.default_rng(3)
+    sizes = [(w, h) for w in range(100, 1100, 37) for h in range(90, 1000, 41)]
+    sizes += [tuple(int(v) for v in rng.integers(1, 8000, size=2)) for _ in range(2000)]
+    sizes += [(1920, 1080), (1280, 720), (640, 360), (480, 360), (3840, 2160), (1080, 1920)]
+    for w, h in sizes:
+        out_h, out_w = hero_output_dim(h, w)
+        assert scaled_size(w, h) == (out_w, out_h), (w, h)
+        for n in (out_w, out_h):
+            assert crop_offset(n) == int((n - 224) / 2.0)
 
 
 @pytest.mark.parametrize("rotation", [0, 90, 180, 270])
@@ -346,7 +367,7 @@ def test_rotation_fixtures_come_out_as_displayed(shared_fixtures, rotation):
     info = probe(path)
     assert info.rotation == rotation and (info.width, info.height) == (568, 320)
     (step,) = iter_steps(path)
-    assert step.image.shape == ((398, 224, 3) if rotation in (90, 270) else (224, 398, 3))
+    assert step.image.shape == ((397, 224, 3) if rotation in (90, 270) else (224, 397, 3))
     assert step.window.shape == (45, 224, 224, 3)
     # at the coded size, what comes out is the coded frame turned clockwise by `rotation`
     _, _, frames = decoded(path)
@@ -489,8 +510,11 @@ def test_decord_gives_the_same_steps(shared_fixtures, name):
 
     At short side 224 each scales with its own scaler: the PyAV path with swscale's bicubic
     (as ffmpeg's scale filter), decord inside its own bundled FFmpeg (its filter's default,
-    which comes out closest to bilinear), so the scaled pixels differ slightly: 0.5 to 1.1
+    which comes out closest to bilinear), so the scaled pixels differ slightly: 0.45 to 1.0
     grey levels on average on these videos, over 99% of values within 8 (the rest on edges).
+    The 90 and 270 degree fixtures scale to an odd 224x397 (long side truncated, as HERO did),
+    which decord's scale-then-rotate handles worse: 2.3 grey levels on average (1.08 when the
+    size was rounded to 398).
     """
     path = shared_fixtures / "videos" / name
     info = probe(path)
@@ -506,7 +530,8 @@ def test_decord_gives_the_same_steps(shared_fixtures, name):
             else:
                 for ours, theirs in ((x.image, y.image), (x.window, y.window)):
                     diff = np.abs(ours.astype(int) - theirs)
-                    assert diff.mean() < 1.5 and (diff <= 8).mean() > 0.99
+                    limit = 2.5 if info.rotation in (90, 270) else 1.5
+                    assert diff.mean() < limit and (diff <= 8).mean() > 0.99
 
 
 @needs_decord

@@ -26,10 +26,12 @@ from extract.models import (
     resnet_preprocess,
     slowfast_preprocess,
 )
-from hero_data.grid import FAST_FRAMES, SLOW_STRIDE, uniform_indices
+from extract.sampling import slow_positions
+from hero_data.grid import FAST_FRAMES
 
 RESNET_FILE = "resnet152-394f9c45.pth"
-SLOWFAST_FILE = "SLOWFAST_8x8_R50.pyth"
+SLOWFAST_FILE = "SLOWFAST_8x8_R50.pkl"
+SLOWFAST_PYTH = "SLOWFAST_8x8_R50.pyth"
 
 
 def pixels(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -61,13 +63,13 @@ def slowfast() -> SlowFastR50Features:
 
 @pytest.fixture(scope="module")
 def windows() -> torch.Tensor:
-    """Two 45-frame 224x224 windows."""
-    return pixels(2, 45, 224, 224, 3, seed=1)
+    """Two samples of 32 fast-pathway frames, 224x224."""
+    return pixels(2, 32, 224, 224, 3, seed=1)
 
 
 @pytest.fixture(scope="module")
 def slowfast_out(slowfast: SlowFastR50Features, windows: torch.Tensor) -> torch.Tensor:
-    """``slowfast(windows)``, computed once (about 1.5 s a window on CPU)."""
+    """``slowfast(windows)``, computed once (about 1.5 s a sample on CPU)."""
     return slowfast(windows)
 
 
@@ -97,24 +99,25 @@ def test_resnet_preprocess_matches_hand_written_reference():
     np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("frames", [45, 10, 1])
-def test_slowfast_preprocess_samples_uniformly_and_slow_is_every_4th_fast(frames):
-    # Frame t holds value t in R, 100 + t in G, 200 + t in B, so the sampled frames read back.
-    t = torch.arange(frames, dtype=torch.uint8).view(1, frames, 1, 1, 1)
-    windows = torch.cat([t, t + 100, t + 200], dim=-1).expand(2, frames, 4, 6, 3)  # (B,T,H,W,C)
-    slow, fast = slowfast_preprocess(windows)
+@pytest.mark.parametrize("sampling", ["hero", "uniform"])
+def test_slowfast_preprocess_keeps_fast_and_takes_slow_at_its_positions(sampling):
+    # Frame t holds value t in R, 100 + t in G, 200 + t in B, so the frames read back.
+    t = torch.arange(FAST_FRAMES, dtype=torch.uint8).view(1, FAST_FRAMES, 1, 1, 1)
+    frames = torch.cat([t, t + 100, t + 200], dim=-1).expand(2, FAST_FRAMES, 4, 6, 3)
+    positions = slow_positions(sampling)
+    slow, fast = slowfast_preprocess(frames, positions)
     assert fast.shape == (2, 3, FAST_FRAMES, 4, 6) and fast.dtype == torch.float32
-    assert slow.shape == (2, 3, FAST_FRAMES // SLOW_STRIDE, 4, 6)
-    assert torch.equal(slow, fast[:, :, ::SLOW_STRIDE])
-    pixel = (fast[0, :, :, 2, 3] * 0.225 + 0.45) * 255  # (3, 32)
-    picked = pixel.round().to(torch.int64)
-    expected = torch.tensor(uniform_indices(frames, FAST_FRAMES))
-    assert torch.equal(picked, torch.stack([expected, expected + 100, expected + 200]))
-    assert expected[0] == 0 and expected[-1] == frames - 1
-    if frames == 45:
-        assert expected.tolist()[:6] == [0, 1, 3, 4, 6, 7]  # spread over the window, no clamping
-    if frames <= FAST_FRAMES:
-        assert set(expected.tolist()) == set(range(frames))  # every frame used, some twice
+    assert slow.shape == (2, 3, 8, 4, 6)
+
+    def read(x: torch.Tensor) -> torch.Tensor:
+        return ((x[0, :, :, 2, 3] * 0.225 + 0.45) * 255).round().to(torch.int64)  # (3, T)
+
+    every = torch.arange(FAST_FRAMES)
+    assert torch.equal(read(fast), torch.stack([every, every + 100, every + 200]))
+    picked = torch.tensor(positions)
+    assert torch.equal(read(slow), torch.stack([picked, picked + 100, picked + 200]))
+    want = [0, 4, 8, 13, 17, 22, 26, 31] if sampling == "hero" else list(range(0, 32, 4))
+    assert list(positions) == want
 
 
 def test_resnet_forward_is_preprocess_then_trunk_then_l2(monkeypatch):
@@ -136,9 +139,9 @@ def test_slowfast_forward_feeds_slow_and_fast_to_the_trunk(monkeypatch):
         return torch.cat([slow, fast], dim=2)  # (B, 3, 40, H, W)
 
     monkeypatch.setattr(model, "trunk", trunk)
-    windows = pixels(2, 45, 3, 5, 3)
+    windows = pixels(2, 32, 3, 5, 3)
     out = model(windows)
-    slow, fast = slowfast_preprocess(windows)
+    slow, fast = slowfast_preprocess(windows, slow_positions("hero"))
     torch.testing.assert_close(out, torch.cat([slow, fast], dim=2).mean(dim=(2, 3, 4)))
     assert len(seen) == 2  # one sample per call on CPU
     torch.testing.assert_close(seen[1][1], fast[1:])
@@ -222,15 +225,16 @@ def test_resnet_found_in_hub_cache_by_standard_name(resnet, torch_home):
         (
             load_slowfast_r50,
             SLOWFAST_FILE,
-            "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/" + SLOWFAST_FILE,
+            "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/kinetics400/" + SLOWFAST_FILE,
         ),
     ],
 )
 def test_missing_file_says_what_to_get_and_where(loader, file_name, url, torch_home, tmp_path):
     with pytest.raises(WeightsError) as err:
-        loader()
+        loader()  # offline in tests ($HERO_OFFLINE): nothing is downloaded
     message = str(err.value)
     assert file_name in message and url in message and str(torch_home / file_name) in message
+    assert "offline" in message
     with pytest.raises(WeightsError, match=r"nowhere\.pth"):
         loader(tmp_path / "nowhere.pth")
 
@@ -337,7 +341,8 @@ def test_slowfast_row_is_the_pooled_slow_fast_input_of_the_head(slowfast, window
     ]
     try:
         with torch.no_grad():
-            logits = net(list(slowfast_preprocess(windows[:1])))  # the unmodified network
+            # the unmodified network, on the same pathway inputs
+            logits = net(list(slowfast_preprocess(windows[:1], slowfast.slow_positions)))
     finally:
         for h in hooks:
             h.remove()
@@ -352,11 +357,10 @@ def test_slowfast_row_is_the_pooled_slow_fast_input_of_the_head(slowfast, window
     torch.testing.assert_close(slowfast_out[0, 2048:], fast[0].mean(dim=(1, 2, 3)))
 
 
-def test_slowfast_short_window(slowfast):
-    out = slowfast(pixels(1, 10, 224, 224, 3, seed=5))
-    assert out.shape == (1, 2304) and out.dtype == torch.float32
-    with pytest.raises(ValueError, match="at least one frame"):
-        slowfast(torch.zeros(1, 0, 224, 224, 3, dtype=torch.uint8))
+def test_slowfast_takes_exactly_the_32_fast_frames(slowfast):
+    for frames in (45, 10, 0):
+        with pytest.raises(ValueError, match=f"32 fast-pathway frames.*got {frames}"):
+            slowfast(torch.zeros(1, frames, 224, 224, 3, dtype=torch.uint8))
 
 
 def test_slowfast_random_builds_identical(slowfast, windows, slowfast_out):
@@ -375,13 +379,16 @@ def test_slowfast_weight_file_round_trip(slowfast, windows, slowfast_out, tmp_pa
 
 
 def test_slowfast_pyth_checkpoint_layout(slowfast, torch_home):
-    # pytorchvideo's .pyth: the state dict under "model_state", beside training state.
+    # pytorchvideo's .pyth: the state dict under "model_state", beside training state. Named
+    # bare, the published alternative is looked up in the hub cache.
     torch_home.mkdir(parents=True)
     checkpoint = {"epoch": 196, "model_state": slowfast.net.state_dict(), "cfg": "TRAIN: ..."}
-    torch.save(checkpoint, torch_home / SLOWFAST_FILE)
-    loaded, info = load_slowfast_r50()
-    assert info.path == str(torch_home / SLOWFAST_FILE)
+    torch.save(checkpoint, torch_home / SLOWFAST_PYTH)
+    loaded, info = load_slowfast_r50(SLOWFAST_PYTH)
+    assert info.path == str(torch_home / SLOWFAST_PYTH)
     assert_same_parameters(loaded, slowfast)
+    with pytest.raises(WeightsError, match=SLOWFAST_FILE):  # the default is the Caffe2 file
+        load_slowfast_r50()
 
 
 # --- device options --------------------------------------------------------------------------
@@ -398,7 +405,7 @@ def test_prepare_for_cpu_channels_last(resnet):
 @pytest.mark.gpu
 @pytest.mark.parametrize(
     ("loader", "shape"),
-    [(load_resnet152, (4, 224, 398, 3)), (load_slowfast_r50, (3, 45, 224, 224, 3))],
+    [(load_resnet152, (4, 224, 398, 3)), (load_slowfast_r50, (3, 32, 224, 224, 3))],
 )
 def test_cuda_bf16_close_to_fp32(loader, shape):
     cuda = torch.device("cuda")

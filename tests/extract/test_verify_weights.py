@@ -22,7 +22,7 @@ def zero_state(which: str) -> dict[str, torch.Tensor]:
     from extract.models import _NETS
 
     with torch.device("meta"):
-        meta = _NETS[which][1]().state_dict()
+        meta = _NETS[which]().state_dict()
     return {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in meta.items()}
 
 
@@ -69,7 +69,7 @@ def test_refuses_what_the_loader_refuses(tmp_path):
 
 def test_missing_file_and_unknown_model(tmp_path):
     missing = tmp_path / "nowhere.pth"
-    with pytest.raises(WeightsError, match=r"SLOWFAST_8x8_R50\.pyth") as e:
+    with pytest.raises(WeightsError, match=r"SLOWFAST_8x8_R50\.pkl") as e:
         verify_weights("slowfast_r50", missing)
     assert str(missing) in str(e.value)
     with pytest.raises(ValueError, match="resnet152"):

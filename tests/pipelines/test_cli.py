@@ -226,6 +226,53 @@ def test_extract_compile_flag_reaches_the_extract_config(tmp_path, monkeypatch):
     assert configs[0].batch_size == 16  # the other options keep their defaults
 
 
+def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, monkeypatch):
+    import pipelines.extract_videos
+    from pipelines.extract_videos import ExtractSummary
+
+    configs = []
+
+    def fake_extract_videos(videos, output, config, *, overwrite=False):
+        configs.append(config)
+        return ExtractSummary()
+
+    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
+    assert run(*base)[0] == 0
+    assert run(*base, "--sampling", "uniform", "--offline")[0] == 0
+    assert [(c.sampling, c.offline) for c in configs] == [("hero", None), ("uniform", True)]
+    code, out = run(*base, "--sampling", "linear")
+    assert code == 2 and "'linear' is not one of 'hero', 'uniform'" in out
+
+
+def test_run_sampling_and_offline_reach_the_run_config(tmp_path, monkeypatch):
+    import pipelines.run
+    from pipelines.inputs import InputError
+
+    configs = []
+
+    def fake_run_pipeline(cfg, progress=True):
+        configs.append(cfg)
+        raise InputError("stopped by the test")
+
+    monkeypatch.setattr(pipelines.run, "run_pipeline", fake_run_pipeline)
+    base = ["run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
+    assert run(*base)[0] == 1
+    assert run(*base, "--sampling", "uniform", "--offline")[0] == 1
+    config = tmp_path / "run.yaml"
+    config.write_text("sampling: uniform\n")
+    assert run(*base, "--config", str(config))[0] == 1
+    assert [(c.sampling, c.offline) for c in configs] == [
+        ("hero", False),
+        ("uniform", True),
+        ("uniform", False),
+    ]
+    config.write_text("sampling: evenly\n")
+    code, out = run(*base, "--config", str(config))
+    assert code == 1 and "sampling must be one of hero, uniform, got 'evenly'" in out
+    assert "run.yaml" in out and len(configs) == 3
+
+
 def test_run_compile_flag_and_yaml_reach_the_run_config(tmp_path, monkeypatch):
     import pipelines.run
     from pipelines.inputs import InputError

@@ -149,6 +149,8 @@ FILE_ERRORS: list[tuple[dict[str, Any], str, str]] = [
         "backend must be one of pyav, decord, torchcodec, got 'ffmpeg'",
     ),
     ({"device": "gpu"}, "device", "device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+    ({"sampling": "linear"}, "sampling", "sampling must be one of hero, uniform, got 'linear'"),
+    ({"offline": "no"}, "offline", "offline must be true or false, got 'no'"),
     ({"device": "cuda:x"}, "device", "device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
     (
         {"language": "english", "subtitles": "c.json"},
@@ -324,6 +326,7 @@ def test_dataset_config_holds_the_content_keys_only() -> None:
         "clip_length": 60.0,
         "language": None,
         "random_weights": False,
+        "sampling": "hero",
     }
     assert tuple(cfg.dataset_config()) == CONTENT_KEYS
     work_only = replace(
@@ -339,8 +342,10 @@ def test_dataset_config_holds_the_content_keys_only() -> None:
         tokenizer="/t.json",
         rows_per_shard=8,
         input="other",
+        offline=True,
     )
     assert work_only.dataset_config() == cfg.dataset_config()
+    assert replace(cfg, sampling="uniform").dataset_config() != cfg.dataset_config()
     assert replace(cfg, clip_length=None).dataset_config()["clip_length"] is None
     assert replace(cfg, frame_interval=1.0).dataset_config() != cfg.dataset_config()
 

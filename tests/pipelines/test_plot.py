@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from extract.decode import iter_steps, probe
+from extract.sampling import sampling_plan
 from hero_data.reader import HeroDataset
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Clip, Cue
@@ -20,10 +21,12 @@ from hero_data.writer import DatasetWriter
 from pipelines import plot
 from pipelines.cli import main
 from pipelines.plot import (
+    INPUT_COLOURS,
     PSEUDO_COLOUR,
     UNMATCHED_COLOUR,
     clip_layout,
     cue_colour,
+    load_inputs,
     load_thumbnails,
     plot_clip,
 )
@@ -262,3 +265,49 @@ def test_plot_clip_refuses_a_wrong_number_of_thumbnails(tmp_path):
     record = _record([Cue(0.5, 4.0, "x")], ((0, 1, 2),), ((0, 1, 2),), (3, 4, 5))
     with pytest.raises(ValueError, match="5 thumbnails for 6 steps"):
         plot_clip(record, tmp_path / "x.png", thumbnails=[np.zeros((224, 398, 3), np.uint8)] * 5)
+
+
+# --- the model inputs' frames ------------------------------------------------------------------
+
+
+def test_load_inputs_is_the_clips_part_of_the_sampling_plan(dataset):
+    ds = HeroDataset.open(dataset)
+    whole = sampling_plan(ds["video00.0"].source, 1.5, sampling="hero")["steps"]
+    for clip_id, first in (("video00.0", 0), ("video00.1", 6)):
+        record = ds[clip_id]
+        inputs = load_inputs(record, "hero")
+        assert inputs == whole[first : first + record.num_frames]
+    gone = dataclasses.replace(ds["video00.0"], source="/nowhere/gone.mp4")
+    assert load_inputs(gone, "hero") is None
+
+
+def test_plot_marks_each_input_frame_in_its_lane(dataset, tmp_path):
+    record = HeroDataset.open(dataset)["video00.1"]  # clip [9, 9.5) s: one step
+    inputs = load_inputs(record, "hero")
+    assert inputs is not None
+    pixels = _png(plot_clip(record, tmp_path / "c.png", thumbnails=None, inputs=inputs))
+    layout = clip_layout(record, None, inputs=True)
+    assert pixels.shape == (layout.height, layout.width, 3)
+    assert layout.inputs[1] - layout.inputs[0] == 48 and layout.steps[0] > layout.inputs[1]
+    assert clip_layout(record, None).steps[0] == layout.thumbs[1] + 2  # no row without inputs
+    for lane, key in enumerate(("resnet", "slowfast_fast", "slowfast_slow")):
+        y = layout.inputs[0] + lane * 16 + 6
+        colour = np.array(INPUT_COLOURS[key])
+        marked = {x for x in range(layout.width) if (pixels[y, x] == colour).all()}
+        times = inputs[0][key] if isinstance(inputs[0][key], list) else [inputs[0][key]]
+        want = {layout.x(t - record.clip.start) for t in times}
+        assert want <= marked, (key, sorted(want - marked))
+
+
+def test_inspect_mark_inputs(dataset, tmp_path):
+    out = tmp_path / "m.png"
+    args = ["inspect", str(dataset), "--clip", "video00.0", "--plot", str(out), "--mark-inputs"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    record = HeroDataset.open(dataset)["video00.0"]
+    assert _png(out).shape[0] == clip_layout(record, (224, 398), inputs=True).height
+    result = CliRunner().invoke(
+        main, ["inspect", str(dataset), "--clip", "video00.0", "--mark-inputs"]
+    )
+    assert result.exit_code == 2
+    assert "--mark-inputs marks the plot: give --plot PNG too" in result.output

@@ -192,6 +192,12 @@ def test_changing_the_config_is_refused_unless_overwrite(ray_local, tmp_path):
     )
     assert report["videos_ok"] == 1
     assert load_manifest(tmp_path / "out").config["frame_interval"] == 1.0
+    assert load_manifest(tmp_path / "out").config["sampling"] == "hero"  # the default
+    with pytest.raises(DatasetError, match="another config"):  # SlowFast's frames are content
+        run_pipeline(
+            config(corpus, tmp_path / "out", frame_interval=1.0, sampling="uniform"),
+            progress=False,
+        )
 
 
 def test_bad_weight_files_fail_before_any_work(tmp_path, monkeypatch):
