@@ -29,6 +29,8 @@ def main(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Progress lines (off a terminal: one every few seconds) are shown without -v.
+    logging.getLogger("hero.progress").setLevel(min(level, logging.INFO))
 
 
 def _fmt_bytes(n: float) -> str:

@@ -29,8 +29,6 @@ __all__ = [
     "RunConfig",
     "build_config",
     "load_config",
-    "resolve_cpus_per_worker",
-    "resolve_workers",
 ]
 
 BACKENDS = ("pyav", "decord", "torchcodec")
@@ -74,9 +72,10 @@ class RunConfig:
             compiles them before its first batch (slow to start) to run batches faster.
         sampling: SlowFast's frame choice: ``hero`` (HERO's extractor's rule) or ``uniform``
             (see ``extract/sampling.py``).
-        workers: extraction workers; ``None``: see :func:`resolve_workers`.
-        cpus_per_worker: CPU cores Ray reserves per worker; ``None``: see
-            :func:`resolve_cpus_per_worker`.
+        workers: extraction workers, at most; ``None``: as many as the nodes hold
+            (:func:`pipelines.cluster.plan_workers`).
+        cpus_per_worker: CPU cores Ray reserves per worker (a worker fits on one node);
+            ``None``: 2, or less on nodes that have less (:func:`pipelines.cluster.plan_workers`).
         gpus_per_worker: GPUs Ray reserves per worker (fractions share a GPU); 0 with
             ``device: cpu``.
         resnet_weights: ResNet-152 ImageNet state dict; ``None``: the torch hub cache.
@@ -428,25 +427,3 @@ def build_config(
             )
         values["gpus_per_worker"] = 0.0
     return RunConfig(**values)
-
-
-# --- resources --------------------------------------------------------------------------------
-
-
-def resolve_workers(cfg: RunConfig, cpus: int, gpus: int) -> int:
-    """Extraction workers: ``cfg.workers`` if set; else one per ``gpus_per_worker`` of the
-    ``gpus`` GPUs when the run uses GPUs and there are some; else ``max(1, cpus // 2)`` (decoding
-    and CPU inference each want more than one core)."""
-    if cfg.workers is not None:
-        return cfg.workers
-    if gpus > 0 and cfg.device != "cpu" and cfg.gpus_per_worker > 0:
-        return max(1, math.floor(gpus / cfg.gpus_per_worker + 1e-9))
-    return max(1, cpus // 2)
-
-
-def resolve_cpus_per_worker(cfg: RunConfig, cpus: int, workers: int) -> float:
-    """CPU cores per worker: ``cfg.cpus_per_worker`` if set, else the cores shared evenly
-    among ``workers`` (at least 1)."""
-    if cfg.cpus_per_worker is not None:
-        return cfg.cpus_per_worker
-    return float(max(1, cpus // max(workers, 1)))

@@ -45,22 +45,31 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from align.readers import SubtitleError
 from hero_data.commits import snapshot
 from hero_data.errors import DatasetError
 from hero_data.lease import LeaseLostError
 from hero_data.manifest import ERRORS_NAME, now_iso
+from hero_data.progress import Progress
 from hero_data.schema import to_record_batch
 from hero_data.storage import open_storage
 from hero_data.types import Cue
 from hero_data.writer import DatasetWriter, ShardWriter, new_run_id
-from pipelines.config import RunConfig, resolve_cpus_per_worker, resolve_workers
+from pipelines.cluster import (
+    WorkerPlan,
+    WorkerPlanError,
+    cluster_nodes,
+    free_resources,
+    plan_workers,
+)
+from pipelines.config import RunConfig
 from pipelines.inputs import (
     VideoInput,
     check_inputs,
@@ -83,7 +92,6 @@ FAULT_EXIT_ENV = "HERO_FAULT_EXIT_ON_VIDEO"
 out-of-memory kill would), so the retry-then-record path can be exercised."""
 
 _LIGHT_CPUS = 0.1  # Ray CPU request of the probe and write stages (cheap, I/O bound)
-_RESERVED_CPUS = 0.25  # kept free of extraction actors: the two light stages fit at once
 
 _MODELS = {
     "resnet": "torchvision resnet152 (ImageNet), global average pool, L2-normalised",
@@ -200,8 +208,11 @@ class ExtractStage:
         from extract.extractor import ExtractConfig, FeatureExtractor
 
         torch.set_num_threads(max(1, threads))
+        import ray
+
         self.cfg = RunConfig(**cfg)
         self.ledger = ledger
+        self.node = ray.get_runtime_context().get_node_id()
         self.extractor = FeatureExtractor(
             ExtractConfig(
                 frame_interval=self.cfg.frame_interval,
@@ -218,23 +229,22 @@ class ExtractStage:
         )
         self.align = AlignStage(cfg)
 
-    def _log(self, video_id: str, event: str) -> None:
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         import ray
 
-        ray.get(self.ledger.note.remote(video_id, event))
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         out = []
         for row in _rows(batch):
             row.update(num_steps=0, t_extract=0.0)
             features = None
             if row["status"] == "ok":
+                ray.get(self.ledger.start.remote(row["video_id"]))
                 row, features = self._extract(row)
-            out.append(self.align.run(row, features))
+            row = self.align.run(row, features)
+            ray.get(self.ledger.finish.remote(row["video_id"], _outcome(row, self.node)))
+            out.append(row)
         return _batch(out, _OUT_KEYS)
 
     def _extract(self, row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-        self._log(row["video_id"], "start")
         if os.environ.get(FAULT_EXIT_ENV) == row["video_id"]:
             os._exit(137)
         started = time.monotonic()
@@ -250,36 +260,97 @@ class ExtractStage:
         except Exception as e:
             row, features = {**_failed(row, "extract", e), "num_steps": 0}, None
         row["t_extract"] = time.monotonic() - started
-        self._log(row["video_id"], "end")
         return row, features
 
 
-class AttemptLedger:
-    """Counts, per video, the extraction tries that started and whether one ended, for one
-    run (a Ray actor on the driver's node). A worker that dies mid-video leaves a start with
-    no end; after ``max_attempts`` such starts the video is the one killing workers."""
+def _outcome(row: dict[str, Any], node: str) -> tuple[Any, ...]:
+    """What the ledger keeps of one processed video (see :data:`_OUTCOME_FIELDS`)."""
+    return (
+        row["status"],
+        row.get("error_type"),
+        node,
+        row.get("duration") or 0.0,
+        row.get("clips") or 0,
+        row.get("steps") or 0,
+        row.get("cues") or 0,
+        row.get("t_probe") or 0.0,
+        row.get("t_extract") or 0.0,
+        row.get("t_align") or 0.0,
+    )
+
+
+_OUTCOME_FIELDS = (
+    "status",
+    "error_type",
+    "node",
+    "seconds",
+    "clips",
+    "steps",
+    "cues",
+    "t_probe",
+    "t_extract",
+    "t_align",
+)
+
+
+class RunLedger:
+    """What happened to each video in one run, across its rounds: a Ray actor on the driver's
+    node, told by the extraction workers when a video starts and when it is done.
+
+    It serves three things: finding a video that kills its workers (a start with no end, again
+    and again: ``max_attempts`` starts make it the culprit), the progress view, and the report
+    (per video: status, node, seconds of video, clips, steps, cues, stage times). A video done
+    twice (its first node died after processing it) is kept once, as last reported.
+    """
 
     def __init__(self) -> None:
         self.starts: Counter[str] = Counter()
-        self.ended: set[str] = set()
+        self.done: dict[str, tuple[Any, ...]] = {}
+        self.ok = 0
+        self.seconds = 0.0
+        self.failed: Counter[str] = Counter()
 
-    def note(self, video_id: str, event: str) -> None:
-        if event == "start":
-            self.starts[video_id] += 1
+    def start(self, video_id: str) -> None:
+        self.starts[video_id] += 1
+
+    def finish(self, video_id: str, outcome: tuple[Any, ...]) -> None:
+        before = self.done.get(video_id)
+        if before is not None:
+            self._count(before, -1)
+        self.done[video_id] = outcome
+        self._count(outcome, 1)
+
+    def _count(self, outcome: tuple[Any, ...], sign: int) -> None:
+        if outcome[0] == "ok":
+            self.ok += sign
+            self.seconds += sign * outcome[3]
         else:
-            self.ended.add(video_id)
+            self.failed[outcome[1] or "Error"] += sign
 
-    def state(self) -> tuple[dict[str, int], list[str]]:
-        return dict(self.starts), sorted(self.ended)
+    def culprits(self, max_attempts: int) -> dict[str, int]:
+        """Videos started ``max_attempts`` times or more without ever finishing."""
+        return {v: n for v, n in self.starts.items() if n >= max_attempts and v not in self.done}
+
+    def progress(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "failed": sum(self.failed.values()),
+            "failed_by_reason": {k: v for k, v in self.failed.items() if v > 0},
+            "video_seconds": self.seconds,
+            "started": len(self.starts),
+        }
+
+    def outcomes(self) -> dict[str, tuple[Any, ...]]:
+        return self.done
 
 
 def _ledger() -> Any:
-    """A fresh :class:`AttemptLedger` actor, pinned to this (the driver's) node."""
+    """A fresh :class:`RunLedger` actor, pinned to this (the driver's) node."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = ray.get_runtime_context().get_node_id()
-    actor = ray.remote(num_cpus=0, max_restarts=0)(AttemptLedger)
+    actor = ray.remote(num_cpus=0, max_restarts=0)(RunLedger)
     return actor.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
     ).remote()
@@ -365,28 +436,11 @@ def _sink_class() -> type:
             self.result: dict[str, Any] = {}
 
         def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
-            stats: dict[str, Any] = {
-                "ok": 0,
-                "failed": Counter(),
-                "clips": 0,
-                "steps": 0,
-                "cues": 0,
-                "video_seconds": 0.0,
-                "t_probe": 0.0,
-                "t_extract": 0.0,
-                "t_align": 0.0,
-                "t_write": 0.0,
-                "commits": 0,
-                "commits_repeated": 0,
-            }
-            started = time.monotonic()
             rows = [r for block in blocks for r in block.to_pylist()]
             with ShardWriter(
                 self.root, run=self.run_id, max_rows_per_shard=self.rows_per_shard
             ) as writer:
                 for row in rows:
-                    for key in ("t_probe", "t_extract", "t_align"):
-                        stats[key] += row.get(key) or 0.0
                     if row["status"] != "ok":
                         writer.record_failure(
                             video_id=row["video_id"],
@@ -395,32 +449,20 @@ def _sink_class() -> type:
                             error_type=row["error_type"],
                             message=row["error"],
                         )
-                        stats["failed"][row["error_type"]] += 1
-                        continue
-                    writer.write_video(_records_from_ipc(row["clips_ipc"]))
-                    stats["ok"] += 1
-                    for key in ("clips", "steps", "cues"):
-                        stats[key] += row[key]
-                    stats["video_seconds"] += row["duration"] or 0.0
+                    else:
+                        writer.write_video(_records_from_ipc(row["clips_ipc"]))
             # An earlier try of this task that committed and then died (its result lost) made
-            # the same record: this try's copy was discarded, its videos count once, here.
-            stats["commits"] = len(writer.outcomes)
-            stats["commits_repeated"] = sum(o != "created" for o, _ in writer.outcomes)
-            stats["t_write"] = time.monotonic() - started
-            stats["failed"] = dict(stats["failed"])
-            return stats
+            # the same record: this try's copy was discarded.
+            return {
+                "commits": len(writer.outcomes),
+                "commits_repeated": sum(o != "created" for o, _ in writer.outcomes),
+            }
 
         def on_write_complete(self, write_result: Any) -> None:
-            total: dict[str, Any] = {}
+            total: Counter[str] = Counter()
             for stats in write_result.write_returns:
-                for k, v in stats.items():
-                    if isinstance(v, dict):
-                        agg = total.setdefault(k, Counter())
-                        agg.update(v)
-                    else:
-                        total[k] = total.get(k, 0) + v
-            total["failed"] = dict(total.get("failed", {}))
-            self.result = total
+                total.update(stats)
+            self.result = dict(total)
 
     return HeroDatasink
 
@@ -502,32 +544,24 @@ def _start_ray(cfg: RunConfig) -> None:
     ray.init(address=address or "local", **kwargs)
 
 
+_MAX_ROWS_PER_BLOCK = 64
+"""Videos per input block at most (1 for small corpora): a probe task takes one block."""
+
+
 def _execute(
-    cfg: RunConfig, todo: list[dict[str, Any]], run_id: str, ledger: Any, progress: bool
-) -> dict[str, Any]:
+    cfg: RunConfig, todo: pa.Table, run_id: str, ledger: Any, progress: bool
+) -> tuple[dict[str, Any], WorkerPlan]:
     import ray
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = progress
+    ctx.enable_progress_bars = False  # the run's own view (RunMonitor) replaces them
     # Ray Data samples each map worker's unique memory (psutil over /proc/<pid>/smaps) every
     # second, for its stats only; in an actor holding torch that walk costs CPU the extraction
     # needs (benchmarks/pipeline.py). Off.
     ctx.memory_usage_poll_interval_s = None
-    resources = ray.cluster_resources()
-    cpus = int(resources.get("CPU", 1))
-    gpus = int(resources.get("GPU", 0)) if cfg.device != "cpu" else 0
-    workers = resolve_workers(cfg, cpus, gpus)
-    threads = resolve_cpus_per_worker(cfg, cpus, workers)
-    per_actor = min(threads, max((cpus - _RESERVED_CPUS) / workers, 0.1))
-    use_gpu = gpus > 0 and cfg.device != "cpu"
-    cfg_dict = asdict(cfg)
-    log.info(
-        "%d extraction workers, %.2f CPUs%s each",
-        workers,
-        per_actor,
-        f" and {cfg.gpus_per_worker} GPU" if use_gpu else "",
-    )
+    plan = plan_workers(cfg, cluster_nodes())
+    log.info("%s", plan.describe())
     sink = _sink_class()(cfg.output, run_id, cfg.rows_per_shard)
     retries = max(cfg.max_attempts - 1, 0)
     # Ray Data's actor pools restart dead actors and retry their tasks forever by default, which
@@ -535,26 +569,35 @@ def _execute(
     # extra remote args (deprecated for 2.64: revisit when upgrading).
     warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", module="ray")
     warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+    # A worker task takes one input block: one video per block for corpora under 512 videos
+    # (work spreads over every worker), at most 64 for big ones (a 1.2 M-video corpus is 19 k
+    # blocks, not 1.2 M objects; a lost node loses at most 64 videos' work per worker). A
+    # repartition to one video per block would need whole CPUs that a node full of workers
+    # does not have free.
+    rows = min(_MAX_ROWS_PER_BLOCK, max(1, todo.num_rows // 256))
+    blocks = [todo.slice(i, rows) for i in range(0, todo.num_rows, rows)]
     ds = (
-        ray.data.from_items(todo)
+        ray.data.from_arrow(blocks)
         .map(probe_video, num_cpus=_LIGHT_CPUS)
         .map_batches(
             ExtractStage,
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=per_actor,
-            num_gpus=cfg.gpus_per_worker if use_gpu else 0,
+            compute=ray.data.ActorPoolStrategy(size=plan.workers),
+            num_cpus=plan.cpus,
+            num_gpus=plan.gpus,
+            memory=plan.memory_gb * (1 << 30),
             fn_constructor_kwargs={
-                "cfg": cfg_dict,
-                "threads": round(threads),
+                "cfg": asdict(cfg),
+                "threads": plan.threads,
                 "ledger": ledger,
             },
             max_restarts=retries,
             max_task_retries=retries,
+            scheduling_strategy="SPREAD",
         )
     )
     ds.write_datasink(sink, ray_remote_args={"num_cpus": _LIGHT_CPUS})
-    return sink.result
+    return sink.result, plan
 
 
 def _dataset_error(error: BaseException) -> DatasetError | None:
@@ -606,15 +649,84 @@ class _Compactor:
                 )
 
 
-def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the job; returns the report (also written to ``report.json``)."""
+@dataclass
+class RunPlan:
+    """What a run has to do, as compact columns: ids and paths, no per-video payload.
+
+    Attributes:
+        inputs: every video listed: ``video_id``, ``video_uri``, ``subtitle_uri``, ``cues_json``.
+        todo: the rows of ``inputs`` not done yet (not committed, not failed).
+        excluded: videos left out by the language filter (HowTo100M).
+        failed: videos failed before any work (a broken caption entry), as error rows.
+        seconds: how long planning took.
+    """
+
+    inputs: pa.Table
+    todo: pa.Table
+    excluded: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+    seconds: float = 0.0
+
+
+_INPUT_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("video_uri", pa.string()),
+        ("subtitle_uri", pa.string()),
+        ("cues_json", pa.string()),
+    ]
+)
+
+
+def plan_run(cfg: RunConfig, done: Iterable[str]) -> RunPlan:
+    """List the inputs and keep those not ``done`` (video ids committed or failed)."""
     started = time.monotonic()
     inputs, cues_by_id, excluded, failed = _inputs(cfg)
     check_inputs(inputs)
+    table = pa.table(
+        {
+            "video_id": [i.video_id for i in inputs],
+            "video_uri": [i.video_uri for i in inputs],
+            "subtitle_uri": [i.subtitle_uri for i in inputs],
+            "cues_json": [
+                _cues_json(cues_by_id[i.video_id]) if i.video_id in cues_by_id else None
+                for i in inputs
+            ],
+        },
+        schema=_INPUT_SCHEMA,
+    )
+    del inputs, cues_by_id
+    todo = _left(table, set(done))
+    return RunPlan(table, todo, excluded, failed, time.monotonic() - started)
+
+
+def _left(todo: pa.Table, done: set[str]) -> pa.Table:
+    """The rows of ``todo`` whose video is not in ``done`` (vectorized: a hash set in Arrow)."""
+    if not done:
+        return todo
+    gone = pc.is_in(todo["video_id"], value_set=pa.array(list(done), pa.string()))
+    return todo.filter(pc.invert(gone))
+
+
+_MAX_ROUNDS = 20
+
+
+def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the job; returns the report (also written to ``report.json``).
+
+    The work runs in rounds: one Ray Data execution over what is left. A round that fails after
+    committing some videos (a node lost with blocks Ray could not rebuild, say) is followed by
+    another over the rest, planned afresh from the commits; a video that keeps killing its
+    workers is recorded as failed (``WorkerDied``); a store that fails for good, or a round that
+    commits nothing, ends the run with its error.
+    """
+    started = time.monotonic()
     config = dataset_config(cfg)
     run_id = new_run_id()
     mode = "overwrite" if cfg.overwrite else "append"
-    totals: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    plans: list[WorkerPlan] = []
+    ledger = None
     with DatasetWriter(
         cfg.output,
         config,
@@ -624,7 +736,8 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
         command="hero run",
     ) as owner:  # the lease: one run per output; another config is refused here
         done = owner.snapshot().done()
-        for x in failed:  # failed before any work (a broken caption entry): recorded once
+        plan = plan_run(cfg, done)
+        for x in plan.failed:  # failed before any work (a broken caption entry): recorded once
             if x["video_id"] not in done:
                 owner.record_failure(
                     video_id=x["video_id"],
@@ -634,111 +747,297 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
                     message=x["error"],
                 )
         owner.flush()
-        todo = [
-            {
-                **inp.to_dict(),
-                "cues_json": _cues_json(cues_by_id[inp.video_id])
-                if inp.video_id in cues_by_id
-                else None,
-            }
-            for inp in inputs
-            if inp.video_id not in done
-        ]
-        for item in todo:
-            item.pop("type", None)
+        todo = plan.todo
         log.info(
-            "%d inputs, %d already done, %d to process",
-            len(inputs),
-            len(inputs) - len(todo),
-            len(todo),
+            "%d inputs, %d already done, %d to process (planned in %.1f s)",
+            plan.inputs.num_rows,
+            plan.inputs.num_rows - todo.num_rows,
+            todo.num_rows,
+            plan.seconds,
         )
         rounds = 0
-        ledger = None
-        with _Compactor(owner, cfg.compact_every_s):
-            while todo:
+        if todo.num_rows:
+            _start_ray(cfg)
+            ledger = _ledger()
+        monitor = RunMonitor(owner.storage, ledger, todo.num_rows, started, progress)
+        with _Compactor(owner, cfg.compact_every_s), monitor:
+            while todo.num_rows:
                 rounds += 1
-                _start_ray(cfg)
-                if ledger is None:
-                    ledger = _ledger()
+                monitor.round_started(rounds)
                 try:
-                    totals.append(_execute(cfg, todo, run_id, ledger, progress))
+                    result, worker_plan = _execute(cfg, todo, run_id, ledger, progress)
+                    results.append(result)
+                    plans.append(worker_plan)
                     break
                 except Exception as e:
                     stored = _dataset_error(e)
                     if stored is not None:  # the store failed for good: say so, plainly
                         raise stored from None
-                    # A worker died more often than allowed: find the video(s) it died on.
-                    import ray
-
-                    starts, ended = ray.get(ledger.state.remote())
-                    done = owner.snapshot().done()
-                    poison = [
-                        v
-                        for v, n in starts.items()
-                        if n >= cfg.max_attempts and v not in ended and v not in done
-                    ]
-                    if not poison or rounds > 20:
+                    if isinstance(e, WorkerPlanError):
                         raise
-                    for item in todo:
-                        if item["video_id"] in poison:
-                            owner.record_failure(
-                                video_id=item["video_id"],
-                                source=item["video_uri"],
-                                stage="extract",
-                                error_type="WorkerDied",
-                                message=f"{item['video_uri']}: the worker extracting it died "
-                                f"{starts[item['video_id']]} times ({type(e).__name__})",
-                            )
-                    owner.flush()
-                    todo = [t for t in todo if t["video_id"] not in done | set(poison)]
-    inputs += [VideoInput(x["video_id"], x["video_uri"]) for x in failed]
-    return _report(cfg, inputs, excluded, totals, time.monotonic() - started)
+                    todo = _next_round(cfg, owner, ledger, todo, rounds, e)
+            monitor.finish()
+    report = _report(cfg, plan, ledger, results, plans, rounds, time.monotonic() - started)
+    return report
+
+
+def _next_round(
+    cfg: RunConfig, owner: DatasetWriter, ledger: Any, todo: pa.Table, rounds: int, error: Exception
+) -> pa.Table:
+    """What is left after a failed round, or ``error`` raised again when going on is useless."""
+    import ray
+
+    culprits = ray.get(ledger.culprits.remote(cfg.max_attempts))
+    done = owner.snapshot().done()
+    left = _left(todo, done)
+    culprits = {v: n for v, n in culprits.items() if v not in done}
+    if culprits:
+        uris = dict(zip(todo["video_id"].to_pylist(), todo["video_uri"].to_pylist(), strict=True))
+        for vid, n in culprits.items():
+            owner.record_failure(
+                video_id=vid,
+                source=uris.get(vid, vid),
+                stage="extract",
+                error_type="WorkerDied",
+                message=f"{uris.get(vid, vid)}: the worker extracting it died {n} times "
+                f"({type(error).__name__})",
+            )
+        owner.flush()
+        return _left(left, set(culprits))
+    if left.num_rows == todo.num_rows or rounds >= _MAX_ROUNDS:
+        raise error  # nothing committed in this round: another would fail the same way
+    log.warning(
+        "round %d stopped (%s: %s) after committing %d videos; running the %d left again",
+        rounds,
+        type(error).__name__,
+        str(error).splitlines()[0][:300] if str(error) else "",
+        todo.num_rows - left.num_rows,
+        left.num_rows,
+    )
+    return left
+
+
+PROGRESS_NAME = "progress.json"
+
+
+class RunMonitor:
+    """The run's one progress view, in the units of the work: videos ok / failed / total,
+    video-hours done, video-hours per hour, an ETA, failures by reason.
+
+    On a terminal it is one live line (the toolkit's progress helper); elsewhere a log line
+    every 30 s. The same figures are written to ``<output>/progress.json`` every 30 s and at
+    the end, so a long cluster run can be watched without the driver's terminal. When no video
+    has started for a while, it says that the run is waiting for the cluster, and for what.
+    """
+
+    POLL_S = 2.0
+    WRITE_S = 30.0
+    WAIT_S = 60.0
+
+    def __init__(self, storage: Any, ledger: Any, total: int, started: float, show: bool) -> None:
+        self.storage = storage
+        self.ledger = ledger
+        self.total = total
+        self.started = started
+        self.show = show
+        self.state: dict[str, Any] = {"ok": 0, "failed": 0, "video_seconds": 0.0, "started": 0}
+        self.round = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hero-progress", daemon=True)
+        self._progress: Progress | None = None
+        self._bar: int | None = None
+        self._last_started = (0, time.monotonic())
+        self._waiting_said = 0.0
+
+    def __enter__(self) -> RunMonitor:
+        if self.ledger is not None and self.total:
+            if self.show:
+                self._progress = Progress(every_s=self.WRITE_S).__enter__()
+                self._bar = self._progress.add("videos", total=self.total)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+            self._progress = None
+
+    def round_started(self, n: int) -> None:
+        self.round = n
+        self._last_started = (self.state.get("started", 0), time.monotonic())
+
+    def finish(self) -> None:
+        """Take the final figures and write them (also when nothing was left to do)."""
+        self._poll()
+        self._write(final=True)
+
+    def figures(self, final: bool = False) -> dict[str, Any]:
+        wall = time.monotonic() - self.started
+        done = self.state["ok"] + self.state["failed"]
+        hours = self.state["video_seconds"] / 3600
+        rate = hours / (wall / 3600) if wall > 0 else 0.0
+        eta = None
+        if 0 < done < self.total:
+            eta = wall / done * (self.total - done)
+        return {
+            "updated": now_iso(),
+            "state": "finished" if final else "running",
+            "round": self.round,
+            "videos_total": self.total,
+            "videos_ok": self.state["ok"],
+            "videos_failed": self.state["failed"],
+            "failed_by_reason": self.state.get("failed_by_reason", {}),
+            "video_hours": hours,
+            "video_hours_per_hour": rate,
+            "elapsed_s": wall,
+            "eta_s": eta,
+        }
+
+    def line(self) -> str:
+        f = self.figures()
+        eta = "-" if f["eta_s"] is None else _duration(f["eta_s"])
+        failed = ", ".join(f"{k} {v}" for k, v in sorted(f["failed_by_reason"].items()))
+        return (
+            f"videos {f['videos_ok']:,} ok, {f['videos_failed']:,} failed of "
+            f"{f['videos_total']:,} · {f['video_hours']:.2f} video-h · "
+            f"{f['video_hours_per_hour']:.2f} video-h/h · ETA {eta}"
+            + (f" · failed: {failed}" if failed else "")
+        )
+
+    def _poll(self) -> None:
+        if self.ledger is None:
+            return
+        import ray
+
+        try:
+            self.state = ray.get(self.ledger.progress.remote(), timeout=10)
+        except Exception as e:  # a slow or busy driver node: keep the last figures
+            log.debug("no progress from the ledger: %s", e)
+
+    def _write(self, final: bool = False) -> None:
+        try:
+            data = json.dumps(self.figures(final), indent=2) + "\n"
+            self.storage.put(PROGRESS_NAME, data.encode("utf-8"))
+        except Exception as e:
+            log.warning("could not write %s: %s", self.storage.uri(PROGRESS_NAME), e)
+
+    def _loop(self) -> None:
+        last_write = 0.0
+        last_line = time.monotonic()
+        shown = 0
+        while not self._stop.wait(self.POLL_S):
+            self._poll()
+            now = time.monotonic()
+            done = self.state["ok"] + self.state["failed"]
+            if self._progress is not None and self._bar is not None:
+                self._progress.advance(self._bar, max(done - shown, 0))
+                shown = max(shown, done)
+                self._progress.describe(self._bar, self.line())
+            elif now - last_line >= self.WRITE_S:
+                last_line = now
+                log.info("%s", self.line())
+            if now - last_write >= self.WRITE_S:
+                last_write = now
+                self._write()
+            self._check_waiting(now, done)
+
+    def _check_waiting(self, now: float, done: int) -> None:
+        started = self.state.get("started", 0)
+        if started != self._last_started[0]:
+            self._last_started = (started, now)
+            return
+        idle = now - self._last_started[1]
+        if done >= self.total or idle < self.WAIT_S or now - self._waiting_said < self.WAIT_S:
+            return
+        self._waiting_said = now
+        free = free_resources()
+        have = "; ".join(
+            f"{node[:8]}: {res.get('CPU', 0):g} CPU"
+            + (f", {res.get('GPU', 0):g} GPU" if res.get("GPU") else "")
+            for node, res in sorted(free.items())
+        )
+        log.warning(
+            "no video has started for %.0f s: waiting for the cluster to make room for the "
+            "extraction workers%s",
+            idle,
+            f" (free now: {have})" if have else "",
+        )
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _report(
     cfg: RunConfig,
-    inputs: list[VideoInput],
-    excluded: list[dict],
-    totals: list[dict[str, Any]],
+    plan: RunPlan,
+    ledger: Any,
+    results: list[dict[str, Any]],
+    worker_plans: list[WorkerPlan],
+    rounds: int,
     wall: float,
 ) -> dict[str, Any]:
     storage = open_storage(cfg.output)
     snap = snapshot(storage)
-    ids = {i.video_id for i in inputs}
+    ids = set(plan.inputs["video_id"].to_pylist()) | {x["video_id"] for x in plan.failed}
     committed = snap.videos() & ids
     failed = {e["video_id"]: e for e in snap.errors if e.get("video_id") in ids}
-    this_run: dict[str, Any] = {}
-    for t in totals:
-        for k, v in t.items():
-            if isinstance(v, dict):
-                this_run.setdefault(k, Counter()).update(v)
-            else:
-                this_run[k] = this_run.get(k, 0) + v
-    video_hours = this_run.get("video_seconds", 0.0) / 3600
+    outcomes: dict[str, tuple[Any, ...]] = {}
+    if ledger is not None:
+        import ray
+
+        outcomes = ray.get(ledger.outcomes.remote())
+    sums = Counter()
+    failed_now: Counter[str] = Counter()
+    nodes: dict[str, list[str]] = {}
+    for vid, outcome in sorted(outcomes.items()):
+        o = dict(zip(_OUTCOME_FIELDS, outcome, strict=True))
+        if o["status"] == "ok":
+            if vid not in committed:
+                continue  # processed, but its commit did not happen in this run
+            sums["ok"] += 1
+            for key in ("seconds", "clips", "steps", "cues"):
+                sums[key] += o[key]
+            nodes.setdefault(o["node"], []).append(vid)
+        else:
+            failed_now[o["error_type"] or "Error"] += 1
+            nodes.setdefault(o["node"], []).append(vid)
+        for key in ("t_probe", "t_extract", "t_align"):
+            sums[key] += o[key]
+    commits = Counter()
+    for r in results:
+        commits.update(r)
+    video_hours = sums["seconds"] / 3600
     report = {
         "output": storage.url,
         "finished": now_iso(),
-        "inputs": len(inputs),
+        "inputs": len(ids),
         "videos_ok": len(committed),
         "videos_failed": len(failed),
         "unaccounted": sorted(ids - committed - set(failed)),
         "failed_by_reason": dict(Counter(e.get("error_type", "?") for e in failed.values())),
-        "excluded_by_language": excluded,
+        "excluded_by_language": plan.excluded,
         "dataset": {"clips": snap.num_rows, "shards": len(snap.shards)},
         "this_run": {
-            "videos_ok": this_run.get("ok", 0),
-            "videos_failed": dict(this_run.get("failed", {})),
-            "clips": this_run.get("clips", 0),
-            "steps": this_run.get("steps", 0),
-            "cues": this_run.get("cues", 0),
-            "commits": this_run.get("commits", 0),
+            "videos_ok": sums["ok"],
+            "videos_failed": dict(failed_now),
+            "clips": sums["clips"],
+            "steps": sums["steps"],
+            "cues": sums["cues"],
+            "commits": commits.get("commits", 0),
+            "rounds": rounds,
+            "workers": [asdict(p) for p in worker_plans],
+            "plan_s": plan.seconds,
             "video_hours": video_hours,
             "wall_s": wall,
             "video_hours_per_hour": video_hours / (wall / 3600) if wall > 0 else 0.0,
-            "stage_worker_s": {
-                k[2:]: this_run.get(k, 0.0) for k in ("t_probe", "t_extract", "t_align", "t_write")
-            },
+            "stage_worker_s": {k[2:]: sums[k] for k in ("t_probe", "t_extract", "t_align")},
         },
+        "nodes": {node: sorted(vids) for node, vids in sorted(nodes.items())},
         "errors_file": storage.uri(ERRORS_NAME),
     }
     storage.put(REPORT_NAME, (json.dumps(report, indent=2) + "\n").encode("utf-8"))

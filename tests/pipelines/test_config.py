@@ -16,8 +16,6 @@ from pipelines.config import (
     RunConfig,
     build_config,
     load_config,
-    resolve_cpus_per_worker,
-    resolve_workers,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -355,24 +353,3 @@ def test_timeout_for() -> None:
     assert cfg.timeout_for(10.0) == 300.0  # the minimum
     assert cfg.timeout_for(3600.0) == 14400.0  # 4 s per second of video
     assert replace(cfg, video_timeout_s=42.0).timeout_for(3600.0) == 42.0
-
-
-@pytest.mark.parametrize(
-    ("values", "cpus", "gpus", "workers", "cpus_per_worker"),
-    [
-        ({}, 16, 0, 8, 2.0),  # no GPU: half the cores
-        ({}, 1, 0, 1, 1.0),
-        ({}, 16, 4, 4, 4.0),  # one per GPU
-        ({"gpus_per_worker": 0.5}, 16, 2, 4, 4.0),  # two per GPU
-        ({"device": "cpu"}, 16, 4, 8, 2.0),  # GPUs there but not used
-        ({"workers": 3}, 16, 4, 3, 5.0),
-        ({"workers": 3, "cpus_per_worker": 1.5}, 16, 4, 3, 1.5),
-        ({"workers": 64}, 16, 0, 64, 1.0),
-    ],
-)
-def test_resolve_workers(
-    values: dict[str, Any], cpus: int, gpus: int, workers: int, cpus_per_worker: float
-) -> None:
-    cfg = build_config(values, BASE)
-    assert resolve_workers(cfg, cpus, gpus) == workers
-    assert resolve_cpus_per_worker(cfg, cpus, workers) == cpus_per_worker

@@ -1,0 +1,80 @@
+"""Extraction workers sized from each node's own resources, never from the cluster's total."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipelines.cluster import (
+    RESERVED_CPUS,
+    WORKER_MEMORY_GB,
+    NodeResources,
+    WorkerPlanError,
+    plan_workers,
+)
+from pipelines.config import build_config
+
+BASE = {"input": "in", "output": "out"}
+
+
+def nodes(*specs: tuple[float, float]) -> list[NodeResources]:
+    return [NodeResources(f"node{i}", cpus, gpus, 16.0) for i, (cpus, gpus) in enumerate(specs)]
+
+
+@pytest.mark.parametrize(
+    ("values", "cluster", "workers", "cpus", "threads"),
+    [
+        # Three 1-CPU nodes: one 0.75-CPU worker on each, never one 2.75-CPU worker.
+        ({}, [(1, 0)] * 3, 3, 0.75, 1),
+        ({}, [(2, 0)], 1, 1.75, 2),  # this project's 2-core machine
+        ({}, [(16, 0)], 7, 2.0, 2),
+        ({}, [(1, 0), (8, 0), (8, 0)], 6, 2.0, 2),  # a small head holds none
+        ({"cpus_per_worker": 1.0}, [(4, 0), (2, 0)], 4, 1.0, 1),
+        ({"workers": 2}, [(16, 0)], 2, 2.0, 2),  # a cap
+        ({"workers": 6}, [(4, 0)], 6, 3.75 / 6, 1),  # more than cores: they share
+        ({"workers": 64}, [(16, 0)], 8, 15.75 / 8, 2),  # memory holds 8 of 2 GB
+        ({}, [(16, 4)], 4, 3.9375, 4),  # one per GPU, the node's CPUs shared
+        ({"gpus_per_worker": 0.5}, [(16, 2)], 4, 3.9375, 4),  # two per GPU
+        ({"device": "cpu"}, [(16, 4)], 7, 2.0, 2),  # GPUs there but not used
+        ({}, [(8, 2), (4, 0)], 2, 3.875, 4),  # only GPU nodes hold GPU workers
+        ({"workers": 9}, [(16, 4)], 4, 3.9375, 4),  # no more than the GPUs hold
+        ({"workers": 9, "cpus_per_worker": 4.0}, [(16, 0)], 3, 4.0, 4),  # nor the CPUs
+    ],
+)
+def test_workers_fit_each_node(
+    values: dict[str, Any], cluster: list, workers: int, cpus: float, threads: int
+) -> None:
+    plan = plan_workers(build_config(values, BASE), nodes(*cluster))
+    assert plan.workers == workers
+    assert plan.cpus == pytest.approx(cpus)
+    assert plan.threads == threads
+    assert plan.memory_gb == WORKER_MEMORY_GB
+    for node, count in zip(nodes(*cluster), plan.per_node.values(), strict=True):
+        # Every node's share fits that node alone.
+        assert count * plan.cpus <= node.cpus - RESERVED_CPUS + 1e-9
+        if plan.gpus:
+            assert count * plan.gpus <= node.gpus + 1e-9
+
+
+def test_memory_caps_the_workers_of_a_node() -> None:
+    small = [NodeResources("n", 32.0, 0.0, 5.0)]
+    assert plan_workers(build_config({}, BASE), small).workers == 2  # 5 GB / 2 GB
+
+
+@pytest.mark.parametrize(
+    ("values", "cluster", "match"),
+    [
+        ({"cpus_per_worker": 4.0}, [(1, 0)] * 3, r"each needs 4\.00 CPUs.*node\w*: 1 CPUs"),
+        ({"gpus_per_worker": 2.0}, [(16, 1)], r"each needs .* 2 GPU"),
+        ({}, [(0.2, 0)], r"no node can hold an extraction worker"),
+    ],
+)
+def test_a_request_no_node_can_hold_is_a_clear_error(values, cluster, match) -> None:
+    with pytest.raises(WorkerPlanError, match=match):
+        plan_workers(build_config(values, BASE), nodes(*cluster))
+
+
+def test_no_alive_node() -> None:
+    with pytest.raises(WorkerPlanError, match="no alive node"):
+        plan_workers(build_config({}, BASE), [])
