@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from align.captions import CaptionIndex
 from align.readers import SubtitleError
 from hero_data.commits import snapshot
 from hero_data.errors import DatasetError
@@ -464,17 +465,20 @@ def dataset_config(cfg: RunConfig) -> dict[str, Any]:
 
 def _inputs(
     cfg: RunConfig,
-) -> tuple[list[VideoInput], dict[str, list[Cue]], list[dict], list[dict]]:
-    """``(inputs, cues by video id, excluded by language, failed before any work)``; a failed
-    one (a video whose caption entry is broken) carries the fields of an ``errors.jsonl`` row."""
+) -> tuple[list[VideoInput], CaptionIndex | None, list[dict], list[dict]]:
+    """``(inputs, HowTo100M caption index or None, excluded by language, failed before any
+    work)``; a failed one (a video whose caption entry is broken) carries the fields of an
+    ``errors.jsonl`` row. An input with a ``caption_key`` has its cues in the index."""
     if cfg.subtitles:
-        inputs, cues, excluded = howto100m_inputs(cfg.input, cfg.subtitles, language=cfg.language)
+        inputs, captions, excluded = howto100m_inputs(
+            cfg.input, cfg.subtitles, language=cfg.language
+        )
         failed = [x for x in excluded if x.get("reason") == "bad_captions"]
-        return inputs, cues, [x for x in excluded if x.get("reason") != "bad_captions"], failed
+        return inputs, captions, [x for x in excluded if x.get("reason") != "bad_captions"], failed
     listing = load_inputs(cfg.input)
     for orphan in getattr(listing, "orphan_subtitles", ()) or ():
         log.warning("subtitle file without a video: %s", orphan)
-    return list(listing.inputs), {}, [], []
+    return list(listing.inputs), None, [], []
 
 
 def _start_ray(cfg: RunConfig) -> None:
@@ -609,7 +613,7 @@ class _Compactor:
 def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the job; returns the report (also written to ``report.json``)."""
     started = time.monotonic()
-    inputs, cues_by_id, excluded, failed = _inputs(cfg)
+    inputs, captions, excluded, failed = _inputs(cfg)
     check_inputs(inputs)
     config = dataset_config(cfg)
     run_id = new_run_id()
@@ -637,8 +641,8 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
         todo = [
             {
                 **inp.to_dict(),
-                "cues_json": _cues_json(cues_by_id[inp.video_id])
-                if inp.video_id in cues_by_id
+                "cues_json": _cues_json(captions.cues(inp.caption_key))
+                if captions is not None and inp.caption_key is not None
                 else None,
             }
             for inp in inputs
@@ -646,6 +650,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
         ]
         for item in todo:
             item.pop("type", None)
+            item.pop("caption_key", None)
         log.info(
             "%d inputs, %d already done, %d to process",
             len(inputs),
