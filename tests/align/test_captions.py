@@ -92,6 +92,7 @@ TRICKY = (
     '  "日本": {"start": [1e1], "end": [1.1e1], "text": ["こんにちは [Music]"]},\r\n'
     '  "c": {"start": [0, 1], "end": [1], "text": ["x", "y"]},\r\n'
     '  "d": [1, 2],\r\n'
+    '  "n": 12345,\r\n'
     '  "e": {"start": [0], "end": [NaN], "text": ["nan"]},\r\n'
     '  "f": {"start": [true], "end": [1], "text": ["bool"]},\r\n'
     '  "g": {"start": [0], "end": [1], "text": [7]},\r\n'
@@ -108,8 +109,8 @@ def test_lookups_equal_the_reader(tmp_path: Path, chunk: int) -> None:
     _same_as_reader(index, Path(index.source))
     assert index.cues("dup") == [Cue(1.0, 2.0, "dup"), Cue(3.0, 4.0, "last")]
     assert index.cues("a")[1] == Cue(2.5, 5.4, "second", "CHEF")
-    assert [e.video_id for e in index.errors()] == ["b", "c", "d", "e", "f", "g"]
-    assert index.meta["repeated_ids"] == 1 and index.meta["malformed"] == 6
+    assert [e.video_id for e in index.errors()] == ["b", "c", "d", "n", "e", "f", "g"]
+    assert index.meta["repeated_ids"] == 1 and index.meta["malformed"] == 7
 
 
 def test_a_malformed_entry_fails_only_its_own_video(tmp_path: Path) -> None:
