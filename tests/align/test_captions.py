@@ -102,15 +102,43 @@ TRICKY = (
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 22])
-def test_lookups_equal_the_reader(tmp_path: Path, chunk: int) -> None:
-    """Whatever the read size (down to one byte, so every token is cut somewhere), the index
-    gives the reader's cues and errors."""
-    index = _build(tmp_path, TRICKY, chunk)
+@pytest.mark.parametrize("newline", ["\r\n", "\n", "\r"])
+def test_lookups_equal_the_reader(tmp_path: Path, chunk: int, newline: str) -> None:
+    """Whatever the read size and line ends, the index gives the reader's cues and errors
+    (a lone carriage return ends a line for both)."""
+    index = _build(tmp_path, TRICKY.replace("\r\n", newline), chunk)
     _same_as_reader(index, Path(index.source))
     assert index.cues("dup") == [Cue(1.0, 2.0, "dup"), Cue(3.0, 4.0, "last")]
     assert index.cues("a")[1] == Cue(2.5, 5.4, "second", "CHEF")
     assert [e.video_id for e in index.errors()] == ["b", "c", "d", "n", "e", "f", "g"]
     assert index.meta["repeated_ids"] == 1 and index.meta["malformed"] == 7
+
+
+class _Trickle:
+    """A stream that gives one byte per read, whatever is asked: every token gets cut."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def read(self, size: int = -1) -> bytes:
+        out = self.data[self.at : self.at + 1]
+        self.at += len(out)
+        return out
+
+
+def test_members_read_a_byte_at_a_time_are_what_json_loads_gives() -> None:
+    text = TRICKY.replace("NaN", "-Infinity")  # a value that equals itself
+    members = jsonstream.ObjectMembers(_Trickle(text.encode()), "caption.json", 1 << 20)
+    got = [(key, value) for key, value, _ in members]
+
+    def plain(value):  # nested objects as dicts, as the members' values are
+        if isinstance(value, tuple):
+            return {k: plain(v) for k, v in value}
+        return [plain(v) for v in value] if isinstance(value, list) else value
+
+    top = json.loads(text, object_pairs_hook=tuple)  # every member, a repeated key twice
+    assert got == [(key, plain(value)) for key, value in top]
 
 
 def test_a_malformed_entry_fails_only_its_own_video(tmp_path: Path) -> None:
@@ -227,6 +255,7 @@ def test_random_files_look_up_as_the_reader_reads_them(
         (b'{"a" 1}', 1, "invalid JSON: Expecting ':' delimiter (column 6)", 5),
         (b'{"a": {"t": "x\ny"}}', 1, "invalid JSON: Invalid control character at (column 15)", 14),
         (b'{"a": 1}\n{"b": 2}', 2, "invalid JSON: Extra data (column 1)", 9),
+        (b'{"a": 1,\r "b": 2\r\n "c"}', 3, "invalid JSON: Expecting ',' delimiter (column 2)", 19),
         (b'{"a": "\xc3\xa9\xff"}', 1, "not UTF-8 text (invalid start byte)", 9),
         (b'{"a": 1,\n\n "b": "\xc3', 3, "not UTF-8 text (unexpected end of data)", 17),
     ],
