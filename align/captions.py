@@ -551,6 +551,14 @@ def _detector_name(detect: Detect | None, detector: str | None) -> str | None:
 # --- the index ------------------------------------------------------------------------------
 
 
+def _int32s(array: pa.Array) -> np.ndarray:
+    """A non-null int32 array's values, zero-copy (``to_numpy`` would import pandas, 0.1 s)."""
+    data = array.buffers()[1]
+    if data is None:
+        return np.zeros(0, np.int32)
+    return np.frombuffer(data, np.int32)[array.offset : array.offset + len(array)]
+
+
 class _SortedIds:
     """The sorted id column as a sequence of UTF-8 bytes, for :mod:`bisect` (zero-copy)."""
 
@@ -590,7 +598,9 @@ class CaptionIndex:
         reader = pa.ipc.open_file(pa.BufferReader(mapped.slice(a, b - a)))
         if reader.schema != CUE_SCHEMA:
             raise ValueError(f"cue section of another schema: {reader.schema}")
-        self._cues = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        self._reader = reader
+        # Batches are read (their metadata; the data stays mapped) when first looked up.
+        self._cues: list[pa.RecordBatch | None] = [None] * reader.num_record_batches
         a, b = meta["videos_section"]
         videos = pa.ipc.open_file(pa.BufferReader(mapped.slice(a, b - a))).read_all()
         if videos.schema != VIDEO_SCHEMA or videos.column("video_id").num_chunks > 1:
@@ -602,9 +612,9 @@ class CaptionIndex:
             return chunks[0] if chunks else pa.array([], VIDEO_SCHEMA.field(name).type)
 
         self._ids = _SortedIds(column("video_id"))
-        self._batch = column("batch").to_numpy()
-        self._row = column("row").to_numpy()
-        self._count = column("count").to_numpy()
+        self._batch = _int32s(column("batch"))
+        self._row = _int32s(column("row"))
+        self._count = _int32s(column("count"))
         self._problem = column("problem")
         self._language = column("language")
         self._confidence = column("confidence")
@@ -766,7 +776,11 @@ class CaptionIndex:
         count = int(self._count[i])
         if not count:
             return []
-        batch = self._cues[int(self._batch[i])].slice(int(self._row[i]), count)
+        b = int(self._batch[i])
+        batch = self._cues[b]
+        if batch is None:
+            batch = self._cues[b] = self._reader.get_batch(b)
+        batch = batch.slice(int(self._row[i]), count)
         return _howto100m_cues(
             batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist()
         )
