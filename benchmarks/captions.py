@@ -22,7 +22,7 @@ each, then, each in a fresh process:
 
 With ``--compare-whole`` it also reads the file whole, as ``hero run`` did before the index
 (:func:`align.readers.read_howto100m_json_entries`), and reports that process's RSS growth
-(``whole_file_rss_mb``): mind the memory (about 12 times the file's size).
+(``whole_file_rss_mb``): mind the memory (about 14 times the file's size).
 
 MB are 10^6 bytes. The last line printed is one JSON object with the figures.
 """
