@@ -76,20 +76,30 @@ class SubtitleError(ValueError):
         problem: what is wrong, without the location.
         video_id: in a corpus file (TVQA, HowTo100M), the video whose entry is bad; ``None``
             when the problem is not one video's (or the entry does not say whose it is).
+        offset: 0-based byte offset of the problem in the file, or ``None``. Set by the
+            HowTo100M caption index (:mod:`align.captions`), whose files are often one line of
+            several gigabytes; the message then ends with ``(at byte N)``.
     """
 
     def __init__(
-        self, path: str, line: int | None, problem: str, video_id: str | None = None
+        self,
+        path: str,
+        line: int | None,
+        problem: str,
+        video_id: str | None = None,
+        offset: int | None = None,
     ) -> None:
         self.path = path
         self.line = line
         self.problem = problem
         self.video_id = video_id
+        self.offset = offset
         where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {problem}")
+        at = f" (at byte {offset})" if offset is not None else ""
+        super().__init__(f"{where}: {problem}{at}")
 
     def __reduce__(self) -> tuple[Any, ...]:  # keep pickling (Ray moves errors between workers)
-        return (type(self), (self.path, self.line, self.problem, self.video_id))
+        return (type(self), (self.path, self.line, self.problem, self.video_id, self.offset))
 
 
 # --- text clean-up and speakers -------------------------------------------------------------
@@ -538,7 +548,9 @@ class _EntryProblem(Exception):
     """What is wrong with one HowTo100M entry (located by the caller)."""
 
 
-def _howto100m_video(vid: str, entry: Any) -> list[Cue]:
+def _howto100m_rows(vid: str, entry: Any) -> tuple[list[float], list[float], list[str]]:
+    """One HowTo100M entry's (starts, ends, raw texts), in file order; raises
+    :class:`_EntryProblem` saying what is wrong with it."""
     if not isinstance(entry, dict):
         raise _EntryProblem(f"video {vid!r}: expected an object, got {type(entry).__name__}")
     lists: dict[str, list[Any]] = {}
@@ -552,14 +564,30 @@ def _howto100m_video(vid: str, entry: Any) -> list[Cue]:
     sizes = {key: len(value) for key, value in lists.items()}
     if len(set(sizes.values())) != 1:
         raise _EntryProblem(f"video {vid!r}: lists of different length {sizes}")
-    cues = []
+    starts: list[float] = []
+    ends: list[float] = []
+    texts: list[str] = []
     for k, (start, end, raw) in enumerate(zip(*lists.values(), strict=True)):
         parsed = _json_times(start, end, raw, f"video {vid!r} [{k}]")
         if isinstance(parsed, str):
             raise _EntryProblem(parsed)
-        speaker, text = _clean_text(parsed[2])
-        cues.append(Cue(parsed[0], parsed[1], text, speaker))
+        starts.append(parsed[0])
+        ends.append(parsed[1])
+        texts.append(parsed[2])
+    return starts, ends, texts
+
+
+def _howto100m_cues(starts: list[float], ends: list[float], texts: list[str]) -> list[Cue]:
+    """Cues of one valid HowTo100M entry (:func:`_howto100m_rows`): text cleaned, sorted."""
+    cues = []
+    for start, end, raw in zip(starts, ends, texts, strict=True):
+        speaker, text = _clean_text(raw)
+        cues.append(Cue(start, end, text, speaker))
     return _sorted(cues)
+
+
+def _howto100m_video(vid: str, entry: Any) -> list[Cue]:
+    return _howto100m_cues(*_howto100m_rows(vid, entry))
 
 
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")

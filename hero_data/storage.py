@@ -203,7 +203,12 @@ class Storage:
         raise NotImplementedError
 
     def upload(self, local: str | os.PathLike[str], rel: str) -> None:
-        """Make a finished local file the object ``rel`` (it appears whole or not at all)."""
+        """Make a finished local file the object ``rel`` (it appears whole or not at all).
+        A local storage moves the file (it is a scratch file beside its place)."""
+        raise NotImplementedError
+
+    def copy_in(self, local: str | os.PathLike[str], rel: str) -> None:
+        """Copy a local file to the object ``rel`` (appears whole); ``local`` stays."""
         raise NotImplementedError
 
     def download(self, rel: str, local: str | os.PathLike[str]) -> str:
@@ -348,6 +353,23 @@ class LocalStorage(Storage):
             path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(local, path)
             fsync_dir(path.parent)
+        except OSError as e:
+            raise self._fail(rel, "write", e) from None
+
+    def copy_in(self, local: str | os.PathLike[str], rel: str) -> None:
+        import shutil
+
+        path = self.local_path(rel)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            try:
+                shutil.copyfile(local, tmp)
+                os.replace(tmp, path)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
         except OSError as e:
             raise self._fail(rel, "write", e) from None
 
@@ -529,6 +551,9 @@ class FsspecStorage(Storage):
     def upload(self, local: str | os.PathLike[str], rel: str) -> None:
         # One PUT (multipart for big files): the object appears only when the upload completes.
         self._retry(rel, "upload", lambda: self.fs.put_file(os.fspath(local), self._path(rel)))
+
+    def copy_in(self, local: str | os.PathLike[str], rel: str) -> None:
+        self.upload(local, rel)
 
     def download(self, rel: str, local: str | os.PathLike[str]) -> str:
         def op() -> str:

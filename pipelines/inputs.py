@@ -56,7 +56,8 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from align.readers import SubtitleError, _decode, parse_cues, read_howto100m_json_entries
+from align.captions import CaptionIndex
+from align.readers import SubtitleError, _decode, parse_cues
 from hero_data.types import Cue, Tagged, check_id, safe_id
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,6 @@ LANGUAGE_PACKAGE = "py3langid"
 
 _LANG_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _MANIFEST_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-_LANGUAGE_SAMPLE_CHARS = 5000  # enough for a confident decision, bounded time per video
 _DUPLICATES_SHOWN = 5
 _COPY_BUFFER = 8 << 20
 
@@ -125,6 +125,9 @@ class VideoInput(Tagged):
         video_id: unique in the run, safe as a file-name part (:func:`check_id`).
         video_uri: local path or fsspec URL of the video file.
         subtitle_uri: its subtitle file (``.vtt``, ``.srt``, ``.sbv``), or ``None``.
+        caption_key: HowTo100M: the key of its entry in the caption JSON (look its cues up
+            in the :class:`align.captions.CaptionIndex` that :func:`howto100m_inputs`
+            returns), or ``None``.
     """
 
     TYPE: ClassVar[str] = "video_input"
@@ -132,6 +135,7 @@ class VideoInput(Tagged):
     video_id: str
     video_uri: str
     subtitle_uri: str | None = None
+    caption_key: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -144,6 +148,8 @@ class VideoInput(Tagged):
             not isinstance(self.subtitle_uri, str) or not self.subtitle_uri
         ):
             raise InputError(f"video {self.video_id!r}: subtitle must be a path or None")
+        if self.caption_key is not None and not isinstance(self.caption_key, str):
+            raise InputError(f"video {self.video_id!r}: caption key must be a string or None")
 
 
 @dataclass(frozen=True)
@@ -591,30 +597,16 @@ def detect_language(text: str) -> tuple[str, float]:
     return str(lang), float(confidence)
 
 
-def _caption_text(cues: Sequence[Cue]) -> str:
-    text = " ".join(c.text for c in cues if c.text)
-    return text[:_LANGUAGE_SAMPLE_CHARS]
+def _detector_name() -> str:
+    """Names the language detector in the caption index, so that an index made with another
+    detector (or another py3langid) is not reused."""
+    try:
+        from importlib.metadata import version
 
-
-def _read_captions(captions_json: str) -> tuple[dict[str, list[Cue]], dict[str, SubtitleError]]:
-    """Good videos' cues and, per video id, the error of its bad entry; errors name
-    ``captions_json`` as given (not the temporary copy of a remote file)."""
-    with open_local(captions_json) as local:
-
-        def named(e: SubtitleError) -> SubtitleError:
-            if local == captions_json:
-                return e
-            return SubtitleError(captions_json, e.line, e.problem, e.video_id)
-
-        try:
-            captions, errors = read_howto100m_json_entries(local)
-        except SubtitleError as e:
-            raise named(e) from None
-    bad: dict[str, SubtitleError] = {}
-    for e in errors:
-        if e.video_id is not None:
-            bad.setdefault(e.video_id, named(e))
-    return captions, bad
+        found = version(LANGUAGE_PACKAGE)
+    except Exception:  # not installed: detect_language has already said so
+        found = "?"
+    return f"{detect_language.__module__}.{detect_language.__qualname__} {LANGUAGE_PACKAGE}={found}"
 
 
 def howto100m_inputs(
@@ -623,13 +615,18 @@ def howto100m_inputs(
     *,
     language: str | None = "en",
     min_confidence: float = 0.5,
-) -> tuple[list[VideoInput], dict[str, list[Cue]], list[dict[str, Any]]]:
+    cache_dir: str | None = None,
+) -> tuple[list[VideoInput], CaptionIndex, list[dict[str, Any]]]:
     """HowTo100M: videos under ``videos_root``, cues from its caption JSON.
 
-    Returns ``(inputs, cues_by_video_id, excluded)``. A video's captions are the JSON entry
-    named by its id, else by its file's stem (videos kept in sub-folders) when that stem is
-    unique. A video with captions gets ``subtitle_uri=None``: the JSON is its one source of
-    cues. Videos without captions are kept, with no entry in the dict.
+    Returns ``(inputs, captions, excluded)``. ``captions`` is the
+    :class:`align.captions.CaptionIndex` of ``captions_json`` (built once, streamed, then
+    reused from ``cache_dir``, default ``<toolkit cache>/captions/``, while the file is
+    unchanged); nothing here holds the cues. A video's captions are the JSON entry named by its
+    id, else by its file's stem (videos kept in sub-folders) when that stem is unique; such a
+    video gets ``caption_key`` (look its cues up with ``captions.cues(caption_key)``) and
+    ``subtitle_uri=None``: the JSON is its one source of cues. Videos without captions are
+    kept, with ``caption_key=None``.
 
     ``excluded`` lists the videos left out, one dict each, by ``reason``:
 
@@ -637,11 +634,12 @@ def howto100m_inputs(
       different lengths...). The video is a failed input, not a silent loss: the dict has
       ``{"video_id", "video_uri", "reason", "stage": "subtitles", "error_type", "error"}``,
       the fields of an ``errors.jsonl`` row, and ``error`` names the caption file, the line
-      of the video's entry and the problem. The other videos go on.
+      of the video's entry, the problem and the entry's byte offset. The other videos go on.
     - ``"language"``: with ``language`` (an ISO 639-1 code such as ``"en"``), the caption text
       is detected, with probability at least ``min_confidence``, as another language; an
       uncertain detection (music, a few words) keeps the video. The dict has ``{"video_id",
-      "video_uri", "reason", "language", "confidence"}``.
+      "video_uri", "reason", "language", "confidence"}``. Languages are detected once per
+      caption entry, while the index is built (with :func:`detect_language`), and stored in it.
 
     A caption file that is broken as a whole (not JSON, not an object of videos) raises
     :class:`SubtitleError`.
@@ -653,26 +651,30 @@ def howto100m_inputs(
     if language is not None:
         detect_language("")  # a missing detector fails now, not after reading the captions
     listing = list_folder(videos_root, subtitle_language=language)
-    captions, bad = _read_captions(captions_json)
+    if language is not None:
+        captions = CaptionIndex.for_file(
+            captions_json, cache_dir, detect=detect_language, detector=_detector_name()
+        )
+    else:
+        captions = CaptionIndex.for_file(captions_json, cache_dir)
     stems = Counter(_file_stem(v.video_uri) for v in listing.inputs)
 
     inputs: list[VideoInput] = []
-    cues_by_id: dict[str, list[Cue]] = {}
     excluded: list[dict[str, Any]] = []
     used: set[str] = set()
     matched = failed = 0
     for item in listing.inputs:
         key: str | None = item.video_id
-        if key not in captions and key not in bad:
+        if key not in captions:
             stem = _file_stem(item.video_uri)
-            known = stem in captions or stem in bad
-            key = stem if known and stems[stem] == 1 else None
+            key = stem if stems[stem] == 1 and stem in captions else None
         if key is None:
             inputs.append(item)
             continue
         used.add(key)
         matched += 1
-        if key in bad:
+        bad = captions.error(key)
+        if bad is not None:
             failed += 1
             excluded.append(
                 {
@@ -680,44 +682,39 @@ def howto100m_inputs(
                     "video_uri": item.video_uri,
                     "reason": "bad_captions",
                     "stage": "subtitles",
-                    "error_type": type(bad[key]).__name__,
-                    "error": str(bad[key]),
+                    "error_type": type(bad).__name__,
+                    "error": str(bad),
                 }
             )
             continue
-        cues = captions[key]
-        if language is not None:
-            text = _caption_text(cues)
-            if text.strip():
-                found, confidence = detect_language(text)
-                if _primary(found) != _primary(language) and confidence >= min_confidence:
-                    excluded.append(
-                        {
-                            "video_id": item.video_id,
-                            "video_uri": item.video_uri,
-                            "reason": "language",
-                            "language": found,
-                            "confidence": round(confidence, 4),
-                        }
-                    )
-                    continue
+        detected = captions.language(key) if language is not None else None
+        if detected is not None:
+            found, confidence = detected
+            if _primary(found) != _primary(language or "") and confidence >= min_confidence:
+                excluded.append(
+                    {
+                        "video_id": item.video_id,
+                        "video_uri": item.video_uri,
+                        "reason": "language",
+                        "language": found,
+                        "confidence": round(confidence, 4),
+                    }
+                )
+                continue
         if item.subtitle_uri is not None:
             log.debug(
                 "%s: captions from %s, not %s", item.video_id, captions_json, item.subtitle_uri
             )
-        inputs.append(VideoInput(item.video_id, item.video_uri, None))
-        cues_by_id[item.video_id] = cues
+        inputs.append(VideoInput(item.video_id, item.video_uri, None, caption_key=key))
 
     missing = len(listing.inputs) - matched
     if missing:
         log.warning(
             "%d of %d videos have no captions in %s", missing, len(listing.inputs), captions_json
         )
-    if len(captions) + len(bad) > len(used):
+    if len(captions) > len(used):
         log.info(
-            "%d caption entries have no video under %s",
-            len(captions) + len(bad) - len(used),
-            videos_root,
+            "%d caption entries have no video under %s", len(captions) - len(used), videos_root
         )
     if failed:
         log.warning("%d videos failed: their entries in %s are malformed", failed, captions_json)
@@ -725,4 +722,4 @@ def howto100m_inputs(
         log.warning(
             "%d videos excluded: captions not in language %r", len(excluded) - failed, language
         )
-    return inputs, cues_by_id, excluded
+    return inputs, captions, excluded

@@ -46,12 +46,14 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from align.captions import CaptionIndex
 from align.readers import SubtitleError
 from hero_data.commits import snapshot
 from hero_data.errors import DatasetError
@@ -165,8 +167,9 @@ _BASE_KEYS = (
 # -- stage 1: probe and subtitles (tasks) ------------------------------------------------
 
 
-def probe_video(row: dict[str, Any]) -> dict[str, Any]:
-    """Probe the video and read its subtitles; any error makes a failure row."""
+def probe_video(row: dict[str, Any], captions: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Probe the video and read its subtitles (its file, or its HowTo100M caption entry from
+    the index that ``captions`` names: :func:`_captions_ref`); any error makes a failure row."""
     from extract.decode import probe
 
     started = time.monotonic()
@@ -186,13 +189,73 @@ def probe_video(row: dict[str, Any]) -> dict[str, Any]:
         out["info_json"] = json.dumps({**info.to_dict(), "uri": row["video_uri"]})
     except Exception as e:
         out = _failed(out, "probe", e)
+    out["cues_json"] = None
     if out["status"] == "ok" and row.get("subtitle_uri"):
         try:
             out["cues_json"] = _cues_json(read_subtitle_cues(row["subtitle_uri"]))
         except (SubtitleError, OSError, ValueError) as e:
             out = _failed(out, "subtitles", e)
+    elif out["status"] == "ok" and row.get("caption_key") and captions is not None:
+        try:
+            cues = _open_captions(captions).cues(row["caption_key"])
+            out["cues_json"] = _cues_json(cues)
+        except (SubtitleError, KeyError, OSError, ValueError) as e:
+            out = _failed(out, "subtitles", e)
+    out.pop("caption_key", None)
     out["t_probe"] = time.monotonic() - started
     return out
+
+
+_CAPTIONS_DIR = "_captions"
+_OPENED_CAPTIONS: dict[str, CaptionIndex] = {}
+
+
+def _captions_ref(cfg: RunConfig, captions: CaptionIndex | None) -> dict[str, Any] | None:
+    """How workers find the caption index: its path on this machine and, when workers may run
+    on other machines (``address``), a copy under ``<output>/_captions/`` (uploaded once; the
+    same file name means the same caption file)."""
+    if captions is None:
+        return None
+    path = Path(captions.path)
+    ref = {
+        "path": str(path),
+        "size": path.stat().st_size,
+        "source": captions.source,
+        "root": None,
+        "rel": f"{_CAPTIONS_DIR}/{path.name}",
+    }
+    if cfg.address or os.environ.get("RAY_ADDRESS"):
+        storage = open_storage(cfg.output)
+        rel = ref["rel"]
+        if storage.read_optional(rel) is None or storage.size(rel) != ref["size"]:
+            log.info("copying the caption index to %s for the workers", storage.uri(rel))
+            storage.copy_in(path, rel)
+        ref["root"] = storage.url
+    return ref
+
+
+def _open_captions(ref: dict[str, Any]) -> CaptionIndex:
+    """The caption index in a worker (opened once per process): the driver's file when this
+    machine has it, else a copy fetched from the dataset's storage into the local cache."""
+    key = ref["path"]
+    found = _OPENED_CAPTIONS.get(key)
+    if found is not None:
+        return found
+    path = Path(ref["path"])
+    if not (path.is_file() and path.stat().st_size == ref["size"]):
+        if ref["root"] is None:
+            raise FileNotFoundError(f"{path}: the caption index is not on this machine")
+        from align.captions import caption_cache_dir
+
+        path = caption_cache_dir() / Path(ref["rel"]).name
+        if not (path.is_file() and path.stat().st_size == ref["size"]):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            open_storage(ref["root"]).download(ref["rel"], tmp)
+            os.replace(tmp, path)
+    found = CaptionIndex.open(path, source=ref["source"])
+    _OPENED_CAPTIONS[key] = found
+    return found
 
 
 # -- stage 2: decode + extract (actor pool) ----------------------------------------------
@@ -506,17 +569,20 @@ def dataset_config(cfg: RunConfig) -> dict[str, Any]:
 
 def _inputs(
     cfg: RunConfig,
-) -> tuple[list[VideoInput], dict[str, list[Cue]], list[dict], list[dict]]:
-    """``(inputs, cues by video id, excluded by language, failed before any work)``; a failed
-    one (a video whose caption entry is broken) carries the fields of an ``errors.jsonl`` row."""
+) -> tuple[list[VideoInput], CaptionIndex | None, list[dict], list[dict]]:
+    """``(inputs, HowTo100M caption index or None, excluded by language, failed before any
+    work)``; a failed one (a video whose caption entry is broken) carries the fields of an
+    ``errors.jsonl`` row. An input with a ``caption_key`` has its cues in the index."""
     if cfg.subtitles:
-        inputs, cues, excluded = howto100m_inputs(cfg.input, cfg.subtitles, language=cfg.language)
+        inputs, captions, excluded = howto100m_inputs(
+            cfg.input, cfg.subtitles, language=cfg.language
+        )
         failed = [x for x in excluded if x.get("reason") == "bad_captions"]
-        return inputs, cues, [x for x in excluded if x.get("reason") != "bad_captions"], failed
+        return inputs, captions, [x for x in excluded if x.get("reason") != "bad_captions"], failed
     listing = load_inputs(cfg.input)
     for orphan in getattr(listing, "orphan_subtitles", ()) or ():
         log.warning("subtitle file without a video: %s", orphan)
-    return list(listing.inputs), {}, [], []
+    return list(listing.inputs), None, [], []
 
 
 def _start_ray(cfg: RunConfig) -> None:
@@ -549,7 +615,7 @@ _MAX_ROWS_PER_BLOCK = 64
 
 
 def _execute(
-    cfg: RunConfig, todo: pa.Table, run_id: str, ledger: Any, progress: bool
+    cfg: RunConfig, todo: pa.Table, run_id: str, ledger: Any, captions: dict[str, Any] | None
 ) -> tuple[dict[str, Any], WorkerPlan]:
     import ray
     import ray.data
@@ -578,7 +644,7 @@ def _execute(
     blocks = [todo.slice(i, rows) for i in range(0, todo.num_rows, rows)]
     ds = (
         ray.data.from_arrow(blocks)
-        .map(probe_video, num_cpus=_LIGHT_CPUS)
+        .map(probe_video, num_cpus=_LIGHT_CPUS, fn_kwargs={"captions": captions})
         .map_batches(
             ExtractStage,
             batch_size=1,
@@ -654,10 +720,12 @@ class RunPlan:
     """What a run has to do, as compact columns: ids and paths, no per-video payload.
 
     Attributes:
-        inputs: every video listed: ``video_id``, ``video_uri``, ``subtitle_uri``, ``cues_json``.
+        inputs: every video listed: ``video_id``, ``video_uri``, ``subtitle_uri``,
+            ``caption_key``.
         todo: the rows of ``inputs`` not done yet (not committed, not failed).
         excluded: videos left out by the language filter (HowTo100M).
         failed: videos failed before any work (a broken caption entry), as error rows.
+        captions: the HowTo100M caption index (``--subtitles``), or ``None``.
         seconds: how long planning took.
     """
 
@@ -665,6 +733,7 @@ class RunPlan:
     todo: pa.Table
     excluded: list[dict[str, Any]]
     failed: list[dict[str, Any]]
+    captions: CaptionIndex | None = None
     seconds: float = 0.0
 
 
@@ -673,31 +742,30 @@ _INPUT_SCHEMA = pa.schema(
         ("video_id", pa.string()),
         ("video_uri", pa.string()),
         ("subtitle_uri", pa.string()),
-        ("cues_json", pa.string()),
+        ("caption_key", pa.string()),
     ]
 )
 
 
 def plan_run(cfg: RunConfig, done: Iterable[str]) -> RunPlan:
-    """List the inputs and keep those not ``done`` (video ids committed or failed)."""
+    """List the inputs and keep those not ``done`` (video ids committed or failed). A
+    HowTo100M input carries the key of its caption entry: workers look its cues up in the
+    caption index (``plan.captions``); nothing of the cues passes through the driver."""
     started = time.monotonic()
-    inputs, cues_by_id, excluded, failed = _inputs(cfg)
+    inputs, captions, excluded, failed = _inputs(cfg)
     check_inputs(inputs)
     table = pa.table(
         {
             "video_id": [i.video_id for i in inputs],
             "video_uri": [i.video_uri for i in inputs],
             "subtitle_uri": [i.subtitle_uri for i in inputs],
-            "cues_json": [
-                _cues_json(cues_by_id[i.video_id]) if i.video_id in cues_by_id else None
-                for i in inputs
-            ],
+            "caption_key": [i.caption_key for i in inputs],
         },
         schema=_INPUT_SCHEMA,
     )
-    del inputs, cues_by_id
+    del inputs
     todo = _left(table, set(done))
-    return RunPlan(table, todo, excluded, failed, time.monotonic() - started)
+    return RunPlan(table, todo, excluded, failed, captions, time.monotonic() - started)
 
 
 def _left(todo: pa.Table, done: set[str]) -> pa.Table:
@@ -756,7 +824,9 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
             plan.seconds,
         )
         rounds = 0
+        captions = None
         if todo.num_rows:
+            captions = _captions_ref(cfg, plan.captions)
             _start_ray(cfg)
             ledger = _ledger()
         monitor = RunMonitor(owner.storage, ledger, todo.num_rows, started, progress)
@@ -765,7 +835,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
                 rounds += 1
                 monitor.round_started(rounds)
                 try:
-                    result, worker_plan = _execute(cfg, todo, run_id, ledger, progress)
+                    result, worker_plan = _execute(cfg, todo, run_id, ledger, captions)
                     results.append(result)
                     plans.append(worker_plan)
                     break

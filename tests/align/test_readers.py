@@ -286,7 +286,9 @@ def test_subtitle_error_message_attributes_and_pickling():
     assert (str(back), back.line, back.video_id) == ("a.vtt:3: bad", 3, None)
     assert isinstance(err, ValueError)
     entry = pickle.loads(pickle.dumps(SubtitleError("c.json", 7, "video 'v': bad", "v")))
-    assert (str(entry), entry.video_id) == ("c.json:7: video 'v': bad", "v")
+    assert (str(entry), entry.video_id, entry.offset) == ("c.json:7: video 'v': bad", "v", None)
+    located = pickle.loads(pickle.dumps(SubtitleError("c.json", 1, "video 'v': bad", "v", 734)))
+    assert (str(located), located.offset) == ("c.json:1: video 'v': bad (at byte 734)", 734)
 
 
 # --- speakers -----------------------------------------------------------------------------------

@@ -460,12 +460,16 @@ def fake_detector(monkeypatch) -> list[str]:
 
 
 def test_howto100m_language_filter(howto: tuple[str, str], fake_detector: list[str]) -> None:
-    videos, captions = howto
-    kept, cues, excluded = howto100m_inputs(videos, captions, language="en")
-    assert [v.video_id for v in kept] == ["nocaps", "vidEMPTY", "vidEN", "vidMUSIC"]
+    videos, caption_json = howto
+    kept, captions, excluded = howto100m_inputs(videos, caption_json, language="en")
+    assert [(v.video_id, v.caption_key) for v in kept] == [
+        ("nocaps", None),
+        ("vidEMPTY", "vidEMPTY"),
+        ("vidEN", "vidEN"),
+        ("vidMUSIC", "vidMUSIC"),
+    ]
     assert all(v.subtitle_uri is None for v in kept)  # vidEN.vtt gives way to the JSON
-    assert sorted(cues) == ["vidEMPTY", "vidEN", "vidMUSIC"]
-    assert cues["vidEN"] == [Cue(0.0, 2.0, "so today we make"), Cue(2.0, 4.0, "a cake")]
+    assert captions.cues("vidEN") == [Cue(0.0, 2.0, "so today we make"), Cue(2.0, 4.0, "a cake")]
     assert excluded == [
         {
             "video_id": "part1__vidFR",  # matched by its file's stem
@@ -475,16 +479,23 @@ def test_howto100m_language_filter(howto: tuple[str, str], fake_detector: list[s
             "confidence": 0.97,
         }
     ]
-    # "" first: the detector is loaded before any work; vidEMPTY has no text to detect.
-    assert fake_detector == ["", "bonjour à tous", "so today we make a cake", "[Music]"]
+    # "" first: the detector is loaded before any work. Then each caption entry's text once,
+    # in file order, while the index is built ("noVideo" too); vidEMPTY has no text to detect.
+    assert fake_detector == ["", "so today we make a cake", "bonjour à tous", "[Music]", "x"]
+    # The index is reused: nothing is detected again, and the result is the same.
+    again = howto100m_inputs(videos, caption_json, language="en")
+    assert fake_detector[5:] == [""]
+    assert again[0] == kept and again[2] == excluded and again[1].path == captions.path
 
 
 def test_howto100m_without_language_detects_nothing(
     howto: tuple[str, str], fake_detector: list[str]
 ) -> None:
-    kept, cues, excluded = howto100m_inputs(*howto, language=None)
+    kept, captions, excluded = howto100m_inputs(*howto, language=None)
     assert len(kept) == 5 and excluded == [] and fake_detector == []
-    assert cues["part1__vidFR"] == [Cue(0.0, 3.0, "bonjour à tous")]
+    [fr] = [v for v in kept if v.video_id == "part1__vidFR"]
+    assert fr.caption_key == "vidFR" and captions.language("vidFR") is None
+    assert captions.cues("vidFR") == [Cue(0.0, 3.0, "bonjour à tous")]
 
 
 def test_howto100m_min_confidence(howto: tuple[str, str], fake_detector: list[str]) -> None:
@@ -502,23 +513,30 @@ def test_howto100m_ambiguous_stem_is_not_matched(mem: str, fake_detector: list[s
     put(f"{mem}/v/a/vidEN.mp4")
     put(f"{mem}/v/b/vidEN.mp4")
     put(f"{mem}/c.json", json.dumps({"vidEN": CAPTIONS["vidEN"]}))
-    kept, cues, _ = howto100m_inputs(f"{mem}/v", f"{mem}/c.json")
-    assert [v.video_id for v in kept] == ["a__vidEN", "b__vidEN"] and cues == {}
+    kept, _, _ = howto100m_inputs(f"{mem}/v", f"{mem}/c.json")
+    assert [(v.video_id, v.caption_key) for v in kept] == [("a__vidEN", None), ("b__vidEN", None)]
 
 
 def test_howto100m_bad_caption_entry_fails_that_video_only(
     howto: tuple[str, str], fake_detector: list[str], tmp_path: Path
 ) -> None:
     """One malformed entry fails its video (an errors.jsonl row's fields, with the caption
-    file and line); the others go on, and the language filter still runs."""
+    file, line and byte); the others go on, and the language filter still runs."""
     videos, captions = howto
     entries = {**CAPTIONS, "vidEN": {"start": [0, 2], "end": [2, 1], "text": ["a", "b"]}}
     text = json.dumps(entries, indent=1)
     put(captions, text)
     line = text.splitlines().index(' "vidEN": {') + 1
-    kept, cues, excluded = howto100m_inputs(videos, captions, language="en")
-    assert [v.video_id for v in kept] == ["nocaps", "vidEMPTY", "vidMUSIC"]
-    assert sorted(cues) == ["vidEMPTY", "vidMUSIC"]
+    byte = text.encode().index(b'"vidEN"')
+    kept, index, excluded = howto100m_inputs(videos, captions, language="en")
+    assert [(v.video_id, v.caption_key) for v in kept] == [
+        ("nocaps", None),
+        ("vidEMPTY", "vidEMPTY"),
+        ("vidMUSIC", "vidMUSIC"),
+    ]
+    with pytest.raises(SubtitleError) as info:  # looking it up fails the same way
+        index.cues("vidEN")
+    assert (info.value.video_id, info.value.line, info.value.offset) == ("vidEN", line, byte)
     assert excluded == [
         {
             "video_id": "part1__vidFR",
@@ -533,7 +551,8 @@ def test_howto100m_bad_caption_entry_fails_that_video_only(
             "reason": "bad_captions",
             "stage": "subtitles",
             "error_type": "SubtitleError",
-            "error": f"{captions}:{line}: video 'vidEN' [1]: cue ends before it starts: 2.0 > 1.0",
+            "error": f"{captions}:{line}: video 'vidEN' [1]: cue ends before it starts: "
+            f"2.0 > 1.0 (at byte {byte})",
         },
     ]
     # The fields are what hero_data's ErrorLog records as a failed input.
@@ -558,12 +577,16 @@ def test_howto100m_bad_entry_matched_by_stem_and_remote_file_named(
 ) -> None:
     put(f"{mem}/v/a.mp4")
     put(f"{mem}/v/sub/b.mp4")
-    put(f"{mem}/c.json", '{"a": {"start": [0], "end": [1], "text": ["x"]},\n"b": {"start": [0]}}')
-    kept, cues, excluded = howto100m_inputs(f"{mem}/v", f"{mem}/c.json", language=None)
-    assert [v.video_id for v in kept] == ["a"] and list(cues) == ["a"]
+    text = '{"a": {"start": [0], "end": [1], "text": ["x"]},\n"b": {"start": [0]}}'
+    put(f"{mem}/c.json", text)
+    kept, _, excluded = howto100m_inputs(f"{mem}/v", f"{mem}/c.json", language=None)
+    assert [(v.video_id, v.caption_key) for v in kept] == [("a", "a")]
     assert [(x["video_id"], x["reason"]) for x in excluded] == [("sub__b", "bad_captions")]
-    # The remote file's own name, not the temporary local copy's.
-    assert excluded[0]["error"] == f"{mem}/c.json:2: video 'b': missing or bad 'end' list: NoneType"
+    # The remote file's own name (it is streamed, never copied), and the byte of "b".
+    assert excluded[0]["error"] == (
+        f"{mem}/c.json:2: video 'b': missing or bad 'end' list: NoneType (at byte 49)"
+    )
+    assert text[49:52] == '"b"'
 
 
 def test_howto100m_caption_file_broken_as_a_whole_still_raises(mem: str) -> None:
