@@ -768,6 +768,25 @@ def plan_run(cfg: RunConfig, done: Iterable[str]) -> RunPlan:
     return RunPlan(table, todo, excluded, failed, captions, time.monotonic() - started)
 
 
+def prepare_run(cfg: RunConfig, owner: DatasetWriter) -> RunPlan:
+    """Everything a run does before Ray starts, once the lease is held (``owner``): one
+    snapshot of what is done (the compacted manifest plus the pending records), the plan, and
+    the failures found while listing (recorded once). benchmarks/scale.py times this."""
+    done = owner.snapshot().done()
+    plan = plan_run(cfg, done)
+    for x in plan.failed:  # failed before any work (a broken caption entry): recorded once
+        if x["video_id"] not in done:
+            owner.record_failure(
+                video_id=x["video_id"],
+                source=x["video_uri"],
+                stage=x["stage"],
+                error_type=x["error_type"],
+                message=x["error"],
+            )
+    owner.flush()
+    return plan
+
+
 def _left(todo: pa.Table, done: set[str]) -> pa.Table:
     """The rows of ``todo`` whose video is not in ``done`` (vectorized: a hash set in Arrow)."""
     if not done:
@@ -803,18 +822,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
         run=run_id,
         command="hero run",
     ) as owner:  # the lease: one run per output; another config is refused here
-        done = owner.snapshot().done()
-        plan = plan_run(cfg, done)
-        for x in plan.failed:  # failed before any work (a broken caption entry): recorded once
-            if x["video_id"] not in done:
-                owner.record_failure(
-                    video_id=x["video_id"],
-                    source=x["video_uri"],
-                    stage=x["stage"],
-                    error_type=x["error_type"],
-                    message=x["error"],
-                )
-        owner.flush()
+        plan = prepare_run(cfg, owner)
         todo = plan.todo
         log.info(
             "%d inputs, %d already done, %d to process (planned in %.1f s)",
