@@ -172,8 +172,17 @@ def test_losing_the_head_fails_the_run_and_the_same_command_resumes_it_exactly_o
     # The same command again (here on a fresh local Ray, the cluster being gone) finishes it;
     # one torch thread per worker as on the 1-CPU nodes, so features are bit-identical.
     again = subprocess.run(
-        [HERO, "run", "--input", str(corpus), "--output", str(out), *FLAGS]
-        + ["--cpus-per-worker", "1"],
+        [
+            HERO,
+            "run",
+            "--input",
+            str(corpus),
+            "--output",
+            str(out),
+            *FLAGS,
+            "--cpus-per-worker",
+            "1",
+        ],
         capture_output=True,
         text=True,
         timeout=900,
