@@ -17,7 +17,6 @@ only, no shard is rewritten) by ``hero upgrade`` or the first writer that append
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -29,7 +28,7 @@ from typing import Any
 from hero_data import __version__
 from hero_data.errors import DatasetError
 from hero_data.schema import SCHEMA_VERSION
-from hero_data.storage import Storage, fsync_dir, open_storage
+from hero_data.storage import Storage, fsync_dir, open_storage, sha256_file
 
 __all__ = [
     "COMMITS_DIR",
@@ -71,15 +70,6 @@ LOCK_NAME = ".lock"
 def now_iso() -> str:
     """UTC time, ISO 8601, seconds."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

@@ -123,7 +123,7 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def sha256_of(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
     """Hex sha256 of a local file's bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -380,7 +380,7 @@ class LocalStorage(Storage):
             shutil.copyfile(self.local_path(rel), local)
         except FileNotFoundError:
             raise FileNotFoundError(self.uri(rel)) from None
-        return sha256_of(local)
+        return sha256_file(local)
 
     def open_input(self, rel: str) -> pa.NativeFile:
         return pa.memory_map(str(self.local_path(rel)), "r")

@@ -28,10 +28,15 @@ read and write goes through :mod:`hero_data.storage`.
 Faults. Every error inside a stage becomes the video's failure row (``errors.jsonl``: stage,
 type, message). A per-video time budget stops a hung decode. A worker process that dies (out of
 memory, a crash in a native library) is restarted by Ray and its video retried, up to
-``max_attempts`` tries; each try is logged in ``<output>/attempts.jsonl``, so when Ray gives up
-the driver knows which video killed its workers, records it as failed (``WorkerDied``) and
-starts the remaining videos again. The tries are counted by a small actor on the driver's node
-(:class:`AttemptLedger`), so the count works whatever the output's storage.
+``max_attempts`` tries. Each try is counted by a small actor on the driver's node
+(:class:`RunLedger`), so when Ray gives up the driver knows which video killed its workers,
+records it as failed (``WorkerDied``) and starts the remaining videos again. The work runs in
+rounds: when a round fails after committing some videos (a lost node), the next one takes what
+is left (:func:`run_pipeline`).
+
+Cluster. Extraction workers are sized from each node's own resources
+(:mod:`pipelines.cluster`) and spread over the nodes; the driver shows one progress view and
+writes it to ``<output>/progress.json`` (:class:`RunMonitor`).
 """
 
 from __future__ import annotations

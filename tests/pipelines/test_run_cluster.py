@@ -106,6 +106,20 @@ def test_a_worker_size_no_node_can_hold_is_refused_at_once(cluster, corpus, tmp_
     assert time.monotonic() - started < 120  # an error, not a wait
 
 
+def _wait_for_commits(proc: subprocess.Popen, out: Path, n: int) -> None:
+    """Wait until the run has committed ``n`` videos (it must still be running)."""
+    deadline = time.monotonic() + 600
+    while True:
+        assert time.monotonic() < deadline and proc.poll() is None, "the run ended first"
+        try:
+            committed = len(snapshot(str(out)).videos())
+        except DatasetError:  # not created yet
+            committed = 0
+        if committed >= n:
+            return
+        time.sleep(0.5)
+
+
 def _same_dataset(got: Path, want: Path) -> None:
     a, b = HeroDataset.open(got, verify="full"), HeroDataset.open(want, verify="full")
     ids = a.clip_ids()
@@ -123,16 +137,7 @@ def test_losing_a_worker_node_mid_run_is_survived_by_the_same_run(
     c, workers = cluster
     out = tmp_path / "ds"
     proc = hero_run(c.address, corpus, out, wait=False)
-    deadline = time.monotonic() + 600
-    while True:  # kill a node once some videos are committed and others are not
-        assert time.monotonic() < deadline and proc.poll() is None, "the run ended first"
-        try:
-            committed = len(snapshot(str(out)).videos())
-        except DatasetError:  # not created yet
-            committed = 0
-        if committed >= 2:
-            break
-        time.sleep(0.5)
+    _wait_for_commits(proc, out, 2)  # some videos committed, others not
     victim = workers[-1]
     c.remove_node(victim, allow_graceful=False)
     try:
@@ -153,16 +158,7 @@ def test_losing_the_head_fails_the_run_and_the_same_command_resumes_it_exactly_o
     c, _ = cluster
     out = tmp_path / "ds"
     proc = hero_run(c.address, corpus, out, wait=False)
-    deadline = time.monotonic() + 600
-    while True:
-        assert time.monotonic() < deadline and proc.poll() is None, "the run ended first"
-        try:
-            committed = len(snapshot(str(out)).videos())
-        except DatasetError:
-            committed = 0
-        if committed >= 2:
-            break
-        time.sleep(0.5)
+    _wait_for_commits(proc, out, 2)
     c.remove_node(c.head_node, allow_graceful=False)
     try:
         proc.wait(timeout=300)
