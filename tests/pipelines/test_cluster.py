@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -78,3 +79,55 @@ def test_a_request_no_node_can_hold_is_a_clear_error(values, cluster, match) -> 
 def test_no_alive_node() -> None:
     with pytest.raises(WorkerPlanError, match="no alive node"):
         plan_workers(build_config({}, BASE), [])
+
+
+# -- the progress view -----------------------------------------------------------------------
+
+
+def test_progress_figures_and_line(tmp_path, monkeypatch):
+    from hero_data.storage import open_storage
+    from pipelines.run import RunMonitor
+
+    clock = [1000.0]
+    monkeypatch.setattr("pipelines.run.time.monotonic", lambda: clock[0])
+    monitor = RunMonitor(open_storage(str(tmp_path)), None, total=10, started=900.0, show=False)
+    monitor.state = {
+        "ok": 3,
+        "failed": 1,
+        "failed_by_reason": {"DecodeError": 1},
+        "video_seconds": 1800.0,
+        "started": 5,
+    }
+    f = monitor.figures()
+    assert (f["videos_ok"], f["videos_failed"], f["videos_total"]) == (3, 1, 10)
+    assert f["video_hours"] == 0.5 and f["elapsed_s"] == 100.0
+    assert f["video_hours_per_hour"] == pytest.approx(18.0)  # 0.5 h of video in 100 s
+    assert f["eta_s"] == pytest.approx(150.0)  # 4 videos in 100 s, 6 left
+    line = monitor.line()
+    assert "videos 3 ok, 1 failed of 10" in line and "ETA 0:02:30" in line
+    assert "18.00 video-h/h" in line and "failed: DecodeError 1" in line
+    monitor._write(final=True)
+    written = json.loads((tmp_path / "progress.json").read_text())
+    assert written["state"] == "finished" and written["videos_ok"] == 3
+
+
+def test_a_run_that_cannot_start_says_it_is_waiting_and_for_what(tmp_path, monkeypatch, caplog):
+    from hero_data.storage import open_storage
+    from pipelines import run
+    from pipelines.run import RunMonitor
+
+    monkeypatch.setattr(run, "free_resources", lambda: {"abcdef123456": {"CPU": 0.25}})
+    monitor = RunMonitor(open_storage(str(tmp_path)), None, total=4, started=0.0, show=False)
+    monitor.round_started(1)
+    t0 = monitor._last_started[1]
+    with caplog.at_level("WARNING", logger="pipelines.run"):
+        monitor._check_waiting(t0 + 30, done=0)
+        assert "waiting" not in caplog.text  # not yet
+        monitor._check_waiting(t0 + 61, done=0)
+    assert "no video has started for 61 s: waiting for the cluster" in caplog.text
+    assert "abcdef12: 0.25 CPU" in caplog.text
+    caplog.clear()
+    monitor.state["started"] = 1  # a video started: not waiting any more
+    with caplog.at_level("WARNING", logger="pipelines.run"):
+        monitor._check_waiting(t0 + 130, done=0)
+    assert "waiting" not in caplog.text
