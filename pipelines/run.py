@@ -41,6 +41,7 @@ writes it to ``<output>/progress.json`` (:class:`RunMonitor`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -280,7 +281,9 @@ class ExtractStage:
 
         self.cfg = RunConfig(**cfg)
         self.ledger = ledger
-        self.node = ray.get_runtime_context().get_node_id()
+        context = ray.get_runtime_context()
+        self.node = context.get_node_id()
+        ray.get(ledger.register.remote(context.current_actor))  # so a failed round can end it
         self.extractor = FeatureExtractor(
             ExtractConfig(
                 frame_interval=self.cfg.frame_interval,
@@ -374,9 +377,19 @@ class RunLedger:
     def __init__(self) -> None:
         self.starts: Counter[str] = Counter()
         self.done: dict[str, tuple[Any, ...]] = {}
+        self.workers: list[Any] = []
         self.ok = 0
         self.seconds = 0.0
         self.failed: Counter[str] = Counter()
+
+    def register(self, worker: Any) -> None:
+        """Remember an extraction worker (its actor handle) of the current round."""
+        self.workers.append(worker)
+
+    def take_workers(self) -> list[Any]:
+        """The workers registered since the last call (a failed round's, to end them)."""
+        out, self.workers = self.workers, []
+        return out
 
     def start(self, video_id: str) -> None:
         self.starts[video_id] += 1
@@ -648,7 +661,9 @@ def _execute(
     rows = min(_MAX_ROWS_PER_BLOCK, max(1, todo.num_rows // 256))
     blocks = [todo.slice(i, rows) for i in range(0, todo.num_rows, rows)]
     ds = (
-        ray.data.from_arrow(blocks)
+        # from_blocks computes the blocks' metadata here; from_arrow would run a 1-CPU task
+        # per block, which a node full of workers has no room for
+        ray.data.from_blocks(blocks)
         .map(probe_video, num_cpus=_LIGHT_CPUS, fn_kwargs={"captions": captions})
         .map_batches(
             ExtractStage,
@@ -870,6 +885,11 @@ def _next_round(
     """What is left after a failed round, or ``error`` raised again when going on is useless."""
     import ray
 
+    # A failed execution can leave its extraction workers alive, holding their CPUs: end them,
+    # so the next round's workers have room.
+    for worker in ray.get(ledger.take_workers.remote()):
+        with contextlib.suppress(Exception):
+            ray.kill(worker, no_restart=True)
     culprits = ray.get(ledger.culprits.remote(cfg.max_attempts))
     done = owner.snapshot().done()
     left = _left(todo, done)
