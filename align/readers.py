@@ -104,11 +104,16 @@ class SubtitleError(ValueError):
 
 # --- text clean-up and speakers -------------------------------------------------------------
 
-_RUBY_TEXT = re.compile(r"<rt\b[^>]*>.*?</rt\s*>", re.IGNORECASE | re.DOTALL)
+# Opening and closing ruby-text tags; the text between the first opening tag and the next
+# closing one is dropped (:func:`_drop_ruby_text`, one linear pass: a lazy ``<rt>.*?</rt>``
+# regex scans to the end of the text from every unclosed ``<rt>``, quadratic time).
+_RUBY_TAG = re.compile(r"<rt\b[^<>]*>|</rt\s*>", re.IGNORECASE)
 # Only things that look like markup: <tag ...>, </tag>, <00:01.000>; a lone "<" or "a < b" stays.
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>|<\d[\d:.]*>")
 _ASS_OVERRIDE = re.compile(r"\{\\[^{}]*\}")
-_VOICE = re.compile(r"<v(?:\.[^\s>]*)?[ \t]+([^>]+)>")
+# The name must start with a non-space and stop at "<": otherwise an unclosed "<v a" makes the
+# search quadratic (each attempt scans to the end, and backtracks over the blanks).
+_VOICE = re.compile(r"<v(?:\.[^\s<>]*)?[ \t]+([^\s<>][^<>]*)>")
 
 _NAME_WORD = r"[^\W\d_][\w'.\-]*"
 _PAREN_SPEAKER = re.compile(rf"^[(\[]\s*({_NAME_WORD}(?:\s+[\w'.\-#]+){{0,3}})\s*:\s*[)\]]\s*")
@@ -148,10 +153,29 @@ def split_speaker(text: str, *, spaced_colon: bool = False) -> tuple[str | None,
     return None, text
 
 
+def _drop_ruby_text(text: str) -> str:
+    """``text`` without its ruby annotations: from an opening ``<rt>`` tag to the next
+    closing one, tags included. An unclosed one (or a stray closing tag) stays."""
+    if "<rt" not in text and "<RT" not in text and "<Rt" not in text and "<rT" not in text:
+        return text
+    pieces: list[str] = []
+    kept = 0
+    opened: int | None = None
+    for m in _RUBY_TAG.finditer(text):
+        if m.group().startswith("</"):
+            if opened is not None:
+                pieces.append(text[kept:opened])
+                kept, opened = m.end(), None
+        elif opened is None:
+            opened = m.start()
+    pieces.append(text[kept:])
+    return "".join(pieces)
+
+
 def _clean_text(raw: str, *, spaced_colon: bool = False) -> tuple[str | None, str]:
     """(speaker, text) from a cue's raw text (lines already joined with spaces)."""
     voice = _VOICE.search(raw)
-    text = _RUBY_TEXT.sub("", raw)
+    text = _drop_ruby_text(raw)
     text = _TAG.sub("", text)
     text = _ASS_OVERRIDE.sub("", text)
     text = " ".join(html.unescape(text).split())
