@@ -25,17 +25,22 @@ video id:
   section (an Arrow IPC file, one record batch), a JSON trailer (what the index was built from)
   with its length and the magic again. Both sections are memory-mapped zero-copy; a lookup is a
   binary search of the sorted ids (bytes order, which is code point order) and one slice.
-- **Malformed entries** (a bad time, lists of different lengths...) are recorded with their
-  problem, the line and byte offset of the video's key, instead of cues; only a lookup of that
-  video fails, with :class:`~align.readers.SubtitleError` naming the caption file, the line,
-  the problem and the byte (``caption.json:1: video 'b' [0]: cue ends before it starts: 2.0 >
-  1.0 (at byte 734)``). A file broken as a whole (not UTF-8, not JSON, not an object) raises
-  while it is indexed, with its line, column and byte.
+- **Malformed cues** (a bad or negative time, a text that is not a string or not Unicode
+  text, an end before the start) are skipped or repaired by the readers' rules
+  (:mod:`align.readers`); the cues read are stored, and the video's counts by reason and first
+  problems (the line and byte offset of its key) are kept beside them:
+  :meth:`CaptionIndex.report`, and ``strict=True`` on a lookup fails the video as before.
+- **Malformed entries** (not an object, lists of different lengths, no cue readable...) are
+  recorded with their problem, the line and byte offset of the video's key, instead of cues;
+  only a lookup of that video fails, with :class:`~align.readers.SubtitleError` naming the
+  caption file, the line, the problem and the byte (``caption.json:1: video 'b': lists of
+  different length {...} (at byte 734)``). A file broken as a whole (not UTF-8, not JSON, not
+  an object) raises while it is indexed, with its line, column and byte.
 - **Text** is stored raw; :meth:`CaptionIndex.cues` cleans it with the readers' rules when it is
   looked up, so a lookup gives exactly what :func:`~align.readers.read_howto100m_json` gives for
-  that entry. One difference: a text holding a lone surrogate (an escape like ``"\\ud800"``
-  that JSON allows but that is no Unicode character) fails its video here, since Arrow text is
-  UTF-8 (the dataset's cue columns could not hold it either).
+  that entry. A text holding a lone surrogate (an escape like ``"\\ud800"`` that JSON allows
+  but that is no Unicode character, which Arrow's UTF-8 text cannot hold) is a malformed cue
+  (``bad_text``) in both.
 - **Language.** Given a ``detect`` callable (``text -> (code, confidence)``; the pipeline's
   uses py3langid, which this package must not import), each video's language is detected once
   while indexing, from :func:`caption_text` of its cues, and stored; a filter then needs no text.
@@ -70,10 +75,15 @@ import pyarrow.compute as pc
 
 from align.jsonstream import ObjectMembers
 from align.readers import (
+    Problem,
+    ReadReport,
     SubtitleError,
     _EntryProblem,
     _howto100m_cues,
     _howto100m_rows,
+    _LogBudget,
+    _Malformed,
+    _replay,
 )
 from hero_data.reader import CACHE_ENV, verification_cache_dir
 from hero_data.storage import fsync_dir, is_url
@@ -93,8 +103,9 @@ __all__ = [
 
 Detect = Callable[[str], tuple[str, float]]
 
-INDEX_FORMAT = 1
-"""Version of the index file layout; an index of another version is rebuilt."""
+INDEX_FORMAT = 2
+"""Version of the index file layout; an index of another version is rebuilt. 2: the
+``malformed`` column (malformed cues are skipped or repaired, no longer fail their video)."""
 
 LANGUAGE_SAMPLE_CHARS = 5000
 """Characters of a video's caption text given to the language detector (:func:`caption_text`):
@@ -132,14 +143,20 @@ VIDEO_SCHEMA = pa.schema(
         pa.field("row", pa.int32(), nullable=False),
         pa.field("count", pa.int32(), nullable=False),
         pa.field("problem", pa.string()),
+        pa.field("malformed", pa.string()),
         pa.field("language", pa.string()),
         pa.field("confidence", pa.float64()),
     ]
 )
 """One row per video id, sorted by id: where its cues are (cue ``batch``, first ``row``,
 ``count``); for a malformed entry, ``problem`` (JSON ``[line, byte, message]``: where its key is
-and what is wrong), else null; the detected ``language`` and its ``confidence`` (null when not
-detected)."""
+and what is wrong), else null; for an entry with malformed cues, ``malformed`` (JSON ``[line,
+byte, [[reason, message, repaired], ...]]``, the first :data:`MALFORMED_KEPT` problems and the
+counts by reason), else null; the detected ``language`` and its ``confidence`` (null when not
+detected). The cues stored are the ones read (repaired ones as repaired)."""
+
+MALFORMED_KEPT = 20
+"""Malformed-cue problems an index keeps per video (all are counted)."""
 
 BATCH_VIDEOS = 1 << 16
 """Video rows gathered in Python lists before they become an Arrow chunk."""
@@ -267,12 +284,14 @@ def caption_text(cues: list[Cue], limit: int = LANGUAGE_SAMPLE_CHARS) -> str:
 # --- one entry ----------------------------------------------------------------------------------
 
 
-def _entry(vid: str, entry: Any) -> tuple[list[float], list[float], list[str]]:
-    """(starts, ends, raw texts) of a valid entry; raises :class:`_EntryProblem` otherwise.
+def _entry(vid: str, entry: Any) -> tuple[list[float], list[float], list[str], list[Problem]]:
+    """(starts, ends, raw texts) of the cues read from an entry, and its malformed cues, as
+    :func:`align.readers._howto100m_rows` gives them; raises :class:`_EntryProblem` for an
+    entry that gives no cue.
 
-    The common case (lists of numbers and strings) is checked with C-level passes; anything
-    else goes through the readers' own per-cue rules, which also word the problem, so the two
-    accept the same entries and give the same values.
+    The common case (lists of finite non-negative numbers, ends not before starts, and texts
+    that are Unicode text) is checked with C-level passes; anything else goes through the
+    readers' own per-cue rules, which also word the problems, so the two read the same cues.
     """
     if type(entry) is dict:
         starts, ends, texts = entry.get("start"), entry.get("end"), entry.get("text")
@@ -288,15 +307,18 @@ def _entry(vid: str, entry: Any) -> tuple[list[float], list[float], list[str]]:
                     finite = math.isfinite(sum(starts)) and math.isfinite(sum(ends))
                 except OverflowError:
                     finite = False
-                if finite:  # an inf or nan anywhere makes a sum non-finite
+                # an inf or nan anywhere makes a sum non-finite
+                if finite and min(starts, default=0) >= 0 and min(ends, default=0) >= 0:
                     if int in kinds:
                         starts, ends = list(map(float, starts)), list(map(float, ends))
-                    if not any(map(operator.lt, ends, starts)):
-                        return _utf8_checked(vid, starts, ends, texts)
-    return _utf8_checked(vid, *_howto100m_rows(vid, entry))
+                    if not any(map(operator.lt, ends, starts)) and _encodable("".join(texts)):
+                        return starts, ends, texts, []
+    return _howto100m_rows(vid, entry)
 
 
 def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -304,24 +326,16 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _utf8_checked(
-    vid: str, starts: list[float], ends: list[float], texts: list[str]
-) -> tuple[list[float], list[float], list[str]]:
-    joined = "".join(texts)
-    if not joined.isascii():
-        try:
-            joined.encode("utf-8")
-        except UnicodeEncodeError:
-            for k, text in enumerate(texts):
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError as e:
-                    bad = text[e.start : e.end]
-                    raise _EntryProblem(
-                        f"video {vid!r} [{k}]: text holds a lone surrogate {bad!r}, "
-                        "which is not Unicode text"
-                    ) from None
-    return starts, ends, texts
+def _pack_malformed(line: int, byte: int, problems: list[Problem]) -> str:
+    """The ``malformed`` column's JSON for a video: where its key is, its counts by reason,
+    and its first :data:`MALFORMED_KEPT` problems."""
+    skipped: dict[str, int] = {}
+    repaired: dict[str, int] = {}
+    for reason, _, was_repaired in problems:
+        counts = repaired if was_repaired else skipped
+        counts[reason] = counts.get(reason, 0) + 1
+    counts = {"skipped": skipped, "repaired": repaired}
+    return json.dumps([line, byte, counts, [list(p) for p in problems[:MALFORMED_KEPT]]])
 
 
 # --- building -----------------------------------------------------------------------------------
@@ -343,15 +357,19 @@ class _Builder:
         self.chunks: list[pa.Table] = []
         self.cues = 0
         self.malformed = 0
+        self.with_malformed_cues = 0
+        self.malformed_cues: dict[str, int] = {}
 
     def add(
         self,
         vid: str,
         columns: tuple[list[float], list[float], list[str]] | None,
         problem: str | None,
+        malformed: str | None = None,
     ) -> None:
         """One video: its cues (``columns``), or the ``problem`` of its malformed entry (JSON
-        ``[line, byte, message]``). Videos come in file order."""
+        ``[line, byte, message]``); ``malformed``: its malformed cues (see
+        :data:`VIDEO_SCHEMA`). Videos come in file order."""
         rows = self.rows
         language = confidence = None
         count = 0
@@ -370,6 +388,7 @@ class _Builder:
         rows["row"].append(len(self.starts))
         rows["count"].append(count)
         rows["problem"].append(problem)
+        rows["malformed"].append(malformed)
         rows["language"].append(language)
         rows["confidence"].append(confidence)
         if count:
@@ -476,13 +495,21 @@ def _build_file(
                         byte,
                     )
                     continue
+                malformed = None
                 try:
-                    columns = _entry(vid, value)
+                    *columns, problems = _entry(vid, value)
                     problem = None
+                    if problems:
+                        line, _, byte = members.location(at)
+                        malformed = _pack_malformed(line, byte, problems)
+                        builder.with_malformed_cues += 1
+                        for reason, _, _ in problems:
+                            count = builder.malformed_cues.get(reason, 0)
+                            builder.malformed_cues[reason] = count + 1
                 except _EntryProblem as e:
                     line, _, byte = members.location(at)
                     columns, problem = None, json.dumps([line, byte, str(e)])
-                builder.add(vid, columns, problem)
+                builder.add(vid, columns, problem, malformed)
             del members
             videos, dropped = builder.videos()
             cues_section = (_HEADER, out.tell())
@@ -502,6 +529,8 @@ def _build_file(
                 "videos": videos.num_rows,
                 "cues": builder.cues,
                 "malformed": builder.malformed,
+                "videos_with_malformed_cues": builder.with_malformed_cues,
+                "malformed_cues": dict(sorted(builder.malformed_cues.items())),
                 "repeated_ids": dropped,
                 "unusable_ids": unusable,
                 "build_s": round(time.monotonic() - started, 3),
@@ -528,11 +557,14 @@ def _build_file(
             dropped,
         )
     log.info(
-        "indexed %s: %d videos, %d cues, %d malformed entries, in %.1f s -> %s",
+        "indexed %s: %d videos, %d cues, %d malformed entries, %d videos with malformed cues "
+        "(skipped or repaired on lookup: %s), in %.1f s -> %s",
         caption_json,
         meta["videos"],
         meta["cues"],
         meta["malformed"],
+        meta["videos_with_malformed_cues"],
+        ", ".join(f"{k} {v}" for k, v in meta["malformed_cues"].items()) or "none",
         meta["build_s"],
         target,
     )
@@ -616,6 +648,7 @@ class CaptionIndex:
         self._row = _int32s(column("row"))
         self._count = _int32s(column("count"))
         self._problem = column("problem")
+        self._malformed = column("malformed")
         self._language = column("language")
         self._confidence = column("confidence")
 
@@ -746,44 +779,86 @@ class CaptionIndex:
         for start in range(0, len(ids), 65536):
             yield from ids.slice(start, 65536).to_pylist()
 
-    def error(self, video_id: str) -> SubtitleError | None:
+    def error(self, video_id: str, *, strict: bool = False) -> SubtitleError | None:
         """The error of a malformed entry (the caption file, the line of the video's key, the
         problem, ``video_id``, and the byte ``offset`` of the key), or ``None`` when the entry
-        is fine. ``KeyError`` for an id not in the file."""
-        packed = self._problem[self._row_of(video_id)].as_py()
-        if packed is None:
-            return None
-        line, offset, problem = json.loads(packed)
-        return SubtitleError(self.source, line, problem, video_id, offset)
+        is fine. ``strict``: an entry with a malformed cue is malformed too (the error of its
+        first one). ``KeyError`` for an id not in the file."""
+        i = self._row_of(video_id)
+        packed = self._problem[i].as_py()
+        if packed is not None:
+            line, offset, problem = json.loads(packed)
+            return SubtitleError(self.source, line, problem, video_id, offset)
+        if strict:
+            malformed = self._malformed[i].as_py()
+            if malformed is not None:
+                line, offset, _, problems = json.loads(malformed)
+                return SubtitleError(self.source, line, problems[0][1], video_id, offset)
+        return None
 
-    def errors(self) -> list[SubtitleError]:
-        """The errors of all malformed entries, in file order."""
+    def errors(self, *, strict: bool = False) -> list[SubtitleError]:
+        """The errors of all malformed entries (``strict``: and of all entries with a
+        malformed cue), in file order."""
         ids = self._videos.column("video_id")
+        bad = pc.is_valid(self._problem)
+        if strict:
+            bad = pc.or_(bad, pc.is_valid(self._malformed))
         found = []
-        for i in pc.indices_nonzero(pc.is_valid(self._problem)).to_pylist():
-            error = self.error(ids[i].as_py())
+        for i in pc.indices_nonzero(bad).to_pylist():
+            error = self.error(ids[i].as_py(), strict=strict)
             assert error is not None
             found.append(error)
         return sorted(found, key=lambda e: e.offset or 0)
 
-    def cues(self, video_id: str) -> list[Cue]:
-        """The video's cues, exactly as :func:`align.readers.read_howto100m_json` gives them
-        (cleaned, sorted by start; seconds). Raises :class:`SubtitleError` for a malformed
-        entry (:meth:`error`), ``KeyError`` for an id not in the file."""
+    def report(self, video_id: str) -> ReadReport:
+        """What was skipped and repaired to read the video's cues (empty for a clean entry;
+        its ``problems`` are the first :data:`MALFORMED_KEPT`, located at the video's key).
+        ``KeyError`` for an id not in the file."""
+        malformed = self._malformed[self._row_of(video_id)].as_py()
+        if malformed is None:
+            return ReadReport()
+        line, offset, counts, problems = json.loads(malformed)
+        m = _Malformed(self.source, False, _LogBudget(self.source), video_id, offset)
+        _replay(m, line, [tuple(p) for p in problems])
+        return ReadReport(counts["skipped"], counts["repaired"], m.report().problems)
+
+    def cues_report(self, video_id: str, *, strict: bool = False) -> tuple[list[Cue], ReadReport]:
+        """The video's cues, exactly as :func:`align.readers.read_howto100m_json_reports`
+        gives them (cleaned, sorted by start; seconds), and its :meth:`report`; a video with
+        malformed cues is logged once (WARNING: its first problem and its counts). Raises
+        :class:`SubtitleError` for a malformed entry (:meth:`error`; ``strict``: also for an
+        entry with a malformed cue), ``KeyError`` for an id not in the file."""
         i = self._row_of(video_id)
-        if self._problem[i].is_valid:
-            raise self.error(video_id)  # type: ignore[misc]
+        error = self.error(video_id, strict=strict)
+        if error is not None:
+            raise error
+        report = self.report(video_id) if self._malformed[i].is_valid else ReadReport()
+        if report.problems:
+            log.warning(
+                "%s; %d malformed cues of this video skipped, %d repaired (%s)",
+                report.problems[0],
+                report.skipped_total,
+                report.repaired_total,
+                ", ".join(
+                    f"{k} {v}" for k, v in sorted({**report.skipped, **report.repaired}.items())
+                ),
+            )
         count = int(self._count[i])
         if not count:
-            return []
+            return [], report
         b = int(self._batch[i])
         batch = self._cues[b]
         if batch is None:
             batch = self._cues[b] = self._reader.get_batch(b)
         batch = batch.slice(int(self._row[i]), count)
-        return _howto100m_cues(
+        cues = _howto100m_cues(
             batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist()
         )
+        return cues, report
+
+    def cues(self, video_id: str, *, strict: bool = False) -> list[Cue]:
+        """The cues of :meth:`cues_report`."""
+        return self.cues_report(video_id, strict=strict)[0]
 
     def language(self, video_id: str) -> tuple[str, float] | None:
         """(language code, confidence) detected for the video while indexing; ``None`` when

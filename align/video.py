@@ -6,10 +6,11 @@ This is what ``hero align`` prints and what the pipeline stores per clip.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from align.clean import CleanReport, clean_cues
+from align.readers import ReadReport
 from align.spans import Alignment, align_cues, cut_cues
 from hero_data.grid import (
     DEFAULT_CLIP_LENGTH,
@@ -58,16 +59,22 @@ class ClipCues:
 
 @dataclass(frozen=True)
 class VideoCues:
-    """All clips of one video, and what cleaning and alignment did, in counts."""
+    """All clips of one video, and what reading, cleaning and alignment did, in counts."""
 
     video_id: str
     clips: tuple[ClipCues, ...]
     cleaning: CleanReport
+    reading: ReadReport = field(default_factory=ReadReport)
 
     def report(self) -> dict[str, Any]:
-        """Counts: cleaning's, plus clips, pseudo-cue clips, cues dropped or truncated."""
+        """Counts: the malformed cues the reader skipped (not read, so not in ``input``) and
+        repaired (read), by reason; cleaning's; then clips, pseudo-cue clips, cues dropped or
+        truncated."""
         cleaning = {k: v for k, v in self.cleaning.to_dict().items() if k != "type"}
+        reading = self.reading.counts()
         return {
+            "malformed_skipped": reading["skipped"],
+            "malformed_repaired": reading["repaired"],
             **cleaning,
             "clips": len(self.clips),
             "clips_with_pseudo_cues": sum(c.alignment.pseudo for c in self.clips),
@@ -88,11 +95,13 @@ def align_video(
     clip_length: float | None = DEFAULT_CLIP_LENGTH,
     interval: float = DEFAULT_FRAME_INTERVAL,
     tokenizer: Encoder | None = None,
+    malformed: ReadReport | None = None,
 ) -> VideoCues:
     """Clean ``cues`` (source seconds), cut them into clips of ``clip_length`` s and align each.
 
     ``clip_length=None`` makes the whole video one clip (TV-style data). Pseudo-cues get no
-    tokens (empty lists), as in HERO.
+    tokens (empty lists), as in HERO. ``malformed``: what the reader skipped and repaired to
+    read ``cues``, carried into the report.
     """
     cleaned, report = clean_cues(cues)
     if clip_length is None:
@@ -112,4 +121,4 @@ def align_video(
             else:
                 ids = tuple(tuple(t) for t in tokenizer.encode_cues(alignment.cues))
         clips.append(ClipCues(clip, alignment, ids))
-    return VideoCues(video_id, tuple(clips), report)
+    return VideoCues(video_id, tuple(clips), report, malformed or ReadReport())

@@ -232,6 +232,13 @@ def _print_run_report(report: dict[str, Any]) -> None:
     table.add_row("clips (dataset)", f"{report['dataset']['clips']:,}")
     table.add_row("this run: videos ok", f"{run['videos_ok']:,}")
     table.add_row("this run: clips / steps", f"{run['clips']:,} / {run['steps']:,}")
+    if run.get("videos_with_malformed_cues"):
+        skipped = sum(run["malformed_skipped"].values())
+        repaired = sum(run["malformed_repaired"].values())
+        table.add_row(
+            "this run: malformed cues skipped / repaired",
+            f"{skipped:,} / {repaired:,} in {len(run['videos_with_malformed_cues']):,} videos",
+        )
     table.add_row("this run: video-hours", f"{run['video_hours']:.4f}")
     table.add_row("wall time", f"{run['wall_s']:.1f} s")
     table.add_row("video-hours per hour", f"{run['video_hours_per_hour']:.3f}")
@@ -306,6 +313,12 @@ def _print_run_report(report: dict[str, Any]) -> None:
 )
 @click.option("--address", help="Ray cluster address (or RAY_ADDRESS) [start Ray here].")
 @click.option("--strict", is_flag=True, default=None, help="Exit 1 if any video failed.")
+@click.option(
+    "--strict-subtitles",
+    is_flag=True,
+    default=None,
+    help="A malformed subtitle cue fails its video [skip or repair it, and count it].",
+)
 @click.option(
     "--overwrite",
     is_flag=True,
@@ -653,6 +666,12 @@ class _OneLineUsageErrors(click.Command):
     help="Tokenize a cue with a speaker as 'Speaker : text', as HERO's tv_subtitles.db "
     "[on for tvqa, off otherwise].",
 )
+@click.option(
+    "--strict-subtitles",
+    is_flag=True,
+    help="Reject the file at its first malformed cue (default: skip or repair it, count it "
+    "in the report's malformed_skipped / malformed_repaired, and log it).",
+)
 def align(
     subtitle_file: Path,
     duration: float,
@@ -662,6 +681,7 @@ def align(
     video_id: str | None,
     tokenizer: Path | None,
     speaker_prefix: bool | None,
+    strict_subtitles: bool,
 ) -> None:
     """Align one subtitle file to the frame grid; print clips, cues and spans as JSON.
 
@@ -669,11 +689,13 @@ def align(
     merged), cut into clips (a cue across a boundary goes to both, clipped), and mapped to steps
     by HERO's rule. Cue times in the output are clip-relative seconds. A TVQA .jsonl holds many
     videos: --video-id picks one; its speakers ('Chase : text') go to the cues' speaker field
-    and, by default, back into the tokenized text, as HERO tokenized TV subtitles. Bad input:
-    one line on stderr naming SUBTITLE_FILE and the problem, exit status 2 (a usage error, such
-    as a missing --duration, is one line too).
+    and, by default, back into the tokenized text, as HERO tokenized TV subtitles. A malformed
+    cue is skipped or repaired, logged, and counted in the report (malformed_skipped,
+    malformed_repaired); --strict-subtitles rejects the file instead. Bad input (a file from
+    which no cue can be read...): one line on stderr naming SUBTITLE_FILE and the problem, exit
+    status 2 (a usage error, such as a missing --duration, is one line too).
     """
-    from align.readers import SubtitleError, read_cues, read_tvqa_jsonl
+    from align.readers import SubtitleError, read_cues_report, read_tvqa_jsonl_reports
     from align.tokenizer import CueTokenizer, TokenizerError
     from align.video import align_video
     from hero_data.grid import GridError
@@ -689,7 +711,10 @@ def align(
             prefix = tv if speaker_prefix is None else speaker_prefix
             toker = CueTokenizer.from_path(tokenizer, speaker_prefix=prefix)
         if tv:
-            videos = read_tvqa_jsonl(subtitle_file)
+            entries, errors = read_tvqa_jsonl_reports(subtitle_file, strict=strict_subtitles)
+            if errors:  # a bad line (or, strict, a malformed cue): the file as a whole is bad
+                raise errors[0]
+            videos = {name: cues for name, (cues, _) in entries.items()}
             if video_id is None:
                 if len(videos) != 1:
                     raise ValueError(
@@ -705,12 +730,13 @@ def align(
                 )
             else:
                 name = video_id
-            cues = videos[name]
+            cues, malformed = entries[name]
         else:
-            cues = read_cues(subtitle_file, fmt)
+            cues, malformed = read_cues_report(subtitle_file, fmt, strict=strict_subtitles)
         result = align_video(
             cues,
             duration,
+            malformed=malformed,
             video_id=vid,
             clip_length=clip_seconds or None,
             interval=frame_interval,

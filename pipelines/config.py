@@ -95,6 +95,9 @@ class RunConfig:
         address: Ray cluster address (``auto``, ``ray://host:10001``); ``None``: a local Ray.
         strict: exit with status 1 when any video failed (every failure is still recorded in
             errors.jsonl and the run still finishes the other videos).
+        strict_subtitles: a subtitle file (or caption entry) with any malformed cue fails its
+            video, as the readers did before they recovered; by default malformed cues are
+            skipped or repaired and counted (:mod:`align.readers`, docs/subtitles.md).
         overwrite: replace an existing dataset at ``output`` instead of resuming it.
     """
 
@@ -125,6 +128,7 @@ class RunConfig:
     compact_every_s: float = 60.0
     address: str | None = None
     strict: bool = False
+    strict_subtitles: bool = False
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -147,7 +151,9 @@ class RunConfig:
         ``subtitles``; a corpus may grow between runs), how the work is done (``backend``: the
         decoders select the same frames; ``device``, ``batch_size``, ``compile``, ``workers``, the
         resources, ``address``, timeouts, ``max_attempts``, ``strict``, ``offline``) and the
-        shard layout (``rows_per_shard``).
+        shard layout (``rows_per_shard``). ``strict_subtitles`` is not content either: like
+        the timeouts, it decides which videos fail, not what a clip holds, and a run may
+        resume with it changed (videos already done keep the outcome they had).
         """
         return {key: getattr(self, key) for key in CONTENT_KEYS}
 
@@ -218,7 +224,7 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = _text(key, out[key])
     if out["address"] is not None:
         out["address"] = _text("address", out["address"])
-    for key in ("random_weights", "compile", "strict", "overwrite", "offline"):
+    for key in ("random_weights", "compile", "strict", "strict_subtitles", "overwrite", "offline"):
         out[key] = _flag(key, out[key])
 
     out["frame_interval"] = _number("frame_interval", out["frame_interval"])

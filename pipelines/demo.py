@@ -161,7 +161,9 @@ def _synth_corpus(cfg: DemoConfig, corpus: Path, rng: np.random.Generator):
     inputs.append((truncated, None))
     make_video(corpus / "broken.mp4", duration=3.0, seed=9)
     broken = corpus / "broken.vtt"
-    broken.write_text("WEBVTT\n\n00:00:02.000 --> 00:00:01.000\nends before it starts\n")
+    # Its one cue's timestamp cannot be read, so no cue can: the file fails its video (a file
+    # with some good cues would keep them, its malformed ones skipped and counted).
+    broken.write_text("WEBVTT\n\n00:00:02.000 --> 00:00:0x.000\nno time can be read here\n")
     inputs.append((corpus / "broken.mp4", broken))
     return inputs
 

@@ -57,7 +57,7 @@ from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 from align.captions import CaptionIndex
-from align.readers import SubtitleError, _decode, parse_cues
+from align.readers import ReadReport, SubtitleError, decode_subtitles, parse_cues_report
 from hero_data.types import Cue, Tagged, check_id, safe_id
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ __all__ = [
     "open_local",
     "read_manifest",
     "read_subtitle_cues",
+    "read_subtitle_cues_report",
 ]
 
 VIDEO_EXTENSIONS = ("mp4", "mkv", "mov", "webm", "avi", "m4v", "mpg", "mpeg", "flv", "ts")
@@ -216,13 +217,17 @@ def _read_bytes(uri: str) -> bytes:
         return f.read()
 
 
-def read_subtitle_cues(uri: str, fmt: str | None = None) -> list[Cue]:
-    """Cues of one subtitle file, local or remote, sorted by start; seconds.
+def read_subtitle_cues_report(
+    uri: str, fmt: str | None = None, *, strict: bool = False
+) -> tuple[list[Cue], ReadReport]:
+    """Cues of one subtitle file, local or remote, sorted by start (seconds), and what was
+    skipped or repaired to read them.
 
-    Same rules and errors as :func:`align.readers.read_cues` (the bytes are decoded the same
-    way, then :func:`align.readers.parse_cues`): ``fmt`` defaults to the extension; a file that
-    is not UTF-8 or is malformed raises :class:`SubtitleError` naming ``uri`` and the line; a
-    missing file raises ``FileNotFoundError``.
+    Same rules and errors as :func:`align.readers.read_cues_report` (the bytes are decoded the
+    same way, then :func:`align.readers.parse_cues_report`): ``fmt`` defaults to the extension;
+    malformed cues are skipped or repaired (``strict``: the first raises); a file from which no
+    cue can be read raises :class:`SubtitleError` naming ``uri`` and the line; a missing file
+    raises ``FileNotFoundError``.
     """
     if fmt is None:
         fmt = _extension(uri)
@@ -233,7 +238,13 @@ def read_subtitle_cues(uri: str, fmt: str | None = None) -> list[Cue]:
                 f"unsupported subtitle extension {('.' + fmt) if fmt else '(none)'!r}; "
                 "expected .vtt, .srt or .sbv",
             )
-    return parse_cues(_decode(_read_bytes(uri), uri), fmt, uri)
+    text = decode_subtitles(_read_bytes(uri), uri, strict=strict)
+    return parse_cues_report(text, fmt, uri, strict=strict)
+
+
+def read_subtitle_cues(uri: str, fmt: str | None = None, *, strict: bool = False) -> list[Cue]:
+    """The cues of :func:`read_subtitle_cues_report`."""
+    return read_subtitle_cues_report(uri, fmt, strict=strict)[0]
 
 
 # --- folders ----------------------------------------------------------------------------------
@@ -616,6 +627,7 @@ def howto100m_inputs(
     language: str | None = "en",
     min_confidence: float = 0.5,
     cache_dir: str | None = None,
+    strict: bool = False,
 ) -> tuple[list[VideoInput], CaptionIndex, list[dict[str, Any]]]:
     """HowTo100M: videos under ``videos_root``, cues from its caption JSON.
 
@@ -630,8 +642,10 @@ def howto100m_inputs(
 
     ``excluded`` lists the videos left out, one dict each, by ``reason``:
 
-    - ``"bad_captions"``: the video's caption entry is malformed (a bad time, lists of
-      different lengths...). The video is a failed input, not a silent loss: the dict has
+    - ``"bad_captions"``: the video's caption entry is malformed (not an object, lists of
+      different lengths, no cue readable...; with ``strict``, also a single malformed cue,
+      which is otherwise skipped or repaired when the cues are looked up). The video is a
+      failed input, not a silent loss: the dict has
       ``{"video_id", "video_uri", "reason", "stage": "subtitles", "error_type", "error"}``,
       the fields of an ``errors.jsonl`` row, and ``error`` names the caption file, the line
       of the video's entry, the problem and the entry's byte offset. The other videos go on.
@@ -673,7 +687,7 @@ def howto100m_inputs(
             continue
         used.add(key)
         matched += 1
-        bad = captions.error(key)
+        bad = captions.error(key, strict=strict)
         if bad is not None:
             failed += 1
             excluded.append(

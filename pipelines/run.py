@@ -60,7 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from align.captions import CaptionIndex
-from align.readers import SubtitleError
+from align.readers import ReadReport, SubtitleError
 from hero_data.commits import snapshot
 from hero_data.errors import DatasetError
 from hero_data.lease import LeaseLostError
@@ -84,7 +84,7 @@ from pipelines.inputs import (
     howto100m_inputs,
     load_inputs,
     open_local,
-    read_subtitle_cues,
+    read_subtitle_cues_report,
 )
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,11 @@ def _cues_json(cues: Iterable[Cue]) -> str:
     return json.dumps([[c.start, c.end, c.text, c.speaker] for c in cues])
 
 
+def _skips_json(report: ReadReport) -> str | None:
+    """A video's malformed-cue counts as they travel on its row, or ``None`` when none."""
+    return json.dumps(report.counts()) if report.skipped or report.repaired else None
+
+
 def _cues_from_json(text: str | None) -> list[Cue]:
     return [Cue(s, e, t, sp) for s, e, t, sp in json.loads(text)] if text else []
 
@@ -160,6 +165,7 @@ _BASE_KEYS = (
     "video_uri",
     "subtitle_uri",
     "cues_json",
+    "subtitle_skips_json",
     "status",
     "stage",
     "error_type",
@@ -173,9 +179,14 @@ _BASE_KEYS = (
 # -- stage 1: probe and subtitles (tasks) ------------------------------------------------
 
 
-def probe_video(row: dict[str, Any], captions: dict[str, Any] | None = None) -> dict[str, Any]:
+def probe_video(
+    row: dict[str, Any], captions: dict[str, Any] | None = None, strict_subtitles: bool = False
+) -> dict[str, Any]:
     """Probe the video and read its subtitles (its file, or its HowTo100M caption entry from
-    the index that ``captions`` names: :func:`_captions_ref`); any error makes a failure row."""
+    the index that ``captions`` names: :func:`_captions_ref`); any error makes a failure row.
+    Malformed cues are skipped or repaired, and counted in ``subtitle_skips_json``
+    (:meth:`align.readers.ReadReport.counts`; ``None`` when there were none), unless
+    ``strict_subtitles``, which fails the video at the first."""
     from extract.decode import probe
 
     started = time.monotonic()
@@ -195,16 +206,21 @@ def probe_video(row: dict[str, Any], captions: dict[str, Any] | None = None) -> 
         out["info_json"] = json.dumps({**info.to_dict(), "uri": row["video_uri"]})
     except Exception as e:
         out = _failed(out, "probe", e)
-    out["cues_json"] = None
+    out["cues_json"] = out["subtitle_skips_json"] = None
     if out["status"] == "ok" and row.get("subtitle_uri"):
         try:
-            out["cues_json"] = _cues_json(read_subtitle_cues(row["subtitle_uri"]))
+            cues, report = read_subtitle_cues_report(row["subtitle_uri"], strict=strict_subtitles)
+            out["cues_json"] = _cues_json(cues)
+            out["subtitle_skips_json"] = _skips_json(report)
         except (SubtitleError, OSError, ValueError) as e:
             out = _failed(out, "subtitles", e)
     elif out["status"] == "ok" and row.get("caption_key") and captions is not None:
         try:
-            cues = _open_captions(captions).cues(row["caption_key"])
+            cues, report = _open_captions(captions).cues_report(
+                row["caption_key"], strict=strict_subtitles
+            )
             out["cues_json"] = _cues_json(cues)
+            out["subtitle_skips_json"] = _skips_json(report)
         except (SubtitleError, KeyError, OSError, ValueError) as e:
             out = _failed(out, "subtitles", e)
     out.pop("caption_key", None)
@@ -347,6 +363,7 @@ def _outcome(row: dict[str, Any], node: str) -> tuple[Any, ...]:
         row.get("t_probe") or 0.0,
         row.get("t_extract") or 0.0,
         row.get("t_align") or 0.0,
+        row.get("subtitle_skips_json"),
     )
 
 
@@ -361,6 +378,7 @@ _OUTCOME_FIELDS = (
     "t_probe",
     "t_extract",
     "t_align",
+    "subtitle_skips",
 )
 
 
@@ -593,7 +611,7 @@ def _inputs(
     ``errors.jsonl`` row. An input with a ``caption_key`` has its cues in the index."""
     if cfg.subtitles:
         inputs, captions, excluded = howto100m_inputs(
-            cfg.input, cfg.subtitles, language=cfg.language
+            cfg.input, cfg.subtitles, language=cfg.language, strict=cfg.strict_subtitles
         )
         failed = [x for x in excluded if x.get("reason") == "bad_captions"]
         return inputs, captions, [x for x in excluded if x.get("reason") != "bad_captions"], failed
@@ -664,7 +682,11 @@ def _execute(
         # from_blocks computes the blocks' metadata here; from_arrow would run a 1-CPU task
         # per block, which a node full of workers has no room for
         ray.data.from_blocks(blocks)
-        .map(probe_video, num_cpus=_LIGHT_CPUS, fn_kwargs={"captions": captions})
+        .map(
+            probe_video,
+            num_cpus=_LIGHT_CPUS,
+            fn_kwargs={"captions": captions, "strict_subtitles": cfg.strict_subtitles},
+        )
         .map_batches(
             ExtractStage,
             batch_size=1,
@@ -1095,6 +1117,9 @@ def _report(
 
         outcomes = ray.get(ledger.outcomes.remote())
     sums = Counter()
+    skipped: Counter[str] = Counter()
+    repaired: Counter[str] = Counter()
+    malformed: dict[str, dict[str, dict[str, int]]] = {}  # per video, its counts
     failed_now: Counter[str] = Counter()
     nodes: dict[str, list[str]] = {}
     for vid, outcome in sorted(outcomes.items()):
@@ -1105,6 +1130,10 @@ def _report(
             sums["ok"] += 1
             for key in ("seconds", "clips", "steps", "cues"):
                 sums[key] += o[key]
+            if o["subtitle_skips"]:
+                malformed[vid] = json.loads(o["subtitle_skips"])
+                skipped.update(malformed[vid]["skipped"])
+                repaired.update(malformed[vid]["repaired"])
             nodes.setdefault(o["node"], []).append(vid)
         else:
             failed_now[o["error_type"] or "Error"] += 1
@@ -1131,6 +1160,9 @@ def _report(
             "clips": sums["clips"],
             "steps": sums["steps"],
             "cues": sums["cues"],
+            "malformed_skipped": dict(sorted(skipped.items())),
+            "malformed_repaired": dict(sorted(repaired.items())),
+            "videos_with_malformed_cues": malformed,
             "commits": commits.get("commits", 0),
             "rounds": rounds,
             "workers": [asdict(p) for p in worker_plans],

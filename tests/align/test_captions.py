@@ -28,7 +28,11 @@ from align.captions import (
     caption_text,
     source_identity,
 )
-from align.readers import SubtitleError, read_howto100m_json_entries
+from align.readers import (
+    SubtitleError,
+    read_howto100m_json_entries,
+    read_howto100m_json_reports,
+)
 from hero_data.types import Cue
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,20 +48,33 @@ def _build(tmp_path: Path, text: str | bytes, chunk: int = 1 << 22, **kw) -> Cap
 
 
 def _same_as_reader(index: CaptionIndex, source: Path) -> None:
-    """Every video of ``source`` looks up exactly as the whole-file reader reads it, and every
-    malformed entry fails with the reader's line and problem, plus the byte of its key."""
-    good, bad = read_howto100m_json_entries(source)
+    """Every video of ``source`` looks up exactly as the whole-file reader reads it (its cues,
+    and what was skipped or repaired), and every malformed entry fails with the reader's line
+    and problem, plus the byte of its key; strict, the same."""
+    good, bad = read_howto100m_json_reports(source)
     assert list(index.video_ids()) == sorted([*good, *(e.video_id for e in bad)])
     assert len(index) == len(good) + len(bad)
-    for vid, cues in good.items():
+    for vid, (cues, report) in good.items():
         assert vid in index
-        assert index.cues(vid) == cues, vid
+        got, got_report = index.cues_report(vid)
+        assert got == cues, vid
+        assert got_report.counts() == report.counts(), vid
+        assert [e.problem for e in got_report.problems] == [e.problem for e in report.problems]
+        assert [e.line for e in got_report.problems] == [e.line for e in report.problems]
         assert index.error(vid) is None
+    _same_errors(index, source, bad)
+    _, strict_bad = read_howto100m_json_entries(source, strict=True)
+    _same_errors(index, source, strict_bad, strict=True)
+
+
+def _same_errors(
+    index: CaptionIndex, source: Path, bad: list[SubtitleError], strict: bool = False
+) -> None:
     data = source.read_bytes()
     for expected in bad:
         assert expected.video_id is not None
         with pytest.raises(SubtitleError) as info:
-            index.cues(expected.video_id)
+            index.cues(expected.video_id, strict=strict)
         got = info.value
         assert (got.path, got.line, got.problem, got.video_id) == (
             str(source),
@@ -70,7 +87,7 @@ def _same_as_reader(index: CaptionIndex, source: Path) -> None:
         assert got.offset is not None and data[got.offset : got.offset + 1] == b'"'
         key, _ = json.decoder.scanstring(data[got.offset + 1 :].decode("utf-8", "replace"), 0)
         assert key == expected.video_id
-    assert [e.video_id for e in index.errors()] == [e.video_id for e in bad]
+    assert [e.video_id for e in index.errors(strict=strict)] == [e.video_id for e in bad]
 
 
 # --- exactly what the reader gives ----------------------------------------------------------------
@@ -110,8 +127,13 @@ def test_lookups_equal_the_reader(tmp_path: Path, chunk: int, newline: str) -> N
     _same_as_reader(index, Path(index.source))
     assert index.cues("dup") == [Cue(1.0, 2.0, "dup"), Cue(3.0, 4.0, "last")]
     assert index.cues("a")[1] == Cue(2.5, 5.4, "second", "CHEF")
-    assert [e.video_id for e in index.errors()] == ["b", "c", "d", "n", "e", "f", "g"]
-    assert index.meta["repeated_ids"] == 1 and index.meta["malformed"] == 7
+    # "b" ends before it starts: repaired (strict, a malformed entry, as before recovery).
+    assert [e.video_id for e in index.errors()] == ["c", "d", "n", "e", "f", "g"]
+    assert [e.video_id for e in index.errors(strict=True)] == ["b", "c", "d", "n", "e", "f", "g"]
+    assert index.cues("b") == [Cue(2.0, 2.0, "backwards")]
+    assert index.report("b").counts() == {"skipped": {}, "repaired": {"end_before_start": 1}}
+    assert index.meta["repeated_ids"] == 1 and index.meta["malformed"] == 6
+    assert index.meta["videos_with_malformed_cues"] == 1
 
 
 class _Trickle:
@@ -141,22 +163,44 @@ def test_members_read_a_byte_at_a_time_are_what_json_loads_gives() -> None:
     assert got == [(key, plain(value)) for key, value in top]
 
 
-def test_a_malformed_entry_fails_only_its_own_video(tmp_path: Path) -> None:
+def test_a_malformed_cue_costs_its_cue_and_a_malformed_entry_its_own_video(
+    tmp_path: Path, caplog
+) -> None:
     text = (
         '{"ok1": {"start": [0], "end": [1], "text": ["one"]}, '
-        '"bad": {"start": [0, 2], "end": [1, 1.5], "text": ["x", "y"]}, '
+        '"bad": {"start": [0, 2, 3], "end": [1, 1.5, -1], "text": ["x", "y", "z"]}, '
+        '"broken": {"start": [0, 2], "end": [1], "text": ["x", "y"]}, '
         '"ok2": {"start": [0], "end": [1], "text": ["two"]}}'
     )
     index = _build(tmp_path, text)
     assert index.cues("ok1") == [Cue(0.0, 1.0, "one")]
     assert index.cues("ok2") == [Cue(0.0, 1.0, "two")]
     byte = text.index('"bad"')
-    with pytest.raises(SubtitleError) as info:
-        index.cues("bad")
-    assert str(info.value) == (
+    with caplog.at_level(logging.WARNING, logger="align.captions"):
+        cues, report = index.cues_report("bad")
+    assert cues == [Cue(0.0, 1.0, "x"), Cue(2.0, 2.0, "y")]
+    assert report.counts() == {
+        "skipped": {"bad_timing": 1},
+        "repaired": {"end_before_start": 1},
+    }
+    first = (
         f"{index.source}:1: video 'bad' [1]: cue ends before it starts: 2.0 > 1.5 (at byte {byte})"
     )
+    assert [str(e) for e in report.problems] == [
+        first,
+        f"{index.source}:1: video 'bad' [2]: end is negative: -1.0 (at byte {byte})",
+    ]
+    assert caplog.messages == [
+        f"{first}; 1 malformed cues of this video skipped, 1 repaired "
+        "(bad_timing 1, end_before_start 1)"
+    ]
+    assert index.error("bad") is None and index.report("ok1").counts()["skipped"] == {}
+    with pytest.raises(SubtitleError) as info:
+        index.cues("bad", strict=True)
+    assert str(info.value) == first
     assert (info.value.video_id, info.value.line, info.value.offset) == ("bad", 1, byte)
+    with pytest.raises(SubtitleError, match=r":1: video 'broken': lists of different length"):
+        index.cues("broken")
     with pytest.raises(KeyError):
         index.cues("absent")
     assert "absent" not in index and 3 not in index and "bad" in index
@@ -172,7 +216,7 @@ def test_byte_offsets_count_utf8_bytes_and_a_bom(tmp_path: Path) -> None:
     assert error.offset == data.index(b'"x"') == 3 + len(text[: text.index('"x"')].encode())
 
 
-def test_a_lone_surrogate_fails_its_video_or_is_left_out(tmp_path: Path, caplog) -> None:
+def test_a_lone_surrogate_costs_its_cue_or_its_video_is_left_out(tmp_path: Path, caplog) -> None:
     """JSON may escape half a surrogate pair; no Arrow (UTF-8) text can hold it."""
     text = (
         '{"a": {"start": [0, 1], "end": [1, 2], "text": ["fine", "half \\ud800 a pair"]},\n'
@@ -181,8 +225,10 @@ def test_a_lone_surrogate_fails_its_video_or_is_left_out(tmp_path: Path, caplog)
     )
     with caplog.at_level(logging.WARNING, logger="align.captions"):
         index = _build(tmp_path, text)
+    assert index.cues("a") == [Cue(0.0, 1.0, "fine")]
+    assert index.report("a").counts()["skipped"] == {"bad_text": 1}
     with pytest.raises(SubtitleError, match=r":1: video 'a' \[1\]: text holds a lone surrogate"):
-        index.cues("a")
+        index.cues("a", strict=True)
     assert list(index.video_ids()) == ["a", "b"] and index.meta["unusable_ids"] == 1
     assert ":2: video id '\\udfff' is not Unicode text" in caplog.text
 
@@ -334,7 +380,7 @@ def test_languages_are_detected_once_per_video_while_indexing(tmp_path: Path) ->
             "fr": {"start": [0], "end": [3], "text": ["bonjour à tous"]},
             "silent": {"start": [0], "end": [1], "text": ["<i></i>"]},
             "none": {"start": [], "end": [], "text": []},
-            "bad": {"start": [1], "end": [0], "text": ["x"]},
+            "bad": {"start": [1, 2], "end": [0], "text": ["x"]},
             "long": {"start": [0, 1], "end": [1, 2], "text": [long_text, "tail"]},
         }
     )
@@ -428,9 +474,9 @@ def test_open_rejects_what_is_not_an_index(tmp_path: Path) -> None:
     data = bytearray(index.path.read_bytes())
     trailer = json.dumps(index.meta).encode()
     assert data.endswith(trailer + len(trailer).to_bytes(8, "little") + b"HEROCAPS")
-    other = data.replace(b'"format": 1', b'"format": 9')
+    other = data.replace(b'"format": 2', b'"format": 9')
     path.write_bytes(bytes(other))
-    with pytest.raises(CaptionIndexError, match="caption index format 9, this toolkit reads 1"):
+    with pytest.raises(CaptionIndexError, match="caption index format 9, this toolkit reads 2"):
         CaptionIndex.open(path)
     path.write_bytes(bytes(data[:-3]))
     with pytest.raises(CaptionIndexError, match="truncated caption index"):
@@ -477,7 +523,8 @@ def test_a_remote_caption_file_is_streamed(tmp_path: Path) -> None:
         assert (identity.location, identity.size) == (url, len(TRICKY.encode()))
         index = CaptionIndex.for_file(url, tmp_path / "cache")
         assert index.source == url and index.cues("a")[0] == Cue(0.0, 2.5, "first one")
-        error = index.error("b")
+        assert index.error("b") is None
+        error = index.error("b", strict=True)
         assert error is not None and str(error).startswith(f"{url}:6: video 'b' [0]")
     finally:
         fsspec.filesystem("memory").rm(url.rsplit("/", 1)[0], recursive=True)
@@ -635,7 +682,8 @@ def _bound_mib(videos: int) -> float:
 
 
 def _check_corpus(index: CaptionIndex, videos: int, most_cues: int, bad: dict, every: int):
-    assert len(index) == videos and index.meta["malformed"] == len(bad)
+    assert len(index) == videos and index.meta["malformed"] == 0
+    assert index.meta["videos_with_malformed_cues"] == len(bad)
     ids = list(index.video_ids())
     assert ids == sorted(ids) and len(set(ids)) == videos
     for i in range(0, videos, every):
@@ -643,8 +691,9 @@ def _check_corpus(index: CaptionIndex, videos: int, most_cues: int, bad: dict, e
         if not malformed:
             assert index.cues(vid) == [Cue(*c) for c in zip(starts, ends, texts, strict=True)]
     for vid, offset in bad.items():
+        assert index.cues(vid) == [Cue(3.0, 4.0, "fine"), Cue(5.0, 5.0, "backwards")]
         with pytest.raises(SubtitleError) as info:
-            index.cues(vid)
+            index.cues(vid, strict=True)
         assert str(info.value) == (
             f"{index.source}:1: video '{vid}' [1]: cue ends before it starts: 5.0 > 4.5 "
             f"(at byte {offset})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import re
 from pathlib import Path
@@ -12,13 +13,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from align.readers import (
+    ReadReport,
     SubtitleError,
     parse_cues,
+    parse_cues_report,
     read_cues,
+    read_cues_report,
     read_howto100m_json,
     read_howto100m_json_entries,
+    read_howto100m_json_reports,
     read_tvqa_jsonl,
     read_tvqa_jsonl_entries,
+    read_tvqa_jsonl_reports,
     split_speaker,
 )
 from hero_data.types import Cue
@@ -83,7 +89,109 @@ VALID: dict[str, list[Cue]] = {
     ],
 }
 
-# file name -> (line of the problem or None, regex for the problem)
+
+# The SBV files' cue times; #5 is written 0:00:17.484,0:00:16.543 and read as zero-length.
+_SBV_TIMES = {
+    1: (0.378, 11.378),
+    2: (11.378, 12.305),
+    3: (13.489, 15.489),
+    4: (15.489, 16.234),
+    5: (17.484, 17.484),
+}
+
+
+def _sbv(*numbers: int) -> list[Cue]:
+    return [Cue(*_SBV_TIMES[k], f"Caption text #{k}") for k in numbers]
+
+
+def _picked(*numbers: int) -> list[Cue]:
+    """Cues ``#k`` of the sample's times, for the files that lose some of them."""
+    return [Cue(*_SAMPLE_TIMES[k - 1], f"Caption text #{k}") for k in numbers]
+
+
+# file name -> (the cues it reads as, what the reader counts, the first problem: its line and
+# regex, which strict=True raises). webvtt-py reads all of these files, and the same cues (with
+# text) as we do: test_agrees_with_webvtt_py.
+RECOVERED: dict[str, tuple[list[Cue], dict, int, str]] = {
+    "invalid_timeframe.sbv": (
+        _sbv(1, 2, 4, 5),
+        {"skipped": {"bad_timing": 1}, "repaired": {"end_before_start": 1}},
+        7,
+        r"bad timestamp '0:00:13\.f89'",
+    ),
+    "invalid_timeframe.srt": (
+        _picked(1, 2, 3, 4, 5),
+        {"skipped": {}, "repaired": {"timestamp_separator": 1}},
+        6,
+        r"bad timestamp '00:00:11\.890' \(SRT needs a comma",
+    ),
+    "invalid_timeframe.vtt": (
+        _picked(1, 3, 4, 5, 6, 7),
+        {"skipped": {"bad_timing": 1}, "repaired": {}},
+        6,
+        r"bad timestamp '00:00:1d\.890'",
+    ),
+    # Two timing lines in a row: the first cue has no text (the spec: a timing line after a
+    # timing line starts the next cue), the second is cue #2.
+    "invalid_timeframe_in_cue_text.vtt": (
+        [Cue(0.5, 7.0, "Caption text #1"), Cue(7.0, 10.89, "Caption text #2"), *_picked(3)],
+        {"skipped": {"no_text": 1}, "repaired": {}},
+        7,
+        r"timing line where cue text was expected",
+    ),
+    "missing_caption_text.sbv": (
+        _sbv(1, 3, 4, 5),
+        {"skipped": {"no_text": 1}, "repaired": {"end_before_start": 1}},
+        4,
+        r"cue has no text",
+    ),
+    "missing_caption_text.srt": (
+        _picked(1, 3, 4, 5),
+        {"skipped": {"no_text": 1}, "repaired": {}},
+        6,
+        r"cue has no text",
+    ),
+    "missing_caption_text.vtt": (
+        _picked(1, 3, 4, 5),
+        {"skipped": {"no_text": 1}, "repaired": {}},
+        6,
+        r"cue has no text",
+    ),
+    "missing_timeframe.sbv": (
+        _sbv(1, 3, 4, 5),
+        {"skipped": {"missing_timing": 1}, "repaired": {"end_before_start": 1}},
+        4,
+        r"expected a timing line .*got 'Caption text #2'",
+    ),
+    "missing_timeframe.srt": (
+        _picked(1, 3, 4, 5),
+        {"skipped": {"missing_timing": 1}, "repaired": {}},
+        6,
+        r"missing timing line after cue number 2",
+    ),
+    "missing_timeframe.vtt": (
+        _picked(1, 3, 4, 5, 6, 7),
+        {"skipped": {"missing_timing": 1}, "repaired": {}},
+        6,
+        r"missing timing line 'start --> end' before 'Caption text #2'",
+    ),
+    # webvtt-py's valid sample: its last cue (line 14) runs from 0:00:17.484 back to
+    # 0:00:16.543. Its text is read; its end becomes its start (no span can be trusted), so
+    # cleaning drops it as zero-length.
+    "sample.sbv": (
+        [
+            *_sbv(1, 2),
+            Cue(13.489, 15.489, "Caption text #3 (line 1) Caption text #3 (line 2)"),
+            *_sbv(4, 5),
+        ],
+        {"skipped": {}, "repaired": {"end_before_start": 1}},
+        14,
+        r"cue ends before it starts: 0:00:17\.484,0:00:16\.543",
+    ),
+}
+
+# file name -> (line of the problem or None, regex for the problem): nothing in these reads as
+# a cue, so they are rejected with or without strict.
 BROKEN: dict[str, tuple[int | None, str]] = {
     "LICENSE.webvtt-py": (None, r"unsupported subtitle extension '\.webvtt-py'"),
     "empty.vtt": (None, r"empty file$"),
@@ -93,19 +201,6 @@ BROKEN: dict[str, tuple[int | None, str]] = {
     "invalid_format2.srt": (1, r"expected a cue number or a timing line, got 'some text'"),
     "invalid_format3.srt": (2, r"missing timing line after cue number 1, got 'some text'"),
     "invalid_format4.srt": (1, r"expected a cue number or a timing line, got 'some text'"),
-    "invalid_timeframe.sbv": (7, r"bad timestamp '0:00:13\.f89'"),
-    "invalid_timeframe.srt": (6, r"bad timestamp '00:00:11\.890' \(SRT needs a comma"),
-    "invalid_timeframe.vtt": (6, r"bad timestamp '00:00:1d\.890'"),
-    "invalid_timeframe_in_cue_text.vtt": (7, r"timing line where cue text was expected"),
-    "missing_caption_text.sbv": (4, r"cue has no text"),
-    "missing_caption_text.srt": (6, r"cue has no text"),
-    "missing_caption_text.vtt": (6, r"cue has no text"),
-    "missing_timeframe.sbv": (4, r"expected a timing line .*got 'Caption text #2'"),
-    "missing_timeframe.srt": (6, r"missing timing line after cue number 2"),
-    "missing_timeframe.vtt": (6, r"missing timing line 'start --> end' before 'Caption text #2'"),
-    # Debatable: its last cue (line 14) runs from 0:00:17.484 back to 0:00:16.543. Readers
-    # reject a cue that ends before it starts, in every format, rather than guess a fix.
-    "sample.sbv": (14, r"cue ends before it starts: 0:00:17\.484,0:00:16\.543"),
 }
 
 
@@ -116,35 +211,62 @@ def _error_pattern(path: Path, line: int | None, problem: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(VALID))
 def test_valid_fixture_reads_as_expected(shared_fixtures: Path, name: str):
-    assert read_cues(shared_fixtures / "subtitles" / name) == VALID[name]
+    path = shared_fixtures / "subtitles" / name
+    assert read_cues(path) == VALID[name]
+    assert read_cues_report(path, strict=True) == (VALID[name], ReadReport())
+
+
+@pytest.mark.parametrize("name", sorted(RECOVERED))
+def test_malformed_fixture_keeps_its_good_cues_and_strict_rejects_it(
+    shared_fixtures: Path, name: str, caplog
+):
+    path = shared_fixtures / "subtitles" / name
+    cues, counts, line, problem = RECOVERED[name]
+    with caplog.at_level(logging.WARNING, logger="align.readers"):
+        got, report = read_cues_report(path)
+    assert got == cues
+    assert report.counts() == counts
+    assert [e.line for e in report.problems][:1] == [line]
+    # Each problem is logged once, naming the file and its line.
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == report.skipped_total + report.repaired_total
+    assert logged[0].startswith(f"{path}:{line}: ")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, line, problem)) as info:
+        read_cues(path, strict=True)
+    assert (info.value.path, info.value.line) == (str(path), line)
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
-def test_broken_fixture_names_file_line_and_problem(shared_fixtures: Path, name: str):
+@pytest.mark.parametrize("strict", [False, True])
+def test_broken_fixture_names_file_line_and_problem(shared_fixtures: Path, name: str, strict):
     path = shared_fixtures / "subtitles" / name
     line, problem = BROKEN[name]
     with pytest.raises(SubtitleError, match=_error_pattern(path, line, problem)) as info:
-        read_cues(path)
+        read_cues(path, strict=strict)
     assert info.value.path == str(path)
     assert info.value.line == line
+    if not strict and line is not None and name != "invalid.vtt":
+        assert "; no cue could be read (" in str(info.value)
 
 
 def test_every_fixture_file_has_an_expectation(shared_fixtures: Path):
     names = {p.name for p in (shared_fixtures / "subtitles").iterdir()}
-    assert set(VALID) & set(BROKEN) == set()
-    assert names == set(VALID) | set(BROKEN)
+    assert not set(VALID) & set(BROKEN) and not set(VALID) & set(RECOVERED)
+    assert not set(RECOVERED) & set(BROKEN)
+    assert names == set(VALID) | set(BROKEN) | set(RECOVERED)
 
 
 def test_every_fixture_file_parses_or_raises_subtitle_error(shared_fixtures: Path):
     """Runs over the folder as it is, so a new fixture file is covered before it is tabled."""
     for path in sorted((shared_fixtures / "subtitles").iterdir()):
         for fmt in (None, "vtt", "srt", "sbv"):
-            try:
-                cues = read_cues(path, fmt)
-            except SubtitleError as e:
-                assert str(e).startswith(f"{path}:"), str(e)
-            else:
-                assert [c.start for c in cues] == sorted(c.start for c in cues)
+            for strict in (False, True):
+                try:
+                    cues = read_cues(path, fmt, strict=strict)
+                except SubtitleError as e:
+                    assert str(e).startswith(f"{path}:"), str(e)
+                else:
+                    assert [c.start for c in cues] == sorted(c.start for c in cues)
 
 
 # --- format details -----------------------------------------------------------------------------
@@ -235,13 +357,17 @@ def test_readers_sort_by_start_stably():
     assert [c.text for c in parse_cues(text, "vtt")] == ["first", "second", "late"]
 
 
-def test_zero_length_cue_is_read_and_end_before_start_is_not(tmp_path: Path):
+def test_zero_length_cue_is_read_and_end_before_start_is_made_zero_length(tmp_path: Path):
     assert parse_cues("0:00:01.000,0:00:01.000\nx\n", "sbv") == [Cue(1.0, 1.0, "x")]
     path = _write(tmp_path, "b.srt", "1\n00:00:02,000 --> 00:00:01,000\nx\n")
+    cues, report = read_cues_report(path)
+    assert cues == [Cue(2.0, 2.0, "x")] and report.counts()["repaired"] == {"end_before_start": 1}
     with pytest.raises(SubtitleError, match=_error_pattern(path, 2, "cue ends before it starts")):
-        read_cues(path)
+        read_cues(path, strict=True)
 
 
+# Files of one malformed cue: nothing can be read, so they are rejected with or without strict.
+@pytest.mark.parametrize("strict", [False, True])
 @pytest.mark.parametrize(
     ("fmt", "text", "line", "problem"),
     [
@@ -254,15 +380,27 @@ def test_zero_length_cue_is_read_and_end_before_start_is_not(tmp_path: Path):
         ("vtt", "WEBVTT\n\n00:00:01.000 -->\nx\n", 3, r"bad timestamp ''"),
         ("vtt", "WEBVTTX\n", 1, "missing WEBVTT header"),
         ("vtt", "WEBVTT\n\n1\n2\nx\n", 3, "missing timing line"),
-        ("srt", "1\n00:00:01.000 --> 00:00:02,000\nx\n", 2, "bad timestamp .*needs a comma"),
         ("srt", "1\n00:00:01,000 --> \nx\n", 2, "bad timing line"),
         ("sbv", "0:00:01.000,0:00:02.000,0:00:03.000\nx\n", 1, "expected a timing line"),
         ("sbv", "0:00:01.000,0:00:02.000\n", 1, "cue has no text"),
     ],
 )
-def test_malformed_text_table(fmt: str, text: str, line: int, problem: str):
+def test_malformed_text_table(fmt: str, text: str, line: int, problem: str, strict: bool):
     with pytest.raises(SubtitleError, match=_error_pattern(Path("mem"), line, problem)):
-        parse_cues(text, fmt, source="mem")
+        parse_cues(text, fmt, source="mem", strict=strict)
+
+
+def test_the_other_millisecond_separator_is_read_as_the_same_time():
+    for fmt, text in [
+        ("srt", "1\n00:00:01.000 --> 00:00:02,000\nx\n"),
+        ("vtt", "WEBVTT\n\n00:00:01,000 --> 00:00:02.000\nx\n"),
+    ]:
+        cues, report = parse_cues_report(text, fmt, source="mem")
+        assert cues == [Cue(1.0, 2.0, "x")]
+        assert report.counts() == {"skipped": {}, "repaired": {"timestamp_separator": 1}}
+        needs = "a comma" if fmt == "srt" else "a dot"
+        with pytest.raises(SubtitleError, match=rf"^mem:\d: bad timestamp .*needs {needs}"):
+            parse_cues(text, fmt, source="mem", strict=True)
 
 
 def test_bom_whitespace_only_and_bad_utf8(tmp_path: Path):
@@ -275,7 +413,20 @@ def test_bom_whitespace_only_and_bad_utf8(tmp_path: Path):
         tmp_path, "latin1.srt", "1\n00:00:01,000 --> 00:00:02,000\ncafé\n".encode("cp1252")
     )
     with pytest.raises(SubtitleError, match=_error_pattern(path, 3, "not UTF-8 text")):
+        read_cues(path, strict=True)
+    # Recovering: the cue with the byte is skipped; it was the only one, so nothing is read.
+    pattern = _error_pattern(path, 2, r"cue text is not UTF-8 \(byte 0xE9\): .*no cue could")
+    with pytest.raises(SubtitleError, match=pattern):
         read_cues(path)
+    path = _write(
+        tmp_path,
+        "two.srt",
+        "1\n00:00:01,000 --> 00:00:02,000\ncafé\n\n2\n00:00:03,000 --> 00:00:04,000\nok\n".encode(
+            "cp1252"
+        ),
+    )
+    cues, report = read_cues_report(path)
+    assert cues == [Cue(3.0, 4.0, "ok")] and report.counts()["skipped"] == {"bad_text": 1}
 
 
 def test_subtitle_error_message_attributes_and_pickling():
@@ -403,7 +554,41 @@ _GOOD_TVQA = {"vid_name": "v0", "sub": [{"text": "a", "start": 0.0, "end": 1.0}]
 def test_tvqa_jsonl_errors_name_the_line(tmp_path: Path, second_line: object, problem: str):
     path = _jsonl(tmp_path, _GOOD_TVQA, second_line)
     with pytest.raises(SubtitleError, match=_error_pattern(path, 2, problem)):
-        read_tvqa_jsonl(path)
+        read_tvqa_jsonl(path, strict=True)
+    # Recovering: a line whose only cue is malformed still reads no cue, so it is still bad
+    # (with the same first problem); a cue that ends before it starts is repaired.
+    if "ends before" in problem:
+        assert read_tvqa_jsonl(path)["v1"] == [Cue(2.0, 2.0, "a")]
+    else:
+        with pytest.raises(SubtitleError, match=_error_pattern(path, 2, problem)):
+            read_tvqa_jsonl(path)
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("x", "not_a_cue"),
+        ({"start": 0, "end": 1}, "no_text"),
+        ({"text": "a", "end": 1}, "missing_timing"),
+        ({"text": "a", "start": "soon", "end": 1}, "bad_timing"),
+        ({"text": "a", "start": -1, "end": 1}, "bad_timing"),
+        ({"text": "a", "start": 0, "end": float("nan")}, "bad_timing"),
+        ({"text": "a", "start": 0, "end": 1e999}, "bad_timing"),
+        ({"text": ["a"], "start": 0, "end": 1}, "bad_text"),
+        ({"text": "half \ud800", "start": 0, "end": 1}, "bad_text"),
+    ],
+)
+def test_tvqa_one_malformed_cue_costs_that_cue(tmp_path: Path, bad: object, reason: str):
+    good = [{"text": "a", "start": 0.0, "end": 1.0}, {"text": "b", "start": 2.0, "end": 3.0}]
+    path = _jsonl(tmp_path, {"vid_name": "v", "sub": [good[0], bad, good[1]]})
+    videos, errors = read_tvqa_jsonl_reports(path)
+    assert errors == []
+    cues, report = videos["v"]
+    assert cues == [Cue(0.0, 1.0, "a"), Cue(2.0, 3.0, "b")]
+    assert report.counts() == {"skipped": {reason: 1}, "repaired": {}}
+    assert str(report.problems[0]).startswith(f"{path}:1: v sub[1]: ")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 1, r"v sub\[1\]: ")):
+        read_tvqa_jsonl(path, strict=True)
 
 
 def test_tvqa_entries_keep_the_good_lines(tmp_path: Path):
@@ -417,13 +602,42 @@ def test_tvqa_entries_keep_the_good_lines(tmp_path: Path):
         {"vid_name": "v4", "sub": [{"text": "c", "start": 1, "end": 2}]},
     )
     cues, errors = read_tvqa_jsonl_entries(path)
-    assert cues == {"v0": [Cue(0.0, 1.0, "a")], "v4": [Cue(1.0, 2.0, "c")]}
-    assert [(e.line, e.video_id) for e in errors] == [(2, None), (3, "v2"), (5, "v3")]
+    assert cues == {
+        "v0": [Cue(0.0, 1.0, "a")],
+        "v2": [Cue(3.0, 3.0, "a")],  # its end before its start: made zero-length
+        "v4": [Cue(1.0, 2.0, "c")],
+    }
+    assert [(e.line, e.video_id) for e in errors] == [(2, None), (5, "v3")]
     assert str(errors[0]).startswith(f"{path}:2: invalid JSON")
-    assert str(errors[1]) == f"{path}:3: v2 sub[0]: cue ends before it starts: 3.0 > 1.0"
-    assert str(errors[2]) == f"{path}:5: duplicate vid_name 'v3'"
+    assert str(errors[1]) == f"{path}:5: duplicate vid_name 'v3'"
     with pytest.raises(SubtitleError, match=_error_pattern(path, 2, "invalid JSON")):
         read_tvqa_jsonl(path)
+    # Strict, the malformed cue makes its line bad, as before recovery.
+    cues, errors = read_tvqa_jsonl_entries(path, strict=True)
+    assert cues == {"v0": [Cue(0.0, 1.0, "a")], "v4": [Cue(1.0, 2.0, "c")]}
+    assert [(e.line, e.video_id) for e in errors] == [(2, None), (3, "v2"), (5, "v3")]
+    assert str(errors[1]) == f"{path}:3: v2 sub[0]: cue ends before it starts: 3.0 > 1.0"
+
+
+def test_tvqa_bytes_that_are_not_utf8_cost_their_cue(tmp_path: Path):
+    lines = [
+        b'{"vid_name": "v", "sub": [{"text": "caf\xe9", "start": 0, "end": 1},'
+        b' {"text": "ok", "start": 1, "end": 2}]}',
+        b'{"vid_name": "w\xe9", "sub": []}',
+        b'{"vid_name": "x", "sub": [{"text": "fine", "start": 0, "end": 1}]}',
+    ]
+    path = _write(tmp_path, "tv.jsonl", b"\n".join(lines) + b"\n")
+    videos, errors = read_tvqa_jsonl_reports(path)
+    assert {vid: cues for vid, (cues, _) in videos.items()} == {
+        "v": [Cue(1.0, 2.0, "ok")],
+        "x": [Cue(0.0, 1.0, "fine")],
+    }
+    assert videos["v"][1].counts()["skipped"] == {"bad_text": 1}
+    assert [(e.line, str(e)) for e in errors] == [
+        (2, f"{path}:2: 'vid_name' is not Unicode text: 'w\\udce9'")
+    ]
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 1, "not UTF-8 text")):
+        read_tvqa_jsonl_entries(path, strict=True)
 
 
 def test_tvqa_jsonl_numeric_strings_and_empty_file(tmp_path: Path):
@@ -486,8 +700,41 @@ def test_howto100m_json_errors_name_the_file_line_and_video(
 ):
     path = _json(tmp_path, obj)  # indented: the key "v" is on line 2
     with pytest.raises(SubtitleError, match=_error_pattern(path, 2, problem)) as info:
-        read_howto100m_json(path)
+        read_howto100m_json(path, strict=True)
     assert (info.value.line, info.value.video_id) == (2, "v")
+    # Recovering: the entry is still bad when no cue of it can be read (with the same first
+    # problem); the one with a good cue, and the backwards one, are read.
+    if r"\[1\]" in problem:
+        assert read_howto100m_json(path) == {"v": [Cue(0.0, 1.0, "a")]}
+    elif "cue ends before" in problem:
+        assert read_howto100m_json(path) == {"v": [Cue(3.0, 3.0, "a")]}
+    else:
+        with pytest.raises(SubtitleError, match=_error_pattern(path, 2, problem)):
+            read_howto100m_json(path)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "text", "reason"),
+    [
+        ("x", 1, "b", "bad_timing"),
+        (-0.5, 1, "b", "bad_timing"),
+        (0, None, "b", "bad_timing"),
+        (0, float("inf"), "b", "bad_timing"),
+        (0, 1, None, "bad_text"),
+        (0, 1, "half \udfff", "bad_text"),
+    ],
+)
+def test_howto100m_one_malformed_cue_costs_that_cue(tmp_path, start, end, text, reason):
+    entry = {"start": [0.0, start, 2.0], "end": [1.0, end, 3.0], "text": ["a", text, "c"]}
+    path = _json(tmp_path, {"v": entry})
+    videos, errors = read_howto100m_json_reports(path)
+    assert errors == []
+    cues, report = videos["v"]
+    assert cues == [Cue(0.0, 1.0, "a"), Cue(2.0, 3.0, "c")]
+    assert report.counts() == {"skipped": {reason: 1}, "repaired": {}}
+    assert str(report.problems[0]).startswith(f"{path}:2: video 'v' [1]: ")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 2, r"video 'v' \[1\]: ")):
+        read_howto100m_json(path, strict=True)
 
 
 def test_howto100m_json_not_an_object_names_its_first_line(tmp_path: Path):
@@ -517,14 +764,21 @@ _CAPTIONS_WITH_BAD_ENTRIES = """{
 def test_howto100m_entries_keep_the_good_videos_and_locate_the_bad(tmp_path: Path):
     path = _write(tmp_path, "caption.json", _CAPTIONS_WITH_BAD_ENTRIES)
     cues, errors = read_howto100m_json_entries(path)
-    assert cues == {"a": [Cue(0.0, 1.5, "fine")], "start": [Cue(0.0, 2.0, "a video called start")]}
+    assert cues == {
+        "a": [Cue(0.0, 1.5, "fine")],
+        "b": [Cue(2.0, 2.0, "backwards")],  # its end before its start: made zero-length
+        "start": [Cue(0.0, 2.0, "a video called start")],
+    }
+    assert [(e.video_id, e.line) for e in errors] == [("café", 5), ("d", 7)]
+    assert str(errors[0]).startswith(f"{path}:5: video 'café': missing or bad 'text' list")
+    assert str(errors[1]).startswith(f"{path}:7: video 'd': lists of different length")
+    # read_howto100m_json stops at the first bad entry, with the same message.
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 5, r"video 'café'")):
+        read_howto100m_json(path)
+    # Strict, the backwards cue makes its entry bad too, as before recovery.
+    cues, errors = read_howto100m_json_entries(path, strict=True)
     assert [(e.video_id, e.line) for e in errors] == [("b", 4), ("café", 5), ("d", 7)]
     assert str(errors[0]) == f"{path}:4: video 'b' [0]: cue ends before it starts: 2.0 > 1.0"
-    assert str(errors[1]).startswith(f"{path}:5: video 'café': missing or bad 'text' list")
-    assert str(errors[2]).startswith(f"{path}:7: video 'd': lists of different length")
-    # The strict reader stops at the first of them, with the same message.
-    with pytest.raises(SubtitleError, match=_error_pattern(path, 4, r"video 'b' \[0\]")):
-        read_howto100m_json(path)
 
 
 def test_howto100m_repeated_key_is_located_where_json_takes_it(tmp_path: Path):

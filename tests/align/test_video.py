@@ -106,6 +106,8 @@ CLIP_KEYS = {
 }
 CUE_KEYS = {"start", "end", "text", "speaker"}
 REPORT_KEYS = {
+    "malformed_skipped",
+    "malformed_repaired",
     "input",
     "empty_dropped",
     "zero_length_dropped",
@@ -200,6 +202,8 @@ def test_hero_align_collapses_youtube_rolling_captions(shared_fixtures):
     assert clips[4]["unique_sub2frames"] == [[0, [30]], [1, list(range(31, 40))]]
     assert clips[5]["unique_sub2frames"] == [[0, [0, 1, 2]], [1, [3]]]
     assert data["report"] == {
+        "malformed_skipped": {},
+        "malformed_repaired": {},
         "input": 4,
         "empty_dropped": 0,
         "zero_length_dropped": 0,
@@ -244,11 +248,14 @@ def test_hero_align_with_a_tokenizer_gives_token_ids(shared_fixtures, tokenizer_
 
 
 def test_hero_align_bad_input_exits_2_with_one_line(shared_fixtures, tmp_path):
-    bad = shared_fixtures / "subtitles" / "invalid_timeframe.vtt"
-    code, out, err = run("align", str(bad), "--duration", "60")
-    assert code == 2 and out == ""
-    assert err.startswith(f"Error: {bad}:") and "Traceback" not in err
-    assert len(err.splitlines()) == 1
+    for bad, args in [
+        (shared_fixtures / "subtitles" / "invalid_format2.srt", []),  # no cue can be read
+        (shared_fixtures / "subtitles" / "invalid_timeframe.vtt", ["--strict-subtitles"]),
+    ]:
+        code, out, err = run("align", str(bad), "--duration", "60", *args)
+        assert code == 2 and out == ""
+        assert err.startswith(f"Error: {bad}:") and "Traceback" not in err
+        assert len(err.splitlines()) == 1
     good = shared_fixtures / "subtitles" / "sample.vtt"
     for args, message in [
         (["--duration", "-1"], "--duration must be a non-negative"),

@@ -131,6 +131,11 @@ FILE_ERRORS: list[tuple[dict[str, Any], str, str]] = [
     ),
     ({"min_timeout_s": 0}, "min_timeout_s", "min_timeout_s must be greater than 0, got 0"),
     ({"strict": "yes please"}, "strict", "strict must be true or false, got 'yes please'"),
+    (
+        {"strict_subtitles": "no"},
+        "strict_subtitles",
+        "strict_subtitles must be true or false, got 'no'",
+    ),
     ({"overwrite": 1}, "overwrite", "overwrite must be true or false, got 1"),
     (
         {"random_weights": "true"},

@@ -30,6 +30,7 @@ from pipelines.inputs import (
     open_local,
     read_manifest,
     read_subtitle_cues,
+    read_subtitle_cues_report,
 )
 
 VTT = "WEBVTT\n\n00:00:01.000 --> 00:00:02.500\nhello there\n"
@@ -249,8 +250,21 @@ def test_read_subtitle_cues_not_utf8_names_file_and_line(mem: str) -> None:
     url = f"{mem}/latin1.srt"
     put(url, "1\n00:00:01,000 --> 00:00:02,000\ncaf\xe9\n".encode("latin-1"))
     with pytest.raises(SubtitleError, match=r"latin1\.srt:3: not UTF-8 text") as e:
-        read_subtitle_cues(url)
+        read_subtitle_cues(url, strict=True)
     assert e.value.path == url
+    # Recovering, its one cue is skipped: nothing is left to read.
+    with pytest.raises(SubtitleError, match=r"latin1\.srt:2: cue text is not UTF-8 \(byte 0xE9"):
+        read_subtitle_cues(url)
+
+
+def test_read_subtitle_cues_report_skips_a_malformed_cue_of_a_remote_file(mem: str) -> None:
+    url = f"{mem}/a.vtt"
+    put(url, VTT + "\n00:00:03.000 --> 00:00:0x.000\nbad\n\n00:00:04.000 --> 00:00:05.000\nok\n")
+    cues, report = read_subtitle_cues_report(url)
+    assert cues == [Cue(1.0, 2.5, "hello there"), Cue(4.0, 5.0, "ok")]
+    assert report.counts() == {"skipped": {"bad_timing": 1}, "repaired": {}}
+    with pytest.raises(SubtitleError, match=r"a\.vtt:\d+: bad timestamp '00:00:0x\.000'"):
+        read_subtitle_cues_report(url, strict=True)
 
 
 # --- manifests --------------------------------------------------------------------------------
@@ -517,25 +531,45 @@ def test_howto100m_ambiguous_stem_is_not_matched(mem: str, fake_detector: list[s
     assert [(v.video_id, v.caption_key) for v in kept] == [("a__vidEN", None), ("b__vidEN", None)]
 
 
+_BACKWARDS = {"start": [0, 2], "end": [2, 1], "text": ["a", "b"]}
+
+
+@pytest.mark.parametrize(
+    ("strict", "entry", "problem"),
+    [
+        # strict: one malformed cue fails the video, as before the readers recovered
+        (True, _BACKWARDS, "video 'vidEN' [1]: cue ends before it starts: 2.0 > 1.0"),
+        (
+            False,
+            {"start": [0, 2], "end": [2], "text": ["a", "b"]},
+            "video 'vidEN': lists of different length {'start': 2, 'end': 1, 'text': 2}",
+        ),
+    ],
+)
 def test_howto100m_bad_caption_entry_fails_that_video_only(
-    howto: tuple[str, str], fake_detector: list[str], tmp_path: Path
+    howto: tuple[str, str],
+    fake_detector: list[str],
+    tmp_path: Path,
+    strict: bool,
+    entry: dict,
+    problem: str,
 ) -> None:
     """One malformed entry fails its video (an errors.jsonl row's fields, with the caption
     file, line and byte); the others go on, and the language filter still runs."""
     videos, captions = howto
-    entries = {**CAPTIONS, "vidEN": {"start": [0, 2], "end": [2, 1], "text": ["a", "b"]}}
+    entries = {**CAPTIONS, "vidEN": entry}
     text = json.dumps(entries, indent=1)
     put(captions, text)
     line = text.splitlines().index(' "vidEN": {') + 1
     byte = text.encode().index(b'"vidEN"')
-    kept, index, excluded = howto100m_inputs(videos, captions, language="en")
+    kept, index, excluded = howto100m_inputs(videos, captions, language="en", strict=strict)
     assert [(v.video_id, v.caption_key) for v in kept] == [
         ("nocaps", None),
         ("vidEMPTY", "vidEMPTY"),
         ("vidMUSIC", "vidMUSIC"),
     ]
     with pytest.raises(SubtitleError) as info:  # looking it up fails the same way
-        index.cues("vidEN")
+        index.cues("vidEN", strict=strict)
     assert (info.value.video_id, info.value.line, info.value.offset) == ("vidEN", line, byte)
     assert excluded == [
         {
@@ -551,8 +585,7 @@ def test_howto100m_bad_caption_entry_fails_that_video_only(
             "reason": "bad_captions",
             "stage": "subtitles",
             "error_type": "SubtitleError",
-            "error": f"{captions}:{line}: video 'vidEN' [1]: cue ends before it starts: "
-            f"2.0 > 1.0 (at byte {byte})",
+            "error": f"{captions}:{line}: {problem} (at byte {byte})",
         },
     ]
     # The fields are what hero_data's ErrorLog records as a failed input.
@@ -570,6 +603,21 @@ def test_howto100m_bad_caption_entry_fails_that_video_only(
         "subtitles",
         "SubtitleError",
     )
+
+
+def test_howto100m_malformed_cue_costs_that_cue_unless_strict(
+    howto: tuple[str, str], fake_detector: list[str]
+) -> None:
+    videos, captions = howto
+    put(captions, json.dumps({**CAPTIONS, "vidEN": _BACKWARDS}))
+    kept, index, excluded = howto100m_inputs(videos, captions, language=None)
+    assert "vidEN" in [v.video_id for v in kept] and excluded == []
+    cues, report = index.cues_report("vidEN")
+    assert cues == [Cue(0.0, 2.0, "a"), Cue(2.0, 2.0, "b")]
+    assert report.counts() == {"skipped": {}, "repaired": {"end_before_start": 1}}
+    kept, _, excluded = howto100m_inputs(videos, captions, language=None, strict=True)
+    assert "vidEN" not in [v.video_id for v in kept]
+    assert [(x["video_id"], x["reason"]) for x in excluded] == [("vidEN", "bad_captions")]
 
 
 def test_howto100m_bad_entry_matched_by_stem_and_remote_file_named(
