@@ -326,3 +326,114 @@ def test_hero_align_reads_tv_subtitles_with_heros_token_ids(tmp_path):
         code, out, err = run("align", str(tv), "--duration", "9", *extra)
         assert code == 2 and out == "" and len(err.splitlines()) == 1, err
         assert err.startswith(f"Error: {tv}: ") and message in err, err
+
+
+# -- hero align: one malformed cue of each kind ------------------------------------------------
+
+
+# What a file of three good cues (at 1, 5 and 7 s) holds in the middle, per format and reason:
+# (format, reason, the bad cue's text, whether the reader repairs it rather than skipping it,
+# the line of the problem that --strict-subtitles names, counted from the bad cue's first line).
+MALFORMED_CUES = [
+    ("vtt", "bad_timing", "00:00:03.000 --> 00:00:0x.000\nbad time\n\n", False, 0),
+    ("vtt", "missing_timing", "no timing line before me\n\n", False, 0),
+    ("vtt", "no_text", "00:00:03.000 --> 00:00:04.000\n\n", False, 0),
+    ("vtt", "bad_text", "00:00:03.000 --> 00:00:04.000\ncaf\udce9\n\n", False, 1),
+    ("vtt", "end_before_start", "00:00:04.000 --> 00:00:03.000\nbackwards\n\n", True, 0),
+    ("vtt", "timestamp_separator", "00:00:03,000 --> 00:00:04,000\ncommas\n\n", True, 0),
+    ("srt", "bad_timing", "2\n00:00:03,000 --> 00:00:0x,000\nbad time\n\n", False, 1),
+    ("srt", "missing_timing", "2\nno timing line before me\n\n", False, 1),
+    ("srt", "no_text", "2\n00:00:03,000 --> 00:00:04,000\n\n", False, 1),
+    ("srt", "bad_text", "2\n00:00:03,000 --> 00:00:04,000\ncaf\udce9\n\n", False, 2),
+    ("srt", "end_before_start", "2\n00:00:04,000 --> 00:00:03,000\nbackwards\n\n", True, 1),
+    ("srt", "timestamp_separator", "2\n00:00:03.000 --> 00:00:04.000\ndots\n\n", True, 1),
+    ("sbv", "bad_timing", "0:00:03.000,0:00:0x.000\nbad time\n\n", False, 0),
+    ("sbv", "missing_timing", "no timing line before me\n\n", False, 0),
+    ("sbv", "no_text", "0:00:03.000,0:00:04.000\n\n", False, 0),
+    ("sbv", "bad_text", "0:00:03.000,0:00:04.000\ncaf\udce9\n\n", False, 1),
+    ("sbv", "end_before_start", "0:00:04.000,0:00:03.000\nbackwards\n\n", True, 0),
+]
+
+
+def _file_with(tmp_path: Path, fmt: str, bad: str) -> tuple[Path, int]:
+    """A subtitle file of three good cues with ``bad`` after the first; the line ``bad``
+    starts on."""
+    times = [(1, 2), (5, 6), (7, 8)]
+    if fmt == "vtt":
+        good = [f"00:00:0{a}.000 --> 00:00:0{b}.000\ngood {a}\n\n" for a, b in times]
+        head = "WEBVTT\n\n"
+    elif fmt == "srt":
+        good = [
+            f"{k}\n00:00:0{a},000 --> 00:00:0{b},000\ngood {a}\n\n"
+            for k, (a, b) in zip((1, 3, 4), times, strict=True)
+        ]
+        head = ""
+    else:
+        good = [f"0:00:0{a}.000,0:00:0{b}.000\ngood {a}\n\n" for a, b in times]
+        head = ""
+    text = head + good[0] + bad + good[1] + good[2]
+    path = tmp_path / f"one_bad.{fmt}"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    line = (head + good[0]).count("\n") + 1
+    return path, line
+
+
+@pytest.mark.parametrize(
+    ("fmt", "reason", "bad", "repaired", "at"),
+    MALFORMED_CUES,
+    ids=[f"{f}-{r}" for f, r, *_ in MALFORMED_CUES],
+)
+def test_hero_align_keeps_the_other_cues_counts_the_bad_one_and_strict_rejects_it(
+    tmp_path: Path, fmt: str, reason: str, bad: str, repaired: bool, at: int
+):
+    path, line = _file_with(tmp_path, fmt, bad)
+    code, out, err = run("align", str(path), "--duration", "10", "--clip-seconds", "0")
+    assert code == 0, err
+    report = _check_documented_json(out)["report"]
+    texts = [c["text"] for c in json.loads(out)["clips"][0]["cues"]]
+    if repaired:
+        assert report["malformed_repaired"] == {reason: 1}
+        assert report["malformed_skipped"] == {}
+        assert report["input"] == 4  # the repaired cue is read
+    else:
+        assert report["malformed_skipped"] == {reason: 1}
+        assert report["malformed_repaired"] == {}
+        assert report["input"] == 3  # the skipped cue is not
+    assert texts[0] == "good 1" and texts[-2:] == ["good 5", "good 7"]
+    if reason == "end_before_start":  # read, but zero-length: cleaning drops it
+        assert report["zero_length_dropped"] == 1 and report["output"] == 3
+    drops = ("empty_dropped", "zero_length_dropped", "duplicates_merged", "rolling_collapsed")
+    assert report["input"] == report["output"] + sum(report[k] for k in drops)
+    code, out, err = run("align", str(path), "--duration", "10", "--strict-subtitles")
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith(f"Error: {path}:{line + at}: "), err
+
+
+# (reason, the bad item of a TVQA entry's "sub" list, repaired)
+MALFORMED_TVQA = [
+    ("not_a_cue", "x", False),
+    ("missing_timing", {"text": "t", "end": 4}, False),
+    ("no_text", {"start": 3, "end": 4}, False),
+    ("bad_timing", {"text": "t", "start": "soon", "end": 4}, False),
+    ("bad_text", {"text": None, "start": 3, "end": 4}, False),
+    ("end_before_start", {"text": "backwards", "start": 4, "end": 3}, True),
+]
+
+
+@pytest.mark.parametrize(("reason", "bad", "repaired"), MALFORMED_TVQA)
+def test_hero_align_tvqa_keeps_the_other_cues_and_strict_rejects(
+    tmp_path: Path, reason: str, bad: object, repaired: bool
+):
+    good = [{"text": f"good {a}", "start": a, "end": a + 1} for a in (1, 5, 7)]
+    tv = tmp_path / "tv.jsonl"
+    tv.write_text(json.dumps({"vid_name": "v", "sub": [good[0], bad, *good[1:]]}) + "\n")
+    code, out, err = run("align", str(tv), "--duration", "10", "--clip-seconds", "0")
+    assert code == 0, err
+    data = _check_documented_json(out)
+    key = "malformed_repaired" if repaired else "malformed_skipped"
+    assert data["report"][key] == {reason: 1}
+    assert data["report"]["input"] == (4 if repaired else 3)
+    assert [c["text"] for c in data["clips"][0]["cues"]][-2:] == ["good 5", "good 7"]
+    code, out, err = run("align", str(tv), "--duration", "10", "--strict-subtitles")
+    assert code == 2 and out == ""
+    assert err.startswith(f"Error: {tv}:1: v sub[1]: ") and len(err.splitlines()) == 1, err

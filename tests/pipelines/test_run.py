@@ -351,3 +351,52 @@ def test_resume_after_kill_9(small_corpus, reference, tmp_path):
 def test_resume_after_kill_9_at_random_points(small_corpus, reference, tmp_path, seed):
     after = random.Random(seed).uniform(14.0, 50.0)
     _kill_and_resume(small_corpus, tmp_path / "out", after, reference)
+
+
+def test_malformed_subtitle_cues_cost_the_cue_not_the_video(ray_local, tmp_path):
+    """Every subtitle file holds one malformed cue: every video ends in the dataset with its
+    good cues, none in errors.jsonl, and the report counts the cues by reason and lists the
+    videos. With strict_subtitles each fails, as before the readers recovered."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    files = {
+        "bad_time.vtt": "WEBVTT\n\n00:00.200 --> 00:01.400\ngood one\n\n"
+        "00:01.500 --> 00:0x.000\nbad time\n\n00:02.000 --> 00:02.800\ngood two\n",
+        "no_timing.srt": "1\n00:00:00,200 --> 00:00:01,400\ngood one\n\n2\nno timing line\n\n"
+        "3\n00:00:02,000 --> 00:00:02,800\ngood two\n",
+        "backwards.sbv": "0:00:00.200,0:00:01.400\ngood one\n\n"
+        "0:00:01.800,0:00:01.500\nbackwards\n\n0:00:02.000,0:00:02.800\ngood two\n",
+        "no_text.vtt": "WEBVTT\n\n00:00.200 --> 00:01.400\ngood one\n\n00:01.500 --> 00:01.900\n\n"
+        "00:02.000 --> 00:02.800\ngood two\n",
+    }
+    for k, (name, text) in enumerate(files.items()):
+        make_video(corpus / f"{Path(name).stem}.mp4", duration=3.0, width=96, height=64, seed=k)
+        (corpus / name).write_text(text, encoding="utf-8")
+
+    report = run_pipeline(config(corpus, tmp_path / "out"), progress=False)
+    accounted(report)
+    assert report["videos_ok"] == 4 and report["videos_failed"] == 0
+    assert read_errors(tmp_path / "out") == []
+    ds = HeroDataset.open(tmp_path / "out")
+    texts = {r.clip.video_id: [c.text for c in r.cues] for r in ds}
+    assert texts == {vid: ["good one", "good two"] for vid in texts} and len(texts) == 4
+    run = report["this_run"]
+    assert run["malformed_skipped"] == {"bad_timing": 1, "missing_timing": 1, "no_text": 1}
+    assert run["malformed_repaired"] == {"end_before_start": 1}
+    assert run["videos_with_malformed_cues"] == {
+        "bad_time": {"skipped": {"bad_timing": 1}, "repaired": {}},
+        "no_timing": {"skipped": {"missing_timing": 1}, "repaired": {}},
+        "backwards": {"skipped": {}, "repaired": {"end_before_start": 1}},
+        "no_text": {"skipped": {"no_text": 1}, "repaired": {}},
+    }
+    on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert on_disk["this_run"]["malformed_skipped"] == run["malformed_skipped"]
+
+    strict = run_pipeline(
+        config(corpus, tmp_path / "strict", strict_subtitles=True), progress=False
+    )
+    accounted(strict)
+    assert strict["videos_failed"] == 4 and strict["failed_by_reason"] == {"SubtitleError": 4}
+    errors = {e["video_id"]: e for e in read_errors(tmp_path / "strict")}
+    assert {e["stage"] for e in errors.values()} == {"subtitles"}
+    assert errors["bad_time"]["message"].startswith(f"{corpus / 'bad_time.vtt'}:6: bad timestamp")
