@@ -222,8 +222,11 @@ class _LogBudget:
             self.left -= 1
             log.warning("%s; %s", error, outcome)
         else:
-            self.quiet[reason] += 1
-            log.debug("%s; %s", error, outcome)
+            self.debug(error, outcome, reason)
+
+    def debug(self, error: SubtitleError, outcome: str, reason: str) -> None:
+        self.quiet[reason] += 1
+        log.debug("%s; %s", error, outcome)
 
     def close(self) -> None:
         if self.quiet:
@@ -276,8 +279,8 @@ class _Malformed:
         counts[reason] += 1
         if len(self.kept) < MAX_PROBLEMS:
             self.kept.append((error, outcome, reason))
-        else:
-            self.budget.log(error, outcome, reason)
+        else:  # past the kept ones (logged once the reading is accepted): DEBUG only
+            self.budget.debug(error, outcome, reason)
 
     @property
     def count(self) -> int:

@@ -846,3 +846,19 @@ def test_parse_cues_raises_only_subtitle_error(pieces: list[str], fmt: str):
         return
     assert all(isinstance(c, Cue) and c.end >= c.start for c in cues)
     assert [c.start for c in cues] == sorted(c.start for c in cues)
+
+
+def test_many_malformed_cues_log_ten_warnings_and_one_summary(tmp_path: Path, caplog):
+    """25 bad cues: the first 10 are logged one by one at WARNING, the other 15 at DEBUG only
+    (those past the 20 a report keeps too), and once in a summary."""
+    bad = "".join(f"00:00:0{k % 10}.000 --> 00:00:0x.000\nbad {k}\n\n" for k in range(25))
+    path = _write(tmp_path, "many.vtt", "WEBVTT\n\n" + bad + "00:00:30.000 --> 00:00:31.000\nok\n")
+    with caplog.at_level(logging.DEBUG, logger="align.readers"):
+        cues, report = read_cues_report(path)
+    assert cues == [Cue(30.0, 31.0, "ok")] and report.skipped == {"bad_timing": 25}
+    assert len(report.problems) == 20
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len(warnings) == 11 and len(debug) == 15
+    assert all(m.startswith(f"{path}:") and "bad 0" not in m for m in warnings[:10])
+    assert warnings[-1] == f"{path}: 15 more malformed cues (bad_timing 15), logged at DEBUG only"
