@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from json.decoder import JSONDecodeError, scanstring
 from typing import Any, BinaryIO
 
-from align.readers import SubtitleError
+from align.readers import SubtitleError, json_int
 
 __all__ = ["MAX_MEMBER_CHARS", "ObjectMembers"]
 
@@ -77,7 +77,7 @@ class ObjectMembers:
         self.stream = stream
         self.name = name
         self.chunk = max(1, chunk)
-        self.decoder = json.JSONDecoder()
+        self.decoder = json.JSONDecoder(parse_int=json_int)  # a huge integer: a bad time
         self.buf = ""
         self.pending = b""  # a UTF-8 sequence cut by the end of the last read
         self.eof = False

@@ -880,9 +880,23 @@ def _json_cue(
     return s, e, text, None
 
 
+def json_int(digits: str) -> int | float:
+    """A JSON integer, or a signed infinity for one over Python's digit limit (4300 digits).
+
+    The ``parse_int`` of every JSON reader here: without it, one such integer (a time of five
+    thousand digits) makes ``json.loads`` fail for the whole file, where a time of ``1e999``
+    (infinity) only costs its cue. As an infinity it is a malformed time, skipped as
+    ``bad_timing`` like any other.
+    """
+    try:
+        return int(digits)
+    except ValueError:
+        return -math.inf if digits.startswith("-") else math.inf
+
+
 def _json_line(path: str, no: int, line: str) -> Any:
     try:
-        return json.loads(line)
+        return json.loads(line, parse_int=json_int)
     except json.JSONDecodeError as e:
         raise SubtitleError(path, no, f"invalid JSON: {e.msg} (column {e.colno})") from None
     except (ValueError, RecursionError) as e:  # e.g. an integer over Python's digit limit
@@ -1079,7 +1093,7 @@ def _key_lines(text: str, wanted: set[str]) -> dict[str, int]:
     Walks the object with the json module's own scanner (so escaped keys such as ``"caf\\u00e9"``
     are found), taking the last occurrence of a repeated key as ``json.loads`` does.
     """
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_int=json_int)
     lines: dict[str, int] = {}
     line, counted = 1, 0
     i = _JSON_SPACE.match(text, 0).end()
@@ -1101,6 +1115,32 @@ def _key_lines(text: str, wanted: set[str]) -> dict[str, int]:
     return lines
 
 
+def _too_deep_at(text: str) -> tuple[int, int]:
+    """(line, column), 1-based, of the top-level member value (or of the top-level value)
+    that nests too deeply for the json module, in ``text`` on which ``json.loads`` raised
+    ``RecursionError``. What comes before it is valid JSON, since json.loads got that far."""
+    decoder = json.JSONDecoder(parse_int=json_int)
+    i = _JSON_SPACE.match(text, 0).end()
+    if text.startswith("{", i):
+        i = _JSON_SPACE.match(text, i + 1).end()
+        try:
+            while text.startswith('"', i):
+                _, end = json.decoder.scanstring(text, i + 1)
+                i = _JSON_SPACE.match(text, _JSON_SPACE.match(text, end).end() + 1).end()
+                try:
+                    _, end = decoder.raw_decode(text, i)
+                except RecursionError:
+                    break
+                i = _JSON_SPACE.match(text, end).end()
+                if not text.startswith(",", i):
+                    break
+                i = _JSON_SPACE.match(text, i + 1).end()
+        except ValueError:  # not expected (json.loads got past it); the place reached is kept
+            pass
+    line = text.count("\n", 0, i) + 1
+    return line, i - (text.rfind("\n", 0, i) + 1) + 1
+
+
 def read_howto100m_json_reports(
     path: StrPath, *, strict: bool = False
 ) -> tuple[dict[str, tuple[list[Cue], ReadReport]], list[SubtitleError]]:
@@ -1116,11 +1156,13 @@ def read_howto100m_json_reports(
     name = os.fspath(path)
     data = _read_text(name)
     try:
-        obj = json.loads(data)
+        obj = json.loads(data, parse_int=json_int)
     except json.JSONDecodeError as e:
         raise SubtitleError(name, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
-    except (ValueError, RecursionError) as e:  # e.g. an integer over Python's digit limit
-        raise SubtitleError(name, None, f"invalid JSON: {str(e)[:200]}") from None
+    except RecursionError:  # e.g. ten thousand "[": say where, as the caption index does
+        line, column = _too_deep_at(data)
+        problem = f"invalid JSON: nested too deeply (column {column})"
+        raise SubtitleError(name, line, problem) from None
     if not isinstance(obj, dict):
         first_line = data[: len(data) - len(data.lstrip())].count("\n") + 1
         raise SubtitleError(

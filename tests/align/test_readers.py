@@ -793,8 +793,9 @@ def test_howto100m_invalid_json_names_the_line(tmp_path: Path):
     path = _write(tmp_path, "caption.json", '{\n  "v": {\n    "start": [0,,\n')
     with pytest.raises(SubtitleError, match=_error_pattern(path, 3, "invalid JSON")):
         read_howto100m_json(path)
+    # An integer over Python's digit limit is a bad time, not invalid JSON (see below).
     path = _write(tmp_path, "huge.json", '{"v": {"start": [' + "9" * 5000 + "]}}")
-    with pytest.raises(SubtitleError, match=_error_pattern(path, None, "invalid JSON")):
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 1, "video 'v': missing or bad")):
         read_howto100m_json(path)
     path = _write(tmp_path, "blank.json", "")
     with pytest.raises(SubtitleError, match=_error_pattern(path, None, "empty file")):
@@ -862,3 +863,42 @@ def test_many_malformed_cues_log_ten_warnings_and_one_summary(tmp_path: Path, ca
     assert len(warnings) == 11 and len(debug) == 15
     assert all(m.startswith(f"{path}:") and "bad 0" not in m for m in warnings[:10])
     assert warnings[-1] == f"{path}: 15 more malformed cues (bad_timing 15), logged at DEBUG only"
+
+
+def test_a_json_integer_over_pythons_digit_limit_costs_its_cue_not_the_file(tmp_path: Path):
+    """Found by fuzzing: json.loads refuses an integer of over 4300 digits, which made one such
+    time reject a whole HowTo100M file (every video in it) or a TVQA line. It is now read as
+    an infinity, a bad time: that cue is skipped, as with 1e999."""
+    huge = "1" + "0" * 5000
+    tv = _write(
+        tmp_path,
+        "tv.jsonl",
+        '{"vid_name": "v", "sub": [{"text": "a", "start": 0, "end": 1}, '
+        f'{{"text": "b", "start": {huge}, "end": 1}}]}}\n',
+    )
+    videos, errors = read_tvqa_jsonl_reports(tv)
+    assert errors == [] and videos["v"][0] == [Cue(0.0, 1.0, "a")]
+    assert videos["v"][1].counts() == {"skipped": {"bad_timing": 1}, "repaired": {}}
+    assert "start is not a number of seconds: inf" in str(videos["v"][1].problems[0])
+    caption = _write(
+        tmp_path,
+        "caption.json",
+        f'{{"v": {{"start": [0, -{huge}], "end": [1, 2], "text": ["a", "b"]}},\n'
+        '"w": {"start": [0], "end": [1], "text": ["c"]}}',
+    )
+    videos, errors = read_howto100m_json_reports(caption)
+    assert errors == [] and videos["v"][0] == [Cue(0.0, 1.0, "a")]
+    assert videos["v"][1].counts() == {"skipped": {"bad_timing": 1}, "repaired": {}}
+    assert videos["w"][0] == [Cue(0.0, 1.0, "c")]
+
+
+def test_howto100m_json_nested_too_deeply_names_the_line(tmp_path: Path):
+    """Found by fuzzing: a value nested deeper than the json module's recursion limit gave an
+    error with no line; it now names the line and column of the member that is too deep."""
+    deep = "[" * 100_000 + "]" * 100_000
+    path = _write(tmp_path, "caption.json", '{"a": {"start": [0]},\n "b": ' + deep + "}")
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 2, "invalid JSON: nested too")):
+        read_howto100m_json_entries(path)
+    path = _write(tmp_path, "deep.json", "\n" + deep)
+    with pytest.raises(SubtitleError, match=_error_pattern(path, 2, r".* \(column 1\)")):
+        read_howto100m_json_entries(path)
