@@ -727,3 +727,36 @@ def test_a_full_size_corpus_is_indexed_in_bounded_memory_and_every_lookup_is_exa
     indexed = _peak_growth_mib("index", source, tmp_path)
     assert indexed < bound, f"indexing grew the process by {indexed:.1f} MiB, bound {bound:.1f}"
     _check_corpus(CaptionIndex.open(str(source) + ".capidx"), videos, most_cues, bad, every=1)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "text", "reason", "repaired"),
+    [
+        ("x", 1, "b", "bad_timing", False),
+        (-0.5, 1, "b", "bad_timing", False),
+        (0, None, "b", "bad_timing", False),
+        (0, float("nan"), "b", "bad_timing", False),
+        (0, 1, None, "bad_text", False),
+        (0, 1, "half \udfff", "bad_text", False),
+        (1.5, 1.0, "b", "end_before_start", True),
+    ],
+)
+def test_one_malformed_cue_of_each_kind_costs_that_cue_and_strict_fails_the_video(
+    tmp_path: Path, start, end, text, reason: str, repaired: bool
+) -> None:
+    """HowTo100M entries, per reason: the other cues are kept, exactly one skip (or repair) is
+    counted, and strict fails the video with the line, the cue and the byte."""
+    entry = {"start": [0.0, start, 2.0], "end": [1.0, end, 3.0], "text": ["a", text, "c"]}
+    other = {"start": [0.0], "end": [1.0], "text": ["fine"]}
+    index = _build(tmp_path, json.dumps({"v": entry, "w": other}))
+    cues, report = index.cues_report("v")
+    kept = [Cue(0.0, 1.0, "a"), Cue(2.0, 3.0, "c")]
+    if repaired:
+        assert cues == [kept[0], Cue(1.5, 1.5, "b"), kept[1]]
+        assert report.counts() == {"skipped": {}, "repaired": {reason: 1}}
+    else:
+        assert cues == kept
+        assert report.counts() == {"skipped": {reason: 1}, "repaired": {}}
+    with pytest.raises(SubtitleError, match=r":1: video 'v' \[1\]: .* \(at byte 1\)$"):
+        index.cues("v", strict=True)
+    assert index.cues("w", strict=True) == [Cue(0.0, 1.0, "fine")]

@@ -902,3 +902,20 @@ def test_howto100m_json_nested_too_deeply_names_the_line(tmp_path: Path):
     path = _write(tmp_path, "deep.json", "\n" + deep)
     with pytest.raises(SubtitleError, match=_error_pattern(path, 2, r".* \(column 1\)")):
         read_howto100m_json_entries(path)
+
+
+def test_howto100m_one_cue_ending_before_it_starts_is_repaired_and_strict_rejects(tmp_path):
+    """The repair of the HowTo100M reader, beside the skips above: kept with end = start (so
+    cleaning drops it as zero-length), counted once; strict, the entry is bad."""
+    entry = {"start": [0.0, 1.5, 2.0], "end": [1.0, 1.0, 3.0], "text": ["a", "b", "c"]}
+    path = _json(tmp_path, {"v": entry})
+    videos, errors = read_howto100m_json_reports(path)
+    assert errors == []
+    cues, report = videos["v"]
+    assert cues == [Cue(0.0, 1.0, "a"), Cue(1.5, 1.5, "b"), Cue(2.0, 3.0, "c")]
+    assert report.counts() == {"skipped": {}, "repaired": {"end_before_start": 1}}
+    pattern = _error_pattern(path, 2, r"video 'v' \[1\]: cue ends before it starts: 1.5 > 1.0")
+    with pytest.raises(SubtitleError, match=pattern):
+        read_howto100m_json(path, strict=True)
+    videos, errors = read_howto100m_json_reports(path, strict=True)
+    assert videos == {} and [e.video_id for e in errors] == ["v"]
