@@ -437,3 +437,14 @@ def test_hero_align_tvqa_keeps_the_other_cues_and_strict_rejects(
     code, out, err = run("align", str(tv), "--duration", "10", "--strict-subtitles")
     assert code == 2 and out == ""
     assert err.startswith(f"Error: {tv}:1: v sub[1]: ") and len(err.splitlines()) == 1, err
+
+
+def test_the_readme_shows_every_report_key_of_hero_align():
+    """The README's `hero align` output block names every key of the report, the malformed-cue
+    counts included, and the option that makes them errors."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("- `hero align SUBTITLE_FILE") :]
+    section = section[: section.index("\n- `hero ", 1)]
+    block = section[section.index('"report": {') :]
+    assert all(f'"{key}"' in block for key in REPORT_KEYS), REPORT_KEYS
+    assert "--strict-subtitles" in section
