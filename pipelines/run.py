@@ -1097,6 +1097,42 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def _malformed_in_dataset(
+    storage: Any,
+    in_dataset: set[str],
+    this_run: dict[str, dict[str, dict[str, int]]],
+    processed: set[str],
+) -> dict[str, Any]:
+    """The malformed-cue counts of every video in the dataset: this run's, and those the last
+    report listed for videos this run did not process (a resumed or grown corpus). The
+    counts are not stored in the dataset itself: a video committed by a run that ended
+    without writing its report (killed) is not listed."""
+    videos: dict[str, dict[str, dict[str, int]]] = {}
+    previous = storage.read_optional(REPORT_NAME)
+    if previous is not None:
+        try:
+            listed = json.loads(previous).get("malformed_cues", {}).get("videos", {})
+        except (ValueError, AttributeError):  # an unreadable old report: nothing to carry
+            listed = {}
+        if isinstance(listed, dict):
+            videos.update(
+                (vid, counts)
+                for vid, counts in listed.items()
+                if vid in in_dataset and vid not in processed
+            )
+    videos.update(this_run)
+    skipped: Counter[str] = Counter()
+    repaired: Counter[str] = Counter()
+    for counts in videos.values():
+        skipped.update(counts.get("skipped", {}))
+        repaired.update(counts.get("repaired", {}))
+    return {
+        "skipped": dict(sorted(skipped.items())),
+        "repaired": dict(sorted(repaired.items())),
+        "videos": dict(sorted(videos.items())),
+    }
+
+
 def _report(
     cfg: RunConfig,
     plan: RunPlan,
@@ -1144,6 +1180,7 @@ def _report(
     for r in results:
         commits.update(r)
     video_hours = sums["seconds"] / 3600
+    corpus = _malformed_in_dataset(storage, snap.videos(), malformed, set(outcomes))
     report = {
         "output": storage.url,
         "finished": now_iso(),
@@ -1154,6 +1191,7 @@ def _report(
         "failed_by_reason": dict(Counter(e.get("error_type", "?") for e in failed.values())),
         "excluded_by_language": plan.excluded,
         "dataset": {"clips": snap.num_rows, "shards": len(snap.shards)},
+        "malformed_cues": corpus,
         "this_run": {
             "videos_ok": sums["ok"],
             "videos_failed": dict(failed_now),

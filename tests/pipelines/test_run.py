@@ -391,6 +391,21 @@ def test_malformed_subtitle_cues_cost_the_cue_not_the_video(ray_local, tmp_path)
     }
     on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
     assert on_disk["this_run"]["malformed_skipped"] == run["malformed_skipped"]
+    corpus_counts = {
+        "skipped": run["malformed_skipped"],
+        "repaired": run["malformed_repaired"],
+        "videos": run["videos_with_malformed_cues"],
+    }
+    assert report["malformed_cues"] == corpus_counts
+
+    # The corpus grows by one clean video: the next run does only that one, and the report's
+    # dataset-wide counts still list the four earlier videos.
+    make_video(corpus / "clean.mp4", duration=3.0, width=96, height=64, seed=9)
+    (corpus / "clean.srt").write_text("1\n00:00:00,200 --> 00:00:01,400\nclean\n", "utf-8")
+    grown = run_pipeline(config(corpus, tmp_path / "out"), progress=False)
+    assert grown["videos_ok"] == 5 and grown["this_run"]["videos_ok"] == 1
+    assert grown["this_run"]["videos_with_malformed_cues"] == {}
+    assert grown["malformed_cues"] == corpus_counts
 
     strict = run_pipeline(
         config(corpus, tmp_path / "strict", strict_subtitles=True), progress=False
