@@ -415,3 +415,48 @@ def test_malformed_subtitle_cues_cost_the_cue_not_the_video(ray_local, tmp_path)
     errors = {e["video_id"]: e for e in read_errors(tmp_path / "strict")}
     assert {e["stage"] for e in errors.values()} == {"subtitles"}
     assert errors["bad_time"]["message"].startswith(f"{corpus / 'bad_time.vtt'}:6: bad timestamp")
+
+
+def test_malformed_howto100m_caption_cues_cost_the_cue_not_the_video(ray_local, tmp_path):
+    """HowTo100M caption entries each holding one malformed cue: every video ends in the
+    dataset with its good cues, none in errors.jsonl, and the report lists them; with
+    strict_subtitles each fails at the subtitles stage."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    bad = {"bad_time": ("soon", 1.6, "bad"), "bad_text": (1.2, 1.6, None)}
+    bad["backwards"] = (1.6, 1.2, "backwards")
+    captions = {}
+    for k, (vid, (start, end, text)) in enumerate(bad.items()):
+        make_video(videos / f"{vid}.mp4", duration=3.0, width=96, height=64, seed=k)
+        captions[vid] = {
+            "start": [0.2, start, 2.0],
+            "end": [1.0, end, 2.8],
+            "text": ["good one", text, "good two"],
+        }
+    caption_json = tmp_path / "caption.json"
+    caption_json.write_text(json.dumps(captions), encoding="utf-8")
+
+    cfg = config(videos, tmp_path / "out", subtitles=str(caption_json))
+    report = run_pipeline(cfg, progress=False)
+    accounted(report)
+    assert report["videos_ok"] == 3 and read_errors(tmp_path / "out") == []
+    ds = HeroDataset.open(tmp_path / "out")
+    texts = {r.clip.video_id: [c.text for c in r.cues] for r in ds}
+    assert texts == {vid: ["good one", "good two"] for vid in bad}  # backwards: zero-length
+    assert report["malformed_cues"] == {
+        "skipped": {"bad_text": 1, "bad_timing": 1},
+        "repaired": {"end_before_start": 1},
+        "videos": {
+            "backwards": {"skipped": {}, "repaired": {"end_before_start": 1}},
+            "bad_text": {"skipped": {"bad_text": 1}, "repaired": {}},
+            "bad_time": {"skipped": {"bad_timing": 1}, "repaired": {}},
+        },
+    }
+
+    strict = config(videos, tmp_path / "strict", subtitles=str(caption_json), strict_subtitles=True)
+    report = run_pipeline(strict, progress=False)
+    accounted(report)
+    assert report["videos_failed"] == 3 and report["failed_by_reason"] == {"SubtitleError": 3}
+    errors = read_errors(tmp_path / "strict")
+    assert {e["stage"] for e in errors} == {"subtitles"}
+    assert all(f"video '{e['video_id']}' [1]: " in e["message"] for e in errors), errors
