@@ -295,3 +295,27 @@ def test_run_compile_flag_and_yaml_reach_the_run_config(tmp_path, monkeypatch):
     code, out = run(*base, "--config", str(config))
     assert code == 1 and "compile must be true or false" in out and "run.yaml" in out
     assert len(configs) == 3  # refused before the pipeline ran
+
+
+def test_run_strict_subtitles_flag_and_yaml_reach_the_run_config(tmp_path, monkeypatch):
+    import pipelines.run
+    from pipelines.inputs import InputError
+
+    configs = []
+
+    def fake_run_pipeline(cfg, progress=True):
+        configs.append(cfg)
+        raise InputError("stopped by the test")
+
+    monkeypatch.setattr(pipelines.run, "run_pipeline", fake_run_pipeline)
+    base = ["run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
+    assert run(*base)[0] == 1
+    assert run(*base, "--strict-subtitles")[0] == 1
+    config = tmp_path / "run.yaml"
+    config.write_text("strict_subtitles: true\n")
+    assert run(*base, "--config", str(config))[0] == 1
+    assert [c.strict_subtitles for c in configs] == [False, True, True]
+    config.write_text("strict_subtitles: maybe\n")
+    code, out = run(*base, "--config", str(config))
+    assert code == 1 and "strict_subtitles must be true or false" in out
+    assert len(configs) == 3
