@@ -703,9 +703,9 @@ class PretrainRecipe:
         if self.show_progress:
             self._progress = Progress()
             self._progress.__enter__()
-            self._bar = self._progress.add("train", total=self.cfg.max_steps)
-            if self.step:
-                self._progress.advance(self._bar, self.step)
+            self._bar = self._progress.add(
+                "train", total=self.cfg.max_steps, unit="steps", done=self.step
+            )
 
     # -- train -----------------------------------------------------------------------------
 
@@ -827,8 +827,7 @@ class PretrainRecipe:
             for name, value in entry["perf"].items():
                 tb.add_scalar(f"perf/{name}", value, step)
         if self._progress is not None and self._bar is not None:
-            losses = " ".join(f"{t} {v:.3f}" for t, v in sorted(self._running().items()))
-            self._progress.describe(self._bar, f"train {losses}")
+            self._progress.describe(self._bar, progress_text(self._running(), entry))
         log.info(
             "step %d: %s lr %.3g",
             step,
@@ -964,6 +963,17 @@ class PretrainRecipe:
                 self._progress.done(self._bar)
             self._progress.__exit__(None, None, None)
             self._progress = None
+
+
+def progress_text(losses: Mapping[str, float], entry: Mapping[str, Any]) -> str:
+    """The training bar's description: the latest loss of each task, clips per second and
+    the share of step time spent waiting for data, from the last logged window ``entry``."""
+    shown = " ".join(f"{t} {v:.3f}" for t, v in sorted(losses.items()))
+    perf = entry.get("perf", {})
+    return (
+        f"train {shown} · {perf.get('clips_per_s', 0.0):.1f} clips/s · "
+        f"data wait {100 * perf.get('data_wait_fraction', 0.0):.0f}%"
+    )
 
 
 class _Window:

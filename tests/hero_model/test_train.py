@@ -345,3 +345,44 @@ def test_training_on_a_dataset_on_s3_equals_training_on_its_local_copy(
     run = tmp_path / "run"
     run_training(tiny(url), run, progress=False)
     assert losses(run) == losses(full_run)
+
+
+# -- what a person sees: the progress bar and the curves ---------------------------------------
+
+
+def test_the_progress_line_shows_steps_losses_clips_per_s_and_eta(dataset, tmp_path, caplog):
+    import logging
+    import re
+
+    from hero_data.progress import Progress
+
+    caplog.set_level(logging.INFO, logger="hero.progress")
+    with pytest.MonkeyPatch.context() as mp:  # off a terminal, a line at every update
+        mp.setattr("hero_model.train.Progress", lambda: Progress(0.0, force_terminal=False))
+        run_training(tiny(dataset), tmp_path / "run", progress=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "hero.progress"]
+    text = (tmp_path / "run" / "metrics.jsonl").read_text()
+    last = [json.loads(x) for x in text.splitlines()][-1]
+    assert re.fullmatch(r"train .*: 6 steps done in 0:00:\d\d", lines[-1])
+    line = lines[-2]  # the latest loss of each task, clips/s, data wait, steps, rate, ETA
+    for task, value in last["loss"].items():
+        assert f"{task} {value:.3f}" in line
+    assert f"{last['perf']['clips_per_s']:.1f} clips/s" in line and "data wait " in line
+    assert ": 6/6 steps · " in line and "steps/s · ETA 0:00:00" in line
+
+
+def test_read_curves_gives_the_logged_losses_lr_and_data_wait(full_run):
+    from hero_model.curves import read_curves
+
+    logged = [json.loads(x) for x in (full_run / "metrics.jsonl").read_text().split("\n") if x]
+    curves = read_curves(full_run)
+    assert curves.lr == (tuple(e["step"] for e in logged), tuple(e["lr"] for e in logged))
+    wait = tuple(e["perf"]["data_wait_fraction"] for e in logged)
+    assert curves.data_wait[1] == wait and all(0 <= w <= 1 for w in wait)
+    tasks = {t for e in logged for t in e["loss"]}
+    assert set(curves.loss) == tasks
+    for task, (steps, values) in curves.loss.items():
+        assert list(zip(steps, values, strict=True)) == [
+            (e["step"], e["loss"][task]) for e in logged if task in e["loss"]
+        ]
+    assert read_curves(full_run.parent / "nothing").lr == ((), ())
