@@ -33,6 +33,12 @@ def main(verbose: int) -> None:
     logging.getLogger("hero.progress").setLevel(min(level, logging.INFO))
 
 
+def _verbose() -> int:
+    """The ``-v`` count given to ``hero``."""
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.find_root().params.get("verbose", 0) or 0) if ctx is not None else 0
+
+
 def _fmt_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -235,6 +241,8 @@ def _print_run_report(report: dict[str, Any]) -> None:
     table.add_row("this run: video-hours", f"{run['video_hours']:.4f}")
     table.add_row("wall time", f"{run['wall_s']:.1f} s")
     table.add_row("video-hours per hour", f"{run['video_hours_per_hour']:.3f}")
+    if run.get("worker_restarts"):
+        table.add_row("worker restarts", f"{run['worker_restarts']:,}")
     for stage, seconds in run["stage_worker_s"].items():
         table.add_row(f"  {stage} (worker-s)", f"{seconds:.1f}")
     if report["unaccounted"]:
@@ -334,6 +342,7 @@ def run(
     from hero_data.storage import open_storage
     from pipelines.config import ConfigError, build_config, load_config
     from pipelines.inputs import InputError
+    from pipelines.ray_logs import ray_logs, stop_ray
     from pipelines.run import run_pipeline
 
     overrides = {"input": input_, **flags}
@@ -345,7 +354,13 @@ def run(
         cfg = build_config(file_values, overrides, source=str(config_file) if config_file else None)
         if whole_videos:
             cfg = replace(cfg, clip_length=None)
-        report = run_pipeline(cfg, progress=not no_progress)
+        logs = ray_logs(cfg.output, verbose=_verbose() > 0)
+        click.echo(f"Ray's own log lines go to {logs.place.describe()}", err=True)
+        with logs:
+            try:
+                report = run_pipeline(cfg, progress=not no_progress)
+            finally:
+                stop_ray()
     except (ConfigError, InputError, WeightsError) as e:
         raise click.ClickException(str(e)) from None
     _print_run_report(report)
