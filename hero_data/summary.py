@@ -125,7 +125,8 @@ class DatasetCard:
             counted).
         words_per_cue: words (whitespace-separated) of each real cue.
         steps_total: steps in all clips.
-        steps_without_cue: steps no cue was assigned (``unmatched_frames``).
+        steps_without_cue: steps no cue was assigned (``unmatched_frames``, and the steps of
+            the pseudo-cues of a clip without cues).
         failed_by_reason: failed inputs by error type (``errors.jsonl``).
         thumbnails: a few clips to show, spread over the dataset: ``(clip_id, source,
             source second)`` of each one's middle step.
@@ -158,15 +159,24 @@ def dataset_card(ds: HeroDataset, *, bins: int = 20, thumbnails: int = 6) -> Dat
             "frame_interval",
             "num_frames",
             "cues",
+            "unique_sub2frames",
             "unmatched_frames",
         ]
     )
     starts = table["clip_start"].to_pylist()
     seconds = [e - s for s, e in zip(starts, table["clip_end"].to_pylist(), strict=True)]
     steps = table["num_frames"].to_pylist()
-    cues = [[c for c in clip if c["text"]] for clip in table["cues"].to_pylist()]
+    all_cues = table["cues"].to_pylist()
+    cues = [[c for c in clip if c["text"]] for clip in all_cues]
     words = [len(c["text"].split()) for clip in cues for c in clip]
     unmatched = pc.sum(pc.list_value_length(table["unmatched_frames"])).as_py() or 0
+    # a clip without cues gets pseudo-cues (empty text) that own its steps: no cue either
+    pseudo = sum(
+        len(owned)
+        for clip, spans in zip(all_cues, table["unique_sub2frames"].to_pylist(), strict=True)
+        for c, owned in zip(clip, spans, strict=True)
+        if not c["text"]
+    )
     n = len(table)
     picks = sorted({round(i * (n - 1) / max(thumbnails - 1, 1)) for i in range(thumbnails)})
     ids, sources = table["clip_id"].to_pylist(), table["source"].to_pylist()
@@ -182,7 +192,7 @@ def dataset_card(ds: HeroDataset, *, bins: int = 20, thumbnails: int = 6) -> Dat
         cues_per_clip=histogram([len(c) for c in cues], bins),
         words_per_cue=histogram(words, bins),
         steps_total=int(sum(steps)),
-        steps_without_cue=int(unmatched),
+        steps_without_cue=int(unmatched + pseudo),
         failed_by_reason=dict(Counter(str(e.get("error_type", "?")) for e in ds.errors)),
         thumbnails=thumbs,
     )
