@@ -148,7 +148,9 @@ def test_the_ledger_counts_video_seconds_and_restarts():
     ledger.probed("v1", 30.0)
     ledger.probed("v2", 90.0)
     ledger.start("v1")
+    assert ledger.progress()["running"] == 1  # being extracted
     ledger.finish("v1", ("ok", None, "n", 30.0, 1, 20, 3, 0.1, 5.0, 0.0))
+    assert ledger.progress()["running"] == 0
     ledger.finish("bad", ("failed", "DecodeError", "n", 0.0, 0, 0, 0, 0.1, 0.0, 0.0))
     ledger.register("actor handle", "a1", 202)  # the same actor in a new process: a restart
     p = ledger.progress()
