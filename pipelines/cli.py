@@ -795,7 +795,7 @@ def demo(
         min_duration=min_duration,
         max_duration=max_duration,
     )
-    result = run_demo(output, cfg, progress=not no_progress)
+    result = run_demo(output, cfg, progress=not no_progress, verbose=_verbose() > 0)
     ds = HeroDataset.open(result.dataset)
     _print_summary(summarize(ds))
     click.echo(
@@ -822,6 +822,11 @@ def demo(
             "    (random-weight features and a few dozen tiny steps: this shows the chain "
             "works end to end; the scores mean nothing)"
         )
+    click.echo(f"  Ray's own log lines: {result.ray_log}")
+    if result.pictures:
+        click.echo("  pictures:")
+        for what, path in result.pictures.items():
+            click.echo(f"    {what}: {path}")
     first = ds.clip_ids()[0]
     click.echo(f"  next:    hero inspect {result.dataset} --clip {first} --plot {first}.png")
 

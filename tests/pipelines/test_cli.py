@@ -42,6 +42,7 @@ def demo_dataset(tmp_path_factory) -> Path:
         "--no-progress",
     )
     assert code == 0, output
+    (out / "demo-output.txt").write_text(output)
     assert "clips verified (sha256)" in output and "hero inspect" in output
     assert "finetune/metrics.json" in output and "VCMR 0.5-r1" in output
     return out / "dataset"
@@ -58,6 +59,18 @@ def test_demo_pretrains_builds_a_benchmark_and_finetunes(demo_dataset):
     assert metrics["init"].startswith(str(demo / "pretrain"))
     assert metrics["train"]["steps"] == DemoConfig().finetune_steps
     assert set(metrics["val"]) >= {"VCMR", "SVMR", "VR"}
+
+
+def test_demo_draws_a_clip_timeline_and_prints_where_it_and_rays_log_are(demo_dataset):
+    demo = demo_dataset.parent
+    output = (demo / "demo-output.txt").read_text()
+    (picture,) = (demo / "pictures").glob("*.png")
+    clip_id = picture.name.removesuffix(".png")
+    assert f"    clip {clip_id}'s timeline: {picture}" in output.splitlines()
+    assert any(c.text for c in HeroDataset.open(demo_dataset)[clip_id].cues)  # one with cues
+    (log_file,) = (demo_dataset / "logs").glob("ray-*.log")
+    assert f"  Ray's own log lines: {log_file}" in output.splitlines()
+    assert "Execution plan" in log_file.read_text()  # Ray Data's lines went there
 
 
 def test_help_lists_built_commands():
@@ -285,7 +298,8 @@ def test_run_compile_flag_and_yaml_reach_the_run_config(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipelines.run, "run_pipeline", fake_run_pipeline)
     base = ["run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
-    assert run(*base, "--compile") == (1, "Error: stopped by the test\n")
+    code, out = run(*base, "--compile")  # the first line names Ray's log file
+    assert code == 1 and out.splitlines()[1:] == ["Error: stopped by the test"]
     assert run(*base)[0] == 1
     config = tmp_path / "run.yaml"
     config.write_text("compile: true\n")
