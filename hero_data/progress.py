@@ -3,9 +3,9 @@
 ``track(items, "what")`` wraps one loop. ``Progress()`` is a context manager for several bars at
 once (say, overall and per video): ``bar = p.add("video 3", total=40, unit="steps")``,
 ``p.advance(bar)``. Each bar shows, in its own unit, done/total, the rate, the elapsed time and
-an ETA (from the bar's own rate, or the caller's ``eta_s`` when it knows better, as ``hero run``
-does from the video seconds left). A ``plain`` bar shows its description alone: its owner
-writes every figure into it (:class:`pipelines.run.RunMonitor`).
+an ETA (from the bar's own rate, or the caller's ``eta_s`` when it knows better). A ``plain``
+bar shows its description alone: its owner writes every figure into it (``hero run``'s view,
+whose ETA counts video seconds: :class:`pipelines.run.RunMonitor`).
 
 Off a terminal (a pipe, CI, a log file) the same figures go to the ``hero.progress`` logger at
 most every ``every_s`` seconds per bar, and once when the bar is done, so long jobs still show
@@ -49,11 +49,6 @@ class Progress:
         self._moved: list[tuple[Any, Any]] = []
         self._tasks: dict[int, dict[str, Any]] = {}
         self._next = 0
-
-    @property
-    def live(self) -> bool:
-        """Whether the bars are drawn live (a terminal) rather than logged."""
-        return self._tty
 
     def __enter__(self) -> Progress:
         if self._tty:
