@@ -14,6 +14,8 @@ A run folder holds::
                                            RNG of every worker, data position), meta.json
     RUN_DIR/tb/                            TensorBoard event files
     RUN_DIR/metrics.jsonl                  one line per logged step (the same scalars)
+    RUN_DIR/curves.png                     loss per task, lr and data wait, redrawn from
+                                           metrics.jsonl at each checkpoint (the last one too)
     RUN_DIR/summary.json                   written at the end: steps, throughput, workers
 
 Resuming (``resume=True``) continues from the newest complete checkpoint exactly: the batches
@@ -49,6 +51,7 @@ from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
 from hero_data.storage import canonical_location
 from hero_model.config import preset_or_file, read_yaml_mapping
+from hero_model.curves import draw_curves
 from hero_model.data import (
     BatchPlan,
     DataSource,
@@ -895,7 +898,16 @@ class PretrainRecipe:
         if self._tb is not None:
             self._tb.flush()
         log.info("checkpoint %s", final)
+        self._draw_curves()
         return final
+
+    def _draw_curves(self) -> None:
+        """Redraw ``RUN_DIR/curves.png``; a picture that cannot be drawn costs a warning, not
+        the run."""
+        try:
+            draw_curves(self.run_dir)
+        except Exception as e:  # whatever broke the drawing, the training goes on
+            log.warning("%s: curves.png not drawn: %s: %s", self.run_dir, type(e).__name__, e)
 
     def _load_checkpoint(self, path: Path) -> None:
         self.model.load_state_dict(torch.load(path / "model.pt", map_location=self.device))
