@@ -134,7 +134,8 @@ def _print_clip(record: Any, as_json: bool) -> None:
     "plot_path",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PNG",
-    help="With --clip: also draw the clip's timeline (frames, steps, cues, assignment) to PNG.",
+    help="Draw the dataset card (histograms, steps without a cue, failures, a few frames) to "
+    "PNG; with --clip, the clip's timeline (frames, steps, cues, assignment) instead.",
 )
 @click.option(
     "--mark-inputs",
@@ -154,8 +155,12 @@ def inspect(
     """Summarize DATASET (a folder, or s3://..., gs://...): videos, clips, hours, steps, cues,
     failures, shards.
 
+    --plot summary.png also draws the dataset's one-page card: histograms of clip duration,
+    steps per clip, cues per clip and words per cue, the share of steps with no cue, the failed
+    inputs by reason, and the frames of a few clips.
+
     With --clip ID, show that clip's steps and the cue assigned to each instead. Adding --plot
-    out.png also draws the clip as a picture: each step's 2D sample decoded from the source
+    out.png then draws the clip as a picture: each step's 2D sample decoded from the source
     video (placeholders when the video is missing), a time axis, the cues as bars, and which
     steps each cue covers and was assigned, in the cue's colour. With --mark-inputs it also
     marks, under the frames, the source frames that fed the models (the sampling plan).
@@ -163,10 +168,10 @@ def inspect(
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize
 
-    if plot_path is not None and clip_id is None:
-        raise click.UsageError("--plot draws one clip: give it with --clip ID")
     if mark_inputs and plot_path is None:
         raise click.UsageError("--mark-inputs marks the plot: give --plot PNG too")
+    if mark_inputs and clip_id is None:
+        raise click.UsageError("--mark-inputs marks one clip's plot: give it with --clip ID")
     ds = HeroDataset.open(dataset, verify="full" if verify else "auto")
     if clip_id is not None:
         record = ds[clip_id]
@@ -192,6 +197,24 @@ def inspect(
         click.echo(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
+    if plot_path is not None:
+        click.echo(f"plot: {_plot_card(ds, plot_path)}", err=as_json)
+
+
+def _plot_card(ds: Any, out: Path) -> Path:
+    """Draw ``ds``'s dataset card to ``out``; a path that cannot be written is a clear error."""
+    from hero_data.summary import dataset_card
+    from pipelines.plot_card import load_card_thumbnails, plot_card
+
+    card = dataset_card(ds)
+    table = ds.table(["clip_id", "frame_interval"])
+    ids, steps = table["clip_id"].to_pylist(), table["frame_interval"].to_pylist()
+    intervals = dict(zip(ids, steps, strict=True))
+    images = load_card_thumbnails(card, intervals)
+    try:
+        return plot_card(card, out, images)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {out}: {e}") from None
 
 
 @main.command()
