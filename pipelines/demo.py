@@ -18,7 +18,8 @@
    videos; the builder's default is 80/10/10);
 7. finetune the pretrained model on it (``hero finetune how2r``) into ``<output>/finetune`` and
    score the held-out videos' queries with the TVR metrics (``metrics.json``);
-8. draw the timeline of a clip with cues into ``<output>/pictures/``.
+8. draw the dataset card (``summary.png``), the pretraining's curves (``curves.png``) and the
+   timeline of a clip with cues into ``<output>/pictures/``.
 
 Ray's own log lines go to ``<output>/dataset/logs/``, not to the terminal.
 
@@ -261,20 +262,27 @@ def run_demo(
         log.warning("demo: pretraining and the benchmark need 2 videos or more; skipped")
     elif cfg.train:
         result = replace(result, **_train_and_evaluate(cfg, out, dataset, tokenizer, progress))
-    return replace(result, pictures=_pictures(out / "pictures", ds))
+    return replace(result, pictures=_pictures(out / "pictures", ds, result.pretrain))
 
 
-def _pictures(folder: Path, ds: HeroDataset) -> dict[str, Path]:
-    """The demo's pictures: the timeline of the first clip with cues (frames, steps, cues and
-    their assignment), as ``hero inspect --clip ID --plot`` draws it."""
+def _pictures(folder: Path, ds: HeroDataset, pretrain: Path | None) -> dict[str, Path]:
+    """The demo's pictures: the dataset card (as ``hero inspect DATASET --plot`` draws it), the
+    pretraining's curves (those of ``RUN_DIR/curves.png``) when it trained, and the timeline
+    of the first clip with cues (as ``hero inspect --clip ID --plot`` draws it)."""
+    from hero_model.curves import draw_curves
     from pipelines.plot import load_thumbnails, plot_clip
+    from pipelines.plot_card import draw_dataset_card
 
     folder.mkdir(parents=True, exist_ok=True)
+    pictures = {"dataset card": draw_dataset_card(ds, folder / "summary.png")}
+    if pretrain is not None:
+        pictures["training curves"] = draw_curves(pretrain, folder / "curves.png")
     ids = sorted(ds.clip_ids())
     clip_id = next((c for c in ids if any(x.text for x in ds[c].cues)), ids[0])
     record = ds[clip_id]
     path = plot_clip(record, folder / f"{clip_id}.png", thumbnails=load_thumbnails(record))
-    return {f"clip {clip_id}'s timeline": path}
+    pictures[f"clip {clip_id}'s timeline"] = path
+    return pictures
 
 
 def _train_and_evaluate(

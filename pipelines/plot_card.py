@@ -26,7 +26,8 @@ import numpy as np
 
 from extract.decode import DecodeError, iter_steps
 from hero_data.grid import GridError
-from hero_data.summary import DatasetCard, Histogram
+from hero_data.reader import HeroDataset
+from hero_data.summary import DatasetCard, Histogram, dataset_card
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -178,3 +179,13 @@ def plot_card(
     path = Path(out)
     card_figure(card, images).savefig(path, format="png")
     return path
+
+
+def draw_dataset_card(ds: HeroDataset, out: str | os.PathLike[str]) -> Path:
+    """Draw ``ds``'s card, the frames of its thumbnails decoded from their sources, to the PNG
+    file ``out``; returns its path."""
+    card = dataset_card(ds)
+    table = ds.table(["clip_id", "frame_interval"])
+    ids, steps = table["clip_id"].to_pylist(), table["frame_interval"].to_pylist()
+    images = load_card_thumbnails(card, dict(zip(ids, steps, strict=True)))
+    return plot_card(card, out, images)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from hero_data.reader import HeroDataset
 from hero_data.writer import read_errors
@@ -61,12 +62,21 @@ def test_demo_pretrains_builds_a_benchmark_and_finetunes(demo_dataset):
     assert set(metrics["val"]) >= {"VCMR", "SVMR", "VR"}
 
 
-def test_demo_draws_a_clip_timeline_and_prints_where_it_and_rays_log_are(demo_dataset):
+def test_demo_draws_its_pictures_and_prints_where_they_and_rays_log_are(demo_dataset):
     demo = demo_dataset.parent
     output = (demo / "demo-output.txt").read_text()
-    (picture,) = (demo / "pictures").glob("*.png")
+    pictures = demo / "pictures"
+    lines = output.splitlines()
+    assert f"    dataset card: {pictures / 'summary.png'}" in lines
+    assert f"    training curves: {pictures / 'curves.png'}" in lines
+    (picture,) = set(pictures.glob("*.png")) - {pictures / "summary.png", pictures / "curves.png"}
     clip_id = picture.name.removesuffix(".png")
-    assert f"    clip {clip_id}'s timeline: {picture}" in output.splitlines()
+    assert f"    clip {clip_id}'s timeline: {picture}" in lines
+    for png in pictures.glob("*.png"):
+        with Image.open(png) as img:
+            assert img.format == "PNG"
+    # the curves are the pretraining's own (RUN_DIR/curves.png, drawn at its last checkpoint)
+    assert (demo / "pretrain" / "curves.png").read_bytes() == (pictures / "curves.png").read_bytes()
     assert any(c.text for c in HeroDataset.open(demo_dataset)[clip_id].cues)  # one with cues
     (log_file,) = (demo_dataset / "logs").glob("ray-*.log")
     assert f"  Ray's own log lines: {log_file}" in output.splitlines()
