@@ -14,6 +14,8 @@ A run folder holds::
                                            RNG of every worker, data position), meta.json
     RUN_DIR/tb/                            TensorBoard event files
     RUN_DIR/metrics.jsonl                  one line per logged step (the same scalars)
+    RUN_DIR/curves.png                     loss per task, lr and data wait, redrawn from
+                                           metrics.jsonl at each checkpoint (the last one too)
     RUN_DIR/summary.json                   written at the end: steps, throughput, workers
 
 Resuming (``resume=True``) continues from the newest complete checkpoint exactly: the batches
@@ -49,6 +51,7 @@ from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
 from hero_data.storage import canonical_location
 from hero_model.config import preset_or_file, read_yaml_mapping
+from hero_model.curves import draw_curves
 from hero_model.data import (
     BatchPlan,
     DataSource,
@@ -703,9 +706,9 @@ class PretrainRecipe:
         if self.show_progress:
             self._progress = Progress()
             self._progress.__enter__()
-            self._bar = self._progress.add("train", total=self.cfg.max_steps)
-            if self.step:
-                self._progress.advance(self._bar, self.step)
+            self._bar = self._progress.add(
+                "train", total=self.cfg.max_steps, unit="steps", done=self.step
+            )
 
     # -- train -----------------------------------------------------------------------------
 
@@ -827,8 +830,7 @@ class PretrainRecipe:
             for name, value in entry["perf"].items():
                 tb.add_scalar(f"perf/{name}", value, step)
         if self._progress is not None and self._bar is not None:
-            losses = " ".join(f"{t} {v:.3f}" for t, v in sorted(self._running().items()))
-            self._progress.describe(self._bar, f"train {losses}")
+            self._progress.describe(self._bar, progress_text(self._running(), entry))
         log.info(
             "step %d: %s lr %.3g",
             step,
@@ -896,7 +898,16 @@ class PretrainRecipe:
         if self._tb is not None:
             self._tb.flush()
         log.info("checkpoint %s", final)
+        self._draw_curves()
         return final
+
+    def _draw_curves(self) -> None:
+        """Redraw ``RUN_DIR/curves.png``; a picture that cannot be drawn costs a warning, not
+        the run."""
+        try:
+            draw_curves(self.run_dir)
+        except Exception as e:  # whatever broke the drawing, the training goes on
+            log.warning("%s: curves.png not drawn: %s: %s", self.run_dir, type(e).__name__, e)
 
     def _load_checkpoint(self, path: Path) -> None:
         self.model.load_state_dict(torch.load(path / "model.pt", map_location=self.device))
@@ -964,6 +975,17 @@ class PretrainRecipe:
                 self._progress.done(self._bar)
             self._progress.__exit__(None, None, None)
             self._progress = None
+
+
+def progress_text(losses: Mapping[str, float], entry: Mapping[str, Any]) -> str:
+    """The training bar's description: the latest loss of each task, clips per second and
+    the share of step time spent waiting for data, from the last logged window ``entry``."""
+    shown = " ".join(f"{t} {v:.3f}" for t, v in sorted(losses.items()))
+    perf = entry.get("perf", {})
+    return (
+        f"train {shown} · {perf.get('clips_per_s', 0.0):.1f} clips/s · "
+        f"data wait {100 * perf.get('data_wait_fraction', 0.0):.0f}%"
+    )
 
 
 class _Window:

@@ -33,6 +33,12 @@ def main(verbose: int) -> None:
     logging.getLogger("hero.progress").setLevel(min(level, logging.INFO))
 
 
+def _verbose() -> int:
+    """The ``-v`` count given to ``hero``."""
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.find_root().params.get("verbose", 0) or 0) if ctx is not None else 0
+
+
 def _fmt_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -128,13 +134,14 @@ def _print_clip(record: Any, as_json: bool) -> None:
     "plot_path",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PNG",
-    help="With --clip: also draw the clip's timeline (frames, steps, cues, assignment) to PNG.",
+    help="Draw the dataset card (histograms, steps without a cue, failures, a few frames) to "
+    "PNG; with --clip, the clip's timeline (frames, steps, cues, assignment) instead.",
 )
 @click.option(
     "--mark-inputs",
     is_flag=True,
-    help="With --plot: mark the source frames that fed each model input (2D, SlowFast fast and "
-    "slow), by the dataset's sampling rule.",
+    help="With --clip and --plot: mark the source frames that fed each model input (2D, "
+    "SlowFast fast and slow), by the dataset's sampling rule.",
 )
 @friendly_errors
 def inspect(
@@ -148,8 +155,12 @@ def inspect(
     """Summarize DATASET (a folder, or s3://..., gs://...): videos, clips, hours, steps, cues,
     failures, shards.
 
+    --plot summary.png also draws the dataset's one-page card: histograms of clip duration,
+    steps per clip, cues per clip and words per cue, the share of steps with no cue, the failed
+    inputs by reason, and the frames of a few clips.
+
     With --clip ID, show that clip's steps and the cue assigned to each instead. Adding --plot
-    out.png also draws the clip as a picture: each step's 2D sample decoded from the source
+    out.png then draws the clip as a picture: each step's 2D sample decoded from the source
     video (placeholders when the video is missing), a time axis, the cues as bars, and which
     steps each cue covers and was assigned, in the cue's colour. With --mark-inputs it also
     marks, under the frames, the source frames that fed the models (the sampling plan).
@@ -157,10 +168,10 @@ def inspect(
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize
 
-    if plot_path is not None and clip_id is None:
-        raise click.UsageError("--plot draws one clip: give it with --clip ID")
     if mark_inputs and plot_path is None:
         raise click.UsageError("--mark-inputs marks the plot: give --plot PNG too")
+    if mark_inputs and clip_id is None:
+        raise click.UsageError("--mark-inputs marks one clip's plot: give it with --clip ID")
     ds = HeroDataset.open(dataset, verify="full" if verify else "auto")
     if clip_id is not None:
         record = ds[clip_id]
@@ -186,6 +197,18 @@ def inspect(
         click.echo(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
+    if plot_path is not None:
+        click.echo(f"plot: {_plot_card(ds, plot_path)}", err=as_json)
+
+
+def _plot_card(ds: Any, out: Path) -> Path:
+    """Draw ``ds``'s dataset card to ``out``; a path that cannot be written is a clear error."""
+    from pipelines.plot_card import draw_dataset_card
+
+    try:
+        return draw_dataset_card(ds, out)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {out}: {e}") from None
 
 
 @main.command()
@@ -242,6 +265,8 @@ def _print_run_report(report: dict[str, Any]) -> None:
     table.add_row("this run: video-hours", f"{run['video_hours']:.4f}")
     table.add_row("wall time", f"{run['wall_s']:.1f} s")
     table.add_row("video-hours per hour", f"{run['video_hours_per_hour']:.3f}")
+    if run.get("worker_restarts"):
+        table.add_row("worker restarts", f"{run['worker_restarts']:,}")
     for stage, seconds in run["stage_worker_s"].items():
         table.add_row(f"  {stage} (worker-s)", f"{seconds:.1f}")
     if report["unaccounted"]:
@@ -347,6 +372,7 @@ def run(
     from hero_data.storage import open_storage
     from pipelines.config import ConfigError, build_config, load_config
     from pipelines.inputs import InputError
+    from pipelines.ray_logs import ray_logs, stop_ray
     from pipelines.run import run_pipeline
 
     overrides = {"input": input_, **flags}
@@ -358,7 +384,13 @@ def run(
         cfg = build_config(file_values, overrides, source=str(config_file) if config_file else None)
         if whole_videos:
             cfg = replace(cfg, clip_length=None)
-        report = run_pipeline(cfg, progress=not no_progress)
+        logs = ray_logs(cfg.output, verbose=_verbose() > 0)
+        click.echo(f"Ray's own log lines go to {logs.place.describe()}", err=True)
+        with logs:
+            try:
+                report = run_pipeline(cfg, progress=not no_progress)
+            finally:
+                stop_ray()
     except (ConfigError, InputError, WeightsError) as e:
         raise click.ClickException(str(e)) from None
     _print_run_report(report)
@@ -792,8 +824,9 @@ def demo(
     features are meaningless; the warning says how to use the pretrained ones), verifies the
     dataset and shows it; then pretrains the tiny HERO on it (OUTPUT/pretrain), builds a
     retrieval benchmark from its cues (OUTPUT/bench), finetunes on it and scores the held-out
-    videos (OUTPUT/finetune/metrics.json). Measured: 8 min 40 s on 2 CPU cores with the
-    defaults.
+    videos (OUTPUT/finetune/metrics.json). It ends by drawing the dataset card, the
+    pretraining's curves and one clip's timeline into OUTPUT/pictures and printing their
+    paths. Measured: 8 min 40 s on 2 CPU cores with the defaults.
     """
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize
@@ -806,7 +839,7 @@ def demo(
         min_duration=min_duration,
         max_duration=max_duration,
     )
-    result = run_demo(output, cfg, progress=not no_progress)
+    result = run_demo(output, cfg, progress=not no_progress, verbose=_verbose() > 0)
     ds = HeroDataset.open(result.dataset)
     _print_summary(summarize(ds))
     click.echo(
@@ -833,6 +866,11 @@ def demo(
             "    (random-weight features and a few dozen tiny steps: this shows the chain "
             "works end to end; the scores mean nothing)"
         )
+    click.echo(f"  Ray's own log lines: {result.ray_log}")
+    if result.pictures:
+        click.echo("  pictures:")
+        for what, path in result.pictures.items():
+            click.echo(f"    {what}: {path}")
     first = ds.clip_ids()[0]
     click.echo(f"  next:    hero inspect {result.dataset} --clip {first} --plot {first}.png")
 

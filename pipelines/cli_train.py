@@ -80,7 +80,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Run folder: checkpoints, TensorBoard logs, metrics.jsonl, summary.json.",
+    help="Run folder: checkpoints, TensorBoard logs, metrics.jsonl, curves.png, summary.json.",
 )
 @click.option(
     "--resume", is_flag=True, help="Continue the run in --output from its last checkpoint."
@@ -160,7 +160,8 @@ def train(
     Each step trains one task, drawn by ratio (MLM:MNCE:FOM:VSM = 2:2:1:2 by default), with
     AdamW, warm-up then linear decay, gradient clipping, accumulation and bf16 autocast on a
     GPU. OUTPUT gets checkpoints every --checkpoint-every steps, TensorBoard logs (OUTPUT/tb),
-    metrics.jsonl and summary.json; --resume continues exactly where the last checkpoint left
+    metrics.jsonl, curves.png (loss per task, learning rate, data wait; redrawn at each
+    checkpoint) and summary.json; --resume continues exactly where the last checkpoint left
     off. --num-workers N trains on N GPUs (or CPU processes) with Ray Train, on this machine or
     on the cluster at --address (OUTPUT and the datasets must then be on shared storage).
 

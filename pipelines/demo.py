@@ -17,7 +17,11 @@
    subtitle-queries``) into ``<output>/bench``, split by video 60/20/20 (the demo has few
    videos; the builder's default is 80/10/10);
 7. finetune the pretrained model on it (``hero finetune how2r``) into ``<output>/finetune`` and
-   score the held-out videos' queries with the TVR metrics (``metrics.json``).
+   score the held-out videos' queries with the TVR metrics (``metrics.json``);
+8. draw the dataset card (``summary.png``), the pretraining's curves (``curves.png``) and the
+   timeline of a clip with cues into ``<output>/pictures/``.
+
+Ray's own log lines go to ``<output>/dataset/logs/``, not to the terminal.
 
 Steps 5-7 use one torch thread: the tiny model runs several times faster that way on a
 2-core machine than with torch's default of one thread per core.
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +117,8 @@ class DemoResult:
     bench: Path | None = None
     finetune: Path | None = None
     metrics: dict[str, Any] | None = None
+    ray_log: Path | None = None
+    pictures: dict[str, Path] = field(default_factory=dict)
 
 
 def _vtt_time(t: float) -> str:
@@ -195,10 +201,17 @@ RANDOM_WEIGHTS_NOTICE = (
 
 
 def run_demo(
-    output: str | Path, cfg: DemoConfig | None = None, *, progress: bool = True
+    output: str | Path,
+    cfg: DemoConfig | None = None,
+    *,
+    progress: bool = True,
+    verbose: bool = False,
 ) -> DemoResult:
-    """Run the demo into ``output`` (an earlier demo there is replaced, else it must be new)."""
+    """Run the demo into ``output`` (an earlier demo there is replaced, else it must be new).
+    Ray's own log lines go to ``<output>/dataset/logs/`` (also to the terminal if
+    ``verbose``)."""
     from pipelines.config import RunConfig
+    from pipelines.ray_logs import ray_logs, stop_ray
     from pipelines.run import run_pipeline
 
     cfg = cfg or DemoConfig()
@@ -226,7 +239,12 @@ def run_demo(
         clip_length=cfg.clip_length,
         rows_per_shard=4,
     )
-    report = run_pipeline(run_cfg, progress=progress)
+    logs = ray_logs(dataset, verbose=verbose)
+    with logs:
+        try:
+            report = run_pipeline(run_cfg, progress=progress)
+        finally:
+            stop_ray()
     if report["unaccounted"]:
         raise RuntimeError(f"inputs neither in the dataset nor failed: {report['unaccounted']}")
     ds = HeroDataset.open(dataset, verify="full")
@@ -240,13 +258,33 @@ def run_demo(
         cues=sum(len(r.cues) for r in records),
         failed=report["videos_failed"],
         verified_clips=len(ds),
+        ray_log=logs.place.path,
     )
-    if not cfg.train:
-        return result
-    if cfg.videos < 2:
+    if cfg.train and cfg.videos < 2:
         log.warning("demo: pretraining and the benchmark need 2 videos or more; skipped")
-        return result
-    return replace(result, **_train_and_evaluate(cfg, out, dataset, tokenizer, progress))
+    elif cfg.train:
+        result = replace(result, **_train_and_evaluate(cfg, out, dataset, tokenizer, progress))
+    return replace(result, pictures=_pictures(out / "pictures", ds, result.pretrain))
+
+
+def _pictures(folder: Path, ds: HeroDataset, pretrain: Path | None) -> dict[str, Path]:
+    """The demo's pictures: the dataset card (as ``hero inspect DATASET --plot`` draws it), the
+    pretraining's curves (those of ``RUN_DIR/curves.png``) when it trained, and the timeline
+    of the first clip with cues (as ``hero inspect --clip ID --plot`` draws it)."""
+    from hero_model.curves import draw_curves
+    from pipelines.plot import load_thumbnails, plot_clip
+    from pipelines.plot_card import draw_dataset_card
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pictures = {"dataset card": draw_dataset_card(ds, folder / "summary.png")}
+    if pretrain is not None:
+        pictures["training curves"] = draw_curves(pretrain, folder / "curves.png")
+    ids = sorted(ds.clip_ids())
+    clip_id = next((c for c in ids if any(x.text for x in ds[c].cues)), ids[0])
+    record = ds[clip_id]
+    path = plot_clip(record, folder / f"{clip_id}.png", thumbnails=load_thumbnails(record))
+    pictures[f"clip {clip_id}'s timeline"] = path
+    return pictures
 
 
 def _train_and_evaluate(

@@ -1,6 +1,7 @@
 """``hero extract``: features for given video files, one ``.npz`` per video.
 
-Each video is probed, decoded once and run through both models; its ``.npz`` is written
+Each video is probed (all first: one progress bar counts the steps to do), decoded once and
+run through both models; its ``.npz`` is written
 atomically under a name unique to its path (:func:`extract.extractor.npz_name`). A video that
 fails is recorded in ``<output>/errors.jsonl`` and the run goes on. Videos whose ``.npz`` already
 exists are skipped unless ``overwrite``, so re-running after an interruption finishes the job.
@@ -18,6 +19,7 @@ from extract.decode import DecodeError, probe
 from extract.extractor import ExtractConfig, FeatureExtractor, npz_name, write_npz
 from hero_data.grid import num_steps
 from hero_data.progress import Progress
+from hero_data.types import VideoInfo
 from hero_data.writer import ErrorLog
 
 log = logging.getLogger(__name__)
@@ -59,21 +61,30 @@ def extract_videos(
             todo.append((video, target))
     if todo and extractor is None:
         extractor = FeatureExtractor(config)
+    # Probing first (container headers only) gives the steps to do, so that the one bar counts
+    # steps and its ETA follows the video time left, not the number of files.
+    infos: dict[Path, VideoInfo | Exception] = {}
+    for video, _ in todo:
+        try:
+            infos[video] = probe(video)
+        except (DecodeError, OSError, ValueError) as e:
+            infos[video] = e
+    expected = {
+        v: num_steps(i.duration, config.frame_interval)
+        for v, i in infos.items()
+        if not isinstance(i, Exception)
+    }
     with Progress() as progress:
-        overall = progress.add("videos", total=len(todo))
-        for video, target in todo:
+        bar = progress.add("extract", total=sum(expected.values()), unit="steps")
+        for k, (video, target) in enumerate(todo):
+            before = progress.figures(bar)["done"]
+            progress.describe(bar, f"extract video {k + 1}/{len(todo)} ({video.name})")
             try:
-                info = probe(video)
-                bar = progress.add(
-                    video.name, total=num_steps(info.duration, config.frame_interval)
-                )
-                try:
-                    assert extractor is not None
-                    features = extractor.extract(
-                        video, on_step=lambda _, bar=bar: progress.advance(bar)
-                    )
-                finally:
-                    progress.done(bar)
+                info = infos[video]
+                if isinstance(info, Exception):
+                    raise info
+                assert extractor is not None
+                features = extractor.extract(video, on_step=lambda _: progress.advance(bar))
                 if features.num_steps == 0:
                     raise DecodeError(video, "no frame decoded")
                 write_npz(target, features, str(video))
@@ -85,7 +96,11 @@ def extract_videos(
                 summary.written.append(target)
                 summary.steps += features.num_steps
                 summary.video_seconds += info.duration
-            progress.advance(overall)
-        progress.done(overall)
+            # a video that failed, or decoded another number of steps, counts as planned
+            progress.update(bar, done=before + expected.get(video, 0))
+        progress.describe(
+            bar, f"extract: {len(summary.written)} written, {len(summary.failed)} failed"
+        )
+        progress.done(bar)
     summary.wall_seconds = time.monotonic() - started
     return summary

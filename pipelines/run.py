@@ -65,7 +65,7 @@ from hero_data.commits import snapshot
 from hero_data.errors import DatasetError
 from hero_data.lease import LeaseLostError
 from hero_data.manifest import ERRORS_NAME, now_iso
-from hero_data.progress import Progress
+from hero_data.progress import Progress, clock
 from hero_data.schema import to_record_batch
 from hero_data.storage import open_storage
 from hero_data.types import Cue
@@ -180,13 +180,18 @@ _BASE_KEYS = (
 
 
 def probe_video(
-    row: dict[str, Any], captions: dict[str, Any] | None = None, strict_subtitles: bool = False
+    row: dict[str, Any],
+    captions: dict[str, Any] | None = None,
+    strict_subtitles: bool = False,
+    ledger: Any = None,
 ) -> dict[str, Any]:
     """Probe the video and read its subtitles (its file, or its HowTo100M caption entry from
     the index that ``captions`` names: :func:`_captions_ref`); any error makes a failure row.
     Malformed cues are skipped or repaired, and counted in ``subtitle_skips_json``
     (:meth:`align.readers.ReadReport.counts`; ``None`` when there were none), unless
-    ``strict_subtitles``, which fails the video at the first."""
+    ``strict_subtitles``, which fails the video at the first. The video's duration goes to the
+    run's ``ledger`` (:class:`RunLedger`), if any: the progress view's ETA counts the video
+    seconds left."""
     from extract.decode import probe
 
     started = time.monotonic()
@@ -204,6 +209,8 @@ def probe_video(
             info = probe(path, row["video_id"])
         out["duration"] = info.duration
         out["info_json"] = json.dumps({**info.to_dict(), "uri": row["video_uri"]})
+        if ledger is not None:
+            ledger.probed.remote(row["video_id"], info.duration)  # no reply awaited
     except Exception as e:
         out = _failed(out, "probe", e)
     out["cues_json"] = out["subtitle_skips_json"] = None
@@ -299,7 +306,8 @@ class ExtractStage:
         self.ledger = ledger
         context = ray.get_runtime_context()
         self.node = context.get_node_id()
-        ray.get(ledger.register.remote(context.current_actor))  # so a failed round can end it
+        # so a failed round can end it, and so a restart (the same actor id again) is counted
+        ray.get(ledger.register.remote(context.current_actor, context.get_actor_id(), os.getpid()))
         self.extractor = FeatureExtractor(
             ExtractConfig(
                 frame_interval=self.cfg.frame_interval,
@@ -384,30 +392,54 @@ _OUTCOME_FIELDS = (
 
 class RunLedger:
     """What happened to each video in one run, across its rounds: a Ray actor on the driver's
-    node, told by the extraction workers when a video starts and when it is done.
+    node, told by the probe tasks each video's duration and by the extraction workers when a
+    video starts and when it is done.
 
-    It serves three things: finding a video that kills its workers (a start with no end, again
-    and again: ``max_attempts`` starts make it the culprit), the progress view, and the report
-    (per video: status, node, seconds of video, clips, steps, cues, stage times). A video done
-    twice (its first node died after processing it) is kept once, as last reported.
+    It serves four things: finding a video that kills its workers (a start with no end, again
+    and again: ``max_attempts`` starts make it the culprit), the progress view (counts, video
+    seconds done and left), the report (per video: status, node, seconds of video, clips,
+    steps, cues, stage times), and counting worker restarts (an actor that registers again
+    under the same id was restarted by Ray). A video done twice (its first node died after
+    processing it) is kept once, as last reported.
     """
 
     def __init__(self) -> None:
         self.starts: Counter[str] = Counter()
         self.done: dict[str, tuple[Any, ...]] = {}
+        self.durations: dict[str, float] = {}
         self.workers: list[Any] = []
+        self.inits: Counter[str] = Counter()
+        self.pids: dict[str, int] = {}
         self.ok = 0
         self.seconds = 0.0
+        self.done_seconds = 0.0
+        self.done_unprobed = 0
         self.failed: Counter[str] = Counter()
 
-    def register(self, worker: Any) -> None:
-        """Remember an extraction worker (its actor handle) of the current round."""
-        self.workers.append(worker)
+    def register(self, worker: Any, actor_id: str, pid: int) -> None:
+        """Remember an extraction worker (its actor handle) of the current round, and its
+        process; the same actor id again is a restart."""
+        key = actor_id
+        self.inits[key] += 1
+        self.pids[key] = pid
+        if self.inits[key] == 1:
+            self.workers.append(worker)
 
     def take_workers(self) -> list[Any]:
         """The workers registered since the last call (a failed round's, to end them)."""
         out, self.workers = self.workers, []
         return out
+
+    def worker_processes(self) -> dict[str, int]:
+        """Each extraction worker's actor id (hex) and the pid of its current process."""
+        return dict(self.pids)
+
+    def restarts(self) -> int:
+        """How many times Ray restarted an extraction worker in this run."""
+        return sum(n - 1 for n in self.inits.values())
+
+    def probed(self, video_id: str, seconds: float) -> None:
+        self.durations[video_id] = seconds
 
     def start(self, video_id: str) -> None:
         self.starts[video_id] += 1
@@ -415,16 +447,20 @@ class RunLedger:
     def finish(self, video_id: str, outcome: tuple[Any, ...]) -> None:
         before = self.done.get(video_id)
         if before is not None:
-            self._count(before, -1)
+            self._count(video_id, before, -1)
         self.done[video_id] = outcome
-        self._count(outcome, 1)
+        self._count(video_id, outcome, 1)
 
-    def _count(self, outcome: tuple[Any, ...], sign: int) -> None:
+    def _count(self, video_id: str, outcome: tuple[Any, ...], sign: int) -> None:
         if outcome[0] == "ok":
             self.ok += sign
             self.seconds += sign * outcome[3]
         else:
             self.failed[outcome[1] or "Error"] += sign
+        if video_id in self.durations:
+            self.done_seconds += sign * self.durations[video_id]
+        else:  # failed before its probe told its duration
+            self.done_unprobed += sign
 
     def culprits(self, max_attempts: int) -> dict[str, int]:
         """Videos started ``max_attempts`` times or more without ever finishing."""
@@ -437,13 +473,24 @@ class RunLedger:
             "failed_by_reason": {k: v for k, v in self.failed.items() if v > 0},
             "video_seconds": self.seconds,
             "started": len(self.starts),
+            "running": sum(v not in self.done for v in self.starts),
+            "probed": len(self.durations),
+            "probed_seconds": sum(self.durations.values()),
+            "done_seconds": self.done_seconds,
+            "done_unprobed": self.done_unprobed,
+            "restarts": self.restarts(),
         }
 
     def outcomes(self) -> dict[str, tuple[Any, ...]]:
         return self.done
 
 
-def _ledger() -> Any:
+LEDGER_PREFIX = "hero-run-ledger-"
+"""Name prefix of a run's :class:`RunLedger` actor (then the run id), to find it from outside:
+``ray.get_actor(name)``."""
+
+
+def _ledger(run_id: str) -> Any:
     """A fresh :class:`RunLedger` actor, pinned to this (the driver's) node."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -451,7 +498,8 @@ def _ledger() -> Any:
     here = ray.get_runtime_context().get_node_id()
     actor = ray.remote(num_cpus=0, max_restarts=0)(RunLedger)
     return actor.options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
+        name=f"{LEDGER_PREFIX}{run_id}",
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
     ).remote()
 
 
@@ -685,7 +733,11 @@ def _execute(
         .map(
             probe_video,
             num_cpus=_LIGHT_CPUS,
-            fn_kwargs={"captions": captions, "strict_subtitles": cfg.strict_subtitles},
+            fn_kwargs={
+                "captions": captions,
+                "strict_subtitles": cfg.strict_subtitles,
+                "ledger": ledger,
+            },
         )
         .map_batches(
             ExtractStage,
@@ -878,7 +930,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
         if todo.num_rows:
             captions = _captions_ref(cfg, plan.captions)
             _start_ray(cfg)
-            ledger = _ledger()
+            ledger = _ledger(run_id)
         monitor = RunMonitor(owner.storage, ledger, todo.num_rows, started, progress)
         with _Compactor(owner, cfg.compact_every_s), monitor:
             while todo.num_rows:
@@ -947,12 +999,18 @@ PROGRESS_NAME = "progress.json"
 
 class RunMonitor:
     """The run's one progress view, in the units of the work: videos ok / failed / total,
-    video-hours done, video-hours per hour, an ETA, failures by reason.
+    video-hours done, video-hours per hour, an ETA from the video seconds left, failures by
+    reason.
 
-    On a terminal it is one live line (the toolkit's progress helper); elsewhere a log line
-    every 30 s. The same figures are written to ``<output>/progress.json`` every 30 s and at
-    the end, so a long cluster run can be watched without the driver's terminal. When no video
-    has started for a while, it says that the run is waiting for the cluster, and for what.
+    The ETA divides the video seconds left (the probed durations of the videos not done, plus
+    the mean probed duration for each video not probed yet) by the video seconds extracted per
+    second since the first extraction started; row counts would mislead when durations differ.
+
+    On a terminal it is a live view (the toolkit's progress helper); elsewhere the same line is
+    logged every 30 s (``hero.progress``). The same figures are written to
+    ``<output>/progress.json`` every 30 s and at the end, so a long cluster run can be watched
+    without the driver's terminal. When no video has started for a while, it says that the run
+    is waiting for the cluster, and for what.
     """
 
     POLL_S = 2.0
@@ -967,6 +1025,7 @@ class RunMonitor:
         self.show = show
         self.state: dict[str, Any] = {"ok": 0, "failed": 0, "video_seconds": 0.0, "started": 0}
         self.round = 0
+        self.work_started: float | None = None  # when a video was first seen started
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hero-progress", daemon=True)
         self._progress: Progress | None = None
@@ -978,7 +1037,7 @@ class RunMonitor:
         if self.ledger is not None and self.total:
             if self.show:
                 self._progress = Progress(every_s=self.WRITE_S).__enter__()
-                self._bar = self._progress.add("videos", total=self.total)
+                self._bar = self._progress.add(self.line(), total=self.total, plain=True)
             self._thread.start()
         return self
 
@@ -1000,36 +1059,59 @@ class RunMonitor:
         self._write(final=True)
 
     def figures(self, final: bool = False) -> dict[str, Any]:
-        wall = time.monotonic() - self.started
-        done = self.state["ok"] + self.state["failed"]
-        hours = self.state["video_seconds"] / 3600
+        now = time.monotonic()
+        wall = now - self.started
+        st = self.state
+        done = st["ok"] + st["failed"]
+        hours = st["video_seconds"] / 3600
         rate = hours / (wall / 3600) if wall > 0 else 0.0
+        left = self._seconds_left()
         eta = None
-        if 0 < done < self.total:
-            eta = wall / done * (self.total - done)
+        if done >= self.total:
+            eta = 0.0
+        elif left is not None and self.work_started is not None:
+            # the rate counts the videos extracted: one that fails early took no time
+            busy = now - self.work_started
+            if st["video_seconds"] > 0 and busy > 0:
+                eta = left / (st["video_seconds"] / busy)
         return {
             "updated": now_iso(),
             "state": "finished" if final else "running",
             "round": self.round,
             "videos_total": self.total,
-            "videos_ok": self.state["ok"],
-            "videos_failed": self.state["failed"],
-            "failed_by_reason": self.state.get("failed_by_reason", {}),
+            "videos_ok": st["ok"],
+            "videos_failed": st["failed"],
+            "failed_by_reason": st.get("failed_by_reason", {}),
             "video_hours": hours,
+            "video_hours_left": None if left is None else left / 3600,
             "video_hours_per_hour": rate,
             "elapsed_s": wall,
             "eta_s": eta,
+            "worker_restarts": st.get("restarts", 0),
         }
+
+    def _seconds_left(self) -> float | None:
+        """Video seconds not processed yet: known for probed videos, the probed mean for the
+        others; ``None`` before any probe."""
+        st = self.state
+        probed = st.get("probed", 0)
+        if not probed:
+            return None
+        probed_s = st.get("probed_seconds", 0.0)
+        unknown = max(self.total - probed - st.get("done_unprobed", 0), 0)
+        return max(probed_s - st.get("done_seconds", 0.0), 0.0) + unknown * probed_s / probed
 
     def line(self) -> str:
         f = self.figures()
-        eta = "-" if f["eta_s"] is None else _duration(f["eta_s"])
         failed = ", ".join(f"{k} {v}" for k, v in sorted(f["failed_by_reason"].items()))
+        restarts = f["worker_restarts"]
         return (
             f"videos {f['videos_ok']:,} ok, {f['videos_failed']:,} failed of "
-            f"{f['videos_total']:,} · {f['video_hours']:.2f} video-h · "
-            f"{f['video_hours_per_hour']:.2f} video-h/h · ETA {eta}"
+            f"{f['videos_total']:,} · {_hours(f['video_hours'])} video-h · "
+            f"{f['video_hours_per_hour']:.2f} video-h/h · elapsed {clock(f['elapsed_s'])} · "
+            f"ETA {clock(f['eta_s'])}"
             + (f" · failed: {failed}" if failed else "")
+            + (f" · worker restarts: {restarts}" if restarts else "")
         )
 
     def _poll(self) -> None:
@@ -1041,6 +1123,8 @@ class RunMonitor:
             self.state = ray.get(self.ledger.progress.remote(), timeout=10)
         except Exception as e:  # a slow or busy driver node: keep the last figures
             log.debug("no progress from the ledger: %s", e)
+        if self.work_started is None and self.state.get("started", 0):
+            self.work_started = time.monotonic()
 
     def _write(self, final: bool = False) -> None:
         try:
@@ -1052,15 +1136,13 @@ class RunMonitor:
     def _loop(self) -> None:
         last_write = 0.0
         last_line = time.monotonic()
-        shown = 0
         while not self._stop.wait(self.POLL_S):
             self._poll()
             now = time.monotonic()
             done = self.state["ok"] + self.state["failed"]
             if self._progress is not None and self._bar is not None:
-                self._progress.advance(self._bar, max(done - shown, 0))
-                shown = max(shown, done)
-                self._progress.describe(self._bar, self.line())
+                # on a terminal a live view; elsewhere the helper logs it every WRITE_S
+                self._progress.update(self._bar, done=done, description=self.line())
             elif now - last_line >= self.WRITE_S:
                 last_line = now
                 log.info("%s", self.line())
@@ -1071,7 +1153,8 @@ class RunMonitor:
 
     def _check_waiting(self, now: float, done: int) -> None:
         started = self.state.get("started", 0)
-        if started != self._last_started[0]:
+        if started != self._last_started[0] or self.state.get("running", 0):
+            # a video started, or one is being extracted (a long one takes minutes)
             self._last_started = (started, now)
             return
         idle = now - self._last_started[1]
@@ -1092,9 +1175,8 @@ class RunMonitor:
         )
 
 
-def _duration(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+def _hours(hours: float) -> str:
+    return f"{hours:.2f}" if hours >= 1 else f"{hours:.3f}"
 
 
 def _malformed_in_dataset(
@@ -1148,10 +1230,12 @@ def _report(
     committed = snap.videos() & ids
     failed = {e["video_id"]: e for e in snap.errors if e.get("video_id") in ids}
     outcomes: dict[str, tuple[Any, ...]] = {}
+    restarts = 0
     if ledger is not None:
         import ray
 
         outcomes = ray.get(ledger.outcomes.remote())
+        restarts = ray.get(ledger.restarts.remote())
     sums = Counter()
     skipped: Counter[str] = Counter()
     repaired: Counter[str] = Counter()
@@ -1203,6 +1287,7 @@ def _report(
             "videos_with_malformed_cues": malformed,
             "commits": commits.get("commits", 0),
             "rounds": rounds,
+            "worker_restarts": restarts,
             "workers": [asdict(p) for p in worker_plans],
             "plan_s": plan.seconds,
             "video_hours": video_hours,

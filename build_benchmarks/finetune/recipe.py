@@ -64,6 +64,7 @@ from build_benchmarks.vcmr import (
     to_submission,
 )
 from hero_data.manifest import atomic_write_json
+from hero_data.progress import Progress
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
 from hero_model.config import HeroConfig, HeroConfigError, build_config
@@ -513,7 +514,9 @@ def _train(
     start = time.perf_counter()
     losses: list[float] = []
     step = 0
-    with log_path.open("a", encoding="utf-8") as out:
+    examples_done = 0
+    with log_path.open("a", encoding="utf-8") as out, Progress() as progress:
+        bar = progress.add(f"finetune {task}", total=total, unit="steps")
         while step < total:
             order = rng.permutation(len(examples))
             for lo in range(0, len(order), cfg.batch_size):
@@ -540,11 +543,20 @@ def _train(
                 scheduler.step()
                 step += 1
                 losses.append(float(loss.detach()))
+                examples_done += len(chosen)
+                seconds = time.perf_counter() - start
+                progress.update(
+                    bar,
+                    done=step,
+                    description=f"finetune {task} loss {losses[-1]:.3f} · "
+                    f"{examples_done / seconds:.1f} examples/s",
+                )
                 if step % cfg.log_every == 0 or step == total:
                     entry = {"step": step, "lr": scheduler.get_last_lr()[0]}
                     entry.update({k: float(v.detach()) for k, v in metrics.items()})
                     out.write(json.dumps(entry) + "\n")
                     log.info("finetune %s step %d/%d loss %.4f", task, step, total, entry["loss"])
+        progress.done(bar)
     summary["wall_s"] = round(time.perf_counter() - start, 3)
     summary["first_loss"] = losses[0]
     summary["last_loss"] = losses[-1]

@@ -664,3 +664,25 @@ def test_cli_takes_a_hero_checkpoint_and_reports_nms(toy, tmp_path):
         finetune, [*args, "--nms-thd", "-1", "--max-steps", "0", "--output", str(tmp_path / "n")]
     )
     assert result.exit_code == 0 and "NMS" not in result.output, result.output
+
+
+def test_the_progress_line_shows_steps_loss_examples_per_s_and_eta(toy, tmp_path, caplog):
+    import logging
+
+    from hero_data.progress import Progress
+
+    caplog.set_level(logging.INFO, logger="hero.progress")
+    with pytest.MonkeyPatch.context() as mp:  # off a terminal, a line at every update
+        mp.setattr(
+            "build_benchmarks.finetune.recipe.Progress",
+            lambda: Progress(0.0, force_terminal=False),
+        )
+        run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "run", _cfg(toy, max_steps=3))
+    lines = [r.getMessage() for r in caplog.records if r.name == "hero.progress"]
+    logged = [
+        json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    ]
+    step3 = [x for x in lines if ": 3/3 steps" in x]
+    assert step3 and f"finetune how2r loss {logged[-1]['loss']:.3f} · " in step3[0]
+    assert "examples/s: 3/3 steps · " in step3[0] and "ETA 0:00:00" in step3[0]
+    assert lines[-1].startswith("finetune how2r loss ") and ": 3 steps done in " in lines[-1]

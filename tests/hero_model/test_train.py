@@ -345,3 +345,116 @@ def test_training_on_a_dataset_on_s3_equals_training_on_its_local_copy(
     run = tmp_path / "run"
     run_training(tiny(url), run, progress=False)
     assert losses(run) == losses(full_run)
+
+
+# -- what a person sees: the progress bar and the curves ---------------------------------------
+
+
+def test_the_progress_line_shows_steps_losses_clips_per_s_and_eta(dataset, tmp_path, caplog):
+    import logging
+    import re
+
+    from hero_data.progress import Progress
+
+    caplog.set_level(logging.INFO, logger="hero.progress")
+    with pytest.MonkeyPatch.context() as mp:  # off a terminal, a line at every update
+        mp.setattr("hero_model.train.Progress", lambda: Progress(0.0, force_terminal=False))
+        run_training(tiny(dataset), tmp_path / "run", progress=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "hero.progress"]
+    text = (tmp_path / "run" / "metrics.jsonl").read_text()
+    last = [json.loads(x) for x in text.splitlines()][-1]
+    assert re.fullmatch(r"train .*: 6 steps done in 0:00:\d\d", lines[-1])
+    line = lines[-2]  # the latest loss of each task, clips/s, data wait, steps, rate, ETA
+    for task, value in last["loss"].items():
+        assert f"{task} {value:.3f}" in line
+    assert f"{last['perf']['clips_per_s']:.1f} clips/s" in line and "data wait " in line
+    assert ": 6/6 steps · " in line and "steps/s · ETA 0:00:00" in line
+
+
+def test_read_curves_gives_the_logged_losses_lr_and_data_wait(full_run):
+    from hero_model.curves import read_curves
+
+    logged = [json.loads(x) for x in (full_run / "metrics.jsonl").read_text().split("\n") if x]
+    curves = read_curves(full_run)
+    assert curves.lr == (tuple(e["step"] for e in logged), tuple(e["lr"] for e in logged))
+    wait = tuple(e["perf"]["data_wait_fraction"] for e in logged)
+    assert curves.data_wait[1] == wait and all(0 <= w <= 1 for w in wait)
+    tasks = {t for e in logged for t in e["loss"]}
+    assert set(curves.loss) == tasks
+    for task, (steps, values) in curves.loss.items():
+        assert list(zip(steps, values, strict=True)) == [
+            (e["step"], e["loss"][task]) for e in logged if task in e["loss"]
+        ]
+    assert read_curves(full_run.parent / "nothing").lr == ((), ())
+
+
+def _figure_data(fig) -> dict[str, object]:
+    """What a curves figure draws, by axes: the loss lines by task, the lr and data-wait
+    lines, as (steps, values)."""
+    axes = {ax.get_gid(): ax for ax in fig.axes}
+
+    def xy(line):
+        return tuple(line.get_xdata().tolist()), tuple(line.get_ydata().tolist())
+
+    return {
+        "loss": {line.get_label(): xy(line) for line in axes["loss"].get_lines()},
+        "lr": xy(axes["lr"].get_lines()[0]),
+        "data_wait": xy(axes["data_wait"].get_lines()[0]),
+    }
+
+
+def test_each_checkpoint_draws_curves_png_from_metrics_jsonl(dataset, tmp_path, monkeypatch):
+    from PIL import Image
+
+    import hero_model.curves
+
+    drawn = []
+    real = hero_model.curves.curves_figure
+
+    def spy(curves, title=""):
+        fig = real(curves, title)
+        drawn.append((title, _figure_data(fig)))
+        return fig
+
+    monkeypatch.setattr(hero_model.curves, "curves_figure", spy)
+    run = tmp_path / "run"
+    run_training(tiny(dataset), run, progress=False)  # checkpoints after steps 3 and 6
+    assert [title for title, _ in drawn] == ["run: 3 steps", "run: 6 steps"]
+    logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    for (_, data), upto in zip(drawn, (3, 6), strict=True):
+        seen = [e for e in logged if e["step"] <= upto]
+        steps = tuple(float(e["step"]) for e in seen)
+        assert data["lr"] == (steps, tuple(e["lr"] for e in seen))
+        wait = tuple(100.0 * e["perf"]["data_wait_fraction"] for e in seen)
+        assert data["data_wait"] == (steps, wait)
+        assert data["loss"] == {
+            task: (
+                tuple(float(e["step"]) for e in seen if task in e["loss"]),
+                tuple(e["loss"][task] for e in seen if task in e["loss"]),
+            )
+            for task in {t for e in seen for t in e["loss"]}
+        }
+    with Image.open(run / "curves.png") as img:
+        assert img.format == "PNG" and img.size == (900, 800)
+    assert not list(run.glob(".curves.png*"))  # no temporary file left
+
+
+def test_a_curves_picture_that_fails_costs_a_warning_not_the_run(
+    dataset, tmp_path, monkeypatch, caplog
+):
+    import logging
+
+    import hero_model.curves
+
+    def broken(curves, title=""):
+        raise RuntimeError("no fonts today")
+
+    monkeypatch.setattr(hero_model.curves, "curves_figure", broken)
+    caplog.set_level(logging.WARNING, logger="hero_model.train")
+    run = tmp_path / "run"
+    run_training(tiny(dataset, max_steps=3), run, progress=False)
+    assert json.loads((run / "summary.json").read_text())["step"] == 3
+    assert (run / "checkpoints" / "step-00000003").is_dir()
+    assert not (run / "curves.png").exists()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("curves.png not drawn: RuntimeError: no fonts today" in w for w in warnings)

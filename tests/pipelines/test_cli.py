@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from hero_data.reader import HeroDataset
 from hero_data.writer import read_errors
@@ -42,6 +43,7 @@ def demo_dataset(tmp_path_factory) -> Path:
         "--no-progress",
     )
     assert code == 0, output
+    (out / "demo-output.txt").write_text(output)
     assert "clips verified (sha256)" in output and "hero inspect" in output
     assert "finetune/metrics.json" in output and "VCMR 0.5-r1" in output
     return out / "dataset"
@@ -58,6 +60,27 @@ def test_demo_pretrains_builds_a_benchmark_and_finetunes(demo_dataset):
     assert metrics["init"].startswith(str(demo / "pretrain"))
     assert metrics["train"]["steps"] == DemoConfig().finetune_steps
     assert set(metrics["val"]) >= {"VCMR", "SVMR", "VR"}
+
+
+def test_demo_draws_its_pictures_and_prints_where_they_and_rays_log_are(demo_dataset):
+    demo = demo_dataset.parent
+    output = (demo / "demo-output.txt").read_text()
+    pictures = demo / "pictures"
+    lines = output.splitlines()
+    assert f"    dataset card: {pictures / 'summary.png'}" in lines
+    assert f"    training curves: {pictures / 'curves.png'}" in lines
+    (picture,) = set(pictures.glob("*.png")) - {pictures / "summary.png", pictures / "curves.png"}
+    clip_id = picture.name.removesuffix(".png")
+    assert f"    clip {clip_id}'s timeline: {picture}" in lines
+    for png in pictures.glob("*.png"):
+        with Image.open(png) as img:
+            assert img.format == "PNG"
+    # the curves are the pretraining's own (RUN_DIR/curves.png, drawn at its last checkpoint)
+    assert (demo / "pretrain" / "curves.png").read_bytes() == (pictures / "curves.png").read_bytes()
+    assert any(c.text for c in HeroDataset.open(demo_dataset)[clip_id].cues)  # one with cues
+    (log_file,) = (demo_dataset / "logs").glob("ray-*.log")
+    assert f"  Ray's own log lines: {log_file}" in output.splitlines()
+    assert "Execution plan" in log_file.read_text()  # Ray Data's lines went there
 
 
 def test_help_lists_built_commands():
@@ -285,7 +308,8 @@ def test_run_compile_flag_and_yaml_reach_the_run_config(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipelines.run, "run_pipeline", fake_run_pipeline)
     base = ["run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
-    assert run(*base, "--compile") == (1, "Error: stopped by the test\n")
+    code, out = run(*base, "--compile")  # the first line names Ray's log file
+    assert code == 1 and out.splitlines()[1:] == ["Error: stopped by the test"]
     assert run(*base)[0] == 1
     config = tmp_path / "run.yaml"
     config.write_text("compile: true\n")

@@ -91,24 +91,74 @@ def test_progress_figures_and_line(tmp_path, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr("pipelines.run.time.monotonic", lambda: clock[0])
     monitor = RunMonitor(open_storage(str(tmp_path)), None, total=10, started=900.0, show=False)
+    monitor.work_started = 950.0  # the first video started 50 s after the run
     monitor.state = {
         "ok": 3,
         "failed": 1,
         "failed_by_reason": {"DecodeError": 1},
         "video_seconds": 1800.0,
         "started": 5,
+        "probed": 6,  # 6 of 10 videos probed: 3600 s of video, a mean of 600 s
+        "probed_seconds": 3600.0,
+        "done_seconds": 2400.0,  # the 4 done videos (the failed one too) held 2400 s
+        "done_unprobed": 0,
+        "restarts": 1,
     }
     f = monitor.figures()
     assert (f["videos_ok"], f["videos_failed"], f["videos_total"]) == (3, 1, 10)
     assert f["video_hours"] == 0.5 and f["elapsed_s"] == 100.0
     assert f["video_hours_per_hour"] == pytest.approx(18.0)  # 0.5 h of video in 100 s
-    assert f["eta_s"] == pytest.approx(150.0)  # 4 videos in 100 s, 6 left
+    # left: 3600 - 2400 probed + 4 unprobed x 600 = 3600 s of video; the 1800 s extracted ok
+    # took the 50 s since the first extraction started: 36 video-s/s
+    assert f["video_hours_left"] == pytest.approx(1.0)
+    assert f["eta_s"] == pytest.approx(100.0)  # rows would say 150 s: 6 of 10 left at 4/100 s
+    assert f["worker_restarts"] == 1
     line = monitor.line()
-    assert "videos 3 ok, 1 failed of 10" in line and "ETA 0:02:30" in line
+    assert "videos 3 ok, 1 failed of 10" in line and "ETA 0:01:40" in line
     assert "18.00 video-h/h" in line and "failed: DecodeError 1" in line
+    assert "worker restarts: 1" in line
     monitor._write(final=True)
     written = json.loads((tmp_path / "progress.json").read_text())
     assert written["state"] == "finished" and written["videos_ok"] == 3
+    assert written["eta_s"] == pytest.approx(100.0)
+
+
+def test_no_eta_before_any_video_is_probed_and_done(tmp_path, monkeypatch):
+    from hero_data.storage import open_storage
+    from pipelines.run import RunMonitor
+
+    monkeypatch.setattr("pipelines.run.time.monotonic", lambda: 1000.0)
+    monitor = RunMonitor(open_storage(str(tmp_path)), None, total=4, started=900.0, show=False)
+    monitor.work_started = 950.0
+    monitor.state = {"ok": 0, "failed": 0, "video_seconds": 0.0, "started": 2}
+    assert monitor.figures()["eta_s"] is None and "ETA -:--:--" in monitor.line()
+    monitor.state.update(probed=2, probed_seconds=100.0, done_seconds=0.0)
+    f = monitor.figures()
+    assert f["video_hours_left"] == pytest.approx(200.0 / 3600) and f["eta_s"] is None
+    # a video that failed at once (bad subtitles) says nothing of the extraction's speed
+    monitor.state.update(failed=1, done_seconds=50.0)
+    assert monitor.figures()["eta_s"] is None
+
+
+def test_the_ledger_counts_video_seconds_and_restarts():
+    from pipelines.run import RunLedger
+
+    ledger = RunLedger()
+    ledger.register("actor handle", "a1", 101)
+    ledger.probed("v1", 30.0)
+    ledger.probed("v2", 90.0)
+    ledger.start("v1")
+    assert ledger.progress()["running"] == 1  # being extracted
+    ledger.finish("v1", ("ok", None, "n", 30.0, 1, 20, 3, 0.1, 5.0, 0.0))
+    assert ledger.progress()["running"] == 0
+    ledger.finish("bad", ("failed", "DecodeError", "n", 0.0, 0, 0, 0, 0.1, 0.0, 0.0))
+    ledger.register("actor handle", "a1", 202)  # the same actor in a new process: a restart
+    p = ledger.progress()
+    assert (p["probed"], p["probed_seconds"], p["done_seconds"]) == (2, 120.0, 30.0)
+    assert p["done_unprobed"] == 1 and p["restarts"] == 1
+    assert ledger.worker_processes() == {"a1": 202} and ledger.take_workers() == ["actor handle"]
+    ledger.finish("v1", ("ok", None, "n", 30.0, 1, 20, 3, 0.1, 5.0, 0.0))  # done twice: once
+    assert ledger.progress()["done_seconds"] == 30.0 and ledger.progress()["ok"] == 1
 
 
 def test_a_run_that_cannot_start_says_it_is_waiting_and_for_what(tmp_path, monkeypatch, caplog):
@@ -130,4 +180,10 @@ def test_a_run_that_cannot_start_says_it_is_waiting_and_for_what(tmp_path, monke
     monitor.state["started"] = 1  # a video started: not waiting any more
     with caplog.at_level("WARNING", logger="pipelines.run"):
         monitor._check_waiting(t0 + 130, done=0)
+    assert "waiting" not in caplog.text
+    # a video that takes minutes to extract is no wait for the cluster either
+    monitor.state["running"] = 1
+    with caplog.at_level("WARNING", logger="pipelines.run"):
+        monitor._check_waiting(t0 + 200, done=0)
+        monitor._check_waiting(t0 + 300, done=0)
     assert "waiting" not in caplog.text

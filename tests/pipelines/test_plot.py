@@ -114,12 +114,141 @@ def test_inspect_plot_with_json_keeps_stdout_json(dataset, tmp_path):
     _png(out)
 
 
-def test_plot_without_clip_is_a_usage_error(dataset, tmp_path):
-    out = tmp_path / "x.png"
+# -- the dataset card: `hero inspect DATASET --plot summary.png` -----------------------------
+
+
+def _card_data(fig) -> dict[str, object]:
+    """What a card figure draws, by panel gid: each histogram's (counts, edges), the steps
+    with and without a cue (bar widths), the failures (reason -> bar width), each thumbnail's
+    image (or None) and title."""
+    from matplotlib.patches import StepPatch
+
+    axes = {ax.get_gid(): ax for ax in fig.axes}
+    data: dict[str, object] = {}
+    for name in ("clip_seconds", "steps", "cues_per_clip", "words_per_cue"):
+        (patch,) = [p for p in axes[name].patches if isinstance(p, StepPatch)]
+        values, edges, _ = patch.get_data()
+        data[name] = (tuple(values.tolist()), tuple(edges.tolist()))
+    data["cue_share"] = tuple(p.get_width() for p in axes["cue_share"].patches)
+    data["cue_share_title"] = axes["cue_share"].get_title()
+    fail = axes["failures"]
+    data["failures"] = {
+        label.get_text(): p.get_width()
+        for label, p in zip(fail.get_yticklabels(), fail.patches, strict=True)
+    }
+    data["thumbs"] = [
+        (
+            axes[f"thumb{k}"].get_title(),
+            axes[f"thumb{k}"].get_images()[0].get_array().data
+            if axes[f"thumb{k}"].get_images()
+            else None,
+        )
+        for k in range(sum(g.startswith("thumb") for g in axes if g))
+    ]
+    return data
+
+
+@pytest.fixture
+def drawn_cards(monkeypatch) -> list:
+    """The figures ``plot_card`` draws in a test."""
+    from pipelines import plot_card
+
+    figures = []
+    real = plot_card.card_figure
+
+    def spy(card, images=None):
+        figures.append(real(card, images))
+        return figures[-1]
+
+    monkeypatch.setattr(plot_card, "card_figure", spy)
+    return figures
+
+
+def test_inspect_plot_without_clip_draws_the_dataset_card(dataset, tmp_path, drawn_cards):
+    from hero_data.summary import dataset_card
+
+    out = tmp_path / "summary.png"
     result = CliRunner().invoke(main, ["inspect", str(dataset), "--plot", str(out)])
-    assert result.exit_code == 2
-    assert "--plot draws one clip: give it with --clip ID" in result.output
-    assert not out.exists()
+    assert result.exit_code == 0, result.output
+    assert "clips" in result.output and f"plot: {out}" in result.output  # the table, then it
+    assert _png(out).shape == (1100, 1200, 3)
+    ds = HeroDataset.open(dataset)
+    card = dataset_card(ds)
+    (fig,) = drawn_cards
+    data = _card_data(fig)
+    for name in ("clip_seconds", "steps", "cues_per_clip", "words_per_cue"):
+        hist = getattr(card, name)
+        assert data[name] == (tuple(map(float, hist.counts)), hist.edges), name
+    # 9 s, 0.5 s and 4 s clips: 6 + 1 + 3 steps; the silent clip's 3 steps have no cue
+    assert card.steps_total == 10 and card.steps_without_cue >= 3
+    with_cue = card.steps_total - card.steps_without_cue
+    assert data["cue_share"] == (with_cue, card.steps_without_cue)
+    assert f"{100 * card.share_without_cue:.1f} % of 10 steps" in data["cue_share_title"]
+    assert data["failures"] == {}  # none in this dataset
+    # each clip's frame is the decoded 2D sample of its middle step
+    assert [t for t, _ in data["thumbs"]] == [f"{c} @ {s:.1f} s" for c, _, s in card.thumbnails]
+    for (clip_id, source, _), (_, image) in zip(card.thumbnails, data["thumbs"], strict=True):
+        record = ds[clip_id]
+        middle = record.num_frames // 2
+        steps = iter_steps(source, 1.5, start=record.clip.start, end=record.clip.end)
+        np.testing.assert_array_equal(image, list(steps)[middle].image)
+
+
+def test_card_figure_draws_failures_by_reason_and_no_video_boxes():
+    from hero_data.summary import DatasetCard, histogram
+    from pipelines.plot_card import card_figure
+
+    card = DatasetCard(
+        dataset="/data/ds",
+        clip_seconds=histogram([60.0, 60.0, 12.5]),
+        steps=histogram([40, 40, 9]),
+        cues_per_clip=histogram([3, 0, 1]),
+        words_per_cue=histogram([4, 7, 2, 9]),
+        steps_total=89,
+        steps_without_cue=30,
+        failed_by_reason={"DecodeError": 5, "SubtitleError": 2, "Timeout": 7},
+        thumbnails=(("a.0", "/gone/a.mp4", 30.75), ("b.0", "/gone/b.mp4", 6.75)),
+    )
+    data = _card_data(card_figure(card))
+    assert data["failures"] == {"Timeout": 7, "DecodeError": 5, "SubtitleError": 2}
+    assert data["cue_share"] == (59, 30)
+    assert "33.7 % of 89 steps" in data["cue_share_title"]
+    for name in ("clip_seconds", "steps", "cues_per_clip", "words_per_cue"):
+        hist = getattr(card, name)
+        assert data[name] == (tuple(map(float, hist.counts)), hist.edges), name
+    assert data["thumbs"] == [("a.0 @ 30.8 s", None), ("b.0 @ 6.8 s", None)]
+    with pytest.raises(ValueError, match="1 images for 2 thumbnails"):
+        card_figure(card, [None])
+
+
+def test_card_thumbnails_of_a_missing_video_are_none_with_a_warning(dataset, caplog):
+    from hero_data.summary import dataset_card
+    from pipelines.plot_card import load_card_thumbnails
+
+    card = dataset_card(HeroDataset.open(dataset))
+    moved = dataclasses.replace(
+        card, thumbnails=tuple((c, "/nowhere/v.mp4", s) for c, _, s in card.thumbnails)
+    )
+    with caplog.at_level(logging.WARNING):
+        images = load_card_thumbnails(moved, {c: 1.5 for c, _, _ in card.thumbnails})
+    assert images == [None] * len(card.thumbnails)
+    assert "cannot decode /nowhere/v.mp4" in caplog.text
+
+
+def test_inspect_plot_card_with_json_and_its_errors(dataset, tmp_path):
+    out = tmp_path / "summary.png"
+    result = CliRunner().invoke(main, ["inspect", str(dataset), "--json", "--plot", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["clips"] == 3 and f"plot: {out}" in result.stderr
+    _png(out)
+    bad = tmp_path / "no-such-folder" / "summary.png"
+    result = CliRunner().invoke(main, ["inspect", str(dataset), "--plot", str(bad)])
+    assert result.exit_code == 1 and f"cannot write {bad}" in result.output
+    assert "Traceback" not in result.output and not bad.parent.exists()
+    result = CliRunner().invoke(
+        main, ["inspect", str(dataset), "--plot", str(out), "--mark-inputs"]
+    )
+    assert result.exit_code == 2 and "give it with --clip ID" in result.output
 
 
 def test_load_thumbnails_are_the_decoded_2d_samples(dataset):

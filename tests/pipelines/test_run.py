@@ -171,6 +171,57 @@ def test_a_video_that_kills_its_worker_is_retried_then_recorded(ray_local, tmp_p
     assert [r.clip.video_id for r in HeroDataset.open(tmp_path / "out")] == ["fine"]
 
 
+@pytest.mark.slow  # the restarted worker loads both models again: about a minute on 2 cores
+def test_a_killed_extraction_worker_is_restarted_and_the_run_completes(ray_local, tmp_path):
+    """Ray restarts an extraction actor whose process dies (re-running its constructor with the
+    same arguments) and retries its video: the run ends with every video, none failed."""
+    import threading
+
+    from pipelines.run import LEDGER_PREFIX
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        make_video(corpus / f"v{i}.mp4", duration=6.0, width=96, height=64, seed=i)
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["report"] = run_pipeline(config(corpus, tmp_path / "out"), progress=False)
+        except BaseException as e:  # surfaced by the assertion below
+            result["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    killed = None
+    deadline = time.monotonic() + 240
+    while killed is None and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+        names = [n for n in ray_local.util.list_named_actors() if n.startswith(LEDGER_PREFIX)]
+        if not names:
+            continue
+        ledger = ray_local.get_actor(names[0])
+        if ray_local.get(ledger.progress.remote())["started"] >= 1:  # extracting a video
+            (pid,) = ray_local.get(ledger.worker_processes.remote()).values()
+            os.kill(pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+            killed = pid
+    thread.join(timeout=600)
+    assert killed is not None, "the worker was never seen extracting"
+    assert "error" not in result, result.get("error")
+    report = result["report"]
+    accounted(report)
+    assert report["videos_ok"] == 3 and report["videos_failed"] == 0
+    assert report["this_run"]["worker_restarts"] == 1  # the same actor registered twice
+    assert report["this_run"]["rounds"] == 1  # Ray restarted it within the round
+    (new_pid,) = ray_local.get(ledger.worker_processes.remote()).values()
+    assert new_pid != killed
+    assert sorted(r.clip.video_id for r in HeroDataset.open(tmp_path / "out")) == [
+        "v0",
+        "v1",
+        "v2",
+    ]
+
+
 def test_a_video_over_its_time_budget_fails_with_a_timeout(ray_local, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()

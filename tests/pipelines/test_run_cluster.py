@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -78,6 +79,7 @@ def uninterrupted(cluster, corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "ds"
     done = hero_run(c.address, corpus, out)
     assert done.returncode == 0, done.stderr
+    (out.parent / "stderr.txt").write_text(done.stderr)
     return out
 
 
@@ -93,6 +95,19 @@ def test_a_run_spreads_over_the_nodes(uninterrupted):
     assert sorted(plan["per_node"].values()) == [1, 1, 1]
     progress = json.loads((uninterrupted / "progress.json").read_text())
     assert progress["state"] == "finished" and progress["videos_ok"] == 9
+
+
+def test_the_terminal_shows_only_our_own_lines(uninterrupted):
+    """Ray's lines (Ray Data's execution plan, the C++ core worker's warning about actor
+    arguments) go to the log file under the output, which the first line names."""
+    lines = (uninterrupted.parent / "stderr.txt").read_text().splitlines()
+    (log_file,) = (uninterrupted / "logs").glob("ray-*.log")
+    assert lines[0] == f"Ray's own log lines go to {log_file}"
+    ours = re.compile(r"(DEBUG|INFO|WARNING|ERROR) (pipelines|hero_data|extract|align)[\w.]*: ")
+    assert [x for x in lines[1:] if not ours.match(x)] == []
+    assert any("RANDOM WEIGHTS" in x for x in lines)  # still said, loudly
+    logged = log_file.read_text()
+    assert "Execution plan" in logged and "core_worker.cc" in logged
 
 
 def test_a_worker_size_no_node_can_hold_is_refused_at_once(cluster, corpus, tmp_path):
