@@ -220,3 +220,43 @@ def run_cases(
         check(value)
 
     run()
+
+
+def run_measured(code: str, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``code`` in a fresh Python with this checkout on its path, for inputs too big to
+    trace: it must set ``result`` (JSON-able) within ``timeout`` seconds, and may call
+    ``_mark()`` once its imports and inputs are ready. Returns ``{"result", "seconds",
+    "rss_mb"}``: the wall time since the mark and how far it raised the process's peak resident
+    memory (everything: Python, C libraries, mapped files read)."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    script = (
+        "import json, resource, time\n"
+        "def _peak():\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "def _mark():\n"
+        "    global _before, _t0\n"
+        "    _before, _t0 = _peak(), time.monotonic()\n"
+        "_mark()\n"
+        + textwrap.dedent(code)
+        + "\nprint(json.dumps({'result': result, 'seconds': time.monotonic() - _t0,"
+        " 'rss_mb': _peak() - _before}))\n"
+    )
+    child_env = {**os.environ, "PYTHONPATH": root, **(env or {})}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=child_env,
+            cwd=root,
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running after {timeout} s") from None
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
