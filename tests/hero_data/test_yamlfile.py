@@ -126,6 +126,7 @@ ADVERSARIAL = [
     ("huge integer", b"batch_size: " + b"9" * 5000 + b"\n", "more than 4,300 digits"),
     ("duplicate key", b"batch_size: 1\nseed: 2\nbatch_size: 3\n", "key 'batch_size' given twice"),
     ("list key", b"? [a]\n: 1\n", "a key must be a scalar"),
+    ("set tag on a scalar", b"seed: !!set 4\n", "not valid YAML"),  # found by the deep run
     ("invalid UTF-8", b"seed: 1\nlr: \xc3\x28\n", "not UTF-8 text (line 2"),
     ("python tag", b"seed: !!python/object/apply:os.system ['touch x']\n", "not valid YAML"),
     ("10 MB line", b"data: [" + b"a, " * (10 * MB // 3) + b"]\n", "larger than the 256 KiB"),
