@@ -1216,6 +1216,10 @@ def _meta(sub_db: Path | None) -> dict[str, Any] | None:
     meta = _read_json(path)
     if not isinstance(meta, dict):
         raise HeroCompatError(f"{path}: expected a JSON object")
+    try:  # it is copied into manifest.json, which must stay strict JSON in UTF-8
+        json.dumps(meta, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except ValueError as e:  # NaN or Infinity, a lone surrogate
+        raise HeroCompatError(f"{path}: cannot be kept in the manifest ({e})") from None
     return meta
 
 

@@ -421,6 +421,30 @@ def test_adversarial_id2nframe(tmp_path, text, message):
     assert summary.clips + len(summary.failed_videos) == 1
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b'{"bos": NaN}', "cannot be kept in the manifest (Out of range float"),
+        (b'{"bos": "\\ud800"}', "cannot be kept in the manifest ('utf-8' codec"),
+        (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deep"),
+        (b"[0, 1]", "expected a JSON object"),
+        (b'{"bos": 0, "bos": 1}', ""),
+    ],
+)
+def test_adversarial_subtitle_meta(tmp_path, text, message):
+    _database(tmp_path, [GOOD_FEATURES], [SUB_SEEDS[0]], b"{}")
+    (tmp_path / "sub_db" / "meta.json").write_bytes(text)
+    with bounded(SECONDS, None):
+        try:
+            summary = import_hero_lmdb(tmp_path, tmp_path / "ds", LmdbImportOptions(progress=False))
+        except HeroCompatError as e:
+            assert message and str(e).startswith(str(tmp_path / "sub_db" / "meta.json")), e
+            assert message in str(e), e
+            return
+    assert not message and summary.clips == 1
+    assert HeroDataset.open(tmp_path / "ds").manifest.config["hero_meta"] == {"bos": 1}
+
+
 @pytest.mark.slow
 def test_a_million_tiny_cues_within_bounds():
     """One subtitle value of a million one-token cues over a 10,000-step clip."""
