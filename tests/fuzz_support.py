@@ -227,7 +227,9 @@ def run_measured(code: str, timeout: float, env: dict[str, str] | None = None) -
     trace: it must set ``result`` (JSON-able) within ``timeout`` seconds, and may call
     ``_mark()`` once its imports and inputs are ready. Returns ``{"result", "seconds",
     "rss_mb"}``: the wall time since the mark and how far it raised the process's peak resident
-    memory (everything: Python, C libraries, mapped files read)."""
+    memory (everything: Python, C libraries, mapped files read); ``rss_peak_mb`` is the
+    process's whole peak, imports included (a parse that stays under the imports' peak raises
+    ``rss_mb`` by 0)."""
     import subprocess
     import sys
     import textwrap
@@ -244,7 +246,7 @@ def run_measured(code: str, timeout: float, env: dict[str, str] | None = None) -
         "_mark()\n"
         + textwrap.dedent(code)
         + "\nprint(json.dumps({'result': result, 'seconds': time.monotonic() - _t0,"
-        " 'rss_mb': _peak() - _before}))\n"
+        " 'rss_mb': _peak() - _before, 'rss_peak_mb': _peak()}))\n"
     )
     child_env = {**os.environ, "PYTHONPATH": root, **(env or {})}
     try:

@@ -281,6 +281,10 @@ def test_a_million_tiny_cues_within_bounds(tmp_path):
             timeout=600,
         )
         assert out["result"] == [videos, cues]
+        print(
+            f"\n{videos} videos of {cues} cues: {out['seconds']:.1f} s, +{out['rss_mb']:.0f} MiB"
+            f" RSS over the imports, {out['rss_peak_mb']:.0f} MiB peak RSS in all"
+        )
         assert out["rss_mb"] < 1024, out
 
 

@@ -468,5 +468,8 @@ def test_a_million_tiny_cues_within_bounds():
     )
     size, cues, from_sub = got["result"]
     assert cues == 1_000_000 and from_sub
-    print(f"\n1M cues, {size / MB:.1f} MiB value: {got['seconds']:.1f} s, {got['rss_mb']:.0f} MiB")
+    print(
+        f"\n1M cues, {size / MB:.1f} MiB value: {got['seconds']:.1f} s, +{got['rss_mb']:.0f} MiB"
+        f" RSS over the imports and the value, {got['rss_peak_mb']:.0f} MiB peak RSS in all"
+    )
     assert got["rss_mb"] < 2048

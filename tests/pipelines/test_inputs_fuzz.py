@@ -201,4 +201,8 @@ def test_a_million_tiny_rows_within_bounds(tmp_path, kind):
         timeout=300,
     )
     assert out["result"] == [1_000_000, "v999999"]
+    print(
+        f"\n1M {kind} rows: {out['seconds']:.1f} s, +{out['rss_mb']:.0f} MiB RSS over the"
+        f" imports, {out['rss_peak_mb']:.0f} MiB peak RSS in all"
+    )
     assert out["rss_mb"] < 800, out
