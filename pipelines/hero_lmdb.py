@@ -109,7 +109,8 @@ MAX_VALUE_BYTES = 256 << 20
 in float16, so this only stops decompression bombs."""
 
 MAX_SUB_VALUE_BYTES = 64 << 20
-"""Most bytes an lz4 subtitle value may decompress to (a million cues take about 40 MiB)."""
+"""Most bytes an lz4 subtitle value may decompress to (a million one-token cues with their
+`sub` times take 46 MiB)."""
 
 MAX_CLIP_INDEX = 1 << 31
 """Clip indices an imported ``hero_toolkit`` map may give (Arrow stores them as int32 and up)."""
