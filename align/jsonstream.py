@@ -143,6 +143,8 @@ class ObjectMembers:
             if data.startswith(b"\xef\xbb\xbf"):
                 data = data[3:]
                 self.cur_byte = 3
+                if not data:  # the read held the mark alone: that is not the end
+                    data = self.stream.read(size)
         if not data:
             self.eof = True
             if self.pending:

@@ -22,6 +22,13 @@ from typing import Any
 CLIP_SECONDS = 60.0
 """Length of the clips the How2R / How2QA annotations are cut to, seconds (HERO's ``v.k``)."""
 
+MAX_SECONDS = 1e9
+"""Latest time an annotation may give, seconds (31 years): past it, clip indices and
+clip-relative times would lose their precision (microseconds need 2**53 > 1e9 · 1e6)."""
+
+MAX_DETAIL = 300
+"""Characters of a rejection's detail kept in the report (a field may be 128 KiB long)."""
+
 _SPAN = re.compile(r"^\[\s*([^:\[\]]+?)\s*:\s*([^:\[\]]+?)\s*\]$")
 
 
@@ -77,7 +84,9 @@ class BuildReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def reject(self, source: str, line: int, reason: str, detail: str) -> None:
-        """Record one rejected input."""
+        """Record one rejected input (its detail cut to :data:`MAX_DETAIL` characters)."""
+        if len(detail) > MAX_DETAIL:
+            detail = detail[: MAX_DETAIL - 1] + "…"
         self.rejections.append(Rejection(source, line, reason, detail))
 
     @property
@@ -168,11 +177,20 @@ def trim_trailing_empty(fields: list[str], expected: int) -> list[str]:
     return out
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def parse_seconds(text: str) -> float:
-    """A non-negative finite number of seconds; ``ValueError`` otherwise."""
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{text!r} is not a non-negative number of seconds")
+    """A finite number of seconds in ``[0, MAX_SECONDS]``; ``ValueError`` otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{_shown(text)} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+        raise ValueError(
+            f"{_shown(text)} is not a number of seconds from 0 to {MAX_SECONDS:g} (31 years)"
+        )
     return value
 
 
@@ -183,7 +201,7 @@ def parse_span(text: str) -> tuple[float, float]:
     """
     m = _SPAN.fullmatch(text.strip())
     if m is None:
-        raise ValueError(f"{text!r} is not a time span like [12.5:30.0]")
+        raise ValueError(f"{_shown(text)} is not a time span like [12.5:30.0]")
     return parse_seconds(m.group(1)), parse_seconds(m.group(2))
 
 

@@ -85,13 +85,18 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
         raise BenchmarkError(
             f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
         ) from None
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise BenchmarkError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise BenchmarkError(f"{path}: not valid JSON (nested too deep)") from None
 
 
 def read_jsonl(path: str | os.PathLike[str], what: str) -> list[dict[str, Any]]:
     """One JSON object per non-blank line of ``path``; errors name the file and line."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # "\n" only: str.splitlines would also cut at U+2028 and others, which JSON strings hold
+        lines = path.read_text(encoding="utf-8").split("\n")
     except FileNotFoundError:
         raise BenchmarkError(f"{path}: no such {what} file") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -104,6 +109,10 @@ def read_jsonl(path: str | os.PathLike[str], what: str) -> list[dict[str, Any]]:
             item = json.loads(line)
         except json.JSONDecodeError as e:
             raise BenchmarkError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        except ValueError as e:  # an integer of more than 4,300 digits
+            raise BenchmarkError(f"{path}:{n}: not valid JSON ({e})") from None
+        except RecursionError:
+            raise BenchmarkError(f"{path}:{n}: not valid JSON (nested too deep)") from None
         if not isinstance(item, dict):
             raise BenchmarkError(f"{path}:{n}: expected a JSON object, got {type(item).__name__}")
         out.append(item)

@@ -97,12 +97,12 @@ def choose_clip(start: float, end: float, clip_seconds: float = CLIP_SECONDS) ->
     if end <= start:
         return first, 1
     last = max(first, math.ceil(end / clip_seconds) - 1)
-    overlaps = [
-        min(end, (k + 1) * clip_seconds) - max(start, k * clip_seconds)
-        for k in range(first, last + 1)
-    ]
+    # Clips strictly between the first and the last are covered whole, so the earliest of them
+    # stands for all: three candidates, however long the moment (one of 1e300 s included).
+    candidates = sorted({first, min(first + 1, last), last})
+    overlaps = [min(end, (k + 1) * clip_seconds) - max(start, k * clip_seconds) for k in candidates]
     best = int(np.argmax(overlaps))
-    return first + best, last - first + 1
+    return candidates[best], last - first + 1
 
 
 def _shuffled(qid: int, seed: int, wrong: list[str], correct: str) -> tuple[list[str], int]:

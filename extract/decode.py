@@ -104,6 +104,20 @@ SHORT_SIDE = 224
 BACKENDS = ("pyav", "decord", "torchcodec")
 """Decoder backends :func:`iter_steps` knows; :func:`available_backends` says which work here."""
 
+MAX_FRAME_PIXELS = 8192 * 8192
+"""Most pixels a decoded frame may have (8K UHD, 7680×4320, has half as many). A larger frame
+fails its video before it is converted: one such frame in RGB is 200 MB and more."""
+
+MAX_VIDEO_SECONDS = 24 * 3600.0
+"""Latest time a frame may show at, or the last frame end at (24 h). Steps between frames
+repeat the frame before them, so a timestamp that jumps years ahead would otherwise make
+millions of steps; such a video fails instead, with the time it reached."""
+
+MAX_FRAME_RATE = 10_000
+"""Highest frame rate a stream may claim (high-speed cameras record about 1,000 fps). The rate
+only times frames that carry no duration; an absurd one (0, 1e9) is skipped for FFmpeg's
+other estimates, and a stream with none in (0, MAX_FRAME_RATE] fails."""
+
 _INTERPOLATION = Interpolation.BICUBIC  # ffmpeg's scale filter default
 _TIMESTAMP_TOLERANCE = 0.001  # seconds between decord's float32 times and the exact ones
 
@@ -191,11 +205,38 @@ def _video_stream(container: Any, path: str) -> Any:
 
 
 def _frame_rate(stream: Any, path: str) -> Fraction:
-    """The stream's average frame rate (ffprobe's ``avg_frame_rate``), else FFmpeg's guess."""
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-        if rate:
+    """The stream's average frame rate (ffprobe's ``avg_frame_rate``), else FFmpeg's guess;
+    rates outside ``(0, MAX_FRAME_RATE]`` are skipped."""
+    claimed = [stream.average_rate, stream.guessed_rate, stream.base_rate]
+    for rate in claimed:
+        if rate and 0 < rate <= MAX_FRAME_RATE:
             return Fraction(rate)
-    raise DecodeError(path, "the video stream has no frame rate")
+    said = ", ".join(f"{float(r):g}" for r in claimed if r) or "none"
+    raise DecodeError(
+        path,
+        f"the video stream has no usable frame rate (it claims {said} fps; "
+        f"expected more than 0 and at most {MAX_FRAME_RATE})",
+    )
+
+
+def _check_size(width: int, height: int, path: str) -> None:
+    """A :class:`DecodeError` for a frame of more than :data:`MAX_FRAME_PIXELS`."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise DecodeError(
+            path,
+            f"a frame of {width}×{height} pixels: more than the {MAX_FRAME_PIXELS:,} "
+            "a frame may have",
+        )
+
+
+def _check_time(seconds: Fraction, path: str, what: str) -> None:
+    """A :class:`DecodeError` for a frame time past :data:`MAX_VIDEO_SECONDS`."""
+    if seconds > MAX_VIDEO_SECONDS:
+        raise DecodeError(
+            path,
+            f"{what} at {float(seconds):.6g} s, past the {MAX_VIDEO_SECONDS:g} s a video "
+            "may last (timestamps that jump ahead?)",
+        )
 
 
 @dataclass(frozen=True)
@@ -292,6 +333,7 @@ def probe(path: str | os.PathLike[str], video_id: str | None = None) -> VideoInf
         first = _next_frame(container.decode(stream), name, None)
         if first is None:
             raise DecodeError(name, "no frame decoded")
+        _check_size(first.width, first.height, name)
         if stream.duration is not None and stream.time_base:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
@@ -458,6 +500,7 @@ def _select(
         if prev is not None and frame.time <= prev.time:
             dropped += 1
             continue
+        _check_time(frame.time, path, "a frame")
         # Every cutoff at or before this frame's time gets the frame before it.
         while step.next_cutoff <= frame.time:
             step.fill_next(prev if prev is not None else frame)
@@ -474,6 +517,7 @@ def _select(
     if prev.duration is None:  # only the last frame must know how long it lasts
         raise DecodeError(path, "the last frame has no duration")
     end = prev.time + prev.duration  # D, the end of the last frame
+    _check_time(end, path, "the last frame ends")
     count = num_steps(float(end), interval)
     if stop_step is not None:
         count = min(count, stop_step)
@@ -525,6 +569,7 @@ def _pyav_frames(
             duration: Fraction | None = None
             first = True
             while (frame := _next_frame(decoded, path, time)) is not None:
+                _check_size(frame.width, frame.height, path)
                 base = frame.time_base or stream.time_base
                 if origin is None and frame.pts is not None:
                     origin = frame.pts
@@ -578,6 +623,7 @@ def _index(path: str) -> _Index:
         first = _next_frame(container.decode(stream), path, None)
         if first is None:
             raise DecodeError(path, "no frame decoded")
+        _check_size(first.width, first.height, path)
         rotation = _clockwise(first)
         swap = rotation in (90, 270)
         display = (first.width, first.height) if swap else (first.height, first.width)

@@ -20,10 +20,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from hero_data.errors import OptionError
 from hero_data.schema import FEATURE_DIM
+from hero_data.yamlfile import load_yaml
 
 C = TypeVar("C")
 
@@ -290,13 +289,13 @@ def _apply(base: HeroConfig, values: dict[str, Any], source: str) -> HeroConfig:
 
 def read_yaml_mapping(path: Path, error: type[OptionError], what: str, item: str) -> dict[str, Any]:
     """The mapping of ``item: value`` in the YAML file ``path`` (``{}`` when it is empty); else
-    ``error`` naming the file. ``what`` names the file's kind in messages ("model config")."""
+    ``error`` naming the file (:func:`hero_data.yamlfile.load_yaml`'s rules and bounds). ``what``
+    names the file's kind in messages ("model config")."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except OSError as e:
         raise error(f"cannot read the {what}: {e.strerror or e}", str(path)) from None
-    except yaml.YAMLError as e:
-        raise error(f"not valid YAML: {e}", str(path)) from None
+    data = load_yaml(raw, str(path), error)
     if data is None:
         return {}
     if not isinstance(data, dict):

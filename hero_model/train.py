@@ -21,7 +21,8 @@ A run folder holds::
 Resuming (``resume=True``) continues from the newest complete checkpoint exactly: the batches
 (see :mod:`hero_model.data`), the dropout RNG, the optimizer and the schedule are those an
 uninterrupted run would have had, so on the same hardware the losses after resuming are
-bit-for-bit those of the uninterrupted run.
+bit-for-bit those of the uninterrupted run. A run folder may come from elsewhere: its files
+load with ``weights_only=True`` and are checked before use (:func:`read_checkpoint`).
 """
 
 from __future__ import annotations
@@ -29,13 +30,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import json
 import logging
 import math
 import os
+import pickle
+import re
 import shutil
 import socket
 import time
+import zipfile
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -65,6 +71,7 @@ from hero_model.data import (
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "STATE_FORMAT",
     "TRAIN_CONFIG_NAMES",
     "PretrainRecipe",
     "TrainConfig",
@@ -74,6 +81,7 @@ __all__ = [
     "load_run_config",
     "load_train_config",
     "lr_factor",
+    "read_checkpoint",
     "run_training",
     "train_preset",
 ]
@@ -410,6 +418,12 @@ def lr_factor(update: int, warmup_steps: int, max_steps: int) -> float:
 
 CHECKPOINT_DIR = "checkpoints"
 
+STATE_FORMAT = 1
+"""Layout version of ``state.pt``. Checkpoints written before the version was recorded (format
+0) hold the same plain data; they still resume, with a warning."""
+
+_CHECKPOINT_NAME = re.compile(r"step-(\d{8,})")
+
 
 def checkpoint_name(step: int) -> str:
     """Folder name of the checkpoint after ``step`` optimizer steps."""
@@ -421,7 +435,11 @@ def find_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     root = Path(run_dir) / CHECKPOINT_DIR
     if not root.is_dir():
         return None
-    done = [p for p in root.glob("step-*") if p.is_dir() and (p / "meta.json").is_file()]
+    done = [
+        p
+        for p in root.iterdir()
+        if _CHECKPOINT_NAME.fullmatch(p.name) and p.is_dir() and (p / "meta.json").is_file()
+    ]
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
@@ -436,6 +454,225 @@ def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# -- checkpoint files ----------------------------------------------------------------------
+#
+# A run folder may come from anyone, so nothing in it is unpickled with code: both files load
+# with ``weights_only=True`` (tensors and plain containers), and every value is checked against
+# the model and the run before any of it is used. Saving checks the other half: ``state.pt`` is
+# written only if it holds nothing but plain data, so what this toolkit writes it can read back.
+
+_STATE_KEYS = ("step", "draws", "optimizer", "scheduler", "rng", "world_size")
+_PLAIN = (int, float, bool, str, type(None))
+_warned_format0: set[str] = set()
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Raise ``TypeError`` unless ``value`` is tensors and plain containers only (what
+    ``torch.load(weights_only=True)`` reads back without any allowlist). Types are compared
+    exactly: a numpy number is a ``float`` subclass, but loading it would need numpy's globals."""
+    kind = type(value)
+    if kind in _PLAIN or isinstance(value, torch.Tensor):
+        return
+    if kind in (list, tuple):
+        for k, item in enumerate(value):
+            _check_plain(item, f"{where}[{k}]")
+        return
+    if kind in (dict, OrderedDict):
+        for key, item in value.items():
+            if type(key) not in (str, int):
+                raise TypeError(f"{where}: key {key!r} is not plain data")
+            _check_plain(item, f"{where}[{key!r}]")
+        return
+    raise TypeError(
+        f"{where} is a {kind.__name__}, not plain data; state.pt must load with weights_only=True"
+    )
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The globals (classes, functions) the pickle in ``path`` names beyond what
+    ``weights_only`` allows; read from its opcodes, nothing is unpickled."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not a readable archive: the load's own error says so
+        return []
+
+
+def _load_plain(path: Path) -> Any:
+    """The object ``torch.save`` wrote to ``path``, loaded with ``weights_only=True`` and
+    memory-mapped; a :class:`CheckpointError` naming the file for anything else."""
+    from hero_model.init import CheckpointError
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing, the checkpoint is incomplete")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path}: refused, not read: not an archive written by torch.save (hero train "
+            "writes nothing else)"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as e:
+        needs = _unsafe_globals(path)
+        if needs:
+            raise CheckpointError(
+                f"{path}: refused, not loaded: it needs {', '.join(needs[:5])} to load, and "
+                "unpickling those could run code. hero train saves tensors and plain "
+                "containers only, so this file was written by other code or altered. If you "
+                "wrote it and trust it, convert it: docs/untrusted-input.md, 'Converting a "
+                "checkpoint'."
+            ) from None
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+    except Exception as e:  # a damaged archive, a truncated record, a bad storage...
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {e})"
+        ) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _model_layout(
+    model_config: Any,
+) -> tuple[dict[str, tuple[int, ...]], list[list[tuple[int, ...]]]]:
+    """The run's model names and shapes, and its AdamW groups' parameter shapes in order; from
+    a model built without memory (meta tensors)."""
+    from hero_model.pretrain import HeroForPretraining
+
+    with torch.device("meta"):
+        model = HeroForPretraining(model_config)
+    names = {k: tuple(t.shape) for k, t in model.state_dict().items()}
+    groups = [[tuple(p.shape) for p in g["params"]] for g in _param_groups(model, 0.0)]
+    return names, groups
+
+
+def _is_byte_state(value: Any, size: int | None) -> bool:
+    return (
+        isinstance(value, torch.Tensor)
+        and value.dtype == torch.uint8
+        and value.dim() == 1
+        and (size is None or value.numel() == size)
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _scheduler_keys() -> frozenset[str]:
+    probe = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
+    return frozenset(torch.optim.lr_scheduler.LambdaLR(probe, lambda n: 1.0).state_dict())
+
+
+def read_checkpoint(
+    checkpoint: str | os.PathLike[str], model_config: Any
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(model state dict, training state)`` of a checkpoint folder, read without unpickling
+    code and checked against the model ``model_config`` builds.
+
+    Both files load with ``weights_only=True``. The model state must have exactly the model's
+    names and shapes; the training state its documented keys (:data:`STATE_FORMAT`), a step
+    equal to the folder's, one generator state per worker, an optimizer state that fits the
+    model's parameter groups and a scheduler state of LambdaLR's keys. Anything else raises
+    :class:`~hero_model.init.CheckpointError` naming the file and what is wrong. A format-0
+    checkpoint (written before the format was recorded) is read the same way, with a warning
+    (once per process).
+    """
+    from hero_model.init import CheckpointError
+
+    folder = Path(checkpoint)
+    model_path, state_path = folder / "model.pt", folder / "state.pt"
+    expected, groups = _model_layout(model_config)
+
+    weights = _load_plain(model_path)
+    if not isinstance(weights, dict) or not all(isinstance(k, str) for k in weights):
+        raise CheckpointError(f"{model_path}: holds a {type(weights).__name__}, not a state dict")
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{model_path}: not this run's model: missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]} ({len(missing)} and {len(unexpected)} names)"
+        )
+    for name, shape in expected.items():
+        t = weights[name]
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise CheckpointError(f"{model_path}: {name} is {got}, the model needs {shape}")
+
+    state = _load_plain(state_path)
+
+    def bad(problem: str) -> CheckpointError:
+        return CheckpointError(f"{state_path}: {problem}")
+
+    if not isinstance(state, dict):
+        raise bad(f"holds a {type(state).__name__}, not a training state")
+    missing = [k for k in _STATE_KEYS if k not in state]
+    if missing:
+        raise bad(f"no {', '.join(missing)}: not a training state written by hero train")
+    fmt = state.get("format", 0)
+    if not _is_int(fmt) or fmt < 0:
+        raise bad(f"format must be a whole number, got {fmt!r}")
+    if fmt > STATE_FORMAT:
+        raise bad(
+            f"written in format {fmt}, newer than this toolkit reads ({STATE_FORMAT}); "
+            "resume it with a newer hero-toolkit"
+        )
+    for key, low in (("step", 0), ("draws", 0), ("world_size", 1)):
+        if not _is_int(state[key]) or state[key] < low:
+            raise bad(f"{key} must be a whole number >= {low}, got {state[key]!r}")
+    step = int(folder.name.split("-")[-1]) if _CHECKPOINT_NAME.fullmatch(folder.name) else None
+    if step is not None and state["step"] != step:
+        raise bad(f"holds step {state['step']}, but its folder is of step {step}")
+    rng = state["rng"]
+    cpu_size = torch.get_rng_state().numel()
+    if not isinstance(rng, list) or len(rng) != state["world_size"]:
+        raise bad(f"rng must hold one generator state per worker ({state['world_size']})")
+    for k, r in enumerate(rng):
+        if not (
+            isinstance(r, dict)
+            and _is_byte_state(r.get("torch"), cpu_size)
+            and ("cuda" not in r or _is_byte_state(r["cuda"], None))
+        ):
+            raise bad(f"rng[{k}] is not a generator state")
+
+    optimizer = state["optimizer"]
+    params = [shape for g in groups for shape in g]
+    saved_groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+    if (
+        not isinstance(saved_groups, list)
+        or not isinstance(optimizer.get("state"), dict)
+        or len(saved_groups) != len(groups)
+        or not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in saved_groups)
+        or [len(g["params"]) for g in saved_groups] != [len(g) for g in groups]
+    ):
+        raise bad("optimizer is not an AdamW state of this model's parameter groups")
+    ids = [i for g in saved_groups for i in g["params"]]
+    if not all(_is_int(i) for i in ids) or sorted(ids) != list(range(len(params))):
+        raise bad("optimizer names parameters this model does not have")
+    for pid, entry in optimizer["state"].items():
+        if not _is_int(pid) or not 0 <= pid < len(params) or not isinstance(entry, dict):
+            raise bad(f"optimizer state of parameter {pid!r} is not one of this model's")
+        shape = params[pid]
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor) and value.dim() and tuple(value.shape) != shape:
+                raise bad(
+                    f"optimizer state {name!r} of parameter {pid} is {tuple(value.shape)}, the "
+                    f"parameter {shape}"
+                )
+    scheduler = state["scheduler"]
+    allowed = _scheduler_keys()
+    if not isinstance(scheduler, dict) or not set(scheduler) <= allowed:
+        extra = sorted(set(scheduler) - allowed) if isinstance(scheduler, dict) else scheduler
+        raise bad(f"scheduler is not a LambdaLR state (unknown {extra!r})")
+
+    if fmt == 0 and str(state_path) not in _warned_format0:
+        _warned_format0.add(str(state_path))
+        log.warning(
+            "%s: written before checkpoints recorded a format (format 0); it loaded as plain "
+            "tensors and containers, so the run resumes. Its next checkpoint is written in "
+            "format %d.",
+            state_path,
+            STATE_FORMAT,
+        )
+    return weights, state
 
 
 def _worker_seed(seed: int, rank: int) -> int:
@@ -522,6 +759,7 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
     if checkpoint is not None:
         meta = _read_meta(checkpoint)
         _check_same_run(meta["train_config"], cfg, checkpoint)
+        read_checkpoint(checkpoint, model_config)
         saved = [(canonical_location(d["path"]), d["clips"]) for d in meta["datasets"]]
         now = [(canonical_location(s.path), s.clips) for s in sources]
         if saved != now:
@@ -693,8 +931,8 @@ class PretrainRecipe:
             # Lines an interrupted run logged after its last checkpoint are redone: drop them.
             keep = [
                 line
-                for line in metrics.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= self.step
+                for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines()
+                if _logged_step(line) <= self.step
             ]
             metrics.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
         elif metrics.exists():
@@ -866,17 +1104,17 @@ class PretrainRecipe:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         torch.save(self.model.state_dict(), tmp / "model.pt")
-        torch.save(
-            {
-                "step": self.step,
-                "draws": self.draws,
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "rng": states,
-                "world_size": self.world_size,
-            },
-            tmp / "state.pt",
-        )
+        state = {
+            "format": STATE_FORMAT,
+            "step": self.step,
+            "draws": self.draws,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": states,
+            "world_size": self.world_size,
+        }
+        _check_plain(state, "state.pt")  # so that it loads back with weights_only=True
+        torch.save(state, tmp / "state.pt")
         meta = {
             "step": self.step,
             "draws": self.draws,
@@ -910,10 +1148,16 @@ class PretrainRecipe:
             log.warning("%s: curves.png not drawn: %s: %s", self.run_dir, type(e).__name__, e)
 
     def _load_checkpoint(self, path: Path) -> None:
-        self.model.load_state_dict(torch.load(path / "model.pt", map_location=self.device))
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        from hero_model.init import CheckpointError
+
+        weights, state = read_checkpoint(path, self.model_config)
+        try:
+            self.model.load_state_dict(weights)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: does not fit this run ({e})") from None
+        del weights
         self.step = int(state["step"])
         self.draws = int(state["draws"])
         if state["world_size"] == self.world_size:
@@ -1051,11 +1295,27 @@ class _Window:
 
 
 def _read_meta(checkpoint: Path) -> dict[str, Any]:
+    """``meta.json`` of a checkpoint, with the fields resuming reads checked."""
     path = checkpoint / "meta.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
         raise ValueError(f"{path}: unreadable checkpoint metadata ({e})") from None
+    datasets = meta.get("datasets") if isinstance(meta, dict) else None
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(meta.get("train_config"), dict)
+        or not isinstance(datasets, list)
+        or not all(
+            isinstance(d, dict) and isinstance(d.get("path"), str) and _is_int(d.get("clips"))
+            for d in datasets
+        )
+    ):
+        raise ValueError(
+            f"{path}: not checkpoint metadata of hero train (needs train_config, and datasets "
+            "with path and clips)"
+        )
+    return meta
 
 
 def _check_same_run(saved: Mapping[str, Any], cfg: TrainConfig, checkpoint: Path) -> None:
@@ -1068,6 +1328,16 @@ def _check_same_run(saved: Mapping[str, Any], cfg: TrainConfig, checkpoint: Path
             f"{checkpoint}: the run was started with other training options (differs in "
             f"{changed}); resume with the same config, or train into a new folder"
         )
+
+
+def _logged_step(line: str) -> float:
+    """The step of a ``metrics.jsonl`` line; infinity for a line that is not a step entry
+    (so that resuming drops it)."""
+    try:
+        step = json.loads(line).get("step")
+    except (ValueError, AttributeError, RecursionError):
+        return math.inf
+    return step if _is_int(step) else math.inf
 
 
 def _check_tokens(sources: Sequence[DataSource], model_config: Any) -> None:

@@ -18,10 +18,10 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 import fsspec
-import yaml
 
 from hero_data.errors import OptionError
 from hero_data.grid import WINDOW_FPS, GridError, check_clip_length
+from hero_data.yamlfile import load_yaml
 
 __all__ = [
     "CONTENT_KEYS",
@@ -310,30 +310,12 @@ def _validate(values: dict[str, Any]) -> dict[str, Any]:
 # --- reading and building ---------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"key {key!r} given twice (lines {seen[key]} and {line})",
-                    key_node.start_mark,
-                )
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_config(path: str) -> dict[str, Any]:
     """The mapping in YAML file ``path`` (local or fsspec URL); ``{}`` for an empty file.
 
     Raises :class:`ConfigError` naming the file for a missing file, a YAML error (with its
-    line), a repeated key, or a document that is not a mapping of names.
+    line), a repeated key, a document past :mod:`hero_data.yamlfile`'s bounds, or one that is
+    not a mapping of names.
     """
     try:
         with fsspec.open(path, "rb") as f:
@@ -342,17 +324,7 @@ def load_config(path: str) -> dict[str, Any]:
         raise ConfigError("no such file", path) from None
     except IsADirectoryError:
         raise ConfigError("is a folder, not a YAML file", path) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"not UTF-8 text ({e.reason})", path) from None
-    try:
-        obj = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"not valid YAML: {where}{problem}", path) from None
+    obj = load_yaml(data, path, ConfigError)
     if obj is None:
         return {}
     if not isinstance(obj, dict):

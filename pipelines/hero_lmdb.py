@@ -104,6 +104,17 @@ PSEUDO_STEPS = 5  # HERO's allow_empty_sub: a video without subtitles gets one e
 UNKNOWN_TEXT = "[text unknown: token ids only]"
 """Cue text for an imported cue that has token ids but no text (give a tokenizer to decode)."""
 
+MAX_VALUE_BYTES = 256 << 20
+"""Most bytes an npz feature value may decompress to: a three-hour video's features are 63 MiB
+in float16, so this only stops decompression bombs."""
+
+MAX_SUB_VALUE_BYTES = 64 << 20
+"""Most bytes an lz4 subtitle value may decompress to (a million one-token cues with their
+`sub` times take 46 MiB)."""
+
+MAX_CLIP_INDEX = 1 << 31
+"""Clip indices an imported ``hero_toolkit`` map may give (Arrow stores them as int32 and up)."""
+
 _TXN_BYTES = 64 << 20  # values per LMDB write transaction (memory held while writing)
 _TXN_ENTRIES = 2000
 _CLIP_KEY = re.compile(r"^(?P<video>.+)\.(?P<index>\d+)$")
@@ -200,7 +211,10 @@ def _ndarray(obj: Any, where: str) -> np.ndarray:
             f"{where}: 'features' {tuple(shape)} {dtype} needs {expected} bytes, got {got} "
             "(a truncated value?)"
         )
-    return np.frombuffer(data, dtype=dtype).reshape(shape)
+    try:
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+    except ValueError as e:  # more than 64 dimensions, or one past numpy's size limit
+        raise HeroCompatError(f"{where}: 'features' has a bad shape {shape!r} ({e})") from None
 
 
 def _unpack(msgpack: Any, raw: bytes, where: str) -> dict[str, Any]:
@@ -216,6 +230,33 @@ def _unpack(msgpack: Any, raw: bytes, where: str) -> dict[str, Any]:
     return _text_keys(obj)
 
 
+def _check_npy_size(archive: Any, name: str, where: str) -> None:
+    """Refuse an npz member whose header (or zip entry) declares more than
+    :data:`MAX_VALUE_BYTES`, before it is decompressed."""
+    from numpy.lib import format as npy_format
+
+    info = archive.getinfo(name)
+    if info.file_size > MAX_VALUE_BYTES:
+        raise HeroCompatError(
+            f"{where}: 'features' unpacks to {info.file_size} bytes, over the "
+            f"{MAX_VALUE_BYTES >> 20} MiB limit"
+        )
+    with archive.open(name) as f:
+        version = npy_format.read_magic(f)
+        read_header = (
+            npy_format.read_array_header_1_0
+            if version == (1, 0)
+            else npy_format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(f)
+    if dtype.kind != "f":
+        raise HeroCompatError(f"{where}: 'features' are {dtype}, expected float16 or float32")
+    if math.prod(shape) * dtype.itemsize > MAX_VALUE_BYTES:
+        raise HeroCompatError(
+            f"{where}: 'features' {shape} {dtype} is over the {MAX_VALUE_BYTES >> 20} MiB limit"
+        )
+
+
 def decode_features(data: bytes | memoryview, where: str) -> np.ndarray:
     """The ``features`` array of a feature value (msgpack, or the ``_compressed`` npz form).
 
@@ -225,13 +266,17 @@ def decode_features(data: bytes | memoryview, where: str) -> np.ndarray:
     if raw[:2] == b"PK":  # HERO's compressed_db: np.savez_compressed bytes
         import io
         import zipfile
+        from zlib import error as zlib_error
 
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
                 if "features" not in npz.files:
                     raise HeroCompatError(f"{where}: no 'features' array (holds {npz.files})")
+                _check_npy_size(npz.zip, "features.npy", where)
                 return npz["features"]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        except HeroCompatError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib_error) as e:
             raise HeroCompatError(f"{where}: not a readable npz value ({e})") from None
     msgpack = _modules().msgpack
     obj = _unpack(msgpack, raw, where)
@@ -249,11 +294,28 @@ def encode_sub_value(value: dict[str, Any]) -> bytes:
 def decode_sub_value(data: bytes | memoryview, where: str) -> dict[str, Any]:
     """Inverse of :func:`encode_sub_value`; errors name ``where``."""
     mods = _modules()
-    try:
-        raw = mods.lz4frame.decompress(bytes(data))
+    inflater = mods.lz4frame.LZ4FrameDecompressor()
+    parts: list[bytes] = []
+    size = 0
+    pending = bytes(data)
+    try:  # in 1 MiB pieces: a few KiB of lz4 can unpack to gigabytes, and max_length is allocated
+        while not inflater.eof:
+            part = inflater.decompress(pending, max_length=1 << 20)
+            pending = b""
+            parts.append(part)
+            size += len(part)
+            if size > MAX_SUB_VALUE_BYTES:
+                raise HeroCompatError(
+                    f"{where}: unpacks to more than the {MAX_SUB_VALUE_BYTES >> 20} MiB a "
+                    "subtitle value may hold"
+                )
+            if not part and inflater.needs_input:
+                raise HeroCompatError(f"{where}: truncated lz4 frame")
+    except HeroCompatError:
+        raise
     except Exception as e:  # lz4 raises RuntimeError; be safe about others
         raise HeroCompatError(f"{where}: not lz4-frame compressed ({e})") from None
-    return _unpack(mods.msgpack, raw, where)
+    return _unpack(mods.msgpack, b"".join(parts), where)
 
 
 # --- LMDB files ---------------------------------------------------------------------------------
@@ -333,8 +395,10 @@ def _write_json(path: Path, obj: Any) -> None:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # not UTF-8, not JSON, a 4,300+ digit integer
         raise HeroCompatError(f"{path}: not readable JSON ({e})") from None
+    except RecursionError:
+        raise HeroCompatError(f"{path}: not readable JSON (nested too deep)") from None
 
 
 def refuse_existing_dataset(output: str | os.PathLike[str], overwrite: bool) -> None:
@@ -816,8 +880,8 @@ def _times_agree(
         if not steps:
             continue
         start, end = float(sub[k]["start"]), float(sub[k]["end"])
-        span = steps_covering(max(start, 0.0), end, interval)
-        if step_floor(max(start, 0.0), interval) != min(steps) or not set(steps) <= set(span):
+        span = steps_covering(max(start, 0.0), end, interval)  # a range: `in` costs O(1)
+        if step_floor(max(start, 0.0), interval) != min(steps) or not all(s in span for s in steps):
             return False
     return True
 
@@ -1112,9 +1176,18 @@ class _Source:
                 video_id, index = str(extra["video_id"]), int(extra["clip_index"])
                 start, end = float(extra["clip_start"]), float(extra["clip_end"])
                 source = str(extra.get("source", source))
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 raise HeroCompatError(f"{sub_where}: a malformed {EXTRA_KEY!r} map") from None
-            if num_steps(end - start, self.interval) != n:
+            if not (0 <= index < MAX_CLIP_INDEX and math.isfinite(start) and math.isfinite(end)):
+                raise HeroCompatError(
+                    f"{sub_where}: {EXTRA_KEY!r} gives clip {index} at [{start}, {end}) s: "
+                    f"the index must be in [0, {MAX_CLIP_INDEX}) and the times finite"
+                )
+            try:
+                steps = num_steps(end - start, self.interval)
+            except ValueError as e:  # a negative or infinite span
+                raise HeroCompatError(f"{sub_where}: {EXTRA_KEY!r}: {e}") from None
+            if steps != n:
                 raise HeroCompatError(
                     f"{sub_where}: clip span [{start}, {end}) s is not {n} steps of "
                     f"{self.interval} s"
@@ -1144,6 +1217,10 @@ def _meta(sub_db: Path | None) -> dict[str, Any] | None:
     meta = _read_json(path)
     if not isinstance(meta, dict):
         raise HeroCompatError(f"{path}: expected a JSON object")
+    try:  # it is copied into manifest.json, which must stay strict JSON in UTF-8
+        json.dumps(meta, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except ValueError as e:  # NaN or Infinity, a lone surrogate
+        raise HeroCompatError(f"{path}: cannot be kept in the manifest ({e})") from None
     return meta
 
 

@@ -95,6 +95,9 @@ LANGUAGE_PACKAGE = "py3langid"
 _LANG_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _MANIFEST_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _DUPLICATES_SHOWN = 5
+MAX_PATH_CHARS = 4096
+"""Longest video or subtitle path (or URL) a manifest may give: Linux's ``PATH_MAX``."""
+_SHOWN_CHARS = 80  # of a bad value, in an error message
 _COPY_BUFFER = 8 << 20
 
 
@@ -400,13 +403,29 @@ def _manifest_id(uri: str) -> str:
     return safe_id(_file_stem(uri))
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to a readable length (a manifest value may be megabytes long)."""
+    try:
+        text = repr(value)
+    except RecursionError:  # a list nested nearly as deep as the JSON decoder allows
+        return f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= _SHOWN_CHARS else f"{text[: _SHOWN_CHARS - 5]}...{text[-2:]}"
+
+
 def _row(
     path: str, line: int, base: str, values: dict[str, Any], ids: dict[str, int]
 ) -> VideoInput:
     """One manifest row (``values`` has only known keys) as a :class:`VideoInput`."""
     for key, value in values.items():
         if value is not None and not isinstance(value, str):
-            raise InputError(f"{key!r} must be a string, got {value!r}", path, line)
+            raise InputError(f"{key!r} must be a string, got {_shown(value)}", path, line)
+        if isinstance(value, str) and len(value) > MAX_PATH_CHARS:
+            raise InputError(
+                f"{key!r} is {len(value):,} characters long, more than a path may be "
+                f"({MAX_PATH_CHARS:,}): {_shown(value)}",
+                path,
+                line,
+            )
     video = (values.get("video") or "").strip()
     if not video:
         raise InputError("empty 'video'", path, line)
@@ -422,8 +441,13 @@ def _row(
     if given_id:
         try:
             video_id = check_id("video_id", given_id)
-        except ValueError as e:
-            raise InputError(str(e), path, line) from None
+        except ValueError:
+            raise InputError(
+                f"video_id {_shown(given_id)} is not a safe id: use 1-200 letters, digits, "
+                "'_', '-' or '.', not starting with '.'",
+                path,
+                line,
+            ) from None
     else:
         video_id = _manifest_id(video_uri)
     if video_id in ids:
@@ -438,14 +462,16 @@ def _row(
 
 
 def _warn_unknown(path: str, unknown: dict[str, int]) -> None:
-    for key, line in unknown.items():
+    for key, line in list(unknown.items())[:_DUPLICATES_SHOWN]:
         log.warning(
-            "%s:%d: unknown column %r ignored (known: %s)",
+            "%s:%d: unknown column %s ignored (known: %s)",
             path,
             line,
-            key,
+            _shown(key),
             ", ".join(MANIFEST_COLUMNS),
         )
+    if len(unknown) > _DUPLICATES_SHOWN:
+        log.warning("%s: %d more unknown columns ignored", path, len(unknown) - _DUPLICATES_SHOWN)
 
 
 def _read_csv(path: str, text: str, base: str) -> list[VideoInput]:
@@ -464,10 +490,10 @@ def _read_csv(path: str, text: str, base: str) -> list[VideoInput]:
                 header, header_line = [cell.strip() for cell in row], start
                 dupes = sorted(k for k, n in Counter(header).items() if n > 1)
                 if dupes:
-                    raise InputError(f"repeated columns {dupes}", path, start)
+                    raise InputError(f"repeated columns {_shown(dupes)}", path, start)
                 if "video" not in header:
                     raise InputError(
-                        f"no 'video' column in the header {header}; columns are "
+                        f"no 'video' column in the header {_shown(header)}; columns are "
                         f"{', '.join(MANIFEST_COLUMNS)} (only 'video' is required)",
                         path,
                         start,
@@ -487,6 +513,24 @@ def _read_csv(path: str, text: str, base: str) -> list[VideoInput]:
     return out
 
 
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (``json.loads`` keeps the last)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return out
+
+
 def _read_jsonl(path: str, text: str, base: str) -> list[VideoInput]:
     out: list[VideoInput] = []
     ids: dict[str, int] = {}
@@ -495,7 +539,9 @@ def _read_jsonl(path: str, text: str, base: str) -> list[VideoInput]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw, object_pairs_hook=_unique_keys)
+        except _RepeatedKey as e:
+            raise InputError(f"key {_shown(e.key)} given twice in one object", path, no) from None
         except json.JSONDecodeError as e:
             raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", path, no) from None
         except (ValueError, RecursionError) as e:
@@ -503,7 +549,7 @@ def _read_jsonl(path: str, text: str, base: str) -> list[VideoInput]:
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object, got {type(obj).__name__}", path, no)
         if "video" not in obj:
-            raise InputError(f"no 'video' key (keys: {sorted(obj)})", path, no)
+            raise InputError(f"no 'video' key (keys: {_shown(sorted(obj))})", path, no)
         for key in obj:
             if key not in MANIFEST_COLUMNS:
                 unknown.setdefault(key, no)

@@ -345,10 +345,13 @@ class ExtractStage:
         started = time.monotonic()
         features = None
         try:
+            # The container's duration may be a lie (ten years): no decode runs past
+            # MAX_VIDEO_SECONDS of frames, so neither does the timeout it sets.
+            from extract.decode import MAX_VIDEO_SECONDS
+
+            claimed = min(row["duration"], MAX_VIDEO_SECONDS)
             with open_local(row["video_uri"]) as path:
-                features = self.extractor.extract(
-                    path, timeout_s=self.cfg.timeout_for(row["duration"])
-                )
+                features = self.extractor.extract(path, timeout_s=self.cfg.timeout_for(claimed))
             if features.num_steps == 0:
                 raise ValueError(f"{row['video_uri']}: no frame decoded")
             row["num_steps"] = features.num_steps

@@ -93,7 +93,7 @@ def test_two_gloo_workers_train_one_run(tmp_path, no_ray_left):
     ckpt = run / "checkpoints" / "step-00000003"
     meta = json.loads((ckpt / "meta.json").read_text())
     assert meta["world_size"] == 2 and meta["draws"] == 3 * 2 * 2
-    state = torch.load(ckpt / "state.pt", weights_only=False)
+    state = torch.load(ckpt / "state.pt", weights_only=True)
     assert len(state["rng"]) == 2  # every worker's dropout RNG, for an exact resume
     trained = torch.load(ckpt / "model.pt")
     model = HeroForPretraining(cfg.model_config())

@@ -15,6 +15,7 @@ from hero_data.types import Clip, Cue
 from hero_data.writer import DatasetWriter
 from hero_model.pretrain import HeroForPretraining
 from hero_model.train import (
+    STATE_FORMAT,
     PretrainRecipe,
     TrainConfigError,
     load_run_config,
@@ -268,8 +269,11 @@ def test_checkpoint_contents(dataset, full_run):
     assert meta["train_config"]["batch_size"] == 3 and meta["model_config"]["hidden"] == 32
     assert meta["datasets"][0]["clips"] == 10
 
-    state = torch.load(ckpt / "state.pt", weights_only=False)
-    assert set(state) == {"step", "draws", "optimizer", "scheduler", "rng", "world_size"}
+    # Plain data only: it loads without unpickling code, and names no global beyond torch's own.
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(ckpt / "state.pt") == []
+    state = torch.load(ckpt / "state.pt", weights_only=True)
+    assert set(state) == {"format", "step", "draws", "optimizer", "scheduler", "rng", "world_size"}
+    assert state["format"] == STATE_FORMAT
     assert state["scheduler"]["last_epoch"] == 6
     assert len(state["rng"]) == 1 and isinstance(state["rng"][0]["torch"], torch.Tensor)
     model = HeroForPretraining(tiny(dataset).model_config())
