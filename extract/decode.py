@@ -32,7 +32,10 @@ that frame, a 3D slot is its centre 224×224 crop, starting at ``int((w − 224)
 The PyAV path converts and scales in one swscale call straight from the decoder's YUV, bicubic,
 as ffmpeg's ``scale`` filter did in HERO's extractor. Measured here (640×360 -> 398×224): about
 1.1 ms a frame, against about 3 ms for a full-size RGB conversion followed by a bicubic resize
-(swscale or torch). Frames that no step uses are decoded but never converted.
+(swscale or torch). Frames that no step uses are decoded but never converted; with
+``sampling`` set (the extractor sets it), neither are frames that only fill window slots the
+SlowFast rule never reads (under the ``hero`` rule a 30 fps window feeds SlowFast 23 of its 45
+slots, so about half the window's conversions are skipped).
 
 Backends (``iter_steps(..., backend=...)``):
 
@@ -82,6 +85,7 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from extract.sampling import SAMPLINGS, pathway_slots
 from hero_data.grid import (
     DEFAULT_FRAME_INTERVAL,
     WINDOW_FPS,
@@ -374,7 +378,13 @@ class _Step:
     """
 
     def __init__(
-        self, index: int, interval: float, window_fps: int, side: int | None, rate: Fraction
+        self,
+        index: int,
+        interval: float,
+        window_fps: int,
+        side: int | None,
+        rate: Fraction,
+        used: frozenset[int] | None = None,
     ) -> None:
         self.index = index
         self.rate = rate
@@ -383,10 +393,12 @@ class _Step:
         self.cutoffs = sorted(cuts, key=lambda cj: cj[0])
         self.filled = 0
         self.side = side
+        self.used = used  # window slots given pixels; None: all of them
         self.image: np.ndarray | None = None
         self.image_time: Fraction | None = None
         self.window_times: list[Fraction] = [Fraction(0)] * (len(cuts) - 1)
-        self.window = None if side is None else np.empty((len(cuts) - 1, side, side, 3), np.uint8)
+        # zeros, not empty: a slot no model reads stays black instead of holding garbage
+        self.window = None if side is None else np.zeros((len(cuts) - 1, side, side, 3), np.uint8)
 
     @property
     def next_cutoff(self) -> Fraction:
@@ -404,8 +416,8 @@ class _Step:
             self.image_time = frame.time
         else:
             self.window_times[slot] = frame.time
-        if self.side is None:
-            return
+        if self.side is None or (slot >= 0 and self.used is not None and slot not in self.used):
+            return  # no pixels wanted: the frame is never converted for this slot
         img = frame.image()
         if slot < 0:
             self.image = img.copy()
@@ -435,20 +447,27 @@ def _select(
     interval: float,
     window_fps: int,
     side: int | None,
+    sampling: str | None = None,
 ) -> Iterator[StepFrames | StepTimes]:
     """Steps ``first_step`` … (``stop_step`` or the end) from frames in decoding order.
 
     ``frames`` starts with the stream's :class:`_StreamInfo`. Holds the step being filled and
     the last frame seen (the frame *before* every cutoff not yet filled); a frame whose time
     does not increase is dropped. ``side`` None: :class:`StepTimes` only, no pixels.
+    ``sampling``: only the window slots this SlowFast rule reads get pixels.
     """
     if stop_step is not None and stop_step <= first_step:
         return
     info = next(frames)
     assert isinstance(info, _StreamInfo)
+    used = None
+    if sampling is not None:
+        window_len = len(window_cutoffs_3d(first_step, interval, window_fps))
+        slots = pathway_slots(sampling, window_len, info.frame_rate)
+        used = frozenset(slots.fast) | frozenset(slots.slow)
 
     def new_step(index: int) -> _Step:
-        return _Step(index, interval, window_fps, side, info.frame_rate)
+        return _Step(index, interval, window_fps, side, info.frame_rate, used)
 
     step = new_step(first_step)
     prev: _Frame | None = None
@@ -703,6 +722,7 @@ def iter_steps(
     backend: str = "pyav",
     short_side: int = SHORT_SIDE,
     window_fps: int = WINDOW_FPS,
+    sampling: str | None = None,
 ) -> Iterator[StepFrames]:
     """The steps of ``[start, end)`` source seconds of a video, in order, from one decode.
 
@@ -712,8 +732,15 @@ def iter_steps(
     exact rules). Streaming: at most one step's window, the last frame and the decoder's own
     buffers are held. Arguments are checked when called (``ValueError``); problems with the
     file raise :class:`DecodeError` from the iteration.
+
+    ``sampling`` (``hero`` or ``uniform``, :mod:`extract.sampling`): convert only the window
+    slots that rule feeds to SlowFast (:func:`extract.sampling.pathway_slots`); the others
+    stay zero and a frame only they use is decoded but never converted. The slots it does
+    fill are identical to those of ``sampling=None`` (every slot converted).
     """
-    return _iterate(path, interval, start, end, backend, short_side, window_fps, pixels=True)  # type: ignore[return-value]
+    return _iterate(  # type: ignore[return-value]
+        path, interval, start, end, backend, short_side, window_fps, pixels=True, sampling=sampling
+    )
 
 
 def iter_step_times(
@@ -740,7 +767,10 @@ def _iterate(
     window_fps: int,
     *,
     pixels: bool,
+    sampling: str | None = None,
 ) -> Iterator[StepFrames | StepTimes]:
+    if sampling is not None and sampling not in SAMPLINGS:
+        raise ValueError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown decoder backend {backend!r}; choose one of {list(BACKENDS)}")
     if backend not in available_backends():
@@ -772,7 +802,7 @@ def _iterate(
     )
     frames = source(name, begin, first_cutoff, short_side)
     side = short_side if pixels else None
-    return _steps(frames, name, first_step, stop_step, interval, window_fps, side)
+    return _steps(frames, name, first_step, stop_step, interval, window_fps, side, sampling)
 
 
 def _steps(
@@ -783,6 +813,7 @@ def _steps(
     interval: float,
     window_fps: int,
     side: int | None,
+    sampling: str | None,
 ) -> Iterator[StepFrames | StepTimes]:
     try:
         yield from _select(
@@ -793,6 +824,7 @@ def _steps(
             interval=interval,
             window_fps=window_fps,
             side=side,
+            sampling=sampling,
         )
     finally:
         close = getattr(frames, "close", None)

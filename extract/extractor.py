@@ -281,7 +281,14 @@ class FeatureExtractor:
         ``timeout_s``: the whole video's time budget; past it :class:`ExtractTimeout`.
         """
         cfg = self.config
-        steps = iter_steps(path, cfg.frame_interval, start=start, end=end, backend=cfg.backend)
+        steps = iter_steps(
+            path,
+            cfg.frame_interval,
+            start=start,
+            end=end,
+            backend=cfg.backend,
+            sampling=cfg.sampling,  # convert only the window slots SlowFast reads
+        )
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         batch: list[StepFrames] = []
         for step in _Prefetch(steps, cfg.prefetch_steps, deadline, str(path)):
