@@ -85,6 +85,7 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from extract.pixels import YUVFrame, yuv_frame
 from extract.sampling import SAMPLINGS, pathway_slots
 from hero_data.grid import (
     DEFAULT_FRAME_INTERVAL,
@@ -170,6 +171,27 @@ class StepFrames:
     index: int
     image: np.ndarray
     window: np.ndarray
+    times: StepTimes
+
+
+@dataclass(frozen=True, eq=False)
+class StepPlanes:
+    """One feature step's frames as the decoder gave them, for pixel work elsewhere
+    (:func:`iter_steps` with ``pixels="torch"``; :mod:`extract.pixels` converts them).
+
+    Attributes:
+        index: as :class:`StepFrames`'.
+        image: the 2D sample's frame.
+        window: per 3D window slot, its frame, or None for a slot no model reads (the same
+            :class:`~extract.pixels.YUVFrame` object where slots, or steps, share a frame).
+        size: (width, height) of a frame as displayed once scaled (short side 224).
+        times: which source frames these are (:class:`StepTimes`).
+    """
+
+    index: int
+    image: YUVFrame
+    window: tuple[YUVFrame | None, ...]
+    size: tuple[int, int]
     times: StepTimes
 
 
@@ -360,8 +382,9 @@ class _Frame:
         self._scale = scale
         self._image: np.ndarray | None = None
 
-    def image(self) -> np.ndarray:
-        """(H, W, 3) uint8 RGB, short side scaled, display orientation, C-contiguous."""
+    def image(self) -> Any:
+        """(H, W, 3) uint8 RGB, short side scaled, display orientation, C-contiguous (or the
+        frame's :class:`YUVFrame` when the source copies planes)."""
         if self._image is None:
             self._image = self._scale(self._source)
             self._source = None  # the decoder's buffer can go
@@ -385,6 +408,7 @@ class _Step:
         side: int | None,
         rate: Fraction,
         used: frozenset[int] | None = None,
+        planes: bool = False,
     ) -> None:
         self.index = index
         self.rate = rate
@@ -394,11 +418,16 @@ class _Step:
         self.filled = 0
         self.side = side
         self.used = used  # window slots given pixels; None: all of them
-        self.image: np.ndarray | None = None
+        self.planes = planes
+        self.image: Any = None
         self.image_time: Fraction | None = None
         self.window_times: list[Fraction] = [Fraction(0)] * (len(cuts) - 1)
-        # zeros, not empty: a slot no model reads stays black instead of holding garbage
-        self.window = None if side is None else np.zeros((len(cuts) - 1, side, side, 3), np.uint8)
+        self.window: Any = None
+        if planes:
+            self.window = [None] * (len(cuts) - 1)
+        elif side is not None:
+            # zeros, not empty: a slot no model reads stays black instead of holding garbage
+            self.window = np.zeros((len(cuts) - 1, side, side, 3), np.uint8)
 
     @property
     def next_cutoff(self) -> Fraction:
@@ -419,6 +448,12 @@ class _Step:
         if self.side is None or (slot >= 0 and self.used is not None and slot not in self.used):
             return  # no pixels wanted: the frame is never converted for this slot
         img = frame.image()
+        if self.planes:  # a YUVFrame, shared (never written to)
+            if slot < 0:
+                self.image = img
+            else:
+                self.window[slot] = img
+            return
         if slot < 0:
             self.image = img.copy()
         else:
@@ -431,10 +466,17 @@ class _Step:
         assert self.image_time is not None
         return StepTimes(self.index, self.image_time, tuple(self.window_times), self.rate)
 
-    def result(self) -> StepFrames | StepTimes:
+    def result(self) -> StepFrames | StepPlanes | StepTimes:
         if self.side is None:
             return self.times()
         assert self.image is not None and self.window is not None
+        if self.planes:
+            image: YUVFrame = self.image
+            height, width = image.y.shape
+            if image.turns % 2:
+                width, height = height, width
+            size = scaled_size(width, height, self.side)
+            return StepPlanes(self.index, image, tuple(self.window), size, self.times())
         return StepFrames(self.index, self.image, self.window, self.times())
 
 
@@ -448,7 +490,8 @@ def _select(
     window_fps: int,
     side: int | None,
     sampling: str | None = None,
-) -> Iterator[StepFrames | StepTimes]:
+    planes: bool = False,
+) -> Iterator[StepFrames | StepPlanes | StepTimes]:
     """Steps ``first_step`` … (``stop_step`` or the end) from frames in decoding order.
 
     ``frames`` starts with the stream's :class:`_StreamInfo`. Holds the step being filled and
@@ -467,7 +510,7 @@ def _select(
         used = frozenset(slots.fast) | frozenset(slots.slow)
 
     def new_step(index: int) -> _Step:
-        return _Step(index, interval, window_fps, side, info.frame_rate, used)
+        return _Step(index, interval, window_fps, side, info.frame_rate, used, planes)
 
     step = new_step(first_step)
     prev: _Frame | None = None
@@ -508,12 +551,13 @@ def _select(
 
 
 def _pyav_frames(
-    path: str, start: Fraction, first_cutoff: Fraction, side: int
+    path: str, start: Fraction, first_cutoff: Fraction, side: int, planes: bool = False
 ) -> Iterator[_StreamInfo | _Frame]:
     """The stream's info, then decoded frames from the keyframe before ``start`` (relative
     seconds) on.
 
-    A thread decodes ahead (:class:`_Ahead`) while this one times and scales frames.
+    A thread decodes ahead (:class:`_Ahead`) while this one times and scales frames; with
+    ``planes`` a frame's "image" is a copy of its YUV planes (:class:`YUVFrame`), not scaled.
     """
     with _open(path) as container:
         stream = _video_stream(container, path)
@@ -537,6 +581,9 @@ def _pyav_frames(
                 frame, width, height, format="rgb24", interpolation=_INTERPOLATION
             ).to_ndarray()  # (H, W, 3)
             return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+        def copy_planes(frame: Any) -> YUVFrame:
+            return yuv_frame(frame, turns)
 
         decoded = _Ahead(container.decode(stream))
         try:
@@ -569,7 +616,7 @@ def _pyav_frames(
                     time = None
                     continue
                 seeked = False
-                yield _Frame(time, duration, frame, scale)
+                yield _Frame(time, duration, frame, copy_planes if planes else scale)
         finally:
             decoded.close()
 
@@ -723,7 +770,8 @@ def iter_steps(
     short_side: int = SHORT_SIDE,
     window_fps: int = WINDOW_FPS,
     sampling: str | None = None,
-) -> Iterator[StepFrames]:
+    pixels: str = "swscale",
+) -> Iterator[StepFrames] | Iterator[StepPlanes]:
     """The steps of ``[start, end)`` source seconds of a video, in order, from one decode.
 
     ``start`` must be a whole number of steps (``start = k·L``); decoding seeks to the keyframe
@@ -737,9 +785,26 @@ def iter_steps(
     slots that rule feeds to SlowFast (:func:`extract.sampling.pathway_slots`); the others
     stay zero and a frame only they use is decoded but never converted. The slots it does
     fill are identical to those of ``sampling=None`` (every slot converted).
+
+    ``pixels``: ``swscale`` (default) yields :class:`StepFrames`, converted here; ``torch``
+    yields :class:`StepPlanes`, the frames' YUV planes unconverted, for
+    :func:`extract.pixels.convert` on the extraction device (``pyav`` backend only).
     """
+    if pixels not in ("swscale", "torch"):
+        raise ValueError(f"pixels must be 'swscale' or 'torch' here, got {pixels!r}")
+    if pixels == "torch" and backend != "pyav":
+        raise ValueError(f"pixels='torch' needs the pyav backend, not {backend!r}")
     return _iterate(  # type: ignore[return-value]
-        path, interval, start, end, backend, short_side, window_fps, pixels=True, sampling=sampling
+        path,
+        interval,
+        start,
+        end,
+        backend,
+        short_side,
+        window_fps,
+        pixels=True,
+        sampling=sampling,
+        planes=pixels == "torch",
     )
 
 
@@ -768,7 +833,8 @@ def _iterate(
     *,
     pixels: bool,
     sampling: str | None = None,
-) -> Iterator[StepFrames | StepTimes]:
+    planes: bool = False,
+) -> Iterator[StepFrames | StepPlanes | StepTimes]:
     if sampling is not None and sampling not in SAMPLINGS:
         raise ValueError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
     if backend not in BACKENDS:
@@ -800,9 +866,12 @@ def _iterate(
         window_cutoffs_3d(first_step, interval, window_fps)[0],
         sample_cutoff_2d(first_step, interval),
     )
-    frames = source(name, begin, first_cutoff, short_side)
+    if planes:
+        frames = _pyav_frames(name, begin, first_cutoff, short_side, planes=True)
+    else:
+        frames = source(name, begin, first_cutoff, short_side)
     side = short_side if pixels else None
-    return _steps(frames, name, first_step, stop_step, interval, window_fps, side, sampling)
+    return _steps(frames, name, first_step, stop_step, interval, window_fps, side, sampling, planes)
 
 
 def _steps(
@@ -814,7 +883,8 @@ def _steps(
     window_fps: int,
     side: int | None,
     sampling: str | None,
-) -> Iterator[StepFrames | StepTimes]:
+    planes: bool = False,
+) -> Iterator[StepFrames | StepPlanes | StepTimes]:
     try:
         yield from _select(
             frames,
@@ -825,6 +895,7 @@ def _steps(
             window_fps=window_fps,
             side=side,
             sampling=sampling,
+            planes=planes,
         )
     finally:
         close = getattr(frames, "close", None)
