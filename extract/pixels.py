@@ -148,11 +148,17 @@ def _scale_plane(
     return torch.from_numpy(rows).to(device) @ planes @ torch.from_numpy(cols).to(device).T
 
 
-def convert(frames: list[YUVFrame], size: tuple[int, int], device: torch.device) -> torch.Tensor:
+def convert(
+    frames: list[YUVFrame], size: tuple[int, int], device: torch.device, chunk: int = 32
+) -> torch.Tensor:
     """Frames of one :meth:`YUVFrame.key` -> (N, h, w, 3) uint8 RGB on ``device``.
 
-    ``size``: (width, height) *as displayed* after scaling.
+    ``size``: (width, height) *as displayed* after scaling. At most ``chunk`` frames are
+    converted at a time (the float32 planes of 32 1080p frames take about 400 MB).
     """
+    if len(frames) > chunk:
+        parts = range(0, len(frames), chunk)
+        return torch.cat([convert(frames[k : k + chunk], size, device, chunk) for k in parts])
     first = frames[0]
     width, height = size
     coded = (width, height) if first.turns % 2 == 0 else (height, width)
