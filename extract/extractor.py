@@ -291,37 +291,10 @@ class FeatureExtractor:
         slots = pathway_slots(self.config.sampling, len(step.window), step.times.frame_rate)
         return step.window[list(slots.fast)]
 
-    def _planes_to_device(self, steps: list[StepPlanes]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Model inputs of steps of one size from their raw planes, converted on the device:
-        each distinct frame (2D samples and fast-pathway slots) once, in one batch."""
-        frames: dict[int, YUVFrame] = {}
-        rows: dict[int, int] = {}
-
-        def row(frame: YUVFrame | None) -> int:
-            assert frame is not None, "a slot the sampling rule reads has no frame"
-            if id(frame) not in rows:
-                rows[id(frame)] = len(frames)
-                frames[id(frame)] = frame
-            return rows[id(frame)]
-
-        image_rows = [row(s.image) for s in steps]
-        fast_rows = []
-        for s in steps:
-            slots = pathway_slots(self.config.sampling, len(s.window), s.times.frame_rate)
-            fast_rows.append([row(s.window[j]) for j in slots.fast])
-        rgb = convert(list(frames.values()), steps[0].size, self.device)  # (N, h, w, 3)
-        side = SHORT_SIDE  # the 3D slots' crop
-        top, left = crop_offset(rgb.shape[1], side), crop_offset(rgb.shape[2], side)
-        crops = rgb[:, top : top + side, left : left + side]  # (N, 224, 224, 3)
-        index = torch.tensor(image_rows, device=self.device)
-        images = rgb.index_select(0, index)  # (B, h, w, 3)
-        fast = crops[torch.tensor(fast_rows, device=self.device)]  # (B, 32, 224, 224, 3)
-        return images, fast.contiguous()
-
     @torch.inference_mode()
     def _run(self, steps: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(steps[0], StepPlanes):
-            images, fast = self._planes_to_device(steps)
+            images, fast = planes_to_inputs(steps, self.config.sampling, self.device)
         else:
             images = self._to_device([s.image for s in steps])  # (B, H, W, 3)
             fast = self._to_device([self.fast_frames(s) for s in steps])  # (B, 32, 224, 224, 3)
@@ -403,6 +376,38 @@ class FeatureExtractor:
             frame_interval=self.config.frame_interval,
             first_step=first or 0,
         )
+
+
+def planes_to_inputs(
+    steps: list[StepPlanes], sampling: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model inputs of steps of one size (:func:`_shape`) from their raw planes, converted
+    on ``device`` (:func:`extract.pixels.convert`), each distinct frame (2D samples and the
+    fast-pathway slots ``sampling`` names) once: uint8 images ``(B, h, w, 3)`` and fast
+    frames ``(B, 32, 224, 224, 3)``, as the swscale path's :meth:`FeatureExtractor.fast_frames`
+    would give them."""
+    frames: dict[int, YUVFrame] = {}
+    rows: dict[int, int] = {}
+
+    def row(frame: YUVFrame | None) -> int:
+        assert frame is not None, "a slot the sampling rule reads has no frame"
+        if id(frame) not in rows:
+            rows[id(frame)] = len(frames)
+            frames[id(frame)] = frame
+        return rows[id(frame)]
+
+    image_rows = [row(s.image) for s in steps]
+    fast_rows = []
+    for s in steps:
+        slots = pathway_slots(sampling, len(s.window), s.times.frame_rate)
+        fast_rows.append([row(s.window[j]) for j in slots.fast])
+    rgb = convert(list(frames.values()), steps[0].size, device)  # (N, h, w, 3)
+    side = SHORT_SIDE  # the 3D slots' crop
+    top, left = crop_offset(rgb.shape[1], side), crop_offset(rgb.shape[2], side)
+    crops = rgb[:, top : top + side, left : left + side]  # (N, 224, 224, 3)
+    images = rgb.index_select(0, torch.tensor(image_rows, device=device))  # (B, h, w, 3)
+    fast = crops[torch.tensor(fast_rows, device=device)]  # (B, 32, 224, 224, 3)
+    return images, fast.contiguous()
 
 
 def _shape(step: StepFrames | StepPlanes) -> Any:

@@ -12,8 +12,9 @@ import torch
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from extract.decode import StepPlanes, iter_steps, scaled_size
-from extract.extractor import ExtractConfig, FeatureExtractor
+from extract.extractor import ExtractConfig, FeatureExtractor, planes_to_inputs
 from extract.pixels import convert, resolve_pixels, yuv_frame
+from extract.sampling import pathway_slots
 from extract.synthetic import make_video
 
 CPU = torch.device("cpu")
@@ -102,16 +103,15 @@ def test_pixels_setting():
 def test_model_inputs_from_planes(bars):
     """The batch the models get from raw planes: each step's image and its 32 fast frames
     (centre crops of the slots the rule names), on the device, close to swscale's."""
-    ex = FeatureExtractor.__new__(FeatureExtractor)  # no models needed for the inputs
-    ex.config, ex.device = ExtractConfig(sampling="hero"), CPU
     planes = list(iter_steps(bars, sampling="hero", pixels="torch"))
     frames = list(iter_steps(bars, sampling="hero"))
-    images, fast = ex._planes_to_device(planes)
+    images, fast = planes_to_inputs(planes, "hero", CPU)
     assert images.shape == (2, 224, 398, 3) and fast.shape == (2, 32, 224, 224, 3)
     assert images.dtype == fast.dtype == torch.uint8
     for k, s in enumerate(frames):
         assert mean_diff(images[k].numpy(), s.image) < 2.5
-        assert mean_diff(fast[k].numpy(), ex.fast_frames(s)) < 2.5
+        slots = pathway_slots("hero", 45, s.times.frame_rate)
+        assert mean_diff(fast[k].numpy(), s.window[list(slots.fast)]) < 2.5
 
 
 @pytest.mark.slow
