@@ -56,11 +56,15 @@ Backends (``iter_steps(..., backend=...)``):
   here. A video with a 180° rotation is refused, since its frames do not show whether
   torchcodec applied it. It decodes on the CPU: no device is passed to its ``VideoDecoder``.
 
+With ``pixels="torch"`` (``pyav`` only) nothing is scaled here: each used frame's raw YUV
+planes are copied out (:class:`extract.pixels.YUVFrame`) and steps come out as
+:class:`StepPlanes`, for :func:`extract.pixels.convert` to scale and convert on the extraction
+device in batches.
+
 All backends decode on the CPU; GPU (NVDEC) decoding is not implemented. It would need
-torchcodec's decoder opened with ``device="cuda"``, the scale and crop done on the GPU in torch
-(the swscale scaler here works on host arrays), the frames handed to the models without a copy
-back to host memory (a step would then live on the GPU, not in this iterator's numpy arrays),
-and a GPU machine to test it on, which the task that built this module did not have.
+torchcodec's decoder opened with ``device="cuda"`` (or PyNvVideoCodec), its frames fed to the
+torch pixel path without a copy back to host memory, and a GPU machine to test it on, which
+the tasks that built this module did not have.
 
 Every failure (missing file, not a video, no video stream, data that stops the decoder, no
 frame at all) raises :class:`DecodeError`, never a raw PyAV or decord exception. Errors met
