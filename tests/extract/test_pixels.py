@@ -131,3 +131,21 @@ def test_features_through_torch_pixels_agree(tmp_path, bars):
         x, y = x.astype(np.float32), y.astype(np.float32)
         cos = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
         assert cos.min() >= 0.999, cos
+
+
+def test_planes_with_start_and_end(bars):
+    """A window of the video through the planes path: the same steps and frames as swscale's."""
+    ours = list(iter_steps(bars, start=0.0, end=1.5, sampling="uniform", pixels="torch"))
+    ref = list(iter_steps(bars, start=0.0, end=1.5, sampling="uniform"))
+    assert [p.times for p in ours] == [s.times for s in ref] and len(ours) == 1
+
+
+def test_a_small_planes_budget_still_delivers_every_step(bars):
+    """The byte-bounded queue ahead of the models never stalls: with a budget below one step
+    it hands steps over one at a time."""
+    from extract.extractor import _planes_bytes, _Prefetch
+
+    steps = iter_steps(bars, sampling="hero", pixels="torch")
+    got = list(_Prefetch(steps, 32, None, "bars", _planes_bytes, 1))
+    assert [s.index for s in got] == [0, 1]
+    assert all(_planes_bytes(s) > 0 for s in got)
