@@ -32,7 +32,10 @@ that frame, a 3D slot is its centre 224×224 crop, starting at ``int((w − 224)
 The PyAV path converts and scales in one swscale call straight from the decoder's YUV, bicubic,
 as ffmpeg's ``scale`` filter did in HERO's extractor. Measured here (640×360 -> 398×224): about
 1.1 ms a frame, against about 3 ms for a full-size RGB conversion followed by a bicubic resize
-(swscale or torch). Frames that no step uses are decoded but never converted.
+(swscale or torch). Frames that no step uses are decoded but never converted; with
+``sampling`` set (the extractor sets it), neither are frames that only fill window slots the
+SlowFast rule never reads (under the ``hero`` rule a 30 fps window feeds SlowFast 23 of its 45
+slots, so about half the window's conversions are skipped).
 
 Backends (``iter_steps(..., backend=...)``):
 
@@ -53,11 +56,15 @@ Backends (``iter_steps(..., backend=...)``):
   here. A video with a 180° rotation is refused, since its frames do not show whether
   torchcodec applied it. It decodes on the CPU: no device is passed to its ``VideoDecoder``.
 
+With ``pixels="torch"`` (``pyav`` only) nothing is scaled here: each used frame's raw YUV
+planes are copied out (:class:`extract.pixels.YUVFrame`) and steps come out as
+:class:`StepPlanes`, for :func:`extract.pixels.convert` to scale and convert on the extraction
+device in batches.
+
 All backends decode on the CPU; GPU (NVDEC) decoding is not implemented. It would need
-torchcodec's decoder opened with ``device="cuda"``, the scale and crop done on the GPU in torch
-(the swscale scaler here works on host arrays), the frames handed to the models without a copy
-back to host memory (a step would then live on the GPU, not in this iterator's numpy arrays),
-and a GPU machine to test it on, which the task that built this module did not have.
+torchcodec's decoder opened with ``device="cuda"`` (or PyNvVideoCodec), its frames fed to the
+torch pixel path without a copy back to host memory, and a GPU machine to test it on, which
+the tasks that built this module did not have.
 
 Every failure (missing file, not a video, no video stream, data that stops the decoder, no
 frame at all) raises :class:`DecodeError`, never a raw PyAV or decord exception. Errors met
@@ -82,6 +89,8 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from extract.pixels import YUVFrame, yuv_frame
+from extract.sampling import SAMPLINGS, pathway_slots
 from hero_data.grid import (
     DEFAULT_FRAME_INTERVAL,
     WINDOW_FPS,
@@ -180,6 +189,27 @@ class StepFrames:
     index: int
     image: np.ndarray
     window: np.ndarray
+    times: StepTimes
+
+
+@dataclass(frozen=True, eq=False)
+class StepPlanes:
+    """One feature step's frames as the decoder gave them, for pixel work elsewhere
+    (:func:`iter_steps` with ``pixels="torch"``; :mod:`extract.pixels` converts them).
+
+    Attributes:
+        index: as :class:`StepFrames`'.
+        image: the 2D sample's frame.
+        window: per 3D window slot, its frame, or None for a slot no model reads (the same
+            :class:`~extract.pixels.YUVFrame` object where slots, or steps, share a frame).
+        size: (width, height) of a frame as displayed once scaled (short side 224).
+        times: which source frames these are (:class:`StepTimes`).
+    """
+
+    index: int
+    image: YUVFrame
+    window: tuple[YUVFrame | None, ...]
+    size: tuple[int, int]
     times: StepTimes
 
 
@@ -398,8 +428,9 @@ class _Frame:
         self._scale = scale
         self._image: np.ndarray | None = None
 
-    def image(self) -> np.ndarray:
-        """(H, W, 3) uint8 RGB, short side scaled, display orientation, C-contiguous."""
+    def image(self) -> Any:
+        """(H, W, 3) uint8 RGB, short side scaled, display orientation, C-contiguous (or the
+        frame's :class:`YUVFrame` when the source copies planes)."""
         if self._image is None:
             self._image = self._scale(self._source)
             self._source = None  # the decoder's buffer can go
@@ -416,7 +447,14 @@ class _Step:
     """
 
     def __init__(
-        self, index: int, interval: float, window_fps: int, side: int | None, rate: Fraction
+        self,
+        index: int,
+        interval: float,
+        window_fps: int,
+        side: int | None,
+        rate: Fraction,
+        used: frozenset[int] | None = None,
+        planes: bool = False,
     ) -> None:
         self.index = index
         self.rate = rate
@@ -425,10 +463,17 @@ class _Step:
         self.cutoffs = sorted(cuts, key=lambda cj: cj[0])
         self.filled = 0
         self.side = side
-        self.image: np.ndarray | None = None
+        self.used = used  # window slots given pixels; None: all of them
+        self.planes = planes
+        self.image: Any = None
         self.image_time: Fraction | None = None
         self.window_times: list[Fraction] = [Fraction(0)] * (len(cuts) - 1)
-        self.window = None if side is None else np.empty((len(cuts) - 1, side, side, 3), np.uint8)
+        self.window: Any = None
+        if planes:
+            self.window = [None] * (len(cuts) - 1)
+        elif side is not None:
+            # zeros, not empty: a slot no model reads stays black instead of holding garbage
+            self.window = np.zeros((len(cuts) - 1, side, side, 3), np.uint8)
 
     @property
     def next_cutoff(self) -> Fraction:
@@ -446,9 +491,15 @@ class _Step:
             self.image_time = frame.time
         else:
             self.window_times[slot] = frame.time
-        if self.side is None:
-            return
+        if self.side is None or (slot >= 0 and self.used is not None and slot not in self.used):
+            return  # no pixels wanted: the frame is never converted for this slot
         img = frame.image()
+        if self.planes:  # a YUVFrame, shared (never written to)
+            if slot < 0:
+                self.image = img
+            else:
+                self.window[slot] = img
+            return
         if slot < 0:
             self.image = img.copy()
         else:
@@ -461,10 +512,17 @@ class _Step:
         assert self.image_time is not None
         return StepTimes(self.index, self.image_time, tuple(self.window_times), self.rate)
 
-    def result(self) -> StepFrames | StepTimes:
+    def result(self) -> StepFrames | StepPlanes | StepTimes:
         if self.side is None:
             return self.times()
         assert self.image is not None and self.window is not None
+        if self.planes:
+            image: YUVFrame = self.image
+            height, width = image.y.shape
+            if image.turns % 2:
+                width, height = height, width
+            size = scaled_size(width, height, self.side)
+            return StepPlanes(self.index, image, tuple(self.window), size, self.times())
         return StepFrames(self.index, self.image, self.window, self.times())
 
 
@@ -477,20 +535,28 @@ def _select(
     interval: float,
     window_fps: int,
     side: int | None,
-) -> Iterator[StepFrames | StepTimes]:
+    sampling: str | None = None,
+    planes: bool = False,
+) -> Iterator[StepFrames | StepPlanes | StepTimes]:
     """Steps ``first_step`` … (``stop_step`` or the end) from frames in decoding order.
 
     ``frames`` starts with the stream's :class:`_StreamInfo`. Holds the step being filled and
     the last frame seen (the frame *before* every cutoff not yet filled); a frame whose time
     does not increase is dropped. ``side`` None: :class:`StepTimes` only, no pixels.
+    ``sampling``: only the window slots this SlowFast rule reads get pixels.
     """
     if stop_step is not None and stop_step <= first_step:
         return
     info = next(frames)
     assert isinstance(info, _StreamInfo)
+    used = None
+    if sampling is not None:
+        window_len = len(window_cutoffs_3d(first_step, interval, window_fps))
+        slots = pathway_slots(sampling, window_len, info.frame_rate)
+        used = frozenset(slots.fast) | frozenset(slots.slow)
 
     def new_step(index: int) -> _Step:
-        return _Step(index, interval, window_fps, side, info.frame_rate)
+        return _Step(index, interval, window_fps, side, info.frame_rate, used, planes)
 
     step = new_step(first_step)
     prev: _Frame | None = None
@@ -533,12 +599,13 @@ def _select(
 
 
 def _pyav_frames(
-    path: str, start: Fraction, first_cutoff: Fraction, side: int
+    path: str, start: Fraction, first_cutoff: Fraction, side: int, planes: bool = False
 ) -> Iterator[_StreamInfo | _Frame]:
     """The stream's info, then decoded frames from the keyframe before ``start`` (relative
     seconds) on.
 
-    A thread decodes ahead (:class:`_Ahead`) while this one times and scales frames.
+    A thread decodes ahead (:class:`_Ahead`) while this one times and scales frames; with
+    ``planes`` a frame's "image" is a copy of its YUV planes (:class:`YUVFrame`), not scaled.
     """
     with _open(path) as container:
         stream = _video_stream(container, path)
@@ -562,6 +629,9 @@ def _pyav_frames(
                 frame, width, height, format="rgb24", interpolation=_INTERPOLATION
             ).to_ndarray()  # (H, W, 3)
             return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+        def copy_planes(frame: Any) -> YUVFrame:
+            return yuv_frame(frame, turns)
 
         decoded = _Ahead(container.decode(stream))
         try:
@@ -595,7 +665,7 @@ def _pyav_frames(
                     time = None
                     continue
                 seeked = False
-                yield _Frame(time, duration, frame, scale)
+                yield _Frame(time, duration, frame, copy_planes if planes else scale)
         finally:
             decoded.close()
 
@@ -749,7 +819,9 @@ def iter_steps(
     backend: str = "pyav",
     short_side: int = SHORT_SIDE,
     window_fps: int = WINDOW_FPS,
-) -> Iterator[StepFrames]:
+    sampling: str | None = None,
+    pixels: str = "swscale",
+) -> Iterator[StepFrames] | Iterator[StepPlanes]:
     """The steps of ``[start, end)`` source seconds of a video, in order, from one decode.
 
     ``start`` must be a whole number of steps (``start = k·L``); decoding seeks to the keyframe
@@ -758,8 +830,32 @@ def iter_steps(
     exact rules). Streaming: at most one step's window, the last frame and the decoder's own
     buffers are held. Arguments are checked when called (``ValueError``); problems with the
     file raise :class:`DecodeError` from the iteration.
+
+    ``sampling`` (``hero`` or ``uniform``, :mod:`extract.sampling`): convert only the window
+    slots that rule feeds to SlowFast (:func:`extract.sampling.pathway_slots`); the others
+    stay zero and a frame only they use is decoded but never converted. The slots it does
+    fill are identical to those of ``sampling=None`` (every slot converted).
+
+    ``pixels``: ``swscale`` (default) yields :class:`StepFrames`, converted here; ``torch``
+    yields :class:`StepPlanes`, the frames' YUV planes unconverted, for
+    :func:`extract.pixels.convert` on the extraction device (``pyav`` backend only).
     """
-    return _iterate(path, interval, start, end, backend, short_side, window_fps, pixels=True)  # type: ignore[return-value]
+    if pixels not in ("swscale", "torch"):
+        raise ValueError(f"pixels must be 'swscale' or 'torch' here, got {pixels!r}")
+    if pixels == "torch" and backend != "pyav":
+        raise ValueError(f"pixels='torch' needs the pyav backend, not {backend!r}")
+    return _iterate(  # type: ignore[return-value]
+        path,
+        interval,
+        start,
+        end,
+        backend,
+        short_side,
+        window_fps,
+        pixels=True,
+        sampling=sampling,
+        planes=pixels == "torch",
+    )
 
 
 def iter_step_times(
@@ -786,7 +882,11 @@ def _iterate(
     window_fps: int,
     *,
     pixels: bool,
-) -> Iterator[StepFrames | StepTimes]:
+    sampling: str | None = None,
+    planes: bool = False,
+) -> Iterator[StepFrames | StepPlanes | StepTimes]:
+    if sampling is not None and sampling not in SAMPLINGS:
+        raise ValueError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown decoder backend {backend!r}; choose one of {list(BACKENDS)}")
     if backend not in available_backends():
@@ -816,9 +916,12 @@ def _iterate(
         window_cutoffs_3d(first_step, interval, window_fps)[0],
         sample_cutoff_2d(first_step, interval),
     )
-    frames = source(name, begin, first_cutoff, short_side)
+    if planes:
+        frames = _pyav_frames(name, begin, first_cutoff, short_side, planes=True)
+    else:
+        frames = source(name, begin, first_cutoff, short_side)
     side = short_side if pixels else None
-    return _steps(frames, name, first_step, stop_step, interval, window_fps, side)
+    return _steps(frames, name, first_step, stop_step, interval, window_fps, side, sampling, planes)
 
 
 def _steps(
@@ -829,7 +932,9 @@ def _steps(
     interval: float,
     window_fps: int,
     side: int | None,
-) -> Iterator[StepFrames | StepTimes]:
+    sampling: str | None,
+    planes: bool = False,
+) -> Iterator[StepFrames | StepPlanes | StepTimes]:
     try:
         yield from _select(
             frames,
@@ -839,6 +944,8 @@ def _steps(
             interval=interval,
             window_fps=window_fps,
             side=side,
+            sampling=sampling,
+            planes=planes,
         )
     finally:
         close = getattr(frames, "close", None)

@@ -29,13 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from extract.decode import StepFrames, iter_steps
+from extract.decode import SHORT_SIDE, StepFrames, StepPlanes, crop_offset, iter_steps
 from extract.models import (
     WeightsInfo,
     load_resnet152,
     load_slowfast_r50,
     prepare_for,
 )
+from extract.pixels import PIXELS, YUVFrame, convert, resolve_pixels
 from extract.sampling import DEFAULT_SAMPLING, SAMPLINGS, pathway_slots, slow_positions
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 from hero_data.types import safe_id
@@ -62,6 +63,12 @@ class ExtractConfig:
             ``.pkl`` in the torch hub cache.
         random_weights: use seeded random weights (features are meaningless; for tests/demos).
         offline: never download a missing weight file; ``None``: ``$HERO_OFFLINE``.
+        pixels: where frames are converted to RGB and scaled: ``swscale`` (CPU, in the decode
+            thread), ``torch`` (raw YUV planes to the extraction device, converted there in
+            batches, :mod:`extract.pixels`; ``pyav`` backend only), ``auto`` (``torch`` on
+            CUDA, ``swscale`` on CPU).
+        planes_prefetch_mb: with ``torch`` pixels, the most megabytes of raw planes queued
+            ahead of the models (a 1080p step holds about 75 MB of them).
     """
 
     frame_interval: float = 1.5
@@ -76,10 +83,14 @@ class ExtractConfig:
     slowfast_weights: str | None = None
     random_weights: bool = False
     offline: bool | None = None
+    pixels: str = "auto"
+    planes_prefetch_mb: int = 1024
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.prefetch_steps < 1:
-            raise ValueError("batch_size and prefetch_steps must be positive")
+        if self.batch_size < 1 or self.prefetch_steps < 1 or self.planes_prefetch_mb < 1:
+            raise ValueError("batch_size, prefetch_steps and planes_prefetch_mb must be positive")
+        if self.pixels not in PIXELS:
+            raise ValueError(f"pixels must be one of {list(PIXELS)}, got {self.pixels!r}")
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {self.sampling!r}")
 
@@ -132,13 +143,19 @@ class _Prefetch:
 
     def __init__(
         self,
-        steps: Iterator[StepFrames],
+        steps: Iterator[Any],
         size: int,
         deadline: float | None = None,
         what: str = "",
+        cost: Callable[[Any], int] | None = None,
+        budget: int = 0,
     ) -> None:
         self._deadline = deadline
         self._what = what
+        self._cost = cost  # bytes an item holds; with a budget, queued bytes stay under it
+        self._budget = budget
+        self._queued = 0
+        self._lock = threading.Lock()
         self._q: queue.Queue[Any] = queue.Queue(maxsize=size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(steps,), daemon=True)
@@ -153,16 +170,21 @@ class _Prefetch:
                 continue
         return False
 
-    def _run(self, steps: Iterator[StepFrames]) -> None:
+    def _run(self, steps: Iterator[Any]) -> None:
         try:
             for step in steps:
+                if self._cost is not None:
+                    while self._queued > self._budget and not self._stop.is_set():
+                        time.sleep(0.002)  # the consumer is behind by more than the budget
+                    with self._lock:
+                        self._queued += self._cost(step)
                 if not self._put(step):
                     return
             self._put(self._END)
         except BaseException as e:  # handed to the consumer, raised there
             self._put(e)
 
-    def __iter__(self) -> Iterator[StepFrames]:
+    def __iter__(self) -> Iterator[Any]:
         try:
             while True:
                 if self._deadline is None:
@@ -179,6 +201,9 @@ class _Prefetch:
                     return
                 if isinstance(item, BaseException):
                     raise item
+                if self._cost is not None:
+                    with self._lock:
+                        self._queued -= self._cost(item)
                 yield item
         finally:
             self._stop.set()
@@ -218,6 +243,11 @@ class FeatureExtractor:
         else:
             self.weights["slowfast"] = WeightsInfo("injected", None, "injected")
         slowfast.slow_positions = slow_positions(cfg.sampling)
+        self.pixels = resolve_pixels(cfg.pixels, self.device)
+        if self.pixels == "torch" and cfg.backend != "pyav":
+            if cfg.pixels == "torch":
+                raise ValueError(f"pixels='torch' needs the pyav backend, not {cfg.backend!r}")
+            self.pixels = "swscale"
         opts = {"bf16": cuda and cfg.bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
         self.resnet = prepare_for(resnet, self.device, **opts)
         self.slowfast = prepare_for(slowfast, self.device, **opts)
@@ -240,6 +270,7 @@ class FeatureExtractor:
                 "truncated), centre crop 224 at int((w-224)/2); 32 fast / 8 slow frames by "
                 "the sampling rule; /255, mean 0.45, std 0.225",
             },
+            "pixels": self.pixels,
             "dtype": "bfloat16 autocast" if self._bf16 else "float32",
             "device": self.device.type,
         }
@@ -261,9 +292,12 @@ class FeatureExtractor:
         return step.window[list(slots.fast)]
 
     @torch.inference_mode()
-    def _run(self, steps: list[StepFrames]) -> tuple[np.ndarray, np.ndarray]:
-        images = self._to_device([s.image for s in steps])  # (B, H, W, 3)
-        fast = self._to_device([self.fast_frames(s) for s in steps])  # (B, 32, 224, 224, 3)
+    def _run(self, steps: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(steps[0], StepPlanes):
+            images, fast = planes_to_inputs(steps, self.config.sampling, self.device)
+        else:
+            images = self._to_device([s.image for s in steps])  # (B, H, W, 3)
+            fast = self._to_device([self.fast_frames(s) for s in steps])  # (B, 32, 224, 224, 3)
         r = self.resnet(images).float().cpu().numpy()  # (B, 2048)
         f = self.slowfast(fast).float().cpu().numpy()  # (B, 2304)
         return r.astype(np.float16), f.astype(np.float16)
@@ -281,11 +315,23 @@ class FeatureExtractor:
         ``timeout_s``: the whole video's time budget; past it :class:`ExtractTimeout`.
         """
         cfg = self.config
-        steps = iter_steps(path, cfg.frame_interval, start=start, end=end, backend=cfg.backend)
+        steps = iter_steps(
+            path,
+            cfg.frame_interval,
+            start=start,
+            end=end,
+            backend=cfg.backend,
+            sampling=cfg.sampling,  # convert only the window slots SlowFast reads
+            pixels=self.pixels,
+        )
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        batch: list[StepFrames] = []
-        for step in _Prefetch(steps, cfg.prefetch_steps, deadline, str(path)):
-            if batch and step.image.shape != batch[0].image.shape:
+        cost, budget = None, 0
+        if self.pixels == "torch":
+            cost, budget = _planes_bytes, cfg.planes_prefetch_mb << 20
+        prefetch = _Prefetch(steps, cfg.prefetch_steps, deadline, str(path), cost, budget)
+        batch: list[Any] = []
+        for step in prefetch:
+            if batch and _shape(step) != _shape(batch[0]):
                 yield from self._emit(batch)  # a batch stacks images of one size only
                 batch = []
             batch.append(step)
@@ -295,7 +341,7 @@ class FeatureExtractor:
         if batch:
             yield from self._emit(batch)
 
-    def _emit(self, batch: list[StepFrames]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    def _emit(self, batch: list[Any]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         r, f = self._run(batch)
         for k, step in enumerate(batch):
             yield step.index, r[k], f[k]
@@ -330,6 +376,51 @@ class FeatureExtractor:
             frame_interval=self.config.frame_interval,
             first_step=first or 0,
         )
+
+
+def planes_to_inputs(
+    steps: list[StepPlanes], sampling: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model inputs of steps of one size (:func:`_shape`) from their raw planes, converted
+    on ``device`` (:func:`extract.pixels.convert`), each distinct frame (2D samples and the
+    fast-pathway slots ``sampling`` names) once: uint8 images ``(B, h, w, 3)`` and fast
+    frames ``(B, 32, 224, 224, 3)``, as the swscale path's :meth:`FeatureExtractor.fast_frames`
+    would give them."""
+    frames: dict[int, YUVFrame] = {}
+    rows: dict[int, int] = {}
+
+    def row(frame: YUVFrame | None) -> int:
+        assert frame is not None, "a slot the sampling rule reads has no frame"
+        if id(frame) not in rows:
+            rows[id(frame)] = len(frames)
+            frames[id(frame)] = frame
+        return rows[id(frame)]
+
+    image_rows = [row(s.image) for s in steps]
+    fast_rows = []
+    for s in steps:
+        slots = pathway_slots(sampling, len(s.window), s.times.frame_rate)
+        fast_rows.append([row(s.window[j]) for j in slots.fast])
+    rgb = convert(list(frames.values()), steps[0].size, device)  # (N, h, w, 3)
+    side = SHORT_SIDE  # the 3D slots' crop
+    top, left = crop_offset(rgb.shape[1], side), crop_offset(rgb.shape[2], side)
+    crops = rgb[:, top : top + side, left : left + side]  # (N, 224, 224, 3)
+    images = rgb.index_select(0, torch.tensor(image_rows, device=device))  # (B, h, w, 3)
+    fast = crops[torch.tensor(fast_rows, device=device)]  # (B, 32, 224, 224, 3)
+    return images, fast.contiguous()
+
+
+def _shape(step: StepFrames | StepPlanes) -> Any:
+    """Steps of equal shape batch together."""
+    if isinstance(step, StepPlanes):
+        return (step.size, step.image.key())
+    return step.image.shape
+
+
+def _planes_bytes(step: StepPlanes) -> int:
+    """Bytes of raw planes a step holds (each distinct frame once)."""
+    frames = {id(f): f for f in (step.image, *step.window) if f is not None}
+    return sum(f.nbytes for f in frames.values())
 
 
 def npz_name(video: str | os.PathLike[str]) -> str:

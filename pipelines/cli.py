@@ -443,6 +443,15 @@ def run(
     help="Steps per model batch.",
 )
 @click.option(
+    "--pixels",
+    type=click.Choice(["auto", "swscale", "torch"]),
+    default="auto",
+    show_default=True,
+    help="Where frames are scaled and converted to RGB: swscale (CPU, in the decode thread), "
+    "torch (raw YUV planes sent to --device and converted there in batches; pyav backend "
+    "only), auto (torch on CUDA, swscale on CPU).",
+)
+@click.option(
     "--compile",
     "compile_",
     is_flag=True,
@@ -482,6 +491,7 @@ def extract(
     backend: str,
     device: str,
     batch_size: int,
+    pixels: str,
     compile_: bool,
     resnet_weights: Path | None,
     slowfast_weights: Path | None,
@@ -517,6 +527,7 @@ def extract(
         backend=backend,
         device=device,
         batch_size=batch_size,
+        pixels=pixels,
         compile=compile_,
         sampling=sampling,
         resnet_weights=str(resnet_weights) if resnet_weights else None,

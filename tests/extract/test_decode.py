@@ -20,6 +20,7 @@ import av
 import numpy as np
 import pytest
 
+import extract.decode as decode_module
 from extract.decode import (
     DecodeError,
     StepFrames,
@@ -29,6 +30,7 @@ from extract.decode import (
     probe,
     scaled_size,
 )
+from extract.sampling import pathway_slots
 from hero_data.grid import num_steps, select_2d
 
 FIXTURE_VIDEOS = [
@@ -545,6 +547,48 @@ def test_decord_follows_timestamps_variable_frame_rate(tmp_path):
     assert [s.index for s in steps] == list(range(1, len(windows)))
     for s in steps:
         assert [index_of(w) for w in s.window] == windows[s.index]
+
+
+# --- converting only the slots the models read --------------------------------------------------
+
+
+@pytest.mark.parametrize("sampling", ["hero", "uniform"])
+@pytest.mark.parametrize("rate", [20, 30, 60])
+def test_sampling_converts_only_the_slots_slowfast_reads(tmp_path, monkeypatch, sampling, rate):
+    """With ``sampling`` the used slots and the image are bit-identical to a full conversion,
+    the others are zero, and fewer frames are converted."""
+    path = write_video(tmp_path / "v.mp4", list(range(rate * 4)), Fraction(1, rate), rate=rate)
+    converted = []
+    image = decode_module._Frame.image
+
+    def counting(self):
+        if self._image is None:
+            converted.append(self.time)
+        return image(self)
+
+    monkeypatch.setattr(decode_module._Frame, "image", counting)
+    full = list(iter_steps(path))
+    n_full = len(converted)
+    converted.clear()
+    lean = list(iter_steps(path, sampling=sampling))
+    assert len(lean) == len(full) == 3
+    slots = pathway_slots(sampling, 45, Fraction(rate))
+    used = sorted(set(slots.fast) | set(slots.slow))
+    unused = sorted(set(range(45)) - set(used))
+    for a, b in zip(full, lean, strict=True):
+        assert a.times == b.times and np.array_equal(a.image, b.image)
+        assert np.array_equal(a.window[used], b.window[used])
+        assert not b.window[unused].any()
+        assert np.array_equal(a.window[list(slots.fast)], b.window[list(slots.fast)])
+    assert len(converted) < n_full
+    if sampling == "hero" and rate == 30:
+        assert len(used) == 23  # every other slot, 0 … 44
+        assert len(converted) <= 3 * (23 + 1)
+
+
+def test_sampling_is_checked():
+    with pytest.raises(ValueError, match="sampling"):
+        iter_steps("x.mp4", sampling="every-frame")
 
 
 # --- memory -----------------------------------------------------------------------------------

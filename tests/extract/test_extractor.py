@@ -74,6 +74,31 @@ def test_a_window_equals_the_same_rows_of_the_whole_video(extractor, tmp_path):
     assert np.array_equal(part.slowfast, whole.slowfast[3:6])
 
 
+def test_converting_only_used_slots_leaves_features_unchanged(monkeypatch, tmp_path, extractor):
+    """The extractor converts only the window slots SlowFast reads: the model inputs and
+    features are bit-identical to those of a decode that converts all 45."""
+    import extract.extractor as extractor_module
+
+    video = make_video(tmp_path / "v.mp4", duration=4.5, width=160, height=90)
+    ex, sampling = extractor, extractor.config.sampling
+    steps = list(extractor_module.iter_steps(video, sampling=sampling))
+    every = list(extractor_module.iter_steps(video))
+    for a, b in zip(steps, every, strict=True):
+        assert np.array_equal(ex.fast_frames(a), ex.fast_frames(b))
+        assert np.array_equal(a.image, b.image)
+    lean = ex.extract(video)
+    real = extractor_module.iter_steps
+
+    def convert_everything(*args, sampling=None, **kwargs):
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extractor_module, "iter_steps", convert_everything)
+    full = ex.extract(video)
+    assert lean.num_steps == full.num_steps == 3
+    assert np.array_equal(lean.resnet, full.resnet)
+    assert np.array_equal(lean.slowfast, full.slowfast)
+
+
 def test_npz_names_and_contents(tmp_path, features):
     a, b = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
     assert npz_name(a) != npz_name(b)

@@ -268,6 +268,25 @@ def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, m
     assert code == 2 and "'linear' is not one of 'hero', 'uniform'" in out
 
 
+def test_extract_pixels_flag_reaches_the_extract_config(tmp_path, monkeypatch):
+    import pipelines.extract_videos
+    from pipelines.extract_videos import ExtractSummary
+
+    configs = []
+
+    def fake_extract_videos(videos, output, config, *, overwrite=False):
+        configs.append(config)
+        return ExtractSummary()
+
+    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
+    assert run(*base)[0] == 0
+    assert run(*base, "--pixels", "torch")[0] == 0
+    assert [c.pixels for c in configs] == ["auto", "torch"]
+    code, out = run(*base, "--pixels", "gpu")
+    assert code == 2 and "'gpu' is not one of 'auto', 'swscale', 'torch'" in out
+
+
 def test_run_sampling_and_offline_reach_the_run_config(tmp_path, monkeypatch):
     import pipelines.run
     from pipelines.inputs import InputError

@@ -1,0 +1,281 @@
+"""Everything GPU-specific, validated and measured by one command on a one-GPU machine.
+
+Run it (from the repository root, with the synced environment's Python)::
+
+    .venv/bin/python benchmarks/gpu_check.py                  # about 6-8 minutes on one GPU
+    .venv/bin/python benchmarks/gpu_check.py --budget-s 300   # parts that do not fit are skipped
+
+Parts, in order (each reuses the benchmark that owns the figure; none is re-implemented here):
+
+1. **parity**: ``benchmarks/extract.py --parity``: both models on CUDA in bf16 against the CPU
+   in fp32 on the same seeded random weights, per-step cosine (target >= 0.999), and the
+   end-to-end extraction speed (``video_s_per_s``) with ``pixels=auto`` (torch on the GPU).
+2. **models**: ResNet-152 images/s and SlowFast windows/s at batch sizes 16 … 256 (that
+   script's ``_throughput`` and ``_flops``), the best batch size of each, and its MFU against
+   the bf16 dense peak (``--peak-tflops``, default 989, H100/H200 SXM).
+3. **decode**: a synthetic 720p H.264 video through ``iter_steps(pixels="torch")``: the decode
+   thread alone (frames/s, against a plain PyAV decode of every frame, the ceiling), and with
+   the pixel work on the GPU (:func:`extract.extractor.planes_to_inputs`, batches of 16 steps)
+   in the same thread. NVDEC: reported as not implemented (no GPU decoder backend exists yet).
+4. **run**: ``benchmarks/pipeline.py --gpu``: ``hero run`` on a synthetic corpus with every
+   core and the GPU: video-hours per hour and the GPU's utilisation (``nvidia-smi``).
+5. **train**: ``benchmarks/train.py``: base HERO pretraining in bf16, steps/s and MFU.
+
+Without CUDA every part is skipped with a message saying so, and the script still exits 0
+with its JSON line (``"cuda": false`` and the ``skipped`` parts). The last line printed is one
+JSON object with every part's figures (``null`` for a part skipped, failed or out of time;
+``errors`` says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "benchmarks"
+if Path(sys.path[0]).resolve() == HERE:  # benchmarks/extract.py would shadow `extract`
+    sys.path[0] = str(ROOT)
+
+PARTS = ("parity", "models", "decode", "run", "train")
+
+
+def _last_json(text: str) -> dict[str, Any]:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON line in the output")
+
+
+def _script(args: list[str], timeout: float) -> dict[str, Any]:
+    """Run a benchmark script; its last JSON line."""
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[0]} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return _last_json(proc.stdout)
+
+
+def _bench_extract() -> Any:
+    """benchmarks/extract.py as a module (its name is the `extract` package's)."""
+    spec = importlib.util.spec_from_file_location("bench_extract", HERE / "extract.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def part_parity(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
+    out = _script(
+        [
+            "benchmarks/extract.py",
+            "--device=cuda",
+            "--parity",
+            "--duration=30",
+            "--min-seconds=2",
+            "--batch-size=64",
+        ],
+        timeout,
+    )
+    keep = ("parity", "video_s_per_s", "extract_s", "steps", "device", "dtype")
+    return {k: out[k] for k in keep if k in out}
+
+
+def part_models(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
+    import torch
+
+    from extract.extractor import ExtractConfig, FeatureExtractor
+    from hero_data.grid import FAST_FRAMES
+
+    bench = _bench_extract()
+    device = torch.device(args.device)
+    ex = FeatureExtractor(ExtractConfig(device=args.device, random_weights=True))
+    results: dict[str, Any] = {}
+    started = time.perf_counter()
+    for name, model, shape in (
+        ("resnet", ex.resnet, (224, 398, 3)),
+        ("slowfast", ex.slowfast, (FAST_FRAMES, 224, 224, 3)),
+    ):
+        one = torch.randint(0, 256, (1, *shape), dtype=torch.uint8, device=device)
+        flops = bench._flops(model, one)
+        rates = {}
+        for batch in args.batches:
+            if time.perf_counter() - started > timeout * 0.8:
+                break
+            x = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, device=device)
+            try:
+                rates[batch] = bench._throughput(model, x, device, 2.0)[0]
+            except torch.OutOfMemoryError:
+                break
+            finally:
+                del x
+                torch.cuda.empty_cache()
+        best = max(rates, key=rates.__getitem__)
+        tflops = rates[best] * flops / 1e12
+        results[name] = {
+            "per_s_by_batch": {b: round(r, 1) for b, r in rates.items()},
+            "best_batch": best,
+            "per_s": round(rates[best], 1),
+            "gflops_per_sample": round(flops / 1e9, 2),
+            "tflops": round(tflops, 2),
+            "mfu": round(tflops / args.peak_tflops, 4) if device.type == "cuda" else None,
+        }
+    return results
+
+
+def part_decode(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
+    import av
+    import torch
+
+    from extract.decode import iter_steps
+    from extract.extractor import planes_to_inputs
+    from extract.synthetic import make_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video = make_video(
+            Path(tmp) / "d.mp4",
+            duration=args.decode_seconds,
+            width=1280,
+            height=720,
+            preset="veryfast",
+        )
+        with av.open(str(video)) as c:
+            frames = c.streams.video[0].frames
+        t0 = time.perf_counter()
+        with av.open(str(video)) as c:
+            s = c.streams.video[0]
+            s.thread_type = "AUTO"
+            for _ in c.decode(s):
+                pass
+        ceiling = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in iter_steps(video, sampling="hero", pixels="torch"):
+            pass
+        planes = time.perf_counter() - t0
+        device = torch.device(args.device)
+        t0 = time.perf_counter()
+        batch: list[Any] = []
+        for step in iter_steps(video, sampling="hero", pixels="torch"):
+            batch.append(step)
+            if len(batch) == 16:
+                planes_to_inputs(batch, "hero", device)
+                batch = []
+        if batch:
+            planes_to_inputs(batch, "hero", device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        with_gpu = time.perf_counter() - t0
+    nvdec = "not implemented (no GPU decoder backend; issue 15 item 3)"
+    return {
+        "video": f"{args.decode_seconds:g} s 1280x720 h264 (x264 veryfast) 30 fps",
+        "ceiling_fps": round(frames / ceiling, 1),
+        "decode_thread_fps": round(frames / planes, 1),
+        "decode_thread_vs_ceiling": round(ceiling / planes, 3),
+        "with_gpu_pixels_fps": round(frames / with_gpu, 1),
+        "nvdec": nvdec,
+    }
+
+
+def part_run(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
+    return _script(
+        [
+            "benchmarks/pipeline.py",
+            "--gpu",
+            f"--videos={args.run_videos}",
+            "--min-duration=20",
+            "--max-duration=40",
+        ],
+        timeout,
+    )
+
+
+def part_train(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
+    out = _script(
+        ["benchmarks/train.py", "--cpu-steps=2", "--warmup=3", "--gpu-steps=20", "--clips=64"],
+        timeout,
+    )
+    keep = ("gpu", "base_gpu_steps_per_s", "base_gpu_clips_per_s", "base_gpu_tflops", "mfu")
+    return {k: out[k] for k in keep if k in out}
+
+
+_RUN = {
+    "parity": part_parity,
+    "models": part_models,
+    "decode": part_decode,
+    "run": part_run,
+    "train": part_train,
+}
+_SHARE = {"parity": 120, "models": 90, "decode": 60, "run": 120, "train": 90}
+"""Seconds each part may take (out of the default 480 s budget)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--budget-s", type=float, default=480.0, help="the whole check's time")
+    p.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak for MFU")
+    p.add_argument("--run-videos", type=int, default=24, help="videos in hero run's corpus")
+    p.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset")
+    # For checking this script itself on a CPU (figures meaningless): --smoke-cpu runs the
+    # in-process parts (models, decode) there, small.
+    p.add_argument("--smoke-cpu", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.device, args.batches, args.decode_seconds = "cuda", (16, 32, 64, 128, 256), 60.0
+    parts = [x for x in args.parts.split(",") if x]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        p.error(f"unknown parts {unknown}; choose from {list(PARTS)}")
+
+    import torch
+
+    summary: dict[str, Any] = {"cuda": torch.cuda.is_available(), "torch": torch.__version__}
+    summary["skipped"], summary["errors"] = [], {}
+    if args.smoke_cpu:
+        args.device, args.batches, args.decode_seconds = "cpu", (1,), 3.0
+        for name in ("models", "decode"):
+            summary[name] = _RUN[name](args, 600)
+            print(f"gpu_check (smoke, CPU): {name}: {json.dumps(summary[name])}")
+        print(json.dumps(summary))
+        return 0
+    if not summary["cuda"]:
+        print(
+            "gpu_check: no CUDA device here (torch.cuda.is_available() is False): every part is "
+            "GPU-specific, so all are skipped: " + ", ".join(parts)
+        )
+        summary["skipped"] = parts
+        print(json.dumps(summary))
+        return 0
+    summary["device"] = torch.cuda.get_device_name(0)
+    summary["cores"] = os.cpu_count()
+    started = time.perf_counter()
+    for name in parts:
+        left = args.budget_s - (time.perf_counter() - started)
+        timeout = min(_SHARE[name] * args.budget_s / 480.0, left)
+        if timeout < 20:
+            summary["skipped"].append(name)
+            summary[name] = None
+            print(f"gpu_check: {name}: skipped, out of time")
+            continue
+        t0 = time.perf_counter()
+        try:
+            summary[name] = _RUN[name](args, timeout)
+        except Exception as e:  # one part failing must not hide the others' figures
+            summary[name] = None
+            summary["errors"][name] = f"{type(e).__name__}: {e}"[-500:]
+        took = time.perf_counter() - t0
+        print(f"gpu_check: {name} ({took:.0f} s): {json.dumps(summary[name])}", flush=True)
+    summary["wall_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The torch pixel path (extract.pixels) against swscale, and features through it.
+
+The same torch code runs on CUDA; these tests run it on the CPU.
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+import torch
+from av.video.reformatter import Interpolation, VideoReformatter
+
+from extract.decode import StepPlanes, iter_steps, scaled_size
+from extract.extractor import ExtractConfig, FeatureExtractor, planes_to_inputs
+from extract.pixels import convert, resolve_pixels, yuv_frame
+from extract.sampling import pathway_slots
+from extract.synthetic import make_video
+
+CPU = torch.device("cpu")
+FIXTURES = ["flipping_a_pancake.mkv", "video_0.mov", "video_90.mov", "video_180.mov"]
+
+
+def frames(path, every: int = 9, limit: int = 60) -> list[av.VideoFrame]:
+    with av.open(str(path)) as container:
+        return [f for k, f in enumerate(container.decode(video=0)) if k % every == 0 and k < limit]
+
+
+def mean_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+@pytest.fixture(scope="module")
+def bars(tmp_path_factory):
+    """640x360, scaled to 398x224: an even output width (as 16:9 and 4:3 videos have)."""
+    path = tmp_path_factory.mktemp("pixels") / "bars.mp4"
+    return make_video(path, duration=2.0, width=640, height=360, preset="veryfast")
+
+
+@pytest.mark.parametrize("name", ["flipping_a_pancake.mkv", "video_0.mov"])
+def test_torch_equals_swscale_bicubic_at_odd_widths(shared_fixtures, name):
+    """Odd output widths (397 here): swscale interpolates chroma at full width, as we do;
+    measured mean differences 0.007-0.009 grey levels."""
+    reformatter = VideoReformatter()
+    for f in frames(shared_fixtures / "videos" / name):
+        size = scaled_size(f.width, f.height)
+        ref = reformatter.reformat(
+            f, *size, format="rgb24", interpolation=Interpolation.BICUBIC
+        ).to_ndarray()
+        ours = convert([yuv_frame(f, 0)], size, CPU)[0].numpy()
+        assert ours.shape == ref.shape
+        assert mean_diff(ours, ref) < 0.05
+
+
+def test_torch_at_even_widths(bars):
+    """Even output widths: swscale's default (no full chroma interpolation) rounds its RGB
+    output differently, measured 1.5-2.0 grey levels below; with full chroma interpolation
+    it equals ours (0.006)."""
+    reformatter = VideoReformatter()
+    for f in frames(bars):
+        size = scaled_size(f.width, f.height)
+        assert size == (398, 224)
+        ours = convert([yuv_frame(f, 0)], size, CPU)[0].numpy()
+        full = Interpolation.BICUBIC | Interpolation.FULL_CHR_H_INT
+        ref = reformatter.reformat(f, *size, format="rgb24", interpolation=full).to_ndarray()
+        assert mean_diff(ours, ref) < 0.05
+        default = reformatter.reformat(
+            f, *size, format="rgb24", interpolation=Interpolation.BICUBIC
+        ).to_ndarray()
+        assert mean_diff(ours, default) < 2.5
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_planes_steps_convert_to_the_swscale_steps(shared_fixtures, name):
+    """``pixels="torch"`` yields the same frames, unconverted; converted they match the
+    swscale path's image and used window slots, rotation included."""
+    path = shared_fixtures / "videos" / name
+    ours = list(iter_steps(path, sampling="hero", pixels="torch"))
+    ref = list(iter_steps(path, sampling="hero"))
+    assert len(ours) == len(ref)
+    for p, s in zip(ours, ref, strict=True):
+        assert isinstance(p, StepPlanes) and p.times == s.times
+        img = convert([p.image], p.size, CPU)[0].numpy()
+        assert img.shape == s.image.shape
+        assert mean_diff(img, s.image) < 0.05
+        assert [j for j, f in enumerate(p.window) if f is None] == [
+            j for j in range(len(s.window)) if not s.window[j].any()
+        ]
+
+
+def test_pixels_setting():
+    assert resolve_pixels("auto", torch.device("cpu")) == "swscale"
+    assert resolve_pixels("auto", torch.device("cuda")) == "torch"
+    assert resolve_pixels("torch", torch.device("cpu")) == "torch"
+    with pytest.raises(ValueError, match="pixels"):
+        resolve_pixels("gpu", CPU)
+    with pytest.raises(ValueError, match="pixels"):
+        ExtractConfig(pixels="gpu")
+    with pytest.raises(ValueError, match="pyav"):
+        list(iter_steps("x.mp4", pixels="torch", backend="decord"))
+
+
+def test_model_inputs_from_planes(bars):
+    """The batch the models get from raw planes: each step's image and its 32 fast frames
+    (centre crops of the slots the rule names), on the device, close to swscale's."""
+    planes = list(iter_steps(bars, sampling="hero", pixels="torch"))
+    frames = list(iter_steps(bars, sampling="hero"))
+    images, fast = planes_to_inputs(planes, "hero", CPU)
+    assert images.shape == (2, 224, 398, 3) and fast.shape == (2, 32, 224, 224, 3)
+    assert images.dtype == fast.dtype == torch.uint8
+    for k, s in enumerate(frames):
+        assert mean_diff(images[k].numpy(), s.image) < 2.5
+        slots = pathway_slots("hero", 45, s.times.frame_rate)
+        assert mean_diff(fast[k].numpy(), s.window[list(slots.fast)]) < 2.5
+
+
+@pytest.mark.slow
+def test_features_through_torch_pixels_agree(tmp_path, bars):
+    """Same seeded random weights, both pixel paths, the even-width video: cosine >= 0.999
+    per step for both models."""
+    a = FeatureExtractor(ExtractConfig(device="cpu", random_weights=True, batch_size=2))
+    b = FeatureExtractor(
+        ExtractConfig(device="cpu", random_weights=True, batch_size=2, pixels="torch"),
+        resnet=a.resnet,
+        slowfast=a.slowfast,
+    )
+    assert a.pixels == "swscale" and b.pixels == "torch"
+    fa, fb = a.extract(bars), b.extract(bars)
+    assert fa.num_steps == fb.num_steps == 2
+    for x, y in ((fa.resnet, fb.resnet), (fa.slowfast, fb.slowfast)):
+        x, y = x.astype(np.float32), y.astype(np.float32)
+        cos = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+        assert cos.min() >= 0.999, cos
+
+
+def test_planes_with_start_and_end(bars):
+    """A window of the video through the planes path: the same steps and frames as swscale's."""
+    ours = list(iter_steps(bars, start=0.0, end=1.5, sampling="uniform", pixels="torch"))
+    ref = list(iter_steps(bars, start=0.0, end=1.5, sampling="uniform"))
+    assert [p.times for p in ours] == [s.times for s in ref] and len(ours) == 1
+
+
+def test_a_small_planes_budget_still_delivers_every_step(bars):
+    """The byte-bounded queue ahead of the models never stalls: with a budget below one step
+    it hands steps over one at a time."""
+    from extract.extractor import _planes_bytes, _Prefetch
+
+    steps = iter_steps(bars, sampling="hero", pixels="torch")
+    got = list(_Prefetch(steps, 32, None, "bars", _planes_bytes, 1))
+    assert [s.index for s in got] == [0, 1]
+    assert all(_planes_bytes(s) > 0 for s in got)
