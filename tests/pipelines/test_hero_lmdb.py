@@ -589,7 +589,8 @@ def test_a_dataset_on_s3_exports_as_its_local_copy_does(
 
 def _tv_corpus(root: Path) -> Path:
     """HERO extractor features for two TV clips (6 steps of 1.5 s) and TVR's subtitle file,
-    whose entry for the second one is broken (a cue ending before it starts)."""
+    whose entry for the second one is broken: its only cue has no readable start, so no cue of
+    it can be read (a cue ending before it starts would only be repaired)."""
     from tests.conftest import TV_SUBS
 
     for name in ("house_s01", "bad_s01"):
@@ -600,7 +601,7 @@ def _tv_corpus(root: Path) -> Path:
         "vid_name": "house_s01",
         "sub": [{"text": t, "start": s, "end": e} for t, s, e in TV_SUBS],
     }
-    bad = {"vid_name": "bad_s01", "sub": [{"text": " Chase : Hi", "start": 3.0, "end": 1.0}]}
+    bad = {"vid_name": "bad_s01", "sub": [{"text": " Chase : Hi", "start": "3s", "end": 1.0}]}
     (root / "tv_subtitles.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     return root
 
