@@ -82,6 +82,7 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from hero_data.errors import HeroError
 from hero_data.grid import (
     DEFAULT_FRAME_INTERVAL,
     WINDOW_FPS,
@@ -108,7 +109,7 @@ _INTERPOLATION = Interpolation.BICUBIC  # ffmpeg's scale filter default
 _TIMESTAMP_TOLERANCE = 0.001  # seconds between decord's float32 times and the exact ones
 
 
-class DecodeError(Exception):
+class DecodeError(HeroError):
     """A video that cannot be decoded. ``path`` names the file; the message starts with it."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:

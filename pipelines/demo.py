@@ -39,6 +39,7 @@ import numpy as np
 
 from align.tokenizer import CueTokenizer, train_byte_level_bpe
 from extract.synthetic import make_video
+from hero_data.errors import OptionError
 from hero_data.grid import check_clip_length
 from hero_data.reader import HeroDataset
 from hero_data.types import Cue
@@ -216,9 +217,9 @@ def run_demo(
 
     cfg = cfg or DemoConfig()
     if cfg.videos < 1:
-        raise ValueError(f"the demo needs at least one video, got {cfg.videos}")
+        raise OptionError(f"the demo needs at least one video, got {cfg.videos}")
     if not 0 < cfg.min_duration <= cfg.max_duration:
-        raise ValueError("need 0 < min_duration <= max_duration")
+        raise OptionError("need 0 < min_duration <= max_duration")
     check_clip_length(cfg.clip_length, cfg.frame_interval)
     out = Path(output)
     _prepare(out)
