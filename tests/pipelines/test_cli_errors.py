@@ -1,0 +1,75 @@
+"""The command line's one error policy (pipelines/cli_errors.py): a HeroError (or an OSError)
+is one line and exit status 1 (``hero align``: 2); anything else is a bug, shown with its
+full traceback, exit status 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Runs `hero upgrade DATASET` with the library call made to raise `error`, in a fresh Python,
+# so that what reaches the terminal (and the exit status) is exactly what a user would see.
+_SCRIPT = """
+import sys
+import hero_data.writer
+from hero_data.manifest import DatasetError
+
+def fail(root):
+    raise {error}
+
+hero_data.writer.upgrade_dataset = fail
+from pipelines.cli import main
+main(["upgrade", sys.argv[1]], prog_name="hero")
+"""
+
+
+def hero_upgrade_raising(error: str, dataset: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _SCRIPT.format(error=error), str(dataset)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_a_hero_error_is_one_line_and_exit_1(tmp_path):
+    done = hero_upgrade_raising('DatasetError(root, "the manifest is\\n  not JSON")', tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"Error: {tmp_path}: the manifest is not JSON\n"
+
+
+def test_an_os_error_is_one_line_naming_the_file(tmp_path):
+    done = hero_upgrade_raising("PermissionError(13, 'Permission denied', root)", tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == f"Error: {tmp_path}: Permission denied\n"
+
+
+@pytest.mark.parametrize(
+    ("error", "last_line"),
+    [
+        ("ZeroDivisionError('oops')", "ZeroDivisionError: oops"),
+        ("KeyError('x')", "KeyError: 'x'"),
+        ("ValueError('bad')", "ValueError: bad"),  # not a user error unless a HeroError
+    ],
+)
+def test_any_other_exception_is_a_bug_with_its_traceback(tmp_path, error, last_line):
+    done = hero_upgrade_raising(error, tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Traceback (most recent call last):")
+    assert "in fail" in done.stderr  # the whole traceback, down to where it was raised
+    assert done.stderr.rstrip().splitlines()[-1] == last_line
+
+
+def test_a_usage_error_exits_2():
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    result = CliRunner().invoke(main, ["upgrade"])
+    assert result.exit_code == 2 and "Missing argument 'DATASET'" in result.output
