@@ -337,7 +337,13 @@ def _print_run_report(report: dict[str, Any]) -> None:
     help="Seconds between folds of commit records into manifest.json [60].",
 )
 @click.option("--address", help="Ray cluster address (or RAY_ADDRESS) [start Ray here].")
-@click.option("--strict", is_flag=True, default=None, help="Exit 1 if any video failed.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    default=None,
+    help="Exit 1 if any video failed. Without it, exit 1 only if videos were tried and none "
+    "is in the dataset.",
+)
 @click.option(
     "--strict-subtitles",
     is_flag=True,
@@ -365,6 +371,9 @@ def run(
     tokenize, and write Arrow shards. Re-running the same command after any interruption
     finishes the job without redoing or duplicating anything; failed videos are listed in
     OUTPUT/errors.jsonl; OUTPUT/report.json holds the summary.
+
+    Exit status 1 when this run tried videos and none of the inputs is in the dataset (an
+    empty corpus, or one already done, is not a failure); --strict: when any video failed.
     """
     from dataclasses import replace
 
@@ -390,6 +399,10 @@ def run(
             stop_ray()
     _print_run_report(report)
     click.echo(f"report: {open_storage(cfg.output).uri('report.json')}")
+    run_now = report["this_run"]
+    if sum(run_now["videos_failed"].values()) and not report["videos_ok"]:
+        click.echo("hero run: no input succeeded (see errors.jsonl)", err=True)
+        raise SystemExit(1)
     if cfg.strict and report["videos_failed"]:
         raise SystemExit(1)
 
@@ -466,7 +479,12 @@ def run(
     help="Never download a missing weight file (also: HERO_OFFLINE=1).",
 )
 @click.option("--overwrite", is_flag=True, help="Redo videos whose .npz exists.")
-@click.option("--strict", is_flag=True, help="Exit with status 1 if any video failed.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit with status 1 if any video failed. Without it, exit 1 only if videos were "
+    "tried and none has its .npz.",
+)
 @friendly_errors
 def extract(
     videos: tuple[Path, ...],
@@ -491,7 +509,8 @@ def extract(
     `frame_interval` and `source`, N = ceil(duration / frame interval). Files are named
     <name>.<hash of the path>.npz, so same-named videos in different folders do not collide.
     Failed videos go to OUTPUT/errors.jsonl and the run goes on; finished ones are skipped when
-    run again.
+    run again. Exit status 1 when videos were tried and none has its .npz (now or from an
+    earlier run); --strict: when any video failed.
 
     With --sampling-plan nothing is extracted: for each video, one line of JSON says which
     source frame (its presentation time in seconds from the first frame) feeds each model
@@ -527,6 +546,9 @@ def extract(
     )
     for _, message in summary.failed:
         click.echo(f"  failed: {message}", err=True)
+    if summary.failed and not summary.written and not summary.skipped:
+        click.echo("extract: no video succeeded", err=True)
+        raise SystemExit(1)
     if strict and summary.failed:
         raise SystemExit(1)
 

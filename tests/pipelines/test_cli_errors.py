@@ -73,3 +73,43 @@ def test_a_usage_error_exits_2():
 
     result = CliRunner().invoke(main, ["upgrade"])
     assert result.exit_code == 2 and "Missing argument 'DATASET'" in result.output
+
+
+# --- hero extract and hero run exit 1 when no input succeeded -----------------------------------
+
+
+def test_hero_extract_exits_1_when_no_video_succeeded(tmp_path, shared_fixtures):
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    videos = shared_fixtures / "videos"
+    out = tmp_path / "out"
+    common = ["--output", str(out), "--random-weights", "--device", "cpu"]
+    result = CliRunner().invoke(main, ["extract", str(videos / "corrupted.mp4"), *common])
+    assert result.exit_code == 1, result.output
+    assert "0 written, 0 skipped (exist), 1 failed" in result.output
+    assert "no video succeeded" in result.output and "Traceback" not in result.output
+    # One video done (now or earlier) is a success without --strict, however many failed.
+    args = ["extract", str(videos / "video_0.mov"), str(videos / "corrupted.mp4"), *common]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "0 written, 1 skipped (exist), 1 failed" in again.output
+    assert CliRunner().invoke(main, [*args, "--strict"]).exit_code == 1
+
+
+def test_hero_run_exits_1_when_no_input_succeeded_but_not_when_nothing_was_left(tmp_path):
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "text.mp4").write_text("this is not a video\n")
+    args = ["run", "--input", str(corpus), "--output", str(tmp_path / "out"), "--no-progress"]
+    args += ["--random-weights", "--device", "cpu", "--workers", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "no input succeeded" in result.output and "Traceback" not in result.output
+    again = CliRunner().invoke(main, args)  # the failure is recorded: nothing is left to try
+    assert again.exit_code == 0, again.output
