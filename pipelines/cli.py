@@ -808,7 +808,7 @@ def demo(
     retrieval benchmark from its cues (OUTPUT/bench), finetunes on it and scores the held-out
     videos (OUTPUT/finetune/metrics.json). It ends by drawing the dataset card, the
     pretraining's curves and one clip's timeline into OUTPUT/pictures and printing their
-    paths. Measured: 8 min 40 s on 2 CPU cores with the defaults.
+    paths. Measured: 7 min 9 s on 2 CPU cores with the defaults (BENCHMARKS.md).
     """
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize
@@ -845,8 +845,8 @@ def demo(
                     f"SVMR 0.5-r1 {m['SVMR']['0.5-r1']} (percent)"
                 )
         click.echo(
-            "    (random-weight features and a few dozen tiny steps: this shows the chain "
-            "works end to end; the scores mean nothing)"
+            f"    (random-weight features and {cfg.pretrain_steps} tiny pretraining steps: this "
+            "shows the chain works end to end; the scores mean nothing)"
         )
     click.echo(f"  Ray's own log lines: {result.ray_log}")
     if result.pictures:

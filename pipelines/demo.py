@@ -11,7 +11,8 @@
    manifest records and a warning says, with how to provide the pretrained weights;
 4. reopen the dataset with sha256 verification and check that every input is accounted for,
    in the shards or in ``errors.jsonl``;
-5. pretrain the ``tiny`` HERO on it for a few dozen steps (``hero train``, all four tasks)
+5. pretrain the ``tiny`` HERO on it for 100 steps (``pretrain_steps``; ``hero train``, all four
+   tasks)
    into ``<output>/pretrain``;
 6. build a How2R-style retrieval benchmark from the dataset's own cues (``hero build
    subtitle-queries``) into ``<output>/bench``, split by video 60/20/20 (the demo has few
