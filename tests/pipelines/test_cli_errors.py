@@ -75,6 +75,23 @@ def test_a_usage_error_exits_2():
     assert result.exit_code == 2 and "Missing argument 'DATASET'" in result.output
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--adversarial", "5"], "can replace at most 3 wrong answers, asked for 5"),
+    ],
+)
+def test_a_bad_option_found_in_the_library_is_a_user_error(tmp_path, flags, message):
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    args = ["build", "how2qa", str(tmp_path / "a.csv"), "--output", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, [*args, *flags])
+    assert result.exit_code == 1, result.output
+    assert result.output == f"Error: {message}\n"
+
+
 # --- hero extract and hero run exit 1 when no input succeeded -----------------------------------
 
 
