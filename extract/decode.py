@@ -82,7 +82,7 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from hero_data.errors import HeroError
+from hero_data.errors import HeroError, OptionError
 from hero_data.grid import (
     DEFAULT_FRAME_INTERVAL,
     WINDOW_FPS,
@@ -743,9 +743,9 @@ def _iterate(
     pixels: bool,
 ) -> Iterator[StepFrames | StepTimes]:
     if backend not in BACKENDS:
-        raise ValueError(f"unknown decoder backend {backend!r}; choose one of {list(BACKENDS)}")
+        raise OptionError(f"unknown decoder backend {backend!r}; choose one of {list(BACKENDS)}")
     if backend not in available_backends():
-        raise ValueError(
+        raise OptionError(
             f"decoder backend {backend!r} is not installed; available: {available_backends()}"
         )
     if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 1:
