@@ -85,6 +85,7 @@ from align.readers import (
     _Malformed,
     _replay,
 )
+from hero_data.errors import HeroError
 from hero_data.reader import CACHE_ENV, verification_cache_dir
 from hero_data.storage import fsync_dir, is_url
 from hero_data.types import Cue
@@ -165,7 +166,7 @@ _NUMBERS = {float, int}
 _STR = {str}
 
 
-class CaptionIndexError(ValueError):
+class CaptionIndexError(HeroError, ValueError):
     """An index file that cannot be used (not an index, truncated, another format version).
 
     :meth:`CaptionIndex.for_file` rebuilds such a cached index instead of raising.

@@ -74,6 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hero_data.errors import HeroError
 from hero_data.types import Cue
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ LOGGED_PER_FILE = 10
 """Problems of one file logged one by one at WARNING; the others at DEBUG, plus one summary."""
 
 
-class SubtitleError(ValueError):
+class SubtitleError(HeroError, ValueError):
     """A subtitle file that cannot be read as its format says.
 
     Attributes:
@@ -422,6 +423,15 @@ def _decode(data: bytes, path: str) -> str:
     return decode_subtitles(data, path, strict=True)
 
 
+@dataclass(frozen=True)
+class _Skip:
+    """A malformed cue that is skipped: why (one of :data:`SKIP_REASONS`) and what is wrong.
+    What the timing and JSON cue parsers return instead of a cue's parts."""
+
+    reason: str
+    problem: str
+
+
 def _ms(h: str | None, m: str, s: str, frac: str) -> int:
     return ((int(h or 0) * 60 + int(m)) * 60 + int(s)) * 1000 + int(frac.ljust(3, "0"))
 
@@ -495,7 +505,7 @@ def _keyword(line: str, word: str) -> bool:
     return line == word or line.startswith((word + " ", word + "\t"))
 
 
-def _vtt_timing(line: str) -> tuple[int, int, str, str | None] | str:
+def _vtt_timing(line: str) -> tuple[int, int, str, str | None] | _Skip:
     """(start ms, end ms, the timing as written, the problem of a comma before the
     milliseconds or ``None``) of a WebVTT timing line, or what is wrong with it."""
     left, _, right = line.partition("-->")
@@ -506,8 +516,9 @@ def _vtt_timing(line: str) -> tuple[int, int, str, str | None] | str:
     for tok in tokens:
         ts = _VTT_TS.match(tok)
         if not ts:
-            return (
-                f"bad timestamp {tok[:40]!r} (WebVTT wants [HH:]MM:SS.mmm): {line.strip()[:80]!r}"
+            return _Skip(
+                "bad_timing",
+                f"bad timestamp {tok[:40]!r} (WebVTT wants [HH:]MM:SS.mmm): {line.strip()[:80]!r}",
             )
         h, m, s, sep, frac = ts.groups()
         if sep == "," and separator is None:
@@ -563,8 +574,8 @@ def _parse_vtt(text: str, m: _Malformed) -> list[Cue]:
         while i < n and lines[i] != "" and "-->" not in lines[i]:
             text_lines.append(lines[i])
             i += 1
-        if isinstance(timing, str):
-            m.skip(timing_no, "bad_timing", timing)
+        if isinstance(timing, _Skip):
+            m.skip(timing_no, timing.reason, timing.problem)
             continue
         if not text_lines:
             _strict_separator(m, timing_no, timing)
@@ -585,18 +596,21 @@ _SRT_TS = re.compile(r"^(\d{1,9}):([0-5]\d):([0-5]\d)([,.])(\d{3})$")
 _SRT_TIMING = re.compile(r"^\s*(\S+)\s*-->\s*(\S+)(?:\s.*)?$")
 
 
-def _srt_timing(line: str) -> tuple[int, int, str, str | None] | str:
+def _srt_timing(line: str) -> tuple[int, int, str, str | None] | _Skip:
     """(start ms, end ms, the timing as written, the problem of a dot before the milliseconds
     or ``None``) of an SRT timing line, or what is wrong with it."""
     m = _SRT_TIMING.match(line)
     if not m:
-        return f"bad timing line {line.strip()[:80]!r} (SRT wants HH:MM:SS,mmm --> HH:MM:SS,mmm)"
+        return _Skip(
+            "bad_timing",
+            f"bad timing line {line.strip()[:80]!r} (SRT wants HH:MM:SS,mmm --> HH:MM:SS,mmm)",
+        )
     out = []
     separator = None
     for tok in m.groups():
         ts = _SRT_TS.match(tok)
         if not ts:
-            return f"bad timestamp {tok[:40]!r}: {line.strip()[:80]!r}"
+            return _Skip("bad_timing", f"bad timestamp {tok[:40]!r}: {line.strip()[:80]!r}")
         h, mm, s, sep, frac = ts.groups()
         if sep == "." and separator is None:
             separator = (
@@ -669,8 +683,8 @@ def _parse_srt(text: str, m: _Malformed) -> list[Cue]:
         while i < n and lines[i].strip() and not _srt_boundary(lines, i):
             text_lines.append(lines[i])
             i += 1
-        if isinstance(timing, str):
-            m.skip(timing_no, "bad_timing", timing)
+        if isinstance(timing, _Skip):
+            m.skip(timing_no, timing.reason, timing.problem)
             continue
         if not text_lines:
             _strict_separator(m, timing_no, timing)
@@ -687,13 +701,13 @@ def _parse_srt(text: str, m: _Malformed) -> list[Cue]:
 _SBV_TS = re.compile(r"^(\d{1,9}):([0-5]\d):([0-5]\d)\.(\d{3})$")
 
 
-def _sbv_timing(line: str) -> tuple[int, int, str] | tuple[str, str]:
-    """(start ms, end ms, the timing as written) of an SBV timing line, or (reason, what is
-    wrong with it): two comma-separated parts that are not both timestamps are a bad timing
+def _sbv_timing(line: str) -> tuple[int, int, str] | _Skip:
+    """(start ms, end ms, the timing as written) of an SBV timing line, or why it is skipped:
+    two comma-separated parts that are not both timestamps are a bad timing
     line, anything else is not a timing line at all."""
     parts = line.strip().split(",")
     if len(parts) != 2:
-        return (
+        return _Skip(
             "missing_timing",
             f"expected a timing line 'H:MM:SS.mmm,H:MM:SS.mmm', got {line.strip()[:40]!r}",
         )
@@ -701,7 +715,7 @@ def _sbv_timing(line: str) -> tuple[int, int, str] | tuple[str, str]:
     for tok in parts:
         ts = _SBV_TS.match(tok.strip())
         if not ts:
-            return (
+            return _Skip(
                 "bad_timing",
                 f"bad timestamp {tok.strip()[:40]!r} (SBV wants H:MM:SS.mmm): "
                 f"{line.strip()[:80]!r}",
@@ -731,9 +745,8 @@ def _parse_sbv(text: str, m: _Malformed) -> list[Cue]:
         timing_no = i + 1
         timing = _sbv_timing(lines[i])
         i += 1
-        if len(timing) == 2:
-            reason, problem = timing
-            m.skip(timing_no, reason, problem)
+        if isinstance(timing, _Skip):
+            m.skip(timing_no, timing.reason, timing.problem)
             i = _block_end(lines, i, _sbv_boundary)
             continue
         text_lines: list[str] = []
@@ -855,23 +868,24 @@ _JSON_BACKWARDS = "its end is set to its start (cleaning drops it as zero-length
 
 def _json_cue(
     start: Any, end: Any, text: Any, where: str
-) -> tuple[float, float, str, str | None] | tuple[str, str]:
+) -> tuple[float, float, str, str | None] | _Skip:
     """One JSON cue: (start, end, raw text, the problem of an end before the start or
-    ``None``), the end already repaired; or (reason, problem) when it is skipped."""
+    ``None``), the end already repaired; or why it is skipped."""
     times = []
     for key, value in (("start", start), ("end", end)):
         seconds = _seconds(value)
         if seconds is None:
-            return "bad_timing", f"{where}: {key} is not a number of seconds: {_shown(value)}"
+            problem = f"{where}: {key} is not a number of seconds: {_shown(value)}"
+            return _Skip("bad_timing", problem)
         if seconds < 0:
-            return "bad_timing", f"{where}: {key} is negative: {seconds}"
+            return _Skip("bad_timing", f"{where}: {key} is negative: {seconds}")
         times.append(seconds)
     s, e = times
     if not isinstance(text, str):
-        return "bad_text", f"{where}: text is not a string: {_shown(text)}"
+        return _Skip("bad_text", f"{where}: text is not a string: {_shown(text)}")
     bad = _NOT_TEXT.search(text)
     if bad is not None:
-        return (
+        return _Skip(
             "bad_text",
             f"{where}: text holds a lone surrogate {bad.group()!r}, which is not Unicode text",
         )
@@ -931,8 +945,8 @@ def _tvqa_video(
             m.skip(no, reason, f"{where}: missing {', '.join(missing)}")
             continue
         parsed = _json_cue(item["start"], item["end"], item["text"], where)
-        if len(parsed) == 2:
-            m.skip(no, *parsed)
+        if isinstance(parsed, _Skip):
+            m.skip(no, parsed.reason, parsed.problem)
             continue
         start, end, raw, backwards = parsed
         if backwards is not None:
@@ -1049,8 +1063,8 @@ def _howto100m_rows(
     problems: list[Problem] = []
     for k, (start, end, raw) in enumerate(zip(*lists.values(), strict=True)):
         parsed = _json_cue(start, end, raw, f"video {vid!r} [{k}]")
-        if len(parsed) == 2:
-            problems.append((parsed[0], parsed[1], False))
+        if isinstance(parsed, _Skip):
+            problems.append((parsed.reason, parsed.problem, False))
             continue
         if parsed[3] is not None:
             problems.append(("end_before_start", parsed[3], True))
@@ -1168,20 +1182,21 @@ def read_howto100m_json_reports(
         raise SubtitleError(
             name, first_line, f"expected a JSON object of videos, got {type(obj).__name__}"
         )
-    rows: dict[str, tuple[list[float], list[float], list[str], list[Problem]] | str] = {}
+    rows: dict[str, tuple[list[float], list[float], list[str], list[Problem]] | _EntryProblem]
+    rows = {}
     for vid, entry in obj.items():
         try:
             rows[vid] = _howto100m_rows(vid, entry)
         except _EntryProblem as e:
-            rows[vid] = str(e)
-    located = {vid for vid, r in rows.items() if isinstance(r, str) or r[3]}
+            rows[vid] = e
+    located = {vid for vid, r in rows.items() if isinstance(r, _EntryProblem) or r[3]}
     lines = _key_lines(data, located) if located else {}
     out: dict[str, tuple[list[Cue], ReadReport]] = {}
     errors: list[SubtitleError] = []
     budget = _LogBudget(name)
     for vid, r in rows.items():
-        if isinstance(r, str):
-            errors.append(SubtitleError(name, lines.get(vid), r, vid))
+        if isinstance(r, _EntryProblem):
+            errors.append(SubtitleError(name, lines.get(vid), str(r), vid))
             continue
         m = _Malformed(name, strict, budget, video_id=vid)
         try:

@@ -26,6 +26,7 @@ from typing import Any
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
+from hero_data.errors import HeroError
 from hero_data.types import Cue
 
 PathLike = str | os.PathLike[str]
@@ -49,7 +50,7 @@ _ROLES = {
 }
 
 
-class TokenizerError(ValueError):
+class TokenizerError(HeroError, ValueError):
     """A tokenizer file is missing, unreadable or ill-formed; the message names the path."""
 
 

@@ -42,6 +42,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from build_benchmarks.annotations import BenchmarkError
+from hero_data.errors import OptionError
 
 log = logging.getLogger(__name__)
 
@@ -186,13 +187,13 @@ class MatchingConfig:
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
-            raise ValueError(f"adversarial matching needs at least 1 round, got {self.rounds}")
+            raise OptionError(f"adversarial matching needs at least 1 round, got {self.rounds}")
         if self.chunk_size is not None and self.chunk_size < 2:
-            raise ValueError(f"chunk size must be at least 2, got {self.chunk_size}")
+            raise OptionError(f"chunk size must be at least 2, got {self.chunk_size}")
         if not (math.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"lambda must be a non-negative number, got {self.lam}")
+            raise OptionError(f"lambda must be a non-negative number, got {self.lam}")
         if not (0 < self.eps < 1):
-            raise ValueError(f"eps must be in (0, 1), got {self.eps}")
+            raise OptionError(f"eps must be in (0, 1), got {self.eps}")
 
 
 def _chunks(n: int, config: MatchingConfig) -> list[np.ndarray]:

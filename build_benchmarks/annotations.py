@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hero_data.errors import HeroError
+
 CLIP_SECONDS = 60.0
 """Length of the clips the How2R / How2QA annotations are cut to, seconds (HERO's ``v.k``)."""
 
@@ -32,7 +34,7 @@ MAX_DETAIL = 300
 _SPAN = re.compile(r"^\[\s*([^:\[\]]+?)\s*:\s*([^:\[\]]+?)\s*\]$")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(HeroError, ValueError):
     """Bad input to a builder or scorer; the message names the file at fault and what is wrong."""
 
 

@@ -50,6 +50,7 @@ from build_benchmarks.annotations import (
 )
 from build_benchmarks.clips import ClipIndex
 from build_benchmarks.outputs import Benchmark
+from hero_data.errors import OptionError
 from hero_data.types import check_id
 
 log = logging.getLogger(__name__)
@@ -79,11 +80,11 @@ class AdversarialSettings:
 
     def __post_init__(self) -> None:
         if self.mode not in ("replace", "add"):
-            raise ValueError(f"adversarial mode must be 'replace' or 'add', got {self.mode!r}")
+            raise OptionError(f"adversarial mode must be 'replace' or 'add', got {self.mode!r}")
         if self.count < 1:
-            raise ValueError(f"adversarial answers per question must be >= 1, got {self.count}")
+            raise OptionError(f"adversarial answers per question must be >= 1, got {self.count}")
         if self.mode == "replace" and self.count > WRITTEN_WRONG:
-            raise ValueError(
+            raise OptionError(
                 f"can replace at most {WRITTEN_WRONG} wrong answers, asked for {self.count}"
             )
 

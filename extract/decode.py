@@ -91,6 +91,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from extract.pixels import YUVFrame, yuv_frame
 from extract.sampling import SAMPLINGS, pathway_slots
+from hero_data.errors import HeroError, OptionError
 from hero_data.grid import (
     DEFAULT_FRAME_INTERVAL,
     WINDOW_FPS,
@@ -131,7 +132,7 @@ _INTERPOLATION = Interpolation.BICUBIC  # ffmpeg's scale filter default
 _TIMESTAMP_TOLERANCE = 0.001  # seconds between decord's float32 times and the exact ones
 
 
-class DecodeError(Exception):
+class DecodeError(HeroError):
     """A video that cannot be decoded. ``path`` names the file; the message starts with it."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
@@ -841,9 +842,9 @@ def iter_steps(
     :func:`extract.pixels.convert` on the extraction device (``pyav`` backend only).
     """
     if pixels not in ("swscale", "torch"):
-        raise ValueError(f"pixels must be 'swscale' or 'torch' here, got {pixels!r}")
+        raise OptionError(f"pixels must be 'swscale' or 'torch' here, got {pixels!r}")
     if pixels == "torch" and backend != "pyav":
-        raise ValueError(f"pixels='torch' needs the pyav backend, not {backend!r}")
+        raise OptionError(f"pixels='torch' needs the pyav backend, not {backend!r}")
     return _iterate(  # type: ignore[return-value]
         path,
         interval,
@@ -886,11 +887,11 @@ def _iterate(
     planes: bool = False,
 ) -> Iterator[StepFrames | StepPlanes | StepTimes]:
     if sampling is not None and sampling not in SAMPLINGS:
-        raise ValueError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
+        raise OptionError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
     if backend not in BACKENDS:
-        raise ValueError(f"unknown decoder backend {backend!r}; choose one of {list(BACKENDS)}")
+        raise OptionError(f"unknown decoder backend {backend!r}; choose one of {list(BACKENDS)}")
     if backend not in available_backends():
-        raise ValueError(
+        raise OptionError(
             f"decoder backend {backend!r} is not installed; available: {available_backends()}"
         )
     if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side < 1:

@@ -38,6 +38,7 @@ from extract.models import (
 )
 from extract.pixels import PIXELS, YUVFrame, convert, resolve_pixels
 from extract.sampling import DEFAULT_SAMPLING, SAMPLINGS, pathway_slots, slow_positions
+from hero_data.errors import HeroError, OptionError
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 from hero_data.types import safe_id
 
@@ -101,7 +102,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available")
+        raise OptionError(f"device {name!r} asked for, but CUDA is not available", key="device")
     return device
 
 
@@ -127,7 +128,7 @@ class VideoFeatures:
         return int(self.resnet.shape[0])
 
 
-class ExtractTimeout(TimeoutError):
+class ExtractTimeout(HeroError, TimeoutError):
     """A video took longer than its time budget (a hung or pathologically slow decode)."""
 
 

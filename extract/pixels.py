@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hero_data.errors import OptionError
+
 PIXELS = ("auto", "swscale", "torch")
 """Where pixel work happens: ``swscale`` (on the CPU, per frame, in the decode thread),
 ``torch`` (raw planes handed to the extraction device, converted there in batches), ``auto``
@@ -47,7 +49,7 @@ _B, _C = 0.0, 0.6  # swscale's default bicubic parameters
 def resolve_pixels(pixels: str, device: torch.device) -> str:
     """``auto`` -> ``torch`` on CUDA, ``swscale`` elsewhere; the others as they are."""
     if pixels not in PIXELS:
-        raise ValueError(f"pixels must be one of {list(PIXELS)}, got {pixels!r}")
+        raise OptionError(f"pixels must be one of {list(PIXELS)}, got {pixels!r}")
     if pixels == "auto":
         return "torch" if device.type == "cuda" else "swscale"
     return pixels

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from hero_data.errors import HeroError
 from hero_data.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 60.0  # a socket that stays silent this long is a failed download
 
 
-class WeightsError(Exception):
+class WeightsError(HeroError):
     """A weight file that is missing, unreadable, not tensor-only, or does not fit the model."""
 
 

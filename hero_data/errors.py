@@ -1,5 +1,13 @@
-"""The toolkit's shared error types: bad options (:class:`OptionError`) and datasets that cannot
-be read or written (:class:`DatasetError`).
+"""The toolkit's shared error types: :class:`HeroError`, the base of every error meant for the
+user; bad options (:class:`OptionError`) and datasets that cannot be read or written
+(:class:`DatasetError`).
+
+The one error policy (docs/architecture.md): a :class:`HeroError` is the user's to fix (a bad
+file, option or dataset), and its message alone says what and where, so the ``hero`` commands
+print it as one line. Any other exception is a bug and keeps its traceback. Code that turns a
+library's error (a ``ValueError`` from a parser, say) into a user error raises a
+:class:`HeroError` subclass where it happens. Subclasses that callers used to catch as
+``ValueError`` (or ``TimeoutError``) still derive from it too.
 
 The one error type for bad options is shared by every config of the toolkit.
 
@@ -16,7 +24,12 @@ import os
 from typing import Any
 
 
-class OptionError(ValueError):
+class HeroError(Exception):
+    """The base of every error meant for the user: the message says what is wrong and where
+    (the file, option or video), and is shown as it is, on one line, by the command line."""
+
+
+class OptionError(HeroError, ValueError):
     """An option that is unknown, of the wrong type, out of range or in conflict.
 
     Attributes:
@@ -36,7 +49,7 @@ class OptionError(ValueError):
         return (type(self), (self.problem, self.source, self.key))
 
 
-class DatasetError(Exception):
+class DatasetError(HeroError):
     """A dataset on disk or in a store is missing, malformed, disagrees with its manifest, or
     cannot be read or written.
 
@@ -50,3 +63,16 @@ class DatasetError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:  # errors cross Ray's process boundaries
         return (type(self), (self.path, self.problem))
+
+
+class UnknownClipError(DatasetError, KeyError):
+    """A clip id that is not in the dataset. A ``KeyError`` too, as a dataset is looked up by
+    clip id like a mapping; its message reads as the other dataset errors' do."""
+
+    def __str__(self) -> str:  # KeyError's would quote the whole message
+        return f"{self.path}: {self.problem}"
+
+
+class IdError(HeroError, ValueError):
+    """A video or clip id that is not safe as a file-name part (see
+    :func:`hero_data.types.check_id`)."""

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import pairwise
 
+from hero_data.errors import HeroError
+
 DECIMALS = 8
 """Decimal places the quotient ``seconds / L`` is rounded to before floor/ceil."""
 
@@ -49,7 +51,7 @@ SLOW_STRIDE = 4
 fast frame under the ``uniform`` rule; HERO's rule spaces them by a truncated linspace)."""
 
 
-class GridError(ValueError):
+class GridError(HeroError, ValueError):
     """A frame interval, clip length or time that cannot be put on the frame grid."""
 
 

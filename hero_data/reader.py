@@ -56,7 +56,7 @@ import numpy as np
 import pyarrow as pa
 
 from hero_data.commits import Snapshot, snapshot
-from hero_data.errors import DatasetError
+from hero_data.errors import DatasetError, UnknownClipError
 from hero_data.manifest import ShardInfo, sha256_file
 from hero_data.schema import (
     FEATURE_COLUMNS,
@@ -534,7 +534,7 @@ class HeroDataset(Sequence[ClipRecord]):
             ids = self._shard_clip_ids(i)
             with contextlib.suppress(ValueError):
                 return self._shards[i].first_row + ids.index(clip_id)
-        raise KeyError(f"no clip {clip_id!r} in {self.root}")
+        raise UnknownClipError(self.root, f"no clip {clip_id!r} in this dataset")
 
     def clip_ids(self) -> list[str]:
         """All clip ids in row order."""

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
 from typing import Any, ClassVar, TypeVar
 
+from hero_data.errors import IdError
+
 T = TypeVar("T", bound="Tagged")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.]*$")
@@ -24,13 +26,14 @@ def _finite(name: str, value: float) -> float:
 
 
 def check_id(kind: str, value: str) -> str:
-    """Return ``value`` if it is safe as a file-name part, else raise ``ValueError``.
+    """Return ``value`` if it is safe as a file-name part, else raise :class:`IdError` (a
+    ``ValueError``).
 
     Safe: non-empty, at most 200 characters of letters, digits, ``_``, ``-`` and ``.``, not
     starting with ``.`` (so no ``..``, no slashes, no control characters).
     """
     if not isinstance(value, str) or len(value) > 200 or not _SAFE_ID.fullmatch(value):
-        raise ValueError(
+        raise IdError(
             f"{kind} {value!r} is not a safe id: use 1-200 letters, digits, '_', '-' or '.', "
             "not starting with '.'"
         )

@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hero_data.errors import HeroError
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
 from hero_data.storage import canonical_location
@@ -58,7 +59,7 @@ _PASS_STREAM = 0xFFFF_FFFD
 BatchBuilder = Callable[..., "dict[str, torch.Tensor] | None"]
 
 
-class DataMixError(ValueError):
+class DataMixError(HeroError, ValueError):
     """Datasets that cannot be trained on together, or a bad mixing weight; names the files."""
 
 

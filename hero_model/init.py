@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hero_data.errors import HeroError
 from hero_model.config import HeroConfig
 from hero_model.model import HeroEncoder
 
@@ -127,7 +128,7 @@ REFERENCE_IGNORED: tuple[str, ...] = (
 tied LM decoder, checked)."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HeroError, ValueError):
     """A checkpoint that cannot be loaded into the model; the message names the file."""
 
 

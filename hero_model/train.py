@@ -67,6 +67,7 @@ from hero_model.data import (
     describe_sources,
     make_loader,
 )
+from hero_model.init import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -752,7 +753,9 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
             "resume it with --resume, or train into a new folder"
         )
     if not cfg.data:
-        raise ValueError("no dataset to train on: give one with --data (or data: in the config)")
+        raise TrainConfigError(
+            "no dataset to train on: give one with --data (or data: in the config)"
+        )
     sources = describe_sources(cfg.data, cfg.mix_weights)
     model_config = cfg.model_config()
     _check_tokens(sources, model_config)
@@ -763,7 +766,7 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
         saved = [(canonical_location(d["path"]), d["clips"]) for d in meta["datasets"]]
         now = [(canonical_location(s.path), s.clips) for s in sources]
         if saved != now:
-            raise ValueError(
+            raise CheckpointError(
                 f"{checkpoint}: the run trained on {saved} (path, clips) but now gets {now}; "
                 "resuming exactly needs the same datasets"
             )
@@ -1300,7 +1303,7 @@ def _read_meta(checkpoint: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as e:
-        raise ValueError(f"{path}: unreadable checkpoint metadata ({e})") from None
+        raise CheckpointError(f"{path}: unreadable checkpoint metadata ({e})") from None
     datasets = meta.get("datasets") if isinstance(meta, dict) else None
     if (
         not isinstance(meta, dict)
@@ -1311,7 +1314,7 @@ def _read_meta(checkpoint: Path) -> dict[str, Any]:
             for d in datasets
         )
     ):
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: not checkpoint metadata of hero train (needs train_config, and datasets "
             "with path and clips)"
         )
@@ -1324,7 +1327,7 @@ def _check_same_run(saved: Mapping[str, Any], cfg: TrainConfig, checkpoint: Path
         k for k in set(saved) | set(now) if k not in _RESUMABLE and saved.get(k) != now.get(k)
     )
     if changed:
-        raise ValueError(
+        raise CheckpointError(
             f"{checkpoint}: the run was started with other training options (differs in "
             f"{changed}); resume with the same config, or train into a new folder"
         )
@@ -1343,7 +1346,7 @@ def _logged_step(line: str) -> float:
 def _check_tokens(sources: Sequence[DataSource], model_config: Any) -> None:
     for s in sources:
         if s.max_token_id >= model_config.vocab_size:
-            raise ValueError(
+            raise TrainConfigError(
                 f"{s.path}: token id {s.max_token_id} is outside the model's vocabulary of "
                 f"{model_config.vocab_size}; was it tokenized for another model?"
             )

@@ -13,7 +13,7 @@ import click
 from hero_data import __version__
 from pipelines.cli_bench import build, eval_
 from pipelines.cli_compat import export, import_
-from pipelines.cli_errors import friendly_errors
+from pipelines.cli_errors import OneLineUsageErrors, friendly_errors
 from pipelines.cli_finetune import finetune
 from pipelines.cli_train import train
 
@@ -337,7 +337,13 @@ def _print_run_report(report: dict[str, Any]) -> None:
     help="Seconds between folds of commit records into manifest.json [60].",
 )
 @click.option("--address", help="Ray cluster address (or RAY_ADDRESS) [start Ray here].")
-@click.option("--strict", is_flag=True, default=None, help="Exit 1 if any video failed.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    default=None,
+    help="Exit 1 if any video failed. Without it, exit 1 only if videos were tried and none "
+    "is in the dataset.",
+)
 @click.option(
     "--strict-subtitles",
     is_flag=True,
@@ -365,13 +371,14 @@ def run(
     tokenize, and write Arrow shards. Re-running the same command after any interruption
     finishes the job without redoing or duplicating anything; failed videos are listed in
     OUTPUT/errors.jsonl; OUTPUT/report.json holds the summary.
+
+    Exit status 1 when this run tried videos and none of the inputs is in the dataset (an
+    empty corpus, or one already done, is not a failure); --strict: when any video failed.
     """
     from dataclasses import replace
 
-    from extract.models import WeightsError
     from hero_data.storage import open_storage
-    from pipelines.config import ConfigError, build_config, load_config
-    from pipelines.inputs import InputError
+    from pipelines.config import build_config, load_config
     from pipelines.ray_logs import ray_logs, stop_ray
     from pipelines.run import run_pipeline
 
@@ -379,22 +386,23 @@ def run(
     overrides["clip_length"] = overrides.pop("clip_seconds")
     overrides["video_timeout_s"] = overrides.pop("video_timeout")
     overrides["compact_every_s"] = overrides.pop("compact_every")
-    try:
-        file_values = load_config(str(config_file)) if config_file else {}
-        cfg = build_config(file_values, overrides, source=str(config_file) if config_file else None)
-        if whole_videos:
-            cfg = replace(cfg, clip_length=None)
-        logs = ray_logs(cfg.output, verbose=_verbose() > 0)
-        click.echo(f"Ray's own log lines go to {logs.place.describe()}", err=True)
-        with logs:
-            try:
-                report = run_pipeline(cfg, progress=not no_progress)
-            finally:
-                stop_ray()
-    except (ConfigError, InputError, WeightsError) as e:
-        raise click.ClickException(str(e)) from None
+    file_values = load_config(str(config_file)) if config_file else {}
+    cfg = build_config(file_values, overrides, source=str(config_file) if config_file else None)
+    if whole_videos:
+        cfg = replace(cfg, clip_length=None)
+    logs = ray_logs(cfg.output, verbose=_verbose() > 0)
+    click.echo(f"Ray's own log lines go to {logs.place.describe()}", err=True)
+    with logs:
+        try:
+            report = run_pipeline(cfg, progress=not no_progress)
+        finally:
+            stop_ray()
     _print_run_report(report)
     click.echo(f"report: {open_storage(cfg.output).uri('report.json')}")
+    run_now = report["this_run"]
+    if sum(run_now["videos_failed"].values()) and not report["videos_ok"]:
+        click.echo("hero run: no input succeeded (see errors.jsonl)", err=True)
+        raise SystemExit(1)
     if cfg.strict and report["videos_failed"]:
         raise SystemExit(1)
 
@@ -480,7 +488,12 @@ def run(
     help="Never download a missing weight file (also: HERO_OFFLINE=1).",
 )
 @click.option("--overwrite", is_flag=True, help="Redo videos whose .npz exists.")
-@click.option("--strict", is_flag=True, help="Exit with status 1 if any video failed.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit with status 1 if any video failed. Without it, exit 1 only if videos were "
+    "tried and none has its .npz.",
+)
 @friendly_errors
 def extract(
     videos: tuple[Path, ...],
@@ -506,7 +519,8 @@ def extract(
     `frame_interval` and `source`, N = ceil(duration / frame interval). Files are named
     <name>.<hash of the path>.npz, so same-named videos in different folders do not collide.
     Failed videos go to OUTPUT/errors.jsonl and the run goes on; finished ones are skipped when
-    run again.
+    run again. Exit status 1 when videos were tried and none has its .npz (now or from an
+    earlier run); --strict: when any video failed.
 
     With --sampling-plan nothing is extracted: for each video, one line of JSON says which
     source frame (its presentation time in seconds from the first frame) feeds each model
@@ -519,7 +533,6 @@ def extract(
     if output is None:
         raise click.UsageError("--output is required (unless --sampling-plan)")
     from extract.extractor import ExtractConfig
-    from extract.models import WeightsError
     from pipelines.extract_videos import extract_videos
 
     cfg = ExtractConfig(
@@ -535,10 +548,7 @@ def extract(
         random_weights=random_weights,
         offline=True if offline else None,
     )
-    try:
-        summary = extract_videos(videos, output, cfg, overwrite=overwrite)
-    except WeightsError as e:
-        raise click.ClickException(str(e)) from None
+    summary = extract_videos(videos, output, cfg, overwrite=overwrite)
     rate = summary.video_seconds / summary.wall_seconds if summary.wall_seconds else 0.0
     click.echo(
         f"extract: {len(summary.written)} written, {len(summary.skipped)} skipped (exist), "
@@ -547,6 +557,9 @@ def extract(
     )
     for _, message in summary.failed:
         click.echo(f"  failed: {message}", err=True)
+    if summary.failed and not summary.written and not summary.skipped:
+        click.echo("extract: no video succeeded", err=True)
+        raise SystemExit(1)
     if strict and summary.failed:
         raise SystemExit(1)
 
@@ -554,14 +567,10 @@ def extract(
 def _print_sampling_plans(
     videos: tuple[Path, ...], frame_interval: float, sampling: str, backend: str
 ) -> None:
-    from extract.decode import DecodeError
     from extract.sampling import sampling_plan
 
     for video in videos:
-        try:
-            plan = sampling_plan(video, frame_interval, sampling=sampling, backend=backend)
-        except DecodeError as e:
-            raise click.ClickException(str(e)) from None
+        plan = sampling_plan(video, frame_interval, sampling=sampling, backend=backend)
         click.echo(json.dumps(plan))
 
 
@@ -647,33 +656,7 @@ def weights(
         raise SystemExit(1)
 
 
-class _OneLineError(click.ClickException):
-    """A ``hero align`` error: one line on stderr, exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"Error: {' '.join(self.format_message().split())}", err=True)
-
-
-class _OneLineUsageErrors(click.Command):
-    """A command whose usage errors (a missing or malformed option or argument) print one
-    line, as its other errors do, instead of click's usage block; still exit status 2."""
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: click.Context | None = None,
-        **extra: Any,
-    ) -> click.Context:
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as e:
-            raise _OneLineError(f"{e.format_message()} (see 'hero align --help')") from None
-
-
-@main.command(cls=_OneLineUsageErrors)
+@main.command(cls=OneLineUsageErrors)
 @click.argument("subtitle_file", type=click.Path(path_type=Path))
 @click.option("--duration", type=float, required=True, help="Video duration, seconds.")
 @click.option(
@@ -715,6 +698,7 @@ class _OneLineUsageErrors(click.Command):
     help="Reject the file at its first malformed cue (default: skip or repair it, count it "
     "in the report's malformed_skipped / malformed_repaired, and log it).",
 )
+@friendly_errors(exit_code=2, names="subtitle_file")
 def align(
     subtitle_file: Path,
     duration: float,
@@ -739,57 +723,55 @@ def align(
     status 2 (a usage error, such as a missing --duration, is one line too).
     """
     from align.readers import SubtitleError, read_cues_report, read_tvqa_jsonl_reports
-    from align.tokenizer import CueTokenizer, TokenizerError
+    from align.tokenizer import CueTokenizer
     from align.video import align_video
-    from hero_data.grid import GridError
+    from hero_data.errors import OptionError
     from hero_data.types import check_id, safe_id
 
-    try:
-        if not (duration >= 0) or duration == float("inf"):
-            raise ValueError(f"--duration must be a non-negative number of seconds, got {duration}")
-        tv = fmt == "tvqa" or (fmt is None and subtitle_file.suffix.lower() == ".jsonl")
-        vid = check_id("--video-id", video_id) if video_id else safe_id(subtitle_file.stem)
-        toker = None
-        if tokenizer:
-            prefix = tv if speaker_prefix is None else speaker_prefix
-            toker = CueTokenizer.from_path(tokenizer, speaker_prefix=prefix)
-        if tv:
-            entries, errors = read_tvqa_jsonl_reports(subtitle_file, strict=strict_subtitles)
-            if errors:  # a bad line (or, strict, a malformed cue): the file as a whole is bad
-                raise errors[0]
-            videos = {name: cues for name, (cues, _) in entries.items()}
-            if video_id is None:
-                if len(videos) != 1:
-                    raise ValueError(
-                        f"holds {len(videos)} videos; choose one with --video-id (e.g. "
-                        f"{', '.join(sorted(videos)[:3]) or 'none'})"
-                    )
-                (name,) = videos
-                vid = safe_id(name)
-            elif video_id not in videos:
-                raise ValueError(
-                    f"no entry with vid_name {video_id!r} ({len(videos)} videos, e.g. "
-                    f"{', '.join(sorted(videos)[:3]) or 'none'})"
+    if not (duration >= 0) or duration == float("inf"):
+        problem = f"--duration must be a non-negative number of seconds, got {duration}"
+        raise OptionError(problem, key="--duration")
+    tv = fmt == "tvqa" or (fmt is None and subtitle_file.suffix.lower() == ".jsonl")
+    vid = check_id("--video-id", video_id) if video_id else safe_id(subtitle_file.stem)
+    toker = None
+    if tokenizer:
+        prefix = tv if speaker_prefix is None else speaker_prefix
+        toker = CueTokenizer.from_path(tokenizer, speaker_prefix=prefix)
+    if tv:
+        entries, errors = read_tvqa_jsonl_reports(subtitle_file, strict=strict_subtitles)
+        if errors:  # a bad line (or, strict, a malformed cue): the file as a whole is bad
+            raise errors[0]
+        videos = {name: cues for name, (cues, _) in entries.items()}
+        examples = ", ".join(sorted(videos)[:3]) or "none"
+        if video_id is None:
+            if len(videos) != 1:
+                raise SubtitleError(
+                    str(subtitle_file),
+                    None,
+                    f"holds {len(videos)} videos; choose one with --video-id (e.g. {examples})",
                 )
-            else:
-                name = video_id
-            cues, malformed = entries[name]
+            (name,) = videos
+            vid = safe_id(name)
+        elif video_id not in videos:
+            raise SubtitleError(
+                str(subtitle_file),
+                None,
+                f"no entry with vid_name {video_id!r} ({len(videos)} videos, e.g. {examples})",
+            )
         else:
-            cues, malformed = read_cues_report(subtitle_file, fmt, strict=strict_subtitles)
-        result = align_video(
-            cues,
-            duration,
-            malformed=malformed,
-            video_id=vid,
-            clip_length=clip_seconds or None,
-            interval=frame_interval,
-            tokenizer=toker,
-        )
-    except (SubtitleError, TokenizerError, GridError, ValueError, OSError) as e:
-        message = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else str(e)
-        if not message.startswith(str(subtitle_file)):
-            message = f"{subtitle_file}: {message}"
-        raise _OneLineError(message) from None
+            name = video_id
+        cues, malformed = entries[name]
+    else:
+        cues, malformed = read_cues_report(subtitle_file, fmt, strict=strict_subtitles)
+    result = align_video(
+        cues,
+        duration,
+        malformed=malformed,
+        video_id=vid,
+        clip_length=clip_seconds or None,
+        interval=frame_interval,
+        tokenizer=toker,
+    )
     click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
 
 
@@ -837,7 +819,7 @@ def demo(
     retrieval benchmark from its cues (OUTPUT/bench), finetunes on it and scores the held-out
     videos (OUTPUT/finetune/metrics.json). It ends by drawing the dataset card, the
     pretraining's curves and one clip's timeline into OUTPUT/pictures and printing their
-    paths. Measured: 8 min 40 s on 2 CPU cores with the defaults.
+    paths. Measured: 7 min 9 s on 2 CPU cores with the defaults (BENCHMARKS.md).
     """
     from hero_data.reader import HeroDataset
     from hero_data.summary import summarize
@@ -874,8 +856,8 @@ def demo(
                     f"SVMR 0.5-r1 {m['SVMR']['0.5-r1']} (percent)"
                 )
         click.echo(
-            "    (random-weight features and a few dozen tiny steps: this shows the chain "
-            "works end to end; the scores mean nothing)"
+            f"    (random-weight features and {cfg.pretrain_steps} tiny pretraining steps: this "
+            "shows the chain works end to end; the scores mean nothing)"
         )
     click.echo(f"  Ray's own log lines: {result.ray_log}")
     if result.pictures:

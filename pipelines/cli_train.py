@@ -167,7 +167,7 @@ def train(
 
     Example: hero train --data tv --data howto --mix-weights 1,1 --config base --output runs/a
     """
-    from hero_model.train import TrainConfigError, load_run_config, load_train_config
+    from hero_model.train import load_run_config, load_train_config
 
     overrides: dict[str, Any] = dict(flags)
     if data:
@@ -179,13 +179,10 @@ def train(
     for path, flag in ((init_roberta, "--init-roberta"), (init_hero, "--init-hero")):
         if path is not None and not path.is_file():
             raise click.ClickException(f"{path}: no such file (given with {flag})")
-    try:
-        if resume and config is None:
-            cfg = load_run_config(output, overrides)
-        else:
-            cfg = load_train_config(config or "base", overrides)
-    except TrainConfigError as e:
-        raise click.ClickException(str(e)) from None
+    if resume and config is None:
+        cfg = load_run_config(output, overrides)
+    else:
+        cfg = load_train_config(config or "base", overrides)
     if not cfg.data:
         raise click.UsageError("name a dataset with --data (or `data:` in the config file)")
 
@@ -214,9 +211,7 @@ def train(
                 stop_at=stop_at,
                 progress=not no_progress,
             )
-    except FileNotFoundError as e:
-        raise click.ClickException(str(e)) from None
-    except Exception as e:
+    except Exception as e:  # a Ray Train failure wraps the worker's error: say so, in one line
         if type(e).__name__ in ("TrainingFailedError", "WorkerGroupError", "ControllerError"):
             raise click.ClickException(f"Ray Train run failed: {e}") from None
         raise

@@ -11,7 +11,8 @@
    manifest records and a warning says, with how to provide the pretrained weights;
 4. reopen the dataset with sha256 verification and check that every input is accounted for,
    in the shards or in ``errors.jsonl``;
-5. pretrain the ``tiny`` HERO on it for a few dozen steps (``hero train``, all four tasks)
+5. pretrain the ``tiny`` HERO on it for 100 steps (``pretrain_steps``; ``hero train``, all four
+   tasks)
    into ``<output>/pretrain``;
 6. build a How2R-style retrieval benchmark from the dataset's own cues (``hero build
    subtitle-queries``) into ``<output>/bench``, split by video 60/20/20 (the demo has few
@@ -39,6 +40,7 @@ import numpy as np
 
 from align.tokenizer import CueTokenizer, train_byte_level_bpe
 from extract.synthetic import make_video
+from hero_data.errors import OptionError
 from hero_data.grid import check_clip_length
 from hero_data.reader import HeroDataset
 from hero_data.types import Cue
@@ -216,9 +218,9 @@ def run_demo(
 
     cfg = cfg or DemoConfig()
     if cfg.videos < 1:
-        raise ValueError(f"the demo needs at least one video, got {cfg.videos}")
+        raise OptionError(f"the demo needs at least one video, got {cfg.videos}")
     if not 0 < cfg.min_duration <= cfg.max_duration:
-        raise ValueError("need 0 < min_duration <= max_duration")
+        raise OptionError("need 0 < min_duration <= max_duration")
     check_clip_length(cfg.clip_length, cfg.frame_interval)
     out = Path(output)
     _prepare(out)

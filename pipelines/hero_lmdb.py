@@ -50,6 +50,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hero_data import __version__
+from hero_data.errors import HeroError
 from hero_data.grid import check_clip_length, num_steps, step_floor, steps_covering
 from hero_data.manifest import MANIFEST_NAME, fsync_dir
 from hero_data.progress import Progress
@@ -132,7 +133,7 @@ _ROLES = {
 }
 
 
-class HeroCompatError(ValueError):
+class HeroCompatError(HeroError, ValueError):
     """A HERO database, or a request to read or write one, that cannot be honoured.
 
     The message starts with the file (and key) at fault.

@@ -39,6 +39,7 @@ import numpy as np
 from align.readers import SubtitleError, read_howto100m_json, read_tvqa_jsonl_entries
 from align.tokenizer import CueTokenizer, TokenizerError
 from extract.extractor import VideoFeatures
+from hero_data.errors import HeroError
 from hero_data.grid import check_clip_length, exact_seconds
 from hero_data.manifest import MANIFEST_NAME
 from hero_data.progress import Progress
@@ -66,7 +67,7 @@ SLOWFAST_FOLDER = "slowfast_features"
 FEATURE_KEY = "features"
 
 
-class NpzError(ValueError):
+class NpzError(HeroError, ValueError):
     """An ``.npz`` file (or pair) that cannot be used; the message starts with the file."""
 
 

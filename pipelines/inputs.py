@@ -58,6 +58,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from align.captions import CaptionIndex
 from align.readers import ReadReport, SubtitleError, decode_subtitles, parse_cues_report
+from hero_data.errors import HeroError
 from hero_data.types import Cue, Tagged, check_id, safe_id
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ _SHOWN_CHARS = 80  # of a bad value, in an error message
 _COPY_BUFFER = 8 << 20
 
 
-class InputError(ValueError):
+class InputError(HeroError, ValueError):
     """Inputs that cannot be used as given: names the file (and line) when there is one.
 
     Attributes:

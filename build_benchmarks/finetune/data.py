@@ -35,6 +35,7 @@ import torch
 from align.tokenizer import CueTokenizer
 from build_benchmarks.annotations import BenchmarkError
 from build_benchmarks.evaluate import read_jsonl
+from hero_data.errors import HeroError
 from hero_data.grid import step_ceil, step_floor
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
@@ -46,7 +47,7 @@ EVAL_SPLITS = ("val", "test")
 """Splits evaluated, when their file has records."""
 
 
-class FinetuneError(ValueError):
+class FinetuneError(HeroError, ValueError):
     """Inputs that cannot be finetuned on (benchmark, dataset, tokenizer, checkpoint)."""
 
 
