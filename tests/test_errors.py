@@ -23,6 +23,11 @@ INTERNAL = {
     "align.jsonstream._Syntax",
     # One bad option inside the config's validation; __post_init__ re-raises it as ConfigError.
     "pipelines.config._Invalid",
+    # A YAML node the bounded loader refuses; load_yaml turns it, like any YAMLError, into the
+    # caller's error with the file, line and column.
+    "hero_data.yamlfile._Refused",
+    # A key given twice in a JSONL manifest object; the reader turns it into an InputError.
+    "pipelines.inputs._RepeatedKey",
     # Not raised by the library: the command line's form of a HeroError (a click exception).
     "pipelines.cli_errors.UserError",
 }
