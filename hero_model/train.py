@@ -21,8 +21,10 @@ A run folder holds::
 Resuming (``resume=True``) continues from the newest complete checkpoint exactly: the batches
 (see :mod:`hero_model.data`), the dropout RNG, the optimizer and the schedule are those an
 uninterrupted run would have had, so on the same hardware the losses after resuming are
-bit-for-bit those of the uninterrupted run. A run folder may come from elsewhere: its files
-load with ``weights_only=True`` and are checked before use (:func:`read_checkpoint`).
+bit-for-bit those of the uninterrupted run. A resumed run may change ``max_steps`` (not below
+the checkpoint's step): it trains on to the new total, with the schedule rebuilt for it. A run
+folder may come from elsewhere: its files load with ``weights_only=True`` and are checked
+before use (:func:`read_checkpoint`).
 """
 
 from __future__ import annotations
@@ -738,8 +740,9 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
 
     The run folder must hold a checkpoint to resume (``resume``) or none (a new run); the
     datasets must open and mix; the model config must build and hold their token ids; and a
-    resumed run must have the same options (bar :data:`_RESUMABLE`) and datasets (path and
-    size) as the checkpoint. Raises ``FileNotFoundError``, ``FileExistsError``, ``ValueError``
+    resumed run must have the same options (bar :data:`_RESUMABLE`, and ``max_steps``, which
+    may change but not fall below the checkpoint's step) and datasets (path and size) as the
+    checkpoint. Raises ``FileNotFoundError``, ``FileExistsError``, ``ValueError``
     (:class:`~hero_model.data.DataMixError`, a model config error) or
     :class:`~hero_data.manifest.DatasetError`.
     """
@@ -762,7 +765,8 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
     if checkpoint is not None:
         meta = _read_meta(checkpoint)
         _check_same_run(meta["train_config"], cfg, checkpoint)
-        read_checkpoint(checkpoint, model_config)
+        _, state = read_checkpoint(checkpoint, model_config)
+        _check_max_steps(meta["train_config"].get("max_steps"), cfg, state["step"], checkpoint)
         saved = [(canonical_location(d["path"]), d["clips"]) for d in meta["datasets"]]
         now = [(canonical_location(s.path), s.clips) for s in sources]
         if saved != now:
@@ -1158,6 +1162,14 @@ class PretrainRecipe:
             self.model.load_state_dict(weights)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            # The saved optimizer holds the next update's learning rate on the schedule of the
+            # checkpoint's max_steps; this run's may differ (a longer run), and its schedule
+            # decides: the learning rate of step n is that of a run started with this max_steps.
+            factor = lr_factor(int(state["step"]) + 1, self.cfg.warmup_steps, self.cfg.max_steps)
+            for group, base in zip(
+                self.optimizer.param_groups, self.scheduler.base_lrs, strict=True
+            ):
+                group["lr"] = base * factor
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: does not fit this run ({e})") from None
         del weights
@@ -1323,13 +1335,43 @@ def _read_meta(checkpoint: Path) -> dict[str, Any]:
 
 def _check_same_run(saved: Mapping[str, Any], cfg: TrainConfig, checkpoint: Path) -> None:
     now = cfg.to_dict()
+    free = _RESUMABLE | {"max_steps"}  # checked against the step (_check_max_steps)
     changed = sorted(
-        k for k in set(saved) | set(now) if k not in _RESUMABLE and saved.get(k) != now.get(k)
+        k for k in set(saved) | set(now) if k not in free and saved.get(k) != now.get(k)
     )
     if changed:
         raise CheckpointError(
             f"{checkpoint}: the run was started with other training options (differs in "
             f"{changed}); resume with the same config, or train into a new folder"
+        )
+
+
+def _check_max_steps(saved: Any, cfg: TrainConfig, step: int, checkpoint: Path) -> None:
+    """A resumed run may change ``max_steps`` (to train longer, or end sooner) down to the step
+    it reached; the schedule is then rebuilt for the new total (see ``_load_checkpoint``)."""
+    if cfg.max_steps < step:
+        raise CheckpointError(
+            f"{checkpoint}: max_steps {cfg.max_steps} is less than the {step} steps the run has "
+            f"done; resume with --max-steps {step} or more"
+        )
+    if cfg.max_steps == step:
+        log.warning(
+            "%s: the run is at step %d, its max_steps: nothing to train (give a larger "
+            "--max-steps to train on)",
+            checkpoint,
+            step,
+        )
+    elif saved != cfg.max_steps:
+        log.info(
+            "%s: max_steps %s -> %d: the learning-rate schedule is rebuilt for %d steps; the lr "
+            "of step %d is %.3g (%.3g on the old schedule)",
+            checkpoint,
+            saved,
+            cfg.max_steps,
+            cfg.max_steps,
+            step + 1,
+            cfg.lr * lr_factor(step + 1, cfg.warmup_steps, cfg.max_steps),
+            cfg.lr * lr_factor(step + 1, cfg.warmup_steps, saved) if _is_int(saved) else math.nan,
         )
 
 

@@ -47,6 +47,11 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         + (f", {rate:.3g} steps/s" if rate else "")
         + f") on {summary['world_size']} worker(s)"
     )
+    if summary["steps_this_run"] == 0 and summary["step"] == summary["max_steps"]:
+        click.echo(
+            f"  nothing to train: the run is at its last step ({summary['step']}); resume with "
+            "a larger --max-steps to train on"
+        )
     losses = summary.get("last_losses") or {}
     if losses:
         click.echo("  last losses: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items())))
@@ -83,9 +88,17 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     help="Run folder: checkpoints, TensorBoard logs, metrics.jsonl, curves.png, summary.json.",
 )
 @click.option(
-    "--resume", is_flag=True, help="Continue the run in --output from its last checkpoint."
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --output from its last checkpoint, with the same options; only "
+    "--max-steps (and how the run is carried out: device, loader, logging) may change.",
 )
-@click.option("--max-steps", type=int, help="Optimizer steps of the run [config: 100000 base].")
+@click.option(
+    "--max-steps",
+    type=int,
+    help="Optimizer steps of the run [config: 100000 base]. With --resume: a new total, not "
+    "below the checkpoint's step; the learning-rate schedule is rebuilt for it (docs/training.md).",
+)
 @click.option("--warmup-steps", type=int, help="Linear warm-up steps [config: 10000 base].")
 @click.option("--batch-size", type=int, help="Clips per micro-batch per worker [config: 32 base].")
 @click.option("--accumulation", type=int, help="Micro-batches per optimizer step [config: 2 base].")

@@ -13,6 +13,7 @@ import torch
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Clip, Cue
 from hero_data.writer import DatasetWriter
+from hero_model.init import CheckpointError
 from hero_model.pretrain import HeroForPretraining
 from hero_model.train import (
     STATE_FORMAT,
@@ -301,6 +302,46 @@ def test_resume_refusals(dataset, full_run, tmp_path):
         run_training(tiny(dataset), tmp_path / "empty", resume=True, progress=False)
     with pytest.raises(ValueError, match=r"differs in \['lr'\]"):
         run_training(tiny(dataset, lr=0.5), full_run, resume=True, progress=False)
+
+
+def test_resume_with_a_larger_max_steps_trains_on_with_the_rebuilt_schedule(
+    dataset, full_run, tmp_path, caplog
+):
+    run = tmp_path / "run"
+    run_training(tiny(dataset, max_steps=4), run, progress=False)
+    resumed = run_training(tiny(dataset, max_steps=6), run, resume=True, progress=False)
+    assert resumed["step"] == 6 and resumed["steps_this_run"] == 2 and resumed["max_steps"] == 6
+
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in lines] == [1, 2, 3, 4, 5, 6]
+    # Steps 1-4 on the 4-step schedule; 5-6 on the 6-step one, as a run started with 6 steps
+    # has them: the learning rate rises from 1/3 of the peak at step 4 to 2/5 at step 5.
+    peak = train_preset("tiny").lr
+    old = [peak * lr_factor(n, 2, 4) for n in range(1, 5)]
+    new = [peak * lr_factor(n, 2, 6) for n in (5, 6)]
+    assert [e["lr"] for e in lines] == pytest.approx(old + new)
+    # The batches go on where they stopped: the tasks are those of the uninterrupted run.
+    full = [json.loads(x) for x in (full_run / "metrics.jsonl").read_text().splitlines()]
+    assert [e["tasks"] for e in lines] == [e["tasks"] for e in full]
+    meta = json.loads((run / "checkpoints/step-00000006/meta.json").read_text())
+    assert meta["train_config"]["max_steps"] == 6 and load_run_config(run).max_steps == 6
+
+    # At its max_steps already: nothing to train, and a warning says so.
+    with caplog.at_level("WARNING", logger="hero_model.train"):
+        again = run_training(tiny(dataset, max_steps=6), run, resume=True, progress=False)
+    assert again["step"] == 6 and again["steps_this_run"] == 0
+    assert "at step 6, its max_steps: nothing to train" in caplog.text
+
+
+def test_resume_refuses_fewer_steps_than_done_and_other_option_changes(dataset, full_run):
+    with pytest.raises(CheckpointError, match="max_steps 5 is less than the 6 steps the run has"):
+        run_training(tiny(dataset, max_steps=5), full_run, resume=True, progress=False)
+    # A longer run does not open the door to other changes.
+    for change, name in (({"batch_size": 2}, "batch_size"), ({"warmup_steps": 3}, "warmup_steps")):
+        with pytest.raises(CheckpointError, match=rf"differs in \['{name}'\]"):
+            run_training(
+                tiny(dataset, max_steps=8, **change), full_run, resume=True, progress=False
+            )
 
 
 # -- TensorBoard ---------------------------------------------------------------------------

@@ -60,6 +60,35 @@ def test_tiny_run_then_resume_from_the_run_folder(tmp_path, write):
     assert code == 1 and "resume it with --resume" in output
 
 
+def test_resume_with_a_larger_max_steps(tmp_path, write):
+    from hero_model.train import lr_factor, train_preset
+
+    data = write(tmp_path / "ds")
+    out = tmp_path / "run"
+    code, output = run(
+        "--data", data, "--output", out, *TINY, "--max-steps", "4", "--log-every", "1"
+    )
+    assert code == 0 and "train: step 4/4" in output, output
+
+    code, output = run("--output", out, "--resume", "--max-steps", "6", "--no-progress")
+    assert code == 0, output
+    assert "train: step 6/6 (2 this run" in output
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in lines] == [1, 2, 3, 4, 5, 6]
+    peak = train_preset("tiny").lr
+    assert [e["lr"] for e in lines[4:]] == pytest.approx(
+        [peak * lr_factor(n, 1, 6) for n in (5, 6)]
+    )
+    assert "max_steps: 6" in (out / "config.yaml").read_text()
+
+    code, output = run("--output", out, "--resume", "--max-steps", "6", "--no-progress")
+    assert code == 0 and "nothing to train: the run is at its last step (6)" in output, output
+    code, output = run("--output", out, "--resume", "--max-steps", "5")
+    assert code == 1 and "max_steps 5 is less than the 6 steps the run has done" in output
+    code, output = run("--output", out, "--resume", "--max-steps", "8", "--lr", "0.1")
+    assert code == 1 and "differs in ['lr']" in output
+
+
 def test_user_errors_are_one_clear_line(tmp_path, write):
     good = write(tmp_path / "good")
     out = str(tmp_path / "run")
@@ -98,4 +127,6 @@ def test_help_shows_defaults():
     assert code == 0
     for flag in ("--data", "--mix-weights", "--config", "--resume", "--num-workers", "--address"):
         assert flag in output
-    assert "[base; with --resume: the run's own]" in " ".join(output.split())
+    text = " ".join(output.split())
+    assert "[base; with --resume: the run's own]" in text
+    assert "the learning-rate schedule is rebuilt for it" in text
