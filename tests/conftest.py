@@ -223,3 +223,16 @@ def hand_bpe(folder: Path) -> dict[str, int]:
     (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     return vocab
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch intra-op thread for a module (``pytestmark = pytest.mark.usefixtures(...)``):
+    on a busy 2-core machine, two threads run tiny models 5-50x slower (they spin waiting for
+    each other)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
