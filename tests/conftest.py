@@ -118,7 +118,29 @@ def _offline() -> Iterator[None]:
         yield
 
 
+INTEGRATION_MODULES = frozenset(
+    {
+        "pipelines/test_run.py",  # `hero run` on Ray, its worker deaths and its kill -9 resumes
+        "pipelines/test_run_s3.py",  # the real command against the S3 server, killed mid-run
+        "pipelines/test_run_cluster.py",  # a 3-node Ray cluster on this machine
+        "hero_model/test_distributed.py",  # Ray Train with two gloo workers
+    }
+)
+"""Test modules (under tests/) of the ``integration`` tier: whole runs on Ray, killed or not."""
+
+INTEGRATION_FIXTURES = frozenset({"ray_local", "demo_dataset"})
+"""Fixtures that put a test in the ``integration`` tier wherever it is: a local Ray instance,
+the demo's dataset (the whole `hero demo` chain)."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        path = Path(item.fspath).resolve()
+        module = path.relative_to(tests).as_posix() if path.is_relative_to(tests) else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module in INTEGRATION_MODULES or fixtures & INTEGRATION_FIXTURES:
+            item.add_marker(pytest.mark.integration)
     gpu_items = [i for i in items if i.get_closest_marker("gpu")]
     if not gpu_items:
         return
