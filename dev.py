@@ -9,7 +9,8 @@ Needs only Python >= 3.10 and pip. It uses the uv on PATH only if it is the pinn
     python3 dev.py test [ARGS]   pytest [ARGS]   (the command CI runs; see .ci/run)
     python3 dev.py test --fast [ARGS]
                                  the inner loop: the same without the integration tier (the
-                                 demo, hero run on Ray, Ray Train, kill -9 runs), under 2 min
+                                 demo, hero run on Ray, Ray Train, kill -9 runs, whole-video
+                                 extraction)
     python3 dev.py lint          ruff check and ruff format --check
     python3 dev.py hero [ARGS]   any hero command
 

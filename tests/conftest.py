@@ -124,9 +124,13 @@ INTEGRATION_MODULES = frozenset(
         "pipelines/test_run_s3.py",  # the real command against the S3 server, killed mid-run
         "pipelines/test_run_cluster.py",  # a 3-node Ray cluster on this machine
         "hero_model/test_distributed.py",  # Ray Train with two gloo workers
+        # whole videos through both real-size models (ResNet-152, SlowFast-R50): about 5 of
+        # the default tier's 11 minutes on the shared 2-core machine (2026-12-06)
+        "extract/test_extractor.py",
     }
 )
-"""Test modules (under tests/) of the ``integration`` tier: whole runs on Ray, killed or not."""
+"""Test modules (under tests/) of the ``integration`` tier: whole runs on Ray, killed or not, and
+whole-video feature extraction."""
 
 INTEGRATION_FIXTURES = frozenset({"ray_local", "demo_dataset"})
 """Fixtures that put a test in the ``integration`` tier wherever it is: a local Ray instance,
