@@ -7,6 +7,10 @@ Needs only Python >= 3.10 and pip. It uses the uv on PATH only if it is the pinn
 
     python3 dev.py demo [ARGS]   hero demo [ARGS]
     python3 dev.py test [ARGS]   pytest [ARGS]   (the command CI runs; see .ci/run)
+    python3 dev.py test --fast [ARGS]
+                                 the inner loop: the same without the integration tier (the
+                                 demo, hero run on Ray, Ray Train, kill -9 runs, whole-video
+                                 extraction)
     python3 dev.py lint          ruff check and ruff format --check
     python3 dev.py hero [ARGS]   any hero command
 
@@ -101,6 +105,8 @@ def main(argv):
     elif task == "hero":
         cmd = [python, "-m", "pipelines.cli", *rest]
     elif task == "test":
+        if "--fast" in rest:  # the marker is set in tests/conftest.py
+            rest = ["-m", "not slow and not integration", *(a for a in rest if a != "--fast")]
         cmd = [python, "-m", "pytest", *rest]
     else:
         ruff = [python, "-m", "ruff"]

@@ -156,8 +156,8 @@ class SentenceTransformerScorer(EmbeddingScorer):
         except ImportError:
             raise BenchmarkError(
                 f"{path}: scoring with a sentence-embedding model needs the optional package "
-                "sentence-transformers, which is not installed; install it, or use the "
-                "default TF-IDF scorer"
+                "sentence-transformers, which is not installed; install it (pip install "
+                "'hero-toolkit[embeddings]'), or use the default TF-IDF scorer"
             ) from None
         model = SentenceTransformer(str(path), device=device)
 

@@ -52,11 +52,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from hero_data.schema import ClipRecord
 from hero_model.config import HeroConfig
 
-__all__ = ["TASKS", "make_batch"]
+__all__ = ["TASKS", "make_batch", "pad_rows"]
 
 TASKS = ("mlm", "mffr", "mnce", "fom", "vsm")
 """Pretraining tasks, as :meth:`hero_model.pretrain.HeroForPretraining.forward` names them."""
@@ -102,12 +103,13 @@ def _view(record: ClipRecord, config: HeroConfig) -> _Clip:
     return _Clip(feats, tuple(cues))
 
 
-def _pad_2d(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
-    width = max((len(r) for r in rows), default=0)
-    out = np.full((len(rows), width), value, dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return torch.from_numpy(out)
+def pad_rows(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    """``rows`` of ints as one ``(len(rows), longest)`` int64 tensor, right-padded with
+    ``value``."""
+    if not rows:
+        return torch.zeros((0, 0), dtype=torch.int64)
+    tensors = [torch.tensor(r, dtype=torch.int64) for r in rows]
+    return pad_sequence(tensors, batch_first=True, padding_value=value)  # (B, longest)
 
 
 def _clip_tensors(clips: Sequence[_Clip]) -> dict[str, torch.Tensor]:
@@ -126,10 +128,10 @@ def _seq_tensors(
 ) -> dict[str, torch.Tensor]:
     """(clip index, text ids with prefix, steps) per sequence -> the ``cue_*`` tensors."""
     return {
-        "cue_ids": _pad_2d([s[1] for s in seqs], pad_id),
+        "cue_ids": pad_rows([s[1] for s in seqs], pad_id),
         "cue_num_tokens": torch.tensor([len(s[1]) for s in seqs], dtype=torch.int64),
         "cue_clip": torch.tensor([s[0] for s in seqs], dtype=torch.int64),
-        "cue_steps": _pad_2d([s[2] for s in seqs], 0),
+        "cue_steps": pad_rows([s[2] for s in seqs], 0),
         "cue_num_frames": torch.tensor([len(s[2]) for s in seqs], dtype=torch.int64),
     }
 
@@ -186,7 +188,7 @@ def _mlm(
             seqs.append((i, [config.cls_id, *ids], cue.steps))
             labels.append([-1, *lab])
     batch = _clip_tensors(keep) | _seq_tensors(seqs, config.pad_id)
-    batch["mlm_labels"] = _pad_2d(labels, -1)
+    batch["mlm_labels"] = pad_rows(labels, -1)
     return batch
 
 
@@ -249,7 +251,7 @@ def _vsm(
             q_clip.append(j)
             q_span.append((cue.steps[0], cue.steps[-1]))
     batch = _clip_tensors(kept) | _seq_tensors(_context(kept, config, queries), config.pad_id)
-    batch["query_ids"] = _pad_2d(q_ids, config.pad_id)
+    batch["query_ids"] = pad_rows(q_ids, config.pad_id)
     batch["query_num_tokens"] = torch.tensor([len(q) for q in q_ids], dtype=torch.int64)
     batch["query_clip"] = torch.tensor(q_clip, dtype=torch.int64)
     batch["query_span"] = torch.tensor(q_span, dtype=torch.int64).view(-1, 2)

@@ -110,7 +110,7 @@ def how2r(
     "--scorer-model",
     type=click.Path(path_type=Path),
     help="Local sentence-transformers model folder to score texts with (needs the optional "
-    "sentence-transformers package) [TF-IDF, no model].",
+    "sentence-transformers package: pip install 'hero-toolkit[embeddings]') [TF-IDF, no model].",
 )
 @friendly_errors
 def how2qa(

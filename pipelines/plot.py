@@ -196,6 +196,7 @@ class ClipLayout:
     cues: tuple[int, int]
     legend: tuple[int, int]
     placements: tuple[CuePlacement, ...]
+    title_lines: tuple[tuple[str, RGB], ...]
 
     def x(self, seconds: float) -> int:
         """Pixel column of clip-relative ``seconds``."""
@@ -205,6 +206,16 @@ class ClipLayout:
         """Pixel columns ``[x0, x1)`` of step ``index``."""
         x0 = self.origin + index * self.step_px
         return x0, x0 + self.step_px
+
+    def cue_bar(self, placement: CuePlacement) -> tuple[int, int, int, int]:
+        """``(left, top, right, bottom)`` of a cue's bar, right and bottom exclusive."""
+        top = self.cues[0] + placement.lane * _ROW + 2
+        return placement.x0, top, placement.x1 - 1, top + _ROW - 4
+
+    def input_lane(self, lane: int) -> tuple[int, int]:
+        """Pixel rows ``[top, bottom]`` of the ticks in lane ``lane`` of the model-input row."""
+        top = self.inputs[0] + lane * _INPUT_LANE
+        return top, top + _INPUT_LANE - 3
 
     def thumbnail_box(self, index: int, shape: Sequence[int]) -> tuple[int, int, int, int]:
         """``(left, top, right, bottom)`` of step ``index``'s image of ``shape`` (H, W, ...)."""
@@ -216,6 +227,47 @@ class ClipLayout:
         left = x0 + 1 + (box_w - tw) // 2
         top = self.thumbs[0] + (box_h - th) // 2
         return left, top, left + tw, top + th
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One box of the "assigned" or "covers" row, as drawn.
+
+    Attributes:
+        step: the step it belongs to.
+        box: ``(left, top, right, bottom)`` pixels, right and bottom exclusive.
+        cue: the index of the cue it shows, None for a step no cue owns.
+        fill: ``"solid"`` (the cue's colour), ``"hatched"`` (a pseudo-cue: grey hatching),
+            ``"outline"`` (covered by the cue but assigned to another: a frame in the cue's
+            colour), ``"unmatched"`` (grey: no cue owns the step) or ``"empty"`` (a step
+            neither owned nor unmatched: the clip was not aligned).
+        colour: the colour that fill is drawn in (the hatching's base for ``"hatched"``).
+    """
+
+    step: int
+    box: tuple[int, int, int, int]
+    cue: int | None
+    fill: str
+    colour: RGB
+
+
+@dataclass(frozen=True)
+class InputTick:
+    """A mark of one source frame feeding a model input (``hero inspect --mark-inputs``).
+
+    Attributes:
+        input: ``"resnet"``, ``"slowfast_fast"`` or ``"slowfast_slow"`` (its lane, top to
+            bottom, and its colour in :data:`INPUT_COLOURS`).
+        x: the pixel column of the frame's presentation time.
+        top, bottom: the tick's pixel rows ``[top, bottom]``.
+        count: how many times the step uses the frame (drawn as ``x<count>`` when above 1).
+    """
+
+    input: str
+    x: int
+    top: int
+    bottom: int
+    count: int
 
 
 def _title_lines(record: ClipRecord, has_video: bool) -> list[tuple[str, RGB]]:
@@ -367,7 +419,76 @@ def clip_layout(
         cues=cues,
         legend=legend,
         placements=placements,
+        title_lines=tuple(lines),
     )
+
+
+def _cue_fill(record: ClipRecord, k: int) -> tuple[str, RGB]:
+    cue = record.cues[k]
+    return ("hatched", PSEUDO_COLOUR) if is_pseudo(cue) else ("solid", cue_colour(cue, k))
+
+
+def assigned_cells(record: ClipRecord, lay: ClipLayout) -> tuple[Cell, ...]:
+    """The "assigned" row: one cell per step, in the colour of the cue that owns it
+    (``unique_sub2frames``), grey when no cue does (``unmatched_frames``)."""
+    owner = _owners(record)
+    unmatched = set(record.unmatched_frames)
+    top, bottom = lay.assigned
+    out = []
+    for i in range(lay.num_steps):
+        x0, x1 = lay.step_columns(i)
+        box = (x0 + 1, top, x1 - 1, bottom)
+        k = owner.get(i)
+        if k is not None:
+            out.append(Cell(i, box, k, *_cue_fill(record, k)))
+        elif i in unmatched:
+            out.append(Cell(i, box, None, "unmatched", UNMATCHED_COLOUR))
+        else:
+            out.append(Cell(i, box, None, "empty", _GRID))
+    return tuple(out)
+
+
+def covered_cells(record: ClipRecord, lay: ClipLayout) -> tuple[Cell, ...]:
+    """The "covers" row: for each step, one slice per cue covering it (``sub2frames``), top to
+    bottom in cue order: filled as the cue's bar when the cue got the step, else outlined."""
+    owner = _owners(record)
+    out = []
+    for i in range(lay.num_steps):
+        x0, x1 = lay.step_columns(i)
+        covering = [c for c, steps in enumerate(record.sub2frames) if i in steps]
+        height = (lay.covered[1] - lay.covered[0]) / max(len(covering), 1)
+        for j, c in enumerate(covering):
+            y0 = lay.covered[0] + round(j * height)
+            y1 = lay.covered[0] + round((j + 1) * height)
+            box = (x0 + 1, y0, x1 - 1, y1 - 1)
+            if owner.get(i) == c:
+                out.append(Cell(i, box, c, *_cue_fill(record, c)))
+            else:
+                cue = record.cues[c]
+                out.append(
+                    Cell(i, box, c, "outline", _HATCH if is_pseudo(cue) else cue_colour(cue, c))
+                )
+    return tuple(out)
+
+
+INPUT_LANES = ("resnet", "slowfast_fast", "slowfast_slow")
+"""The model inputs' lanes, top to bottom."""
+
+
+def input_ticks(record: ClipRecord, lay: ClipLayout, inputs: list[dict]) -> tuple[InputTick, ...]:
+    """The ticks of the model-input row: each distinct frame of each step's inputs, at its
+    clip-relative presentation time, in its input's lane (``inputs`` as :func:`load_inputs`)."""
+    out = []
+    for lane, key in enumerate(INPUT_LANES):
+        top, bottom = lay.input_lane(lane)
+        for step in inputs:
+            times = step[key] if isinstance(step[key], list) else [step[key]]
+            counts: dict[float, int] = {}
+            for t in times:
+                counts[t] = counts.get(t, 0) + 1
+            for t, n in counts.items():
+                out.append(InputTick(key, lay.x(t - record.clip.start), top, bottom, n))
+    return tuple(out)
 
 
 def _hatch(img: Image.Image, box: tuple[int, int, int, int], base: RGB, line: RGB) -> None:
@@ -384,12 +505,23 @@ def _hatch(img: Image.Image, box: tuple[int, int, int, int], base: RGB, line: RG
 
 def _paint(img: Image.Image, box: tuple[int, int, int, int], cue: Cue, k: int) -> None:
     """Fill ``box`` as cue ``k``'s cells and bars are filled: its colour, or hatched grey."""
-    if is_pseudo(cue):
-        _hatch(img, box, PSEUDO_COLOUR, _HATCH)
+    _fill(
+        img, box, *(("hatched", PSEUDO_COLOUR) if is_pseudo(cue) else ("solid", cue_colour(cue, k)))
+    )
+
+
+def _fill(img: Image.Image, box: tuple[int, int, int, int], fill: str, colour: RGB) -> None:
+    """Draw ``box`` (right and bottom exclusive) as a :class:`Cell`'s ``fill`` says."""
+    draw = ImageDraw.Draw(img)
+    inner = (box[0], box[1], box[2] - 1, box[3] - 1)
+    if fill == "hatched":
+        _hatch(img, box, colour, _HATCH)
+    elif fill in ("solid", "unmatched"):
+        draw.rectangle(inner, fill=colour)
+    elif fill == "outline":
+        draw.rectangle(inner, outline=colour, width=2)
     else:
-        ImageDraw.Draw(img).rectangle(
-            (box[0], box[1], box[2] - 1, box[3] - 1), fill=cue_colour(cue, k)
-        )
+        draw.rectangle(inner, outline=colour)
 
 
 def _centred(
@@ -417,9 +549,9 @@ def _dashed_vline(draw: ImageDraw.ImageDraw, x: int, top: int, bottom: int, fill
         draw.line([(x, y), (x, min(y + 4, bottom))], fill=fill, width=2)
 
 
-def _draw_title(draw: ImageDraw.ImageDraw, lay: ClipLayout, record: ClipRecord, video: bool):
+def _draw_title(draw: ImageDraw.ImageDraw, lay: ClipLayout) -> None:
     font = _font(14)
-    for i, (text, colour) in enumerate(_title_lines(record, video)):
+    for i, (text, colour) in enumerate(lay.title_lines):
         text = _fit(text, font, lay.width - 2 * _MARGIN)
         draw.text((_MARGIN, lay.title[0] + 18 * i), text, font=font, fill=colour)
 
@@ -447,21 +579,14 @@ def _draw_inputs(img: Image.Image, lay: ClipLayout, record: ClipRecord, inputs: 
     """Ticks at the frames feeding each model input (clip-relative x), one lane per input."""
     draw = ImageDraw.Draw(img)
     font = _font(10)
-    lanes = (("resnet", "2D"), ("slowfast_fast", "fast"), ("slowfast_slow", "slow"))
-    for lane, (key, label) in enumerate(lanes):
-        top = lay.inputs[0] + lane * _INPUT_LANE
-        bottom = top + _INPUT_LANE - 3
+    for lane, label in enumerate(("2D", "fast", "slow")):
+        top, bottom = lay.input_lane(lane)
         draw.text((_LEFT - 8, (top + bottom) / 2), label, font=font, fill=_MUTED, anchor="rm")
-        for step in inputs:
-            times = step[key] if isinstance(step[key], list) else [step[key]]
-            counts: dict[float, int] = {}
-            for t in times:
-                counts[t] = counts.get(t, 0) + 1
-            for t, n in counts.items():
-                x = lay.x(t - record.clip.start)
-                draw.line([(x, top), (x, bottom)], fill=INPUT_COLOURS[key], width=1)
-                if n > 1:
-                    draw.text((x + 2, top), f"x{n}", font=font, fill=INPUT_COLOURS[key])
+    for tick in input_ticks(record, lay, inputs):
+        colour = INPUT_COLOURS[tick.input]
+        draw.line([(tick.x, tick.top), (tick.x, tick.bottom)], fill=colour, width=1)
+        if tick.count > 1:
+            draw.text((tick.x + 2, tick.top), f"x{tick.count}", font=font, fill=colour)
 
 
 def _tick(seconds_per_px: float) -> float:
@@ -499,39 +624,17 @@ def _owners(record: ClipRecord) -> dict[int, int]:
 
 def _draw_assignment(img: Image.Image, lay: ClipLayout, record: ClipRecord) -> None:
     draw = ImageDraw.Draw(img)
-    owner = _owners(record)
-    unmatched = set(record.unmatched_frames)
     _row_label(draw, lay.assigned, "assigned" if record.unique_sub2frames else "not aligned")
     _row_label(draw, lay.covered, "covers")
-    top, bottom = lay.assigned
-    for i in range(lay.num_steps):
-        x0, x1 = lay.step_columns(i)
-        box = (x0 + 1, top, x1 - 1, bottom)
-        k = owner.get(i)
-        if k is not None:
-            _paint(img, box, record.cues[k], k)
-            fill = _TEXT if is_pseudo(record.cues[k]) else _contrast(cue_colour(record.cues[k], k))
-            _centred(draw, box, f"c{k}", fill)
-        elif i in unmatched:
-            draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=UNMATCHED_COLOUR)
-            _centred(draw, box, "none", (255, 255, 255))
-        else:
-            draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=_GRID)
-        covering = [c for c, steps in enumerate(record.sub2frames) if i in steps]
-        if not covering:
-            continue
-        height = (lay.covered[1] - lay.covered[0]) / len(covering)
-        for j, c in enumerate(covering):
-            y0 = lay.covered[0] + round(j * height)
-            y1 = lay.covered[0] + round((j + 1) * height)
-            cell = (x0 + 1, y0, x1 - 1, y1 - 1)
-            if owner.get(i) == c:
-                _paint(img, cell, record.cues[c], c)
-            else:  # covered but lost to another cue: outline only
-                colour = _HATCH if is_pseudo(record.cues[c]) else cue_colour(record.cues[c], c)
-                draw.rectangle(
-                    (cell[0], cell[1], cell[2] - 1, cell[3] - 1), outline=colour, width=2
-                )
+    for cell in assigned_cells(record, lay):
+        _fill(img, cell.box, cell.fill, cell.colour)
+        if cell.fill == "unmatched":
+            _centred(draw, cell.box, "none", (255, 255, 255))
+        elif cell.cue is not None:
+            text = _TEXT if cell.fill == "hatched" else _contrast(cell.colour)
+            _centred(draw, cell.box, f"c{cell.cue}", text)
+    for cell in covered_cells(record, lay):
+        _fill(img, cell.box, cell.fill, cell.colour)
 
 
 def _draw_cues(img: Image.Image, lay: ClipLayout, record: ClipRecord) -> None:
@@ -541,8 +644,7 @@ def _draw_cues(img: Image.Image, lay: ClipLayout, record: ClipRecord) -> None:
     if not record.cues:
         draw.text((lay.origin, lay.cues[0] + 4), "(no cues)", font=font, fill=_MUTED)
     for k, (cue, p) in enumerate(zip(record.cues, lay.placements, strict=True)):
-        top = lay.cues[0] + p.lane * _ROW + 2
-        box = (p.x0, top, p.x1 - 1, top + _ROW - 4)
+        box = lay.cue_bar(p)
         _paint(img, box, cue, k)
         mid = (box[1] + box[3]) / 2
         fill = _TEXT
@@ -606,7 +708,7 @@ def plot_clip(
     for i in range(lay.num_steps + 1):  # step boundaries, under everything else
         x = lay.step_columns(i)[0]
         draw.line([(x, lay.thumbs[0]), (x, lay.cues[1])], fill=_GRID)
-    _draw_title(draw, lay, record, thumbnails is not None)
+    _draw_title(draw, lay)
     _draw_frames(img, lay, thumbnails)
     if inputs is not None:
         _draw_inputs(img, lay, record, inputs)

@@ -95,9 +95,6 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 REPORT_NAME = "report.json"
-FAULT_EXIT_ENV = "HERO_FAULT_EXIT_ON_VIDEO"
-"""Testing aid: a worker that starts extracting the video with this id exits at once (as an
-out-of-memory kill would), so the retry-then-record path can be exercised."""
 
 _LIGHT_CPUS = 0.1  # Ray CPU request of the probe and write stages (cheap, I/O bound)
 
@@ -340,8 +337,6 @@ class ExtractStage:
         return _batch(out, _OUT_KEYS)
 
     def _extract(self, row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-        if os.environ.get(FAULT_EXIT_ENV) == row["video_id"]:
-            os._exit(137)
         started = time.monotonic()
         features = None
         try:

@@ -118,7 +118,33 @@ def _offline() -> Iterator[None]:
         yield
 
 
+INTEGRATION_MODULES = frozenset(
+    {
+        "pipelines/test_run.py",  # `hero run` on Ray, its worker deaths and its kill -9 resumes
+        "pipelines/test_run_s3.py",  # the real command against the S3 server, killed mid-run
+        "pipelines/test_run_cluster.py",  # a 3-node Ray cluster on this machine
+        "hero_model/test_distributed.py",  # Ray Train with two gloo workers
+        # whole videos through both real-size models (ResNet-152, SlowFast-R50): about 5 of
+        # the default tier's 11 minutes on the shared 2-core machine (2026-12-06)
+        "extract/test_extractor.py",
+    }
+)
+"""Test modules (under tests/) of the ``integration`` tier: whole runs on Ray, killed or not, and
+whole-video feature extraction."""
+
+INTEGRATION_FIXTURES = frozenset({"ray_local", "demo_dataset"})
+"""Fixtures that put a test in the ``integration`` tier wherever it is: a local Ray instance,
+the demo's dataset (the whole `hero demo` chain)."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        path = Path(item.fspath).resolve()
+        module = path.relative_to(tests).as_posix() if path.is_relative_to(tests) else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module in INTEGRATION_MODULES or fixtures & INTEGRATION_FIXTURES:
+            item.add_marker(pytest.mark.integration)
     gpu_items = [i for i in items if i.get_closest_marker("gpu")]
     if not gpu_items:
         return
@@ -223,3 +249,16 @@ def hand_bpe(folder: Path) -> dict[str, int]:
     (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     return vocab
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch intra-op thread for a module (``pytestmark = pytest.mark.usefixtures(...)``):
+    on a busy 2-core machine, two threads run tiny models 5-50x slower (they spin waiting for
+    each other)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -39,6 +39,7 @@ from hero_data.errors import HeroError
 from hero_data.grid import step_ceil, step_floor
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
+from hero_model.batch import pad_rows
 from hero_model.config import HeroConfig
 
 log = logging.getLogger(__name__)
@@ -363,14 +364,6 @@ def load_bench(
 # --- batches -------------------------------------------------------------------------------
 
 
-def _pad_2d(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
-    width = max((len(r) for r in rows), default=0)
-    out = np.full((len(rows), width), value, dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return torch.from_numpy(out)
-
-
 def clip_batch(
     records: Sequence[ClipRecord],
     config: HeroConfig,
@@ -416,17 +409,17 @@ def clip_batch(
     return {
         "features": torch.from_numpy(feats),
         "step_mask": torch.from_numpy(mask),
-        "cue_ids": _pad_2d(seq_ids, config.pad_id),
+        "cue_ids": pad_rows(seq_ids, config.pad_id),
         "cue_num_tokens": torch.tensor([len(s) for s in seq_ids], dtype=torch.int64),
         "cue_clip": torch.tensor(seq_clip, dtype=torch.int64),
-        "cue_steps": _pad_2d(seq_steps, 0),
+        "cue_steps": pad_rows(seq_steps, 0),
         "cue_num_frames": torch.tensor([len(s) for s in seq_steps], dtype=torch.int64),
     }
 
 
 def text_batch(texts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Padded ids (N, L) and lengths (N,) of ``texts``."""
-    return _pad_2d(texts, pad_id), torch.tensor([len(t) for t in texts], dtype=torch.int64)
+    return pad_rows(texts, pad_id), torch.tensor([len(t) for t in texts], dtype=torch.int64)
 
 
 def retrieval_batch(

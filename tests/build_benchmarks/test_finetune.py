@@ -144,14 +144,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy 2-core machine two threads run these tiny models 5-15x
-    slower (they spin waiting for each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_bench(folder: Path, splits: dict[str, list[dict[str, Any]]]) -> Path:

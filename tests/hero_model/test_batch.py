@@ -11,7 +11,7 @@ import torch
 
 from hero_data.schema import RESNET_DIM, ClipRecord
 from hero_data.types import Clip, Cue
-from hero_model.batch import TASKS, make_batch
+from hero_model.batch import TASKS, make_batch, pad_rows
 from hero_model.config import build_config
 
 CFG = build_config("tiny")
@@ -252,3 +252,23 @@ def test_vsm_local_rate() -> None:
     local = [bool(make_batch(two_clips(), "vsm", CFG, generator)["vsm_local"]) for _ in range(400)]  # type: ignore[index]
     share = sum(local) / len(local)
     assert abs(share - (1 - CFG.vsm_local_drop_prob)) < 5 * np.sqrt(0.16 / 400)
+
+
+@pytest.mark.parametrize(
+    ("rows", "value"),
+    [
+        ([[5, 6, 7], [1], [], [2, 3]], 1),
+        ([(4,), (9, 9, 9, 9)], -1),
+        ([[], []], 0),
+        ([], 1),
+        ([[2**40, -3]], 7),
+    ],
+)
+def test_pad_rows_matches_a_plain_loop(rows, value) -> None:
+    width = max((len(r) for r in rows), default=0)
+    expected = np.full((len(rows), width), value, dtype=np.int64)
+    for i, r in enumerate(rows):
+        expected[i, : len(r)] = r
+    got = pad_rows(rows, value)
+    assert got.dtype == torch.int64 and got.shape == expected.shape
+    assert np.array_equal(got.numpy(), expected)

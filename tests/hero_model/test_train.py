@@ -30,13 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs" / "train").glob("*.yaml"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine, more make tiny models 10-50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _record(video: str, rng: np.random.Generator) -> ClipRecord:

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -21,13 +22,14 @@ import numpy as np
 import pytest
 
 from extract.synthetic import make_video
+from hero_data.commits import snapshot
 from hero_data.manifest import DatasetError, load_manifest
 from hero_data.reader import HeroDataset
 from hero_data.writer import read_errors
 from pipelines.config import RunConfig
-from pipelines.run import FAULT_EXIT_ENV, run_pipeline
+from pipelines.run import run_pipeline
 
-POISON = "poison"  # a worker that starts extracting the video with this id dies
+POISON = "poison"  # the test below kills each worker that starts extracting this video
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,6 @@ def ray_local():
     ray = pytest.importorskip("ray")
     if ray.is_initialized():  # an earlier test module's run: restart, so workers get our env
         ray.shutdown()
-    os.environ[FAULT_EXIT_ENV] = POISON  # inherited by the workers Ray starts below
     os.environ.setdefault("RAY_num_workers_soft_limit", "8")  # as run._start_ray does
     ray.init(
         address="local",
@@ -46,7 +47,6 @@ def ray_local():
     )
     yield ray
     ray.shutdown()
-    os.environ.pop(FAULT_EXIT_ENV, None)
 
 
 def config(corpus: Path, out: Path, **kw) -> RunConfig:
@@ -157,13 +157,55 @@ def test_bad_inputs_are_all_accounted_for(ray_local, shared_fixtures, tmp_path):
     assert steps == {"rotated": 1, "one_frame": 1, "vfr": 2}
 
 
+def _run_in_thread(cfg: RunConfig) -> tuple[threading.Thread, dict]:
+    """``run_pipeline(cfg)`` started in a thread; the dict gets its "report" or "error"."""
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["report"] = run_pipeline(cfg, progress=False)
+        except BaseException as e:  # surfaced by the caller's assertions
+            result["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def _ledger(ray):
+    """The running run's ledger actor, or None before it exists."""
+    from pipelines.run import LEDGER_PREFIX
+
+    names = [n for n in ray.util.list_named_actors() if n.startswith(LEDGER_PREFIX)]
+    return ray.get_actor(names[0]) if names else None
+
+
 @pytest.mark.slow  # actor restarts reload both models: about 2 minutes on 2 cores
 def test_a_video_that_kills_its_worker_is_retried_then_recorded(ray_local, tmp_path):
+    """A video whose worker dies each time it extracts it (here SIGKILLed from outside as soon
+    as the ledger shows the attempt started, as the out-of-memory killer would) is tried
+    max_attempts times, then recorded as WorkerDied; the other video is not affected."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    make_video(corpus / f"{POISON}.mp4", duration=2.0, width=96, height=64)
+    make_video(corpus / f"{POISON}.mp4", duration=6.0, width=96, height=64)
     make_video(corpus / "fine.mp4", duration=2.0, width=96, height=64, seed=1)
-    report = run_pipeline(config(corpus, tmp_path / "out", max_attempts=2), progress=False)
+    thread, result = _run_in_thread(config(corpus, tmp_path / "out", max_attempts=2))
+    killed: list[int] = []
+    deadline = time.monotonic() + 600
+    while thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+        ledger = _ledger(ray_local)
+        if ledger is None:
+            continue
+        attempts = ray_local.get(ledger.culprits.remote(1)).get(POISON, 0)  # started, not done
+        if attempts > len(killed):  # one extraction worker: the one on this attempt
+            (pid,) = ray_local.get(ledger.worker_processes.remote()).values()
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    thread.join(timeout=600)
+    assert "error" not in result, result.get("error")
+    assert len(killed) == 2 and killed[0] != killed[1]  # once per attempt, a new process each
+    report = result["report"]
     accounted(report)
     (error,) = read_errors(tmp_path / "out")
     assert error["video_id"] == POISON and error["error_type"] == "WorkerDied"
@@ -175,32 +217,18 @@ def test_a_video_that_kills_its_worker_is_retried_then_recorded(ray_local, tmp_p
 def test_a_killed_extraction_worker_is_restarted_and_the_run_completes(ray_local, tmp_path):
     """Ray restarts an extraction actor whose process dies (re-running its constructor with the
     same arguments) and retries its video: the run ends with every video, none failed."""
-    import threading
-
-    from pipelines.run import LEDGER_PREFIX
-
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for i in range(3):
         make_video(corpus / f"v{i}.mp4", duration=6.0, width=96, height=64, seed=i)
-    result: dict = {}
-
-    def run() -> None:
-        try:
-            result["report"] = run_pipeline(config(corpus, tmp_path / "out"), progress=False)
-        except BaseException as e:  # surfaced by the assertion below
-            result["error"] = e
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread, result = _run_in_thread(config(corpus, tmp_path / "out"))
     killed = None
     deadline = time.monotonic() + 240
     while killed is None and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.5)
-        names = [n for n in ray_local.util.list_named_actors() if n.startswith(LEDGER_PREFIX)]
-        if not names:
+        ledger = _ledger(ray_local)
+        if ledger is None:
             continue
-        ledger = ray_local.get_actor(names[0])
         if ray_local.get(ledger.progress.remote())["started"] >= 1:  # extracting a video
             (pid,) = ray_local.get(ledger.worker_processes.remote()).values()
             os.kill(pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
@@ -368,12 +396,48 @@ def _hero_run(corpus: Path, out: Path) -> subprocess.Popen:
     )
 
 
-def _kill_and_resume(corpus: Path, out: Path, after_s: float, reference: HeroDataset) -> None:
-    proc = _hero_run(corpus, out)
-    time.sleep(after_s)
+def _committed(out: Path) -> set[str]:
+    """Videos the dataset at ``out`` holds (compacted or in pending commit records)."""
+    try:
+        return snapshot(str(out)).videos()
+    except DatasetError:  # not created yet
+        return set()
+
+
+def _kill(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGKILL)  # the driver, Ray's raylet and its workers
     proc.wait()
     time.sleep(1.0)
+
+
+def _kill_after_the_first_commit(corpus: Path, out: Path) -> None:
+    """Start ``hero run`` and SIGKILL it as soon as one video is committed; check that the kill
+    landed mid-run: some videos committed, not all."""
+    videos = {p.stem for p in corpus.glob("*.mp4")}
+    proc = _hero_run(corpus, out)
+    deadline = time.monotonic() + 600
+    try:
+        while not _committed(out):
+            assert proc.poll() is None, "the run ended before committing a video"
+            assert time.monotonic() < deadline, "no video committed in 10 minutes"
+            time.sleep(0.05)
+    finally:
+        _kill(proc)
+    committed = _committed(out)
+    assert committed and committed < videos, f"not mid-run: committed {sorted(committed)}"
+
+
+def _kill_and_resume(
+    corpus: Path, out: Path, after_s: float | None, reference: HeroDataset
+) -> None:
+    """Kill ``hero run`` after ``after_s`` seconds (None: after its first commit), then run
+    again: the dataset must equal the uninterrupted reference, each clip once."""
+    if after_s is None:
+        _kill_after_the_first_commit(corpus, out)
+    else:
+        proc = _hero_run(corpus, out)
+        time.sleep(after_s)
+        _kill(proc)
     report = run_pipeline(config(corpus, out, rows_per_shard=2), progress=False)
     accounted(report)
     ds = HeroDataset.open(out, verify="full")
@@ -394,7 +458,7 @@ def _kill_and_resume(corpus: Path, out: Path, after_s: float, reference: HeroDat
 
 
 def test_resume_after_kill_9(small_corpus, reference, tmp_path):
-    _kill_and_resume(small_corpus, tmp_path / "out", 30.0, reference)
+    _kill_and_resume(small_corpus, tmp_path / "out", None, reference)
 
 
 @pytest.mark.slow
