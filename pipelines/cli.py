@@ -375,8 +375,6 @@ def run(
     Exit status 1 when this run tried videos and none of the inputs is in the dataset (an
     empty corpus, or one already done, is not a failure); --strict: when any video failed.
     """
-    from dataclasses import replace
-
     from hero_data.storage import open_storage
     from pipelines.config import build_config, load_config
     from pipelines.ray_logs import ray_logs, stop_ray
@@ -389,7 +387,7 @@ def run(
     file_values = load_config(str(config_file)) if config_file else {}
     cfg = build_config(file_values, overrides, source=str(config_file) if config_file else None)
     if whole_videos:
-        cfg = replace(cfg, clip_length=None)
+        cfg = cfg.model_copy(update={"clip_length": None})
     logs = ray_logs(cfg.output, verbose=_verbose() > 0)
     click.echo(f"Ray's own log lines go to {logs.place.describe()}", err=True)
     with logs:
