@@ -9,11 +9,11 @@ backend is installed is checked when extraction starts.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
-from hero_data.configmodel import ConfigModel, Flag, Number, Text, Whole, conflict, matching
+from hero_data.configmodel import ConfigModel, Device, Flag, Number, Text, Whole, conflict
 from hero_data.grid import DEFAULT_FRAME_INTERVAL, WINDOW_FPS
 
 __all__ = ["BACKENDS", "PIXELS", "SAMPLINGS", "ExtractConfig"]
@@ -24,8 +24,6 @@ Pixels = Literal["auto", "swscale", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 SAMPLINGS: tuple[str, ...] = get_args(Sampling)
 PIXELS: tuple[str, ...] = get_args(Pixels)
-
-Device = Annotated[Text, matching(r"^(auto|cpu|cuda(:\d+)?)$", "auto, cpu, cuda or cuda:N")]
 
 
 class ExtractConfig(ConfigModel):

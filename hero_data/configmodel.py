@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 import fsspec
 from pydantic import (
@@ -38,6 +38,7 @@ from hero_data.yamlfile import load_yaml
 
 __all__ = [
     "ConfigModel",
+    "Device",
     "Flag",
     "Number",
     "Text",
@@ -86,6 +87,10 @@ Text = Annotated[str, Strict(), AfterValidator(_not_blank)]
 """A string that is not empty or blank."""
 
 
+Device = Annotated[Text, matching(r"^(auto|cpu|cuda(:\d+)?)$", "auto, cpu, cuda or cuda:N")]
+"""A torch device name: ``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``."""
+
+
 def conflict(keys: Iterable[str], problem: str) -> PydanticCustomError:
     """The error a cross-field validator raises: ``problem`` about ``keys`` (dotted paths, the
     first one is the key the error names)."""
@@ -99,7 +104,9 @@ class ConfigModel(BaseModel):
     :class:`~hero_data.errors.OptionError` subclass) instead of pydantic's ``ValidationError``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, validate_default=True, protected_namespaces=()
+    )
 
     error: ClassVar[type[OptionError]] = OptionError
     """The error class of this config's problems."""
@@ -114,6 +121,10 @@ class ConfigModel(BaseModel):
             # reads the original problem from here, to name the whole key path.
             error.validation = e  # type: ignore[attr-defined]
             raise error from None
+
+    def updated(self, **changes: Any) -> Self:
+        """A copy with ``changes``, validated (``model_copy(update=...)`` does not validate)."""
+        return type(self)(**{**self.model_dump(), **changes})
 
     @classmethod
     def accepted_keys(cls) -> list[str]:

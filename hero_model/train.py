@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import functools
 import json
 import logging
@@ -43,15 +42,25 @@ import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import yaml
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from hero_data import __version__
+from hero_data.configmodel import (
+    ConfigModel,
+    Device,
+    Number,
+    Text,
+    Whole,
+    conflict,
+    option_error,
+)
 from hero_data.errors import OptionError
 from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
@@ -114,8 +123,24 @@ class TrainConfigError(OptionError):
     """A training option that is unknown, of the wrong type or out of range."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+def _as_tuple(value: Any) -> Any:
+    """A YAML list (or one string, for ``data``) as a tuple; paths as strings."""
+    if isinstance(value, (str, os.PathLike)):
+        value = (value,)
+    if isinstance(value, (list, tuple)):
+        return tuple(os.fspath(v) if isinstance(v, os.PathLike) else v for v in value)
+    return value
+
+
+def _as_str(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+_Path = Annotated[Text, BeforeValidator(_as_str)]
+_Fraction = Annotated[Number, Field(ge=0, lt=1)]
+
+
+class TrainConfig(ConfigModel):
     """Every option of ``hero train``; validated when built (:class:`TrainConfigError`).
 
     Attributes:
@@ -147,43 +172,66 @@ class TrainConfig:
         init_hero: reference HERO checkpoint to initialise the whole model from.
     """
 
-    model: str = "base"
-    model_overrides: Mapping[str, Any] = field(default_factory=dict)
-    data: tuple[str, ...] = ()
-    mix_weights: tuple[float, ...] | None = None
-    tasks: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_TASK_RATIOS))
-    batch_size: int = 32
-    accumulation: int = 2
-    max_steps: int = 100_000
-    warmup_steps: int = 10_000
-    lr: float = 3e-5
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-6
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    precision: str = "auto"
-    device: str = "auto"
-    seed: int = 77
-    checkpoint_every: int = 2000
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    loader_workers: int = 4
-    prefetch: int = 4
-    init_roberta: str | None = None
-    init_hero: str | None = None
+    error = TrainConfigError
 
-    def __post_init__(self) -> None:
-        _validate(self)
+    model: _Path = "base"
+    model_overrides: dict[str, Any] = Field(default_factory=dict)
+    data: Annotated[tuple[Text, ...], BeforeValidator(_as_tuple)] = ()
+    mix_weights: (
+        Annotated[tuple[Annotated[Number, Field(gt=0)], ...], BeforeValidator(_as_tuple)] | None
+    ) = None
+    tasks: dict[str, Annotated[Number, Field(ge=0)]] = Field(
+        default_factory=lambda: dict(PAPER_TASK_RATIOS)
+    )
+    batch_size: Whole = Field(32, ge=1)
+    accumulation: Whole = Field(2, ge=1)
+    max_steps: Whole = Field(100_000, ge=1)
+    warmup_steps: Whole = Field(10_000, ge=0)
+    lr: Number = Field(3e-5, gt=0)
+    betas: Annotated[tuple[_Fraction, _Fraction], BeforeValidator(_as_tuple)] = (0.9, 0.98)
+    eps: Number = Field(1e-6, gt=0)
+    weight_decay: Number = Field(0.01, ge=0)
+    grad_clip: Number = Field(1.0, ge=0)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    device: Device = "auto"
+    seed: Whole = Field(77, ge=0)
+    checkpoint_every: Whole = Field(2000, ge=1)
+    keep_checkpoints: Whole = Field(3, ge=1)
+    log_every: Whole = Field(50, ge=1)
+    loader_workers: Whole = Field(4, ge=0)
+    prefetch: Whole = Field(4, ge=1)
+    init_roberta: _Path | None = None
+    init_hero: _Path | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> TrainConfig:
+        from hero_model.batch import TASKS
+
+        if self.warmup_steps >= self.max_steps:
+            raise conflict(
+                ["warmup_steps", "max_steps"],
+                f"warmup_steps ({self.warmup_steps}) must be less than max_steps "
+                f"({self.max_steps})",
+            )
+        if self.mix_weights is not None and self.data and len(self.mix_weights) != len(self.data):
+            raise conflict(
+                ["mix_weights", "data"],
+                f"{len(self.mix_weights)} mix_weights for {len(self.data)} datasets",
+            )
+        for name in self.tasks:
+            if name not in TASKS:
+                raise conflict(["tasks"], f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
+        if not any(r > 0 for r in self.tasks.values()):
+            raise conflict(["tasks"], "at least one task needs a ratio above 0")
+        if self.init_roberta and self.init_hero:
+            raise conflict(
+                ["init_hero", "init_roberta"], "give init_roberta or init_hero, not both"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-able dict of every option (:func:`load_train_config` reads it)."""
-        out = asdict(self)
-        out["model_overrides"] = dict(self.model_overrides)
-        out["tasks"] = dict(self.tasks)
-        out["data"] = list(self.data)
-        out["betas"] = list(self.betas)
-        out["mix_weights"] = None if self.mix_weights is None else list(self.mix_weights)
-        return out
+        return self.model_dump(mode="json")
 
     def task_ratios(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
         """The trained tasks (ratio > 0) in the model's task order, and their ratios."""
@@ -192,97 +240,11 @@ class TrainConfig:
         names = tuple(t for t in TASKS if self.tasks.get(t, 0) > 0)
         return names, tuple(float(self.tasks[t]) for t in names)
 
-    def model_config(self) -> Any:
+    def hero_config(self) -> Any:
         """The :class:`hero_model.config.HeroConfig` this run trains."""
         from hero_model.config import build_config
 
         return build_config(self.model, **dict(self.model_overrides))
-
-
-# -- validation ----------------------------------------------------------------------------
-
-_FIELDS = {f.name: f for f in fields(TrainConfig)}
-_INTS = {
-    "batch_size": 1,
-    "accumulation": 1,
-    "max_steps": 1,
-    "warmup_steps": 0,
-    "seed": 0,
-    "checkpoint_every": 1,
-    "keep_checkpoints": 1,
-    "log_every": 1,
-    "loader_workers": 0,
-    "prefetch": 1,
-}
-_FLOATS = {"lr": (0.0, False), "eps": (0.0, False), "weight_decay": (0.0, True)}
-_FLOATS["grad_clip"] = (0.0, True)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _validate(c: TrainConfig) -> None:
-    def bad(key: str, problem: str) -> None:
-        raise TrainConfigError(problem, key=key)
-
-    for key, low in _INTS.items():
-        v = getattr(c, key)
-        if not _is_int(v) or v < low:
-            bad(key, f"{key} must be an integer >= {low}, got {v!r}")
-    for key, (low, inclusive) in _FLOATS.items():
-        v = getattr(c, key)
-        if not _is_number(v) or v < low or (v == low and not inclusive):
-            bad(key, f"{key} must be a number {'>=' if inclusive else '>'} {low}, got {v!r}")
-    if c.warmup_steps >= c.max_steps:
-        bad(
-            "warmup_steps",
-            f"warmup_steps ({c.warmup_steps}) must be less than max_steps ({c.max_steps})",
-        )
-    if not isinstance(c.model, str) or not c.model:
-        bad("model", f"model must be a config name or a YAML file, got {c.model!r}")
-    if not isinstance(c.model_overrides, Mapping):
-        bad("model_overrides", "model_overrides must be a mapping of model config fields")
-    if not (isinstance(c.data, tuple) and all(isinstance(p, str) and p for p in c.data)):
-        bad("data", f"data must be a list of dataset folders, got {c.data!r}")
-    if c.mix_weights is not None:
-        w = c.mix_weights
-        if not isinstance(w, tuple) or not all(_is_number(x) and x > 0 for x in w):
-            bad("mix_weights", f"mix_weights must be positive numbers, got {w!r}")
-        if c.data and len(w) != len(c.data):
-            bad("mix_weights", f"{len(w)} mix_weights for {len(c.data)} datasets")
-    if not isinstance(c.tasks, Mapping) or not c.tasks:
-        bad("tasks", f"tasks must map task names to ratios, got {c.tasks!r}")
-    from hero_model.batch import TASKS
-
-    for name, ratio in c.tasks.items():
-        if name not in TASKS:
-            bad("tasks", f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
-        if not _is_number(ratio) or ratio < 0:
-            bad("tasks", f"task ratio of {name} must be a number >= 0, got {ratio!r}")
-    if not any(r > 0 for r in c.tasks.values()):
-        bad("tasks", "at least one task needs a ratio above 0")
-    b = c.betas
-    if not (isinstance(b, tuple) and len(b) == 2 and all(_is_number(x) and 0 <= x < 1 for x in b)):
-        bad("betas", f"betas must be two numbers in [0, 1), got {b!r}")
-    if c.precision not in ("auto", "bf16", "fp32"):
-        bad("precision", f"precision must be auto, bf16 or fp32, got {c.precision!r}")
-    dev = c.device
-    ok_device = dev in ("auto", "cpu", "cuda") or (
-        isinstance(dev, str) and dev.startswith("cuda:") and dev[5:].isdigit()
-    )
-    if not ok_device:
-        bad("device", f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")
-    for key in ("init_roberta", "init_hero"):
-        v = getattr(c, key)
-        if v is not None and not (isinstance(v, str) and v):
-            bad(key, f"{key} must be a file path, got {v!r}")
-    if c.init_roberta and c.init_hero:
-        bad("init_hero", "give init_roberta or init_hero, not both")
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -317,34 +279,16 @@ def train_preset(name: str) -> TrainConfig:
     )
 
 
-def _coerce(key: str, value: Any, source: str) -> Any:
-    """A YAML/command-line value as the field's type (lists to tuples, ints to floats)."""
-    if key in ("data",):
-        if isinstance(value, str):
-            return (value,)
-        if isinstance(value, (list, tuple)):
-            return tuple(str(v) if isinstance(v, os.PathLike) else v for v in value)
-    if key in ("betas", "mix_weights") and isinstance(value, list):
-        return tuple(float(v) if _is_int(v) else v for v in value)
-    if key in _FLOATS and _is_int(value):
-        return float(value)
-    if key in ("init_roberta", "init_hero") and isinstance(value, os.PathLike):
-        return str(value)
-    if key == "model" and isinstance(value, os.PathLike):
-        return str(value)
-    return value
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _apply(base: TrainConfig, values: Mapping[str, Any], source: str) -> TrainConfig:
-    for key in values:
-        if key not in _FIELDS:
-            close = difflib.get_close_matches(str(key), sorted(_FIELDS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TrainConfigError(f"unknown training option {key!r}{hint}", source, str(key))
+    """``base`` with ``values`` (from the YAML file or command line ``source``) replaced."""
     try:
-        return dataclasses.replace(base, **{k: _coerce(k, v, source) for k, v in values.items()})
-    except TrainConfigError as e:
-        raise TrainConfigError(e.problem, source, e.key) from None
+        return TrainConfig.model_validate({**base.model_dump(), **values})
+    except ValidationError as e:
+        raise option_error(e, TrainConfigError, source, model=TrainConfig) from None
 
 
 def load_train_config(
@@ -374,7 +318,7 @@ def load_train_config(
         config = _apply(config, given, "command line")
         source = "command line"
     try:
-        config.model_config()
+        config.hero_config()
     except ValueError as e:
         raise TrainConfigError(f"model config {config.model!r}: {e}", source, "model") from None
     return config
@@ -757,7 +701,7 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
             "no dataset to train on: give one with --data (or data: in the config)"
         )
     sources = describe_sources(cfg.data, cfg.mix_weights)
-    model_config = cfg.model_config()
+    model_config = cfg.hero_config()
     _check_tokens(sources, model_config)
     if checkpoint is not None:
         meta = _read_meta(checkpoint)

@@ -185,10 +185,6 @@ class RunConfig(ConfigModel):
     random_weights = property(lambda self: self.extract.random_weights)
     offline = property(lambda self: bool(self.extract.offline))
 
-    def updated(self, **changes: Any) -> RunConfig:
-        """A validated copy with ``changes`` (flat extraction keys allowed)."""
-        return RunConfig(**{**self.model_dump(), **changes})
-
     def dataset_config(self) -> dict[str, Any]:
         """The options that decide the dataset's content (:data:`CONTENT_KEYS`).
 
