@@ -325,7 +325,7 @@ def _reference_config(cfg: FinetuneConfig, init: Initialisation) -> HeroConfig:
             table.shape[0],
             config.max_steps,
         )
-        config = replace(config, max_steps=int(table.shape[0]))
+        config = config.updated(max_steps=int(table.shape[0]))
     return config
 
 
@@ -352,7 +352,7 @@ def model_config_for(
                     config.vocab_size,
                     tokenizer_vocab,
                 )
-                config = replace(config, vocab_size=tokenizer_vocab)
+                config = config.updated(vocab_size=tokenizer_vocab)
             return config, None
         init = resolve_checkpoint(cfg.checkpoint)
         if init.reference:
@@ -366,10 +366,9 @@ def model_config_for(
         if cfg.model is not None:
             wanted = build_config(cfg.model)
             differ = [
-                f"{f.name} (checkpoint {getattr(saved, f.name)!r}, config "
-                f"{getattr(wanted, f.name)!r})"
-                for f in fields(HeroConfig)
-                if getattr(saved, f.name) != getattr(wanted, f.name)
+                f"{name} (checkpoint {getattr(saved, name)!r}, config {getattr(wanted, name)!r})"
+                for name in HeroConfig.model_fields
+                if getattr(saved, name) != getattr(wanted, name)
             ]
             if differ:
                 raise FinetuneError(
@@ -377,7 +376,7 @@ def model_config_for(
                     f"{'; '.join(differ[:6])}{' ...' if len(differ) > 6 else ''}; leave the "
                     "config out to use the checkpoint's"
                 )
-        return (replace(saved, **overrides) if overrides else saved), init
+        return (saved.updated(**overrides) if overrides else saved), init
     except HeroConfigError as e:
         raise FinetuneError(str(e)) from None
 
@@ -794,7 +793,7 @@ def run_finetune(
     vocab = tok_record.get("vocab_size")
     config, init = model_config_for(cfg, vocab if isinstance(vocab, int) else None)
     if task == "how2r" and cfg.hard_negative_start_step is not None:
-        config = replace(config, hard_negative_start_step=cfg.hard_negative_start_step)
+        config = config.updated(hard_negative_start_step=cfg.hard_negative_start_step)
 
     torch.manual_seed(cfg.seed)
     hero = HeroForPretraining(config)
