@@ -17,6 +17,7 @@ Field types shared by the configs: :data:`Number` (a finite number; ints become 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, ClassVar, Self
@@ -41,8 +42,10 @@ __all__ = [
     "Device",
     "Flag",
     "Number",
+    "PathText",
     "Text",
     "Whole",
+    "as_tuple",
     "conflict",
     "matching",
     "option_error",
@@ -87,6 +90,23 @@ Text = Annotated[str, Strict(), AfterValidator(_not_blank)]
 """A string that is not empty or blank."""
 
 
+def as_tuple(value: Any) -> Any:
+    """A YAML list (or one string or path) as a tuple, paths as strings: a ``BeforeValidator``
+    for tuple fields (strict types take tuples only)."""
+    if isinstance(value, (str, os.PathLike)):
+        value = (value,)
+    if isinstance(value, (list, tuple)):
+        return tuple(os.fspath(v) if isinstance(v, os.PathLike) else v for v in value)
+    return value
+
+
+def _as_str(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+PathText = Annotated[Text, BeforeValidator(_as_str)]
+"""A path or URL: a non-blank string (a ``pathlib.Path`` is taken as its string)."""
+
 Device = Annotated[Text, matching(r"^(auto|cpu|cuda(:\d+)?)$", "auto, cpu, cuda or cuda:N")]
 """A torch device name: ``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``."""
 
@@ -125,6 +145,11 @@ class ConfigModel(BaseModel):
     def updated(self, **changes: Any) -> Self:
         """A copy with ``changes``, validated (``model_copy(update=...)`` does not validate)."""
         return type(self)(**{**self.model_dump(), **changes})
+
+    @classmethod
+    def default_of(cls, name: str) -> Any:
+        """The default of field ``name`` (for a flag's help: defaults are written once)."""
+        return cls.model_fields[name].get_default(call_default_factory=True)
 
     @classmethod
     def accepted_keys(cls) -> list[str]:

@@ -56,8 +56,10 @@ from hero_data.configmodel import (
     ConfigModel,
     Device,
     Number,
+    PathText,
     Text,
     Whole,
+    as_tuple,
     conflict,
     option_error,
 )
@@ -123,20 +125,6 @@ class TrainConfigError(OptionError):
     """A training option that is unknown, of the wrong type or out of range."""
 
 
-def _as_tuple(value: Any) -> Any:
-    """A YAML list (or one string, for ``data``) as a tuple; paths as strings."""
-    if isinstance(value, (str, os.PathLike)):
-        value = (value,)
-    if isinstance(value, (list, tuple)):
-        return tuple(os.fspath(v) if isinstance(v, os.PathLike) else v for v in value)
-    return value
-
-
-def _as_str(value: Any) -> Any:
-    return os.fspath(value) if isinstance(value, os.PathLike) else value
-
-
-_Path = Annotated[Text, BeforeValidator(_as_str)]
 _Fraction = Annotated[Number, Field(ge=0, lt=1)]
 
 
@@ -174,11 +162,11 @@ class TrainConfig(ConfigModel):
 
     error = TrainConfigError
 
-    model: _Path = "base"
+    model: PathText = "base"
     model_overrides: dict[str, Any] = Field(default_factory=dict)
-    data: Annotated[tuple[Text, ...], BeforeValidator(_as_tuple)] = ()
+    data: Annotated[tuple[Text, ...], BeforeValidator(as_tuple)] = ()
     mix_weights: (
-        Annotated[tuple[Annotated[Number, Field(gt=0)], ...], BeforeValidator(_as_tuple)] | None
+        Annotated[tuple[Annotated[Number, Field(gt=0)], ...], BeforeValidator(as_tuple)] | None
     ) = None
     tasks: dict[str, Annotated[Number, Field(ge=0)]] = Field(
         default_factory=lambda: dict(PAPER_TASK_RATIOS)
@@ -188,7 +176,7 @@ class TrainConfig(ConfigModel):
     max_steps: Whole = Field(100_000, ge=1)
     warmup_steps: Whole = Field(10_000, ge=0)
     lr: Number = Field(3e-5, gt=0)
-    betas: Annotated[tuple[_Fraction, _Fraction], BeforeValidator(_as_tuple)] = (0.9, 0.98)
+    betas: Annotated[tuple[_Fraction, _Fraction], BeforeValidator(as_tuple)] = (0.9, 0.98)
     eps: Number = Field(1e-6, gt=0)
     weight_decay: Number = Field(0.01, ge=0)
     grad_clip: Number = Field(1.0, ge=0)
@@ -200,8 +188,8 @@ class TrainConfig(ConfigModel):
     log_every: Whole = Field(50, ge=1)
     loader_workers: Whole = Field(4, ge=0)
     prefetch: Whole = Field(4, ge=1)
-    init_roberta: _Path | None = None
-    init_hero: _Path | None = None
+    init_roberta: PathText | None = None
+    init_hero: PathText | None = None
 
     @model_validator(mode="after")
     def _rules(self) -> TrainConfig:
