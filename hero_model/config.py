@@ -19,10 +19,16 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
-from hero_data.configmodel import ConfigModel, Number, Whole, conflict, option_error
+from hero_data.configmodel import (
+    ConfigModel,
+    Number,
+    Whole,
+    conflict,
+    option_error,
+    read_mapping,
+)
 from hero_data.errors import OptionError
 from hero_data.schema import FEATURE_DIM
-from hero_data.yamlfile import load_yaml
 
 C = TypeVar("C")
 
@@ -238,24 +244,6 @@ def _apply(base: HeroConfig, values: dict[str, Any], source: str) -> HeroConfig:
         raise option_error(e, HeroConfigError, source, model=HeroConfig) from None
 
 
-def read_yaml_mapping(path: Path, error: type[OptionError], what: str, item: str) -> dict[str, Any]:
-    """The mapping of ``item: value`` in the YAML file ``path`` (``{}`` when it is empty); else
-    ``error`` naming the file (:func:`hero_data.yamlfile.load_yaml`'s rules and bounds). ``what``
-    names the file's kind in messages ("model config")."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise error(f"cannot read the {what}: {e.strerror or e}", str(path)) from None
-    data = load_yaml(raw, str(path), error)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise error(
-            f"a {what} must be a mapping of {item}: value, got {type(data).__name__}", str(path)
-        )
-    return data
-
-
 def preset_or_file(
     name_or_path: str | Path,
     names: tuple[str, ...],
@@ -280,7 +268,7 @@ def preset_or_file(
         )
     if not path.is_file():
         raise error(f"{what} file not found", str(path))
-    values = read_yaml_mapping(path, error, what, item)
+    values = read_mapping(str(path), error, f"{what} {item}s")
     parent = values.pop("extends", "base")
     if parent not in names:
         message = f"extends must be one of {', '.join(names)}, got {parent!r}"

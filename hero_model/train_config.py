@@ -25,9 +25,10 @@ from hero_data.configmodel import (
     as_tuple,
     conflict,
     option_error,
+    read_mapping,
 )
 from hero_data.errors import OptionError
-from hero_model.config import preset_or_file, read_yaml_mapping
+from hero_model.config import preset_or_file
 
 __all__ = [
     "PAPER_TASK_RATIOS",
@@ -242,7 +243,7 @@ def load_run_config(
         raise TrainConfigError(
             "not found: not a run folder, or its run never started; give --config", str(path)
         )
-    values = read_yaml_mapping(path, TrainConfigError, "training config", "option").get("train")
+    values = read_mapping(str(path), TrainConfigError, "training options").get("train")
     if not isinstance(values, dict):
         raise TrainConfigError("has no 'train' section", str(path))
     config = _apply(TrainConfig(), values, str(path))

@@ -86,7 +86,7 @@ def test_yaml_extends_and_round_trip(tmp_path: Path) -> None:
         ("hidden: true\n", r"hidden must be a whole number, got True"),
         ("dropout: high\n", r"dropout must be a number, got 'high'"),
         ("extends: huge\n", r"extends must be one of base, tiny, got 'huge'"),
-        ("- 1\n- 2\n", r"a model config must be a mapping of field: value, got list"),
+        ("- 1\n- 2\n", r"expected a mapping of model config fields, got a list"),
         ("hidden: [\n", r"not valid YAML"),
         ("hidden: 100\n", r"hidden \(100\) must be a multiple of heads \(12\)"),
     ],

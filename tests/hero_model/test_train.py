@@ -113,7 +113,7 @@ def test_both_presets_have_files():
     ("text", "match"),
     [
         ("batch_sise: 4\n", r"unknown option 'batch_sise'; did you mean 'batch_size'\?"),
-        ("- 1\n- 2\n", "must be a mapping"),
+        ("- 1\n- 2\n", "expected a mapping of training config options, got a list"),
         ("lr: [1\n", "not valid YAML"),
         ("batch_size: four\n", "batch_size must be a whole number, got 'four'"),
         ("extends: tiny\nwarmup_steps: 500\n", r"warmup_steps \(500\) must be less than"),
