@@ -67,7 +67,7 @@ def _default(name: str) -> str:
 
 
 def _ranking_default(name: str) -> Any:
-    return getattr(RankingConfig(), name)
+    return RankingConfig.default_of(name)
 
 
 @click.command("finetune")

@@ -57,5 +57,6 @@ def test_finetune_flags_win_over_the_file_and_errors_name_the_key(tmp_path: Path
         load_finetune_config(path)
     assert (e.value.source, e.value.key) == (str(path), "bach_size")
     path.write_text("ranking: {min_pred_l: 5, max_pred_l: 3}\n", encoding="utf-8")
-    with pytest.raises(FinetuneConfigError, match=r"ft\.yaml: ranking: max_pred_l \(3\) must"):
+    with pytest.raises(FinetuneConfigError, match=r"ft\.yaml: max_pred_l \(3\) must") as e:
         load_finetune_config(path)
+    assert e.value.key == "ranking.max_pred_l"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, fields
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError
@@ -43,16 +42,6 @@ class FinetuneError(HeroError, ValueError):
 class FinetuneConfigError(OptionError, FinetuneError):
     """A finetuning option that is unknown, of the wrong type or out of range (a
     :class:`FinetuneError` too, as callers caught before)."""
-
-
-def _ranking(value: Any) -> Any:
-    """A YAML mapping of :class:`RankingConfig` fields as one (which checks them)."""
-    if isinstance(value, Mapping):
-        unknown = sorted(set(value) - {f.name for f in fields(RankingConfig)})
-        if unknown:
-            raise ValueError(f"unknown ranking option {unknown[0]!r}")
-        return RankingConfig(**value)
-    return value
 
 
 _Fraction = Annotated[Number, Field(ge=0, lt=1)]
@@ -120,9 +109,7 @@ class FinetuneConfig(ConfigModel):
     qa_span_weight: Number = Field(0.4, ge=0)
     qa_in_cues: Flag = True
     eval_batch: Whole = Field(32, ge=1)
-    ranking: Annotated[RankingConfig, BeforeValidator(_ranking)] = Field(
-        default_factory=RankingConfig
-    )
+    ranking: RankingConfig = RankingConfig()
     log_every: Whole = Field(50, ge=1)
     overwrite: Flag = False
 
@@ -146,7 +133,7 @@ def load_finetune_config(
         raise option_error(e, FinetuneConfigError, source, model=FinetuneConfig) from None
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if isinstance(given.get("ranking"), Mapping):
-        given["ranking"] = {**asdict(cfg.ranking), **given["ranking"]}
+        given["ranking"] = {**cfg.ranking.model_dump(), **given["ranking"]}
     if not given:
         return cfg
     try:

@@ -487,7 +487,7 @@ def _eval_retrieval(
     HERO's NMS (``None`` when ``cfg.ranking.nms_threshold`` is ``None``)."""
     device = model.vsm_start.weight.device
     ranking = cfg.ranking
-    candidates = replace(ranking, max_predictions=ranking.candidates)
+    candidates = ranking.updated(max_predictions=ranking.candidates)
     names = list(dict.fromkeys(q.clip_id for q in queries))
     frames = np.array([min(records[c].num_frames, config.max_steps) for c in names])
     durations = np.minimum([records[c].clip.duration for c in names], frames * interval).astype(

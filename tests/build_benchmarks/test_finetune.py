@@ -173,7 +173,7 @@ def _cfg(toy: dict[str, Path], **kw: Any) -> FinetuneConfig:
         "lr": 2e-3,
         "device": "cpu",
         "log_every": 10,
-        "ranking": replace(FinetuneConfig().ranking, max_pred_l=10),
+        "ranking": FinetuneConfig().ranking.updated(max_pred_l=10),
     }
     base.update(kw)
     return FinetuneConfig(**base)
@@ -240,7 +240,7 @@ def test_how2r_end_to_end_writes_a_scored_submission(toy, tmp_path, caplog):
 
 
 def test_no_nms_report_when_switched_off(toy, tmp_path):
-    ranking = replace(FinetuneConfig().ranking, max_pred_l=10, nms_threshold=None)
+    ranking = FinetuneConfig().ranking.updated(max_pred_l=10, nms_threshold=None)
     cfg = _cfg(toy, max_steps=0, ranking=ranking)
     metrics = run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "run", cfg)
     assert "nms" not in metrics["val"] and not list((tmp_path / "run").glob("*_nms.json"))
