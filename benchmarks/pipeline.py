@@ -137,11 +137,10 @@ def child_standalone(corpus: Path, output: Path, cpus: int) -> dict[str, Any]:
     rows = [{**i.to_dict(), "cues_json": None} for i in load_inputs(cfg.input).inputs]
     for row in rows:
         row.pop("type", None)
-    from dataclasses import asdict
 
     config = dataset_config(cfg)  # the pipeline's driver does this too (weights' sha256)
     writer = DatasetWriter(output, config, mode="create", max_rows_per_shard=cfg.rows_per_shard)
-    extract = ExtractStage(asdict(cfg), threads=cpus, output=str(output), run_id="standalone")
+    extract = ExtractStage(cfg.model_dump(), threads=cpus, output=str(output), run_id="standalone")
     t["setup"] = time.perf_counter() - started
     errors = ErrorLog(output)
     video_seconds = 0.0

@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from build_benchmarks.evaluate import MAX_PREDICTIONS
+from hero_data.configmodel import ConfigModel, Number, Whole, conflict
 
 
-@dataclass(frozen=True)
-class RankingConfig:
+class RankingConfig(ConfigModel):
     """Settings of :func:`rank_vcmr`, :func:`rank_svmr` and the NMS report.
 
     Attributes:
@@ -55,33 +56,24 @@ class RankingConfig:
         query_batch: queries ranked at once (bounds memory: ``batch · top_clips · T²``).
     """
 
-    top_clips: int = 100
-    max_predictions: int = MAX_PREDICTIONS
-    min_pred_l: int = 2
-    max_pred_l: int | None = 16
-    alpha: float = 20.0
-    nms_threshold: float | None = 0.5
-    max_before_nms: int = 200
-    query_batch: int = 16
+    top_clips: Whole = Field(100, ge=1)
+    max_predictions: Whole = Field(MAX_PREDICTIONS, ge=1)
+    min_pred_l: Whole = Field(2, ge=0)
+    max_pred_l: Whole | None = 16
+    alpha: Number = Field(20.0, ge=0)
+    nms_threshold: Number | None = Field(0.5, ge=0, lt=1)
+    max_before_nms: Whole = Field(200, ge=1)
+    query_batch: Whole = Field(16, ge=1)
 
-    def __post_init__(self) -> None:
-        for name in ("top_clips", "max_predictions", "max_before_nms", "query_batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.min_pred_l, bool) or not isinstance(self.min_pred_l, int):
-            raise ValueError(f"min_pred_l must be an integer, got {self.min_pred_l!r}")
-        if self.min_pred_l < 0:
-            raise ValueError(f"min_pred_l must be >= 0 (end − start, steps), got {self.min_pred_l}")
+    @model_validator(mode="after")
+    def _rules(self) -> RankingConfig:
         if self.max_pred_l is not None and self.max_pred_l <= self.min_pred_l:
-            raise ValueError(
+            raise conflict(
+                ["max_pred_l", "min_pred_l"],
                 f"max_pred_l ({self.max_pred_l}) must be greater than min_pred_l "
-                f"({self.min_pred_l}): no span would be allowed"
+                f"({self.min_pred_l}): no span would be allowed",
             )
-        if not np.isfinite(self.alpha) or self.alpha < 0:
-            raise ValueError(f"alpha must be a non-negative number, got {self.alpha}")
-        if self.nms_threshold is not None and not 0 <= self.nms_threshold < 1:
-            raise ValueError(f"nms_threshold must be in [0, 1) or None, got {self.nms_threshold}")
+        return self
 
     @property
     def candidates(self) -> int:
@@ -89,6 +81,10 @@ class RankingConfig:
         if self.nms_threshold is None:
             return self.max_predictions
         return max(self.max_predictions, self.max_before_nms)
+
+
+DEFAULT_RANKING = RankingConfig()
+"""HERO's ranking settings (the defaults)."""
 
 
 @dataclass(frozen=True)
@@ -224,7 +220,7 @@ def rank_vcmr(
     *,
     frame_interval: float,
     clip_durations: Sequence[float] | np.ndarray | None = None,
-    config: RankingConfig = RankingConfig(),
+    config: RankingConfig = DEFAULT_RANKING,
 ) -> tuple[RankedMoments, RankedMoments]:
     """``(VCMR moments, VR clips)`` for ``Q`` queries over ``N`` clips.
 
@@ -287,7 +283,7 @@ def rank_svmr(
     *,
     frame_interval: float,
     clip_durations: Sequence[float] | np.ndarray | None = None,
-    config: RankingConfig = RankingConfig(),
+    config: RankingConfig = DEFAULT_RANKING,
 ) -> RankedMoments:
     """Spans inside one clip per query (SVMR: the ground truth's clip).
 

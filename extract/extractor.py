@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from extract.config import ExtractConfig
 from extract.decode import SHORT_SIDE, StepFrames, StepPlanes, crop_offset, iter_steps
 from extract.models import (
     WeightsInfo,
@@ -36,64 +37,13 @@ from extract.models import (
     load_slowfast_r50,
     prepare_for,
 )
-from extract.pixels import PIXELS, YUVFrame, convert, resolve_pixels
-from extract.sampling import DEFAULT_SAMPLING, SAMPLINGS, pathway_slots, slow_positions
+from extract.pixels import YUVFrame, convert, resolve_pixels
+from extract.sampling import pathway_slots, slow_positions
 from hero_data.errors import HeroError, OptionError
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 from hero_data.types import safe_id
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExtractConfig:
-    """How features are extracted.
-
-    Attributes:
-        frame_interval: seconds per step ``L``.
-        backend: decoder backend (``pyav``, ``decord``, ``torchcodec``).
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``.
-        batch_size: steps per model batch.
-        prefetch_steps: decoded steps queued ahead of the models (bounds memory).
-        bf16: autocast the models to bfloat16 on CUDA (ignored on CPU).
-        compile: ``torch.compile`` the models (CUDA; slow to start).
-        sampling: SlowFast's frame choice, ``hero`` (HERO's extractor's) or ``uniform``
-            (:mod:`extract.sampling`).
-        resnet_weights: ResNet-152 ImageNet state dict; ``None``: the torch hub cache.
-        slowfast_weights: ``SLOWFAST_8x8_R50.pkl`` (Caffe2) or ``.pyth``; ``None``: the
-            ``.pkl`` in the torch hub cache.
-        random_weights: use seeded random weights (features are meaningless; for tests/demos).
-        offline: never download a missing weight file; ``None``: ``$HERO_OFFLINE``.
-        pixels: where frames are converted to RGB and scaled: ``swscale`` (CPU, in the decode
-            thread), ``torch`` (raw YUV planes to the extraction device, converted there in
-            batches, :mod:`extract.pixels`; ``pyav`` backend only), ``auto`` (``torch`` on
-            CUDA, ``swscale`` on CPU).
-        planes_prefetch_mb: with ``torch`` pixels, the most megabytes of raw planes queued
-            ahead of the models (a 1080p step holds about 75 MB of them).
-    """
-
-    frame_interval: float = 1.5
-    backend: str = "pyav"
-    device: str = "auto"
-    batch_size: int = 16
-    prefetch_steps: int = 32
-    bf16: bool = True
-    compile: bool = False
-    sampling: str = DEFAULT_SAMPLING
-    resnet_weights: str | None = None
-    slowfast_weights: str | None = None
-    random_weights: bool = False
-    offline: bool | None = None
-    pixels: str = "auto"
-    planes_prefetch_mb: int = 1024
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.prefetch_steps < 1 or self.planes_prefetch_mb < 1:
-            raise ValueError("batch_size, prefetch_steps and planes_prefetch_mb must be positive")
-        if self.pixels not in PIXELS:
-            raise ValueError(f"pixels must be one of {list(PIXELS)}, got {self.pixels!r}")
-        if self.sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {self.sampling!r}")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -13,16 +13,22 @@ A YAML file is a flat mapping of :class:`HeroConfig` fields; the optional key ``
 
 from __future__ import annotations
 
-import difflib
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
+
+from hero_data.configmodel import (
+    ConfigModel,
+    Number,
+    Whole,
+    conflict,
+    option_error,
+    read_mapping,
+)
 from hero_data.errors import OptionError
 from hero_data.schema import FEATURE_DIM
-from hero_data.yamlfile import load_yaml
 
 C = TypeVar("C")
 
@@ -42,8 +48,20 @@ class HeroConfigError(OptionError):
     """A model config that is unknown, of the wrong type or out of range."""
 
 
-@dataclass(frozen=True)
-class HeroConfig:
+def _yaml_float(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-5`` (no dot) as a string: a number field takes it as the number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+_Real = Annotated[Number, BeforeValidator(_yaml_float)]
+
+
+class HeroConfig(ConfigModel):
     """Every size and setting of the HERO model and its pretraining tasks.
 
     Sizes:
@@ -91,47 +109,91 @@ class HeroConfig:
         hard_negative_weight: weight of the hardest negatives.
     """
 
-    vocab_size: int = 50265
-    hidden: int = 768
-    heads: int = 12
-    ffn: int = 3072
-    cross_layers: int = 6
-    temporal_layers: int = 3
-    feature_dim: int = FEATURE_DIM
-    max_steps: int = 100
-    max_tokens: int = 60
-    max_text_positions: int = 514
-    max_step_positions: int = 514
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
-    norm_eps: float = 1e-5
-    encoder_norm_eps: float = 1e-12
-    init_std: float = 0.02
+    error = HeroConfigError
 
-    pad_id: int = 1
-    cls_id: int = 0
-    sep_id: int = 2
-    mask_id: int = 50264
-    random_token_low: int = 4
-    random_token_high: int = 50264
+    vocab_size: Whole = Field(50265, gt=0)
+    hidden: Whole = Field(768, gt=0)
+    heads: Whole = Field(12, gt=0)
+    ffn: Whole = Field(3072, gt=0)
+    cross_layers: Whole = Field(6, gt=0)
+    temporal_layers: Whole = Field(3, gt=0)
+    feature_dim: Whole = Field(FEATURE_DIM, gt=0)
+    max_steps: Whole = Field(100, gt=0)
+    max_tokens: Whole = Field(60, gt=0)
+    max_text_positions: Whole = Field(514, gt=0)
+    max_step_positions: Whole = Field(514, gt=0)
+    dropout: _Real = Field(0.1, ge=0, lt=1)
+    attention_dropout: _Real = Field(0.1, ge=0, lt=1)
+    norm_eps: _Real = Field(1e-5, gt=0)
+    encoder_norm_eps: _Real = Field(1e-12, gt=0)
+    init_std: _Real = Field(0.02, gt=0)
 
-    mlm_prob: float = 0.15
-    mfm_prob: float = 0.15
-    fom_prob: float = 0.15
-    nce_temperature: float = 1.0
-    vsm_queries: int = 5
-    vsm_margin: float = 0.1
-    vsm_kernel: int = 5
-    vsm_local_weight: float = 0.01
-    vsm_neg_ctx_weight: float = 8.0
-    vsm_neg_q_weight: float = 8.0
-    vsm_local_drop_prob: float = 0.8
-    hard_negative_start_step: int = 20000
-    hard_negative_pool: int = 20
-    hard_negative_weight: float = 10.0
+    pad_id: Whole = 1
+    cls_id: Whole = 0
+    sep_id: Whole = 2
+    mask_id: Whole = 50264
+    random_token_low: Whole = 4
+    random_token_high: Whole = 50264
 
-    def __post_init__(self) -> None:
-        _validate(self)
+    mlm_prob: _Real = Field(0.15, gt=0, le=1)
+    mfm_prob: _Real = Field(0.15, gt=0, le=1)
+    fom_prob: _Real = Field(0.15, gt=0, le=1)
+    nce_temperature: _Real = Field(1.0, gt=0)
+    vsm_queries: Whole = Field(5, gt=0)
+    vsm_margin: _Real = Field(0.1, ge=0)
+    vsm_kernel: Whole = Field(5, gt=0)
+    vsm_local_weight: _Real = Field(0.01, ge=0)
+    vsm_neg_ctx_weight: _Real = Field(8.0, ge=0)
+    vsm_neg_q_weight: _Real = Field(8.0, ge=0)
+    vsm_local_drop_prob: _Real = Field(0.8, ge=0, lt=1)
+    hard_negative_start_step: Whole = 20000
+    hard_negative_pool: Whole = Field(20, gt=0)
+    hard_negative_weight: _Real = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _rules(self) -> HeroConfig:
+        c = self
+        if c.hidden % c.heads:
+            raise conflict(
+                ["heads", "hidden"], f"hidden ({c.hidden}) must be a multiple of heads ({c.heads})"
+            )
+        if c.vsm_kernel % 2 == 0:
+            raise conflict(["vsm_kernel"], f"vsm_kernel must be odd, got {c.vsm_kernel}")
+        if c.hard_negative_start_step < -1:
+            raise conflict(
+                ["hard_negative_start_step"],
+                "hard_negative_start_step must be a step >= 0, or -1 for never; "
+                f"got {c.hard_negative_start_step}",
+            )
+        if c.max_tokens + 1 > c.max_text_positions:
+            raise conflict(
+                ["max_tokens", "max_text_positions"],
+                f"max_tokens + 1 (a cue and its <s> or </s>) = {c.max_tokens + 1} must fit in "
+                f"max_text_positions = {c.max_text_positions}",
+            )
+        if c.max_steps > c.max_step_positions:
+            raise conflict(
+                ["max_steps", "max_step_positions"],
+                f"max_steps ({c.max_steps}) must be <= max_step_positions ({c.max_step_positions})",
+            )
+        for name in ("pad_id", "cls_id", "sep_id", "mask_id"):
+            v = getattr(c, name)
+            if not 0 <= v < c.vocab_size:
+                raise conflict(
+                    [name, "vocab_size"],
+                    f"{name} {v} is outside the vocabulary 0..{c.vocab_size - 1}",
+                )
+        if len({c.pad_id, c.cls_id, c.sep_id, c.mask_id}) != 4:
+            raise conflict(
+                ["mask_id"], "pad_id, cls_id, sep_id and mask_id must be four different tokens"
+            )
+        if not 0 <= c.random_token_low < c.random_token_high <= c.vocab_size:
+            raise conflict(
+                ["random_token_low", "random_token_high"],
+                f"random tokens [{c.random_token_low}, {c.random_token_high}) must be a "
+                f"non-empty range inside the vocabulary 0..{c.vocab_size - 1}",
+            )
+        return self
 
     @property
     def padded_vocab_size(self) -> int:
@@ -145,94 +207,7 @@ class HeroConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (YAML/JSON-able; :func:`build_config` reads it back)."""
-        return asdict(self)
-
-
-_INT_FIELDS = {f.name for f in fields(HeroConfig) if f.type == "int"}
-_FLOAT_FIELDS = {f.name for f in fields(HeroConfig) if f.type == "float"}
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise HeroConfigError(message, key=key)
-
-
-def _validate(c: HeroConfig) -> None:
-    for name in sorted(_INT_FIELDS):
-        v = getattr(c, name)
-        _check(
-            isinstance(v, int) and not isinstance(v, bool),
-            name,
-            f"{name} must be an integer, got {v!r}",
-        )
-    for name in sorted(_FLOAT_FIELDS):
-        v = getattr(c, name)
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        _check(ok, name, f"{name} must be a finite number, got {v!r}")
-    positive = (
-        "vocab_size", "hidden", "heads", "ffn", "cross_layers", "temporal_layers",
-        "feature_dim", "max_steps", "max_tokens", "max_text_positions", "max_step_positions",
-        "vsm_queries", "vsm_kernel", "hard_negative_pool",
-    )  # fmt: skip
-    for name in positive:
-        _check(getattr(c, name) > 0, name, f"{name} must be positive, got {getattr(c, name)}")
-    _check(
-        c.hidden % c.heads == 0,
-        "heads",
-        f"hidden ({c.hidden}) must be a multiple of heads ({c.heads})",
-    )
-    _check(c.vsm_kernel % 2 == 1, "vsm_kernel", f"vsm_kernel must be odd, got {c.vsm_kernel}")
-    for name in ("dropout", "attention_dropout", "vsm_local_drop_prob"):
-        v = getattr(c, name)
-        _check(0 <= v < 1, name, f"{name} must be in [0, 1), got {v}")
-    for name in ("mlm_prob", "mfm_prob", "fom_prob"):
-        v = getattr(c, name)
-        _check(0 < v <= 1, name, f"{name} must be in (0, 1], got {v}")
-    for name in ("norm_eps", "encoder_norm_eps", "init_std", "nce_temperature"):
-        _check(getattr(c, name) > 0, name, f"{name} must be positive, got {getattr(c, name)}")
-    for name in ("vsm_margin", "vsm_local_weight", "vsm_neg_ctx_weight", "vsm_neg_q_weight"):
-        v = getattr(c, name)
-        _check(v >= 0, name, f"{name} must be >= 0, got {v}")
-    _check(
-        c.hard_negative_weight > 0,
-        "hard_negative_weight",
-        f"hard_negative_weight must be positive, got {c.hard_negative_weight}",
-    )
-    _check(
-        c.hard_negative_start_step >= -1,
-        "hard_negative_start_step",
-        f"hard_negative_start_step must be a step >= 0, or -1 for never; "
-        f"got {c.hard_negative_start_step}",
-    )
-    _check(
-        c.max_tokens + 1 <= c.max_text_positions,
-        "max_tokens",
-        f"max_tokens + 1 (a cue and its <s> or </s>) = {c.max_tokens + 1} must fit in "
-        f"max_text_positions = {c.max_text_positions}",
-    )
-    _check(
-        c.max_steps <= c.max_step_positions,
-        "max_steps",
-        f"max_steps ({c.max_steps}) must be <= max_step_positions ({c.max_step_positions})",
-    )
-    for name in ("pad_id", "cls_id", "sep_id", "mask_id"):
-        v = getattr(c, name)
-        _check(
-            0 <= v < c.vocab_size,
-            name,
-            f"{name} {v} is outside the vocabulary 0..{c.vocab_size - 1}",
-        )
-    _check(
-        len({c.pad_id, c.cls_id, c.sep_id, c.mask_id}) == 4,
-        "mask_id",
-        "pad_id, cls_id, sep_id and mask_id must be four different tokens",
-    )
-    _check(
-        0 <= c.random_token_low < c.random_token_high <= c.vocab_size,
-        "random_token_low",
-        f"random tokens [{c.random_token_low}, {c.random_token_high}) must be a non-empty range "
-        f"inside the vocabulary 0..{c.vocab_size - 1}",
-    )
+        return self.model_dump(mode="json")
 
 
 def hero_config(name: str) -> HeroConfig:
@@ -262,47 +237,11 @@ def hero_config(name: str) -> HeroConfig:
     )
 
 
-def _coerce(key: str, value: Any) -> Any:
-    if key in _FLOAT_FIELDS and not isinstance(value, bool):
-        if isinstance(value, int):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads ``1e-5`` (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                return value
-    return value
-
-
 def _apply(base: HeroConfig, values: dict[str, Any], source: str) -> HeroConfig:
-    known = {f.name for f in fields(HeroConfig)}
-    for key in values:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise HeroConfigError(f"unknown model config key {key!r}{hint}", source, str(key))
     try:
-        return replace(base, **{k: _coerce(k, v) for k, v in values.items()})
-    except HeroConfigError as e:
-        raise HeroConfigError(e.problem, source, e.key) from None
-
-
-def read_yaml_mapping(path: Path, error: type[OptionError], what: str, item: str) -> dict[str, Any]:
-    """The mapping of ``item: value`` in the YAML file ``path`` (``{}`` when it is empty); else
-    ``error`` naming the file (:func:`hero_data.yamlfile.load_yaml`'s rules and bounds). ``what``
-    names the file's kind in messages ("model config")."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise error(f"cannot read the {what}: {e.strerror or e}", str(path)) from None
-    data = load_yaml(raw, str(path), error)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise error(
-            f"a {what} must be a mapping of {item}: value, got {type(data).__name__}", str(path)
-        )
-    return data
+        return HeroConfig.model_validate({**base.model_dump(), **values})
+    except ValidationError as e:
+        raise option_error(e, HeroConfigError, source, model=HeroConfig) from None
 
 
 def preset_or_file(
@@ -329,7 +268,7 @@ def preset_or_file(
         )
     if not path.is_file():
         raise error(f"{what} file not found", str(path))
-    values = read_yaml_mapping(path, error, what, item)
+    values = read_mapping(str(path), error, f"{what} {item}s")
     parent = values.pop("extends", "base")
     if parent not in names:
         message = f"extends must be one of {', '.join(names)}, got {parent!r}"

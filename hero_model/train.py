@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import functools
 import json
 import logging
@@ -45,7 +44,7 @@ import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +53,9 @@ import torch
 import yaml
 
 from hero_data import __version__
-from hero_data.errors import OptionError
 from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
 from hero_data.storage import canonical_location
-from hero_model.config import preset_or_file, read_yaml_mapping
 from hero_model.curves import draw_curves
 from hero_model.data import (
     BatchPlan,
@@ -70,6 +67,14 @@ from hero_model.data import (
     make_loader,
 )
 from hero_model.init import CheckpointError
+from hero_model.train_config import (
+    TRAIN_CONFIG_NAMES,
+    TrainConfig,
+    TrainConfigError,
+    load_run_config,
+    load_train_config,
+    train_preset,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +94,6 @@ __all__ = [
     "train_preset",
 ]
 
-TRAIN_CONFIG_NAMES = ("base", "tiny")
-"""Training presets :func:`load_train_config` knows without a file."""
-
-PAPER_TASK_RATIOS = {"mlm": 2.0, "mnce": 2.0, "fom": 1.0, "vsm": 2.0}
-"""MLM:MNCE:FOM:VSM = 2:2:1:2, the paper's best mix (HERO, Table 1)."""
-
 # Options that may differ when a run is resumed: how it is carried out, not what it computes;
 # the initialisation (used only at step 0); and the datasets (checked by path and size).
 _RESUMABLE = frozenset(
@@ -112,291 +111,8 @@ _RESUMABLE = frozenset(
 )
 
 
-class TrainConfigError(OptionError):
-    """A training option that is unknown, of the wrong type or out of range."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every option of ``hero train``; validated when built (:class:`TrainConfigError`).
-
-    Attributes:
-        model: model config: ``base``, ``tiny`` or a model YAML file
-            (:func:`hero_model.config.build_config`).
-        model_overrides: model config fields to replace (e.g. ``{dropout: 0.0}``).
-        data: dataset folders to train on (mixed, see :mod:`hero_model.data`).
-        mix_weights: share of the clips drawn from each dataset (one per dataset); ``None``:
-            in proportion to their sizes (each clip once per pass).
-        tasks: relative frequency of each pretraining task (``mlm``, ``mffr``, ``mnce``,
-            ``fom``, ``vsm``); tasks left out or at 0 are not trained.
-        batch_size: clips per micro-batch, per worker.
-        accumulation: micro-batches whose gradients are summed per optimizer step.
-        max_steps: optimizer steps of the whole run (the schedule's length).
-        warmup_steps: steps of linear warm-up (then linear decay to the end).
-        lr: peak learning rate.
-        betas, eps, weight_decay: AdamW's (no decay for biases and norm weights).
-        grad_clip: clip the global gradient norm to this; 0: no clipping.
-        precision: ``auto`` (bf16 autocast on a GPU that supports it, else fp32), ``bf16``,
-            ``fp32``.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        seed: seed of the model initialisation, the sampler, the task draws and the masks.
-        checkpoint_every: steps between checkpoints (one is also written at the end).
-        keep_checkpoints: newest checkpoints kept; older ones are deleted.
-        log_every: steps between logged metrics (TensorBoard, metrics.jsonl, progress bar).
-        loader_workers: DataLoader processes building batches (0: in the training process).
-        prefetch: micro-batches each loader process keeps ready.
-        init_roberta: RoBERTa-base state dict to initialise the text layers from.
-        init_hero: reference HERO checkpoint to initialise the whole model from.
-    """
-
-    model: str = "base"
-    model_overrides: Mapping[str, Any] = field(default_factory=dict)
-    data: tuple[str, ...] = ()
-    mix_weights: tuple[float, ...] | None = None
-    tasks: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_TASK_RATIOS))
-    batch_size: int = 32
-    accumulation: int = 2
-    max_steps: int = 100_000
-    warmup_steps: int = 10_000
-    lr: float = 3e-5
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-6
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    precision: str = "auto"
-    device: str = "auto"
-    seed: int = 77
-    checkpoint_every: int = 2000
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    loader_workers: int = 4
-    prefetch: int = 4
-    init_roberta: str | None = None
-    init_hero: str | None = None
-
-    def __post_init__(self) -> None:
-        _validate(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain YAML/JSON-able dict of every option (:func:`load_train_config` reads it)."""
-        out = asdict(self)
-        out["model_overrides"] = dict(self.model_overrides)
-        out["tasks"] = dict(self.tasks)
-        out["data"] = list(self.data)
-        out["betas"] = list(self.betas)
-        out["mix_weights"] = None if self.mix_weights is None else list(self.mix_weights)
-        return out
-
-    def task_ratios(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
-        """The trained tasks (ratio > 0) in the model's task order, and their ratios."""
-        from hero_model.batch import TASKS
-
-        names = tuple(t for t in TASKS if self.tasks.get(t, 0) > 0)
-        return names, tuple(float(self.tasks[t]) for t in names)
-
-    def model_config(self) -> Any:
-        """The :class:`hero_model.config.HeroConfig` this run trains."""
-        from hero_model.config import build_config
-
-        return build_config(self.model, **dict(self.model_overrides))
-
-
-# -- validation ----------------------------------------------------------------------------
-
-_FIELDS = {f.name: f for f in fields(TrainConfig)}
-_INTS = {
-    "batch_size": 1,
-    "accumulation": 1,
-    "max_steps": 1,
-    "warmup_steps": 0,
-    "seed": 0,
-    "checkpoint_every": 1,
-    "keep_checkpoints": 1,
-    "log_every": 1,
-    "loader_workers": 0,
-    "prefetch": 1,
-}
-_FLOATS = {"lr": (0.0, False), "eps": (0.0, False), "weight_decay": (0.0, True)}
-_FLOATS["grad_clip"] = (0.0, True)
-
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _validate(c: TrainConfig) -> None:
-    def bad(key: str, problem: str) -> None:
-        raise TrainConfigError(problem, key=key)
-
-    for key, low in _INTS.items():
-        v = getattr(c, key)
-        if not _is_int(v) or v < low:
-            bad(key, f"{key} must be an integer >= {low}, got {v!r}")
-    for key, (low, inclusive) in _FLOATS.items():
-        v = getattr(c, key)
-        if not _is_number(v) or v < low or (v == low and not inclusive):
-            bad(key, f"{key} must be a number {'>=' if inclusive else '>'} {low}, got {v!r}")
-    if c.warmup_steps >= c.max_steps:
-        bad(
-            "warmup_steps",
-            f"warmup_steps ({c.warmup_steps}) must be less than max_steps ({c.max_steps})",
-        )
-    if not isinstance(c.model, str) or not c.model:
-        bad("model", f"model must be a config name or a YAML file, got {c.model!r}")
-    if not isinstance(c.model_overrides, Mapping):
-        bad("model_overrides", "model_overrides must be a mapping of model config fields")
-    if not (isinstance(c.data, tuple) and all(isinstance(p, str) and p for p in c.data)):
-        bad("data", f"data must be a list of dataset folders, got {c.data!r}")
-    if c.mix_weights is not None:
-        w = c.mix_weights
-        if not isinstance(w, tuple) or not all(_is_number(x) and x > 0 for x in w):
-            bad("mix_weights", f"mix_weights must be positive numbers, got {w!r}")
-        if c.data and len(w) != len(c.data):
-            bad("mix_weights", f"{len(w)} mix_weights for {len(c.data)} datasets")
-    if not isinstance(c.tasks, Mapping) or not c.tasks:
-        bad("tasks", f"tasks must map task names to ratios, got {c.tasks!r}")
-    from hero_model.batch import TASKS
-
-    for name, ratio in c.tasks.items():
-        if name not in TASKS:
-            bad("tasks", f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
-        if not _is_number(ratio) or ratio < 0:
-            bad("tasks", f"task ratio of {name} must be a number >= 0, got {ratio!r}")
-    if not any(r > 0 for r in c.tasks.values()):
-        bad("tasks", "at least one task needs a ratio above 0")
-    b = c.betas
-    if not (isinstance(b, tuple) and len(b) == 2 and all(_is_number(x) and 0 <= x < 1 for x in b)):
-        bad("betas", f"betas must be two numbers in [0, 1), got {b!r}")
-    if c.precision not in ("auto", "bf16", "fp32"):
-        bad("precision", f"precision must be auto, bf16 or fp32, got {c.precision!r}")
-    dev = c.device
-    ok_device = dev in ("auto", "cpu", "cuda") or (
-        isinstance(dev, str) and dev.startswith("cuda:") and dev[5:].isdigit()
-    )
-    if not ok_device:
-        bad("device", f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")
-    for key in ("init_roberta", "init_hero"):
-        v = getattr(c, key)
-        if v is not None and not (isinstance(v, str) and v):
-            bad(key, f"{key} must be a file path, got {v!r}")
-    if c.init_roberta and c.init_hero:
-        bad("init_hero", "give init_roberta or init_hero, not both")
-
-
-# -- loading -------------------------------------------------------------------------------
-
-
-def train_preset(name: str) -> TrainConfig:
-    """The named training preset: ``base`` (HERO's TV pretraining recipe) or ``tiny`` (tests).
-
-    ``base`` is the reference's ``pretrain-tv-16gpu`` recipe: 32 clips per GPU, 2 accumulation
-    steps, AdamW (lr 3e-5, betas 0.9/0.98, weight decay 0.01), 10k warm-up steps of 100k, gradient
-    norm clipped to 1, seed 77. ``tiny`` trains the tiny model for a few steps on CPU.
-    """
-    if name == "base":
-        return TrainConfig()
-    if name == "tiny":
-        return TrainConfig(
-            model="tiny",
-            batch_size=4,
-            accumulation=1,
-            max_steps=200,
-            warmup_steps=20,
-            lr=1e-3,
-            seed=0,
-            checkpoint_every=100,
-            keep_checkpoints=2,
-            log_every=10,
-            loader_workers=1,
-            prefetch=2,
-        )
-    raise TrainConfigError(
-        f"unknown training config {name!r}; named configs: {', '.join(TRAIN_CONFIG_NAMES)}"
-    )
-
-
-def _coerce(key: str, value: Any, source: str) -> Any:
-    """A YAML/command-line value as the field's type (lists to tuples, ints to floats)."""
-    if key in ("data",):
-        if isinstance(value, str):
-            return (value,)
-        if isinstance(value, (list, tuple)):
-            return tuple(str(v) if isinstance(v, os.PathLike) else v for v in value)
-    if key in ("betas", "mix_weights") and isinstance(value, list):
-        return tuple(float(v) if _is_int(v) else v for v in value)
-    if key in _FLOATS and _is_int(value):
-        return float(value)
-    if key in ("init_roberta", "init_hero") and isinstance(value, os.PathLike):
-        return str(value)
-    if key == "model" and isinstance(value, os.PathLike):
-        return str(value)
-    return value
-
-
-def _apply(base: TrainConfig, values: Mapping[str, Any], source: str) -> TrainConfig:
-    for key in values:
-        if key not in _FIELDS:
-            close = difflib.get_close_matches(str(key), sorted(_FIELDS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TrainConfigError(f"unknown training option {key!r}{hint}", source, str(key))
-    try:
-        return dataclasses.replace(base, **{k: _coerce(k, v, source) for k, v in values.items()})
-    except TrainConfigError as e:
-        raise TrainConfigError(e.problem, source, e.key) from None
-
-
-def load_train_config(
-    name_or_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
-) -> TrainConfig:
-    """The preset ``name_or_path`` (``base``, ``tiny``) or the YAML file there, then overrides.
-
-    A YAML file is a mapping of :class:`TrainConfig` options; ``extends: base|tiny`` (default
-    ``base``) names the preset supplying the options it leaves out. ``overrides`` (e.g. from
-    the command line; ``None`` values are ignored) win over both. The model config is built too,
-    so that every error shows here, as a :class:`TrainConfigError` (or the model's
-    ``HeroConfigError``) naming the file or ``command line`` and the key.
-    """
-    source = str(name_or_path)
-    config, values, path = preset_or_file(
-        source,
-        TRAIN_CONFIG_NAMES,
-        train_preset,
-        TrainConfigError,
-        "training config",
-        "option",
-    )
-    if path is not None:
-        config = _apply(config, values, path)
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if given:
-        config = _apply(config, given, "command line")
-        source = "command line"
-    try:
-        config.model_config()
-    except ValueError as e:
-        raise TrainConfigError(f"model config {config.model!r}: {e}", source, "model") from None
-    return config
-
-
-def load_run_config(
-    run_dir: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
-) -> TrainConfig:
-    """The training config a run was started with (``RUN_DIR/config.yaml``), then overrides."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise TrainConfigError(
-            "not found: not a run folder, or its run never started; give --config", str(path)
-        )
-    values = read_yaml_mapping(path, TrainConfigError, "training config", "option").get("train")
-    if not isinstance(values, dict):
-        raise TrainConfigError("has no 'train' section", str(path))
-    config = _apply(TrainConfig(), values, str(path))
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return _apply(config, given, "command line") if given else config
 
 
 # -- schedule ------------------------------------------------------------------------------
@@ -760,7 +476,7 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
             "no dataset to train on: give one with --data (or data: in the config)"
         )
     sources = describe_sources(cfg.data, cfg.mix_weights)
-    model_config = cfg.model_config()
+    model_config = cfg.hero_config()
     _check_tokens(sources, model_config)
     if checkpoint is not None:
         meta = _read_meta(checkpoint)

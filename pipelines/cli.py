@@ -237,6 +237,17 @@ _SAMPLING_HELP = (
 )
 
 
+def _run_default(name: str) -> str:
+    """The default of ``hero run`` option ``name`` (an extraction option or the run's own), for
+    a flag's help: defaults are written once, in the config models."""
+    from extract.config import ExtractConfig
+    from pipelines.config import RunConfig
+
+    model = ExtractConfig if name in ExtractConfig.model_fields else RunConfig
+    value = model.default_of(name)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _print_run_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -295,12 +306,16 @@ def _print_run_report(report: dict[str, Any]) -> None:
     "--language",
     help="With --subtitles: keep videos whose captions are in this language (e.g. en).",
 )
-@click.option("--frame-interval", type=float, help="Seconds per step [1.5].")
-@click.option("--clip-seconds", type=float, help="Clip length [60].")
+@click.option(
+    "--frame-interval", type=float, help=f"Seconds per step [{_run_default('frame_interval')}]."
+)
+@click.option("--clip-seconds", type=float, help=f"Clip length [{_run_default('clip_length')}].")
 @click.option("--whole-videos", is_flag=True, default=None, help="Each video is one clip.")
 @click.option("--backend", type=click.Choice(["pyav", "decord", "torchcodec"]), help="Decoder.")
 @click.option("--device", help="auto (GPU actors when GPUs exist), cpu, cuda.")
-@click.option("--batch-size", type=int, help="Steps per model batch [16].")
+@click.option(
+    "--batch-size", type=int, help=f"Steps per model batch [{_run_default('batch_size')}]."
+)
 @click.option(
     "--compile",
     is_flag=True,
@@ -309,8 +324,16 @@ def _print_run_report(report: dict[str, Any]) -> None:
 )
 @click.option("--workers", type=int, help="Extraction actors [auto].")
 @click.option("--cpus-per-worker", type=float, help="CPU cores per extraction actor [auto].")
-@click.option("--gpus-per-worker", type=float, help="GPUs per extraction actor [1].")
-@click.option("--sampling", type=click.Choice(["hero", "uniform"]), help=_SAMPLING_HELP + " [hero]")
+@click.option(
+    "--gpus-per-worker",
+    type=float,
+    help=f"GPUs per extraction actor [{_run_default('gpus_per_worker')}].",
+)
+@click.option(
+    "--sampling",
+    type=click.Choice(["hero", "uniform"]),
+    help=f"{_SAMPLING_HELP} [{_run_default('sampling')}]",
+)
 @click.option("--resnet-weights", help="ResNet-152 ImageNet state dict [torch hub cache].")
 @click.option(
     "--slowfast-weights", help="SLOWFAST_8x8_R50.pkl (as HERO) or .pyth [the .pkl, hub cache]."
@@ -329,12 +352,21 @@ def _print_run_report(report: dict[str, Any]) -> None:
 )
 @click.option("--tokenizer", help="tokenizer.json or a folder with vocab.json + merges.txt.")
 @click.option("--video-timeout", type=float, help="Seconds per video [max(300, 4 x duration)].")
-@click.option("--max-attempts", type=int, help="Tries per video when workers die [3].")
-@click.option("--rows-per-shard", type=int, help="Clips per shard, at most [1024].")
+@click.option(
+    "--max-attempts",
+    type=int,
+    help=f"Tries per video when workers die [{_run_default('max_attempts')}].",
+)
+@click.option(
+    "--rows-per-shard",
+    type=int,
+    help=f"Clips per shard, at most [{_run_default('rows_per_shard')}].",
+)
 @click.option(
     "--compact-every",
     type=float,
-    help="Seconds between folds of commit records into manifest.json [60].",
+    help="Seconds between folds of commit records into manifest.json "
+    f"[{_run_default('compact_every_s')}].",
 )
 @click.option("--address", help="Ray cluster address (or RAY_ADDRESS) [start Ray here].")
 @click.option(
@@ -375,8 +407,6 @@ def run(
     Exit status 1 when this run tried videos and none of the inputs is in the dataset (an
     empty corpus, or one already done, is not a failure); --strict: when any video failed.
     """
-    from dataclasses import replace
-
     from hero_data.storage import open_storage
     from pipelines.config import build_config, load_config
     from pipelines.ray_logs import ray_logs, stop_ray
@@ -389,7 +419,7 @@ def run(
     file_values = load_config(str(config_file)) if config_file else {}
     cfg = build_config(file_values, overrides, source=str(config_file) if config_file else None)
     if whole_videos:
-        cfg = replace(cfg, clip_length=None)
+        cfg = cfg.model_copy(update={"clip_length": None})
     logs = ray_logs(cfg.output, verbose=_verbose() > 0)
     click.echo(f"Ray's own log lines go to {logs.place.describe()}", err=True)
     with logs:

@@ -12,6 +12,13 @@ from typing import Any
 
 import click
 
+from build_benchmarks.finetune.config import (
+    FinetuneConfig,
+    FinetuneConfigError,
+    load_finetune_config,
+)
+from build_benchmarks.vcmr import RankingConfig
+from hero_data.configmodel import read_mapping
 from pipelines.cli_errors import friendly_errors
 
 
@@ -52,6 +59,17 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
     click.echo(f"  metrics: {run / 'metrics.json'}; predictions: {run}/predictions_*.json")
 
 
+def _default(name: str) -> str:
+    """The model's default of option ``name``, for a flag's help (defaults are written once,
+    in :class:`FinetuneConfig`)."""
+    value = FinetuneConfig.default_of(name)
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _ranking_default(name: str) -> Any:
+    return RankingConfig.default_of(name)
+
+
 @click.command("finetune")
 @click.argument("task", type=click.Choice(["how2r", "how2qa"]))
 @click.option(
@@ -74,14 +92,21 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
     "train_log.jsonl.",
 )
 @click.option(
+    "--config",
+    "config_file",
+    metavar="FILE.yaml",
+    help="Finetuning config: a YAML file of any of these options "
+    "(configs/finetune.example.yaml); flags override it. (A model config, base|tiny or a "
+    "model YAML file, is still taken here as --model, with a warning.)",
+)
+@click.option(
     "--checkpoint",
     type=click.Path(path_type=Path),
     help="`hero train` run folder, checkpoint folder or its model.pt, or a released HERO "
     "checkpoint file (hero-tv-ht100.pt) [none: RANDOM weights].",
 )
 @click.option(
-    "--config",
-    "model",
+    "--model",
     metavar="base|tiny|FILE.yaml",
     help="Model config without --checkpoint or with a released HERO checkpoint file; with a "
     "`hero train` checkpoint it must match it [base; with a `hero train` checkpoint: its own].",
@@ -92,7 +117,9 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
     help="The dataset's tokenizer (tokenizer.json or folder), for the query and answer text; "
     "must have the sha256 the dataset's manifest records [required].",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=3, help="Passes over train [3].")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), help=f"Passes over train [{_default('epochs')}]."
+)
 @click.option(
     "--max-steps",
     type=click.IntRange(min=0),
@@ -101,71 +128,68 @@ def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=32,
-    help="Queries (how2r) or questions (how2qa) per update [32].",
+    help=f"Queries (how2r) or questions (how2qa) per update [{_default('batch_size')}].",
 )
-@click.option("--lr", type=float, default=5e-5, help="Peak learning rate (AdamW) [5e-05].")
-@click.option("--seed", type=click.IntRange(min=0), default=0, help="Seed [0].")
-@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto: GPU if any].")
+@click.option("--lr", type=float, help=f"Peak learning rate (AdamW) [{_default('lr')}].")
+@click.option("--seed", type=click.IntRange(min=0), help=f"Seed [{_default('seed')}].")
+@click.option("--device", help=f"auto, cpu, cuda or cuda:N [{_default('device')}: GPU if any].")
 @click.option(
     "--precision",
     type=click.Choice(["auto", "bf16", "fp32"]),
-    default="auto",
-    help="auto: bf16 autocast on a GPU, else fp32 [auto].",
+    help=f"auto: bf16 autocast on a GPU, else fp32 [{_default('precision')}].",
 )
 @click.option(
     "--eval-batch",
     type=click.IntRange(min=1),
-    default=32,
-    help="Queries, clips or questions per evaluation pass [32].",
+    help=f"Queries, clips or questions per evaluation pass [{_default('eval_batch')}].",
 )
 @click.option(
     "--lr-mul",
     type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
     help="Learning-rate multiplier of the heads the task adds (how2qa's answer and span "
-    "heads; how2r adds none), HERO's lr_mul [10].",
+    f"heads; how2r adds none), HERO's lr_mul [{_default('lr_mul')}].",
 )
 @click.option(
     "--min-pred-l",
     type=click.IntRange(min=0),
-    default=2,
     help="how2r: predicted moments [s, e] (steps, e inclusive) need e - s >= this, HERO's "
-    "min_pred_l [2: at least 3 steps].",
+    f"min_pred_l [{_ranking_default('min_pred_l')}: at least 3 steps].",
 )
 @click.option(
     "--max-pred-l",
     type=click.IntRange(min=1),
-    default=16,
-    help="how2r: ... and e - s < this, HERO's max_pred_l [16: at most 16 steps].",
+    help="how2r: ... and e - s < this, HERO's max_pred_l "
+    f"[{_ranking_default('max_pred_l')}: at most 16 steps].",
 )
 @click.option(
     "--nms-thd",
     type=float,
-    default=0.5,
     help="how2r: also score the predictions after non-maximum suppression at this IoU, as "
-    "HERO's nms_thd; -1: no NMS report [0.5].",
+    f"HERO's nms_thd; -1: no NMS report [{_ranking_default('nms_threshold')}].",
 )
 @click.option(
     "--max-before-nms",
     type=click.IntRange(min=1),
-    default=200,
-    help="how2r: predictions per query handed to NMS, HERO's max_before_nms [200].",
+    help="how2r: predictions per query handed to NMS, HERO's max_before_nms "
+    f"[{_ranking_default('max_before_nms')}].",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an earlier run in --output [off].")
+@click.option(
+    "--overwrite", is_flag=True, default=None, help="Replace an earlier run in --output [off]."
+)
 @friendly_errors
 def finetune(
     task: str,
     bench: Path,
     dataset: str,
     output: Path,
+    config_file: str | None,
     checkpoint: Path | None,
     model: str | None,
     tokenizer: Path | None,
-    min_pred_l: int,
-    max_pred_l: int,
-    nms_thd: float,
-    max_before_nms: int,
+    min_pred_l: int | None,
+    max_pred_l: int | None,
+    nms_thd: float | None,
+    max_before_nms: int | None,
     **flags: Any,
 ) -> None:
     """Finetune HERO on a How2R or How2QA benchmark and score it on val (and test).
@@ -174,45 +198,70 @@ def finetune(
     official TVR metrics (how2r: VCMR, SVMR, VR, without and with NMS, as HERO reports them)
     or accuracy (how2qa), writes the predictions and metrics.json to OUTPUT and prints the
     scores. --checkpoint also takes a released HERO checkpoint file (hero-tv-ht100.pt), whose
-    sizes --config gives (base by default).
+    sizes --model gives (base by default). --config FILE.yaml holds any of the options
+    (configs/finetune.example.yaml); flags given win over it.
 
     Example: hero finetune how2r --bench how2r --data ds --tokenizer tok.json
     --checkpoint runs/pre --output runs/how2r
     """
+    from build_benchmarks.finetune import run_finetune
 
-    from build_benchmarks.finetune import FinetuneConfig, run_finetune
-    from build_benchmarks.vcmr import RankingConfig
-
-    if nms_thd != -1 and not 0 <= nms_thd < 1:
+    if nms_thd is not None and nms_thd != -1 and not 0 <= nms_thd < 1:
         raise click.BadParameter(
             f"{nms_thd} is not an IoU in [0, 1), nor -1 (no NMS)", param_hint="--nms-thd"
         )
-    if max_pred_l <= min_pred_l:
+    if max_pred_l is not None and min_pred_l is not None and max_pred_l <= min_pred_l:
         raise click.BadParameter(
             f"{max_pred_l} must be greater than --min-pred-l {min_pred_l}: no moment would be "
             "allowed",
             param_hint="--max-pred-l",
         )
-
-    if checkpoint is None:
+    if config_file is not None and _is_model_config(config_file):
+        click.secho(
+            f"WARNING: --config {config_file} is a model config: give it as --model (--config "
+            "now takes a finetuning config file)",
+            fg="yellow",
+            err=True,
+        )
+        model, config_file = model or config_file, None
+    ranking = {
+        "min_pred_l": min_pred_l,
+        "max_pred_l": max_pred_l,
+        "nms_threshold": None if nms_thd == -1 else nms_thd,
+        "max_before_nms": max_before_nms,
+    }
+    ranking = {k: v for k, v in ranking.items() if v is not None}
+    if nms_thd == -1:
+        ranking["nms_threshold"] = None
+    overrides = {
+        **flags,
+        "checkpoint": checkpoint,
+        "model": model,
+        "tokenizer": tokenizer,
+        "ranking": ranking or None,
+    }
+    cfg = load_finetune_config(config_file, overrides)
+    if cfg.checkpoint is None:
         click.secho(
             "WARNING: no --checkpoint: finetuning starts from RANDOM weights; the scores say "
             "nothing about HERO.",
             fg="red",
             err=True,
         )
-    cfg = FinetuneConfig(
-        checkpoint=str(checkpoint) if checkpoint is not None else None,
-        model=model,
-        tokenizer=str(tokenizer) if tokenizer is not None else None,
-        ranking=RankingConfig(
-            min_pred_l=min_pred_l,
-            max_pred_l=max_pred_l,
-            nms_threshold=None if nms_thd == -1 else nms_thd,
-            max_before_nms=max_before_nms,
-        ),
-        **flags,
-    )
     metrics = run_finetune(task, bench, dataset, output, cfg)
     _echo_metrics(metrics, output)
     click.echo(json.dumps({k: metrics[k] for k in ("val", "test") if k in metrics}))
+
+
+def _is_model_config(value: str) -> bool:
+    """Whether ``--config value`` names a model config (as before ``--model`` existed): a
+    named one, or a YAML file whose keys are all model config fields (or ``extends``)."""
+    from hero_model.config import CONFIG_NAMES, HeroConfig
+
+    if value in CONFIG_NAMES:
+        return True
+    try:
+        values = read_mapping(value, FinetuneConfigError)
+    except FinetuneConfigError:
+        return False
+    return bool(values) and set(values) <= {*HeroConfig.model_fields, "extends"}

@@ -61,6 +61,17 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     click.echo(f"  tensorboard: tensorboard --logdir {run_dir / 'tb'}")
 
 
+def _train_default(name: str) -> str:
+    """The ``base`` default of training option ``name``, for a flag's help (defaults are
+    written once, in :class:`~hero_model.train_config.TrainConfig`)."""
+    from hero_model.train_config import TrainConfig
+
+    value = TrainConfig.default_of(name)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v:g}" for k, v in value.items())
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 @click.command()
 @click.option(
     "--data",
@@ -96,30 +107,57 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 @click.option(
     "--max-steps",
     type=int,
-    help="Optimizer steps of the run [config: 100000 base]. With --resume: a new total, not "
-    "below the checkpoint's step; the learning-rate schedule is rebuilt for it (docs/training.md).",
+    help=f"Optimizer steps of the run [config: {_train_default('max_steps')} base]. With "
+    "--resume: a new total, not below the checkpoint's step; the learning-rate schedule is "
+    "rebuilt for it (docs/training.md).",
 )
-@click.option("--warmup-steps", type=int, help="Linear warm-up steps [config: 10000 base].")
-@click.option("--batch-size", type=int, help="Clips per micro-batch per worker [config: 32 base].")
-@click.option("--accumulation", type=int, help="Micro-batches per optimizer step [config: 2 base].")
-@click.option("--lr", type=float, help="Peak learning rate [config: 3e-5 base].")
+@click.option(
+    "--warmup-steps",
+    type=int,
+    help=f"Linear warm-up steps [config: {_train_default('warmup_steps')} base].",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    help=f"Clips per micro-batch per worker [config: {_train_default('batch_size')} base].",
+)
+@click.option(
+    "--accumulation",
+    type=int,
+    help=f"Micro-batches per optimizer step [config: {_train_default('accumulation')} base].",
+)
+@click.option("--lr", type=float, help=f"Peak learning rate [config: {_train_default('lr')} base].")
 @click.option(
     "--tasks",
     metavar="TASK=RATIO,...",
     help="Task ratios, e.g. mlm=2,mnce=2,fom=1,vsm=2 (tasks: mlm, mffr, mnce, fom, vsm) "
-    "[config: mlm=2,mnce=2,fom=1,vsm=2].",
+    f"[config: {_train_default('tasks')}].",
 )
-@click.option("--seed", type=int, help="Seed of init, sampling and masks [config: 77 base].")
-@click.option("--checkpoint-every", type=int, help="Steps between checkpoints [config: 2000 base].")
-@click.option("--log-every", type=int, help="Steps between logged metrics [config: 50 base].")
 @click.option(
-    "--loader-workers", type=int, help="DataLoader processes per worker [config: 4 base]."
+    "--seed",
+    type=int,
+    help=f"Seed of init, sampling and masks [config: {_train_default('seed')} base].",
 )
-@click.option("--device", help="auto, cpu, cuda or cuda:N [config: auto].")
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    help=f"Steps between checkpoints [config: {_train_default('checkpoint_every')} base].",
+)
+@click.option(
+    "--log-every",
+    type=int,
+    help=f"Steps between logged metrics [config: {_train_default('log_every')} base].",
+)
+@click.option(
+    "--loader-workers",
+    type=int,
+    help=f"DataLoader processes per worker [config: {_train_default('loader_workers')} base].",
+)
+@click.option("--device", help=f"auto, cpu, cuda or cuda:N [config: {_train_default('device')}].")
 @click.option(
     "--precision",
     type=click.Choice(["auto", "bf16", "fp32"]),
-    help="auto: bf16 autocast on a GPU, else fp32 [config: auto].",
+    help=f"auto: bf16 autocast on a GPU, else fp32 [config: {_train_default('precision')}].",
 )
 @click.option(
     "--init-roberta",

@@ -1,9 +1,19 @@
 """The options of ``hero run``: one frozen :class:`RunConfig`, from a YAML file and flags.
 
+A run holds an extraction config (:class:`extract.config.ExtractConfig`, the ``extract:``
+section of the YAML file) and the options of the run itself. Both are typed models of the one
+configuration system (:mod:`hero_data.configmodel`): defaults are written once, in the models.
+
 Precedence: a command-line flag that is not ``None`` wins over the YAML file, the file over
 the defaults (:func:`build_config`). Everything is validated when the config is built; every
 error is a :class:`ConfigError` naming where the bad value came from (the YAML file or the
-command line) and the key. ``configs/run.example.yaml`` lists every option with its default.
+command line), the key and the problem. ``configs/run.example.yaml`` lists every option with
+its default.
+
+The extraction options may also be written at the top level of the file, as before the
+``extract:`` section existed (``frame_interval: 1.5``); they are read into ``extract`` with a
+deprecation warning, and errors name them as they were written. Flags are always flat
+(``--frame-interval``).
 
 Relative paths in a config file are relative to the working directory ``hero run`` starts in,
 not to the file (as for the same paths given as flags).
@@ -11,49 +21,59 @@ not to the file (as for the same paths given as flags).
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
-from dataclasses import MISSING, asdict, dataclass, fields
-from typing import Any
+import logging
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-import fsspec
+from pydantic import Field, ValidationError, model_validator
 
+from extract.config import BACKENDS, SAMPLINGS, ExtractConfig
+from hero_data.configmodel import (
+    ConfigModel,
+    Flag,
+    Number,
+    Text,
+    Whole,
+    conflict,
+    matching,
+    option_error,
+    read_mapping,
+)
 from hero_data.errors import OptionError
-from hero_data.grid import WINDOW_FPS, GridError, check_clip_length
-from hero_data.yamlfile import load_yaml
+from hero_data.grid import GridError, check_clip_length
 
 __all__ = [
+    "BACKENDS",
     "CONTENT_KEYS",
+    "EXTRACT_KEYS",
+    "SAMPLINGS",
     "ConfigError",
     "RunConfig",
     "build_config",
     "load_config",
 ]
 
-BACKENDS = ("pyav", "decord", "torchcodec")
-"""Decoder backends a config may name (``extract.decode.BACKENDS``; kept here so that reading a
-config does not import PyAV). Whether one is installed is checked when the run starts."""
-
-SAMPLINGS = ("hero", "uniform")
-"""SlowFast frame-choice rules a config may name (``extract.sampling.SAMPLINGS``; kept here so
-that reading a config does not import torch)."""
+log = logging.getLogger(__name__)
 
 CONTENT_KEYS = ("frame_interval", "clip_length", "language", "random_weights", "sampling")
 """Options that decide what a dataset holds (see :meth:`RunConfig.dataset_config`)."""
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+EXTRACT_KEYS = tuple(ExtractConfig.model_fields)
+"""Keys of the ``extract`` section, also accepted at the top level and as flags."""
+
 _COMMAND_LINE = "command line"
 _DEFAULT = "default"
+
+Language = Annotated[
+    Text, matching(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$", "a language code like 'en'")
+]
 
 
 class ConfigError(OptionError):
     """A ``hero run`` option that is unknown, of the wrong type, out of range or in conflict."""
 
 
-@dataclass(frozen=True)
-class RunConfig:
+class RunConfig(ConfigModel):
     """Every option of ``hero run``.
 
     Attributes:
@@ -63,25 +83,17 @@ class RunConfig:
             files next to the videos (or named in the manifest).
         language: keep only videos whose captions are in this language (ISO 639-1 code, e.g.
             ``"en"``); needs ``subtitles``. ``None``: no filter.
-        frame_interval: seconds per feature step ``L``.
         clip_length: seconds per clip, a whole number of steps; ``None``: one clip per video.
-        backend: video decoder: ``pyav``, ``decord`` or ``torchcodec``.
-        device: ``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: feature steps per model batch.
-        compile: ``torch.compile`` the feature models (CUDA only, ignored on CPU): each worker
-            compiles them before its first batch (slow to start) to run batches faster.
-        sampling: SlowFast's frame choice: ``hero`` (HERO's extractor's rule) or ``uniform``
-            (see ``extract/sampling.py``).
+        extract: how features are extracted (:class:`extract.config.ExtractConfig`: frame
+            interval, decoder, device, batch size, sampling, weights, ...); its keys may also
+            be given at the top level (the older flat form) and as flags. ``extract.compile``
+            compiles the models in each worker before its first batch (slow to start).
         workers: extraction workers, at most; ``None``: as many as the nodes hold
             (:func:`pipelines.cluster.plan_workers`).
         cpus_per_worker: CPU cores Ray reserves per worker (a worker fits on one node);
             ``None``: 2, or less on nodes that have less (:func:`pipelines.cluster.plan_workers`).
         gpus_per_worker: GPUs Ray reserves per worker (fractions share a GPU); 0 with
-            ``device: cpu``.
-        resnet_weights: ResNet-152 ImageNet state dict; ``None``: the torch hub cache.
-        slowfast_weights: SlowFast-R50 checkpoint; ``None``: the torch hub cache.
-        random_weights: seeded random model weights (meaningless features; tests, dry runs).
-        offline: never download a missing weight file (also ``$HERO_OFFLINE``).
+            ``extract.device: cpu``.
         tokenizer: ``tokenizer.json`` for cue token ids; ``None``: no token ids.
         video_timeout_s: seconds one video may take before it is abandoned; ``None``: from
             its duration (:meth:`timeout_for`).
@@ -101,43 +113,77 @@ class RunConfig:
         overwrite: replace an existing dataset at ``output`` instead of resuming it.
     """
 
-    input: str
-    output: str
-    subtitles: str | None = None
-    language: str | None = None
-    frame_interval: float = 1.5
-    clip_length: float | None = 60.0
-    backend: str = "pyav"
-    device: str = "auto"
-    batch_size: int = 16
-    compile: bool = False
-    sampling: str = "hero"
-    workers: int | None = None
-    cpus_per_worker: float | None = None
-    gpus_per_worker: float = 1.0
-    resnet_weights: str | None = None
-    slowfast_weights: str | None = None
-    random_weights: bool = False
-    offline: bool = False
-    tokenizer: str | None = None
-    video_timeout_s: float | None = None
-    timeout_per_video_second: float = 4.0
-    min_timeout_s: float = 300.0
-    max_attempts: int = 3
-    rows_per_shard: int = 1024
-    compact_every_s: float = 60.0
-    address: str | None = None
-    strict: bool = False
-    strict_subtitles: bool = False
-    overwrite: bool = False
+    error = ConfigError
 
-    def __post_init__(self) -> None:
-        try:
-            values = _validate(asdict(self))
-        except _Invalid as e:
-            raise ConfigError(e.problem, None, e.keys[0]) from None
-        for key, value in values.items():
-            object.__setattr__(self, key, value)
+    input: Text
+    output: Text
+    subtitles: Text | None = None
+    language: Language | None = None
+    clip_length: Number | None = 60.0
+    extract: ExtractConfig = ExtractConfig()
+    workers: Whole | None = Field(None, ge=1)
+    cpus_per_worker: Number | None = Field(None, gt=0)
+    gpus_per_worker: Number = Field(1.0, ge=0)
+    tokenizer: Text | None = None
+    video_timeout_s: Number | None = Field(None, gt=0)
+    timeout_per_video_second: Number = Field(4.0, ge=0)
+    min_timeout_s: Number = Field(300.0, gt=0)
+    max_attempts: Whole = Field(3, ge=1)
+    rows_per_shard: Whole = Field(1024, ge=1)
+    compact_every_s: Number = Field(60.0, gt=0)
+    address: Text | None = None
+    strict: Flag = False
+    strict_subtitles: Flag = False
+    overwrite: Flag = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_flat_keys(cls, values: Any) -> Any:
+        return _fold(values)[0] if isinstance(values, Mapping) else values
+
+    @classmethod
+    def accepted_keys(cls) -> list[str]:
+        return [*cls.model_fields, *EXTRACT_KEYS]
+
+    @classmethod
+    def display_names(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        return _fold(values)[1]
+
+    @model_validator(mode="after")
+    def _rules(self) -> RunConfig:
+        if self.clip_length is not None:
+            try:
+                check_clip_length(self.clip_length, self.extract.frame_interval)
+            except GridError as e:
+                raise conflict(
+                    ["clip_length", "extract.frame_interval"], f"clip_length: {e}"
+                ) from None
+        if self.language is not None and self.subtitles is None:
+            raise conflict(
+                ["language", "subtitles"],
+                "language filters HowTo100M captions: it needs subtitles (the caption JSON)",
+            )
+        device = self.extract.device
+        if device.startswith("cuda") and self.gpus_per_worker == 0:
+            raise conflict(
+                ["gpus_per_worker", "extract.device"],
+                f"gpus_per_worker is 0 but device is {device!r}: a CUDA worker needs a GPU",
+            )
+        if self.input == self.output:
+            raise conflict(["output", "input"], "output must not be the input")
+        return self
+
+    # The extraction options, read as before the extract section existed.
+    frame_interval = property(lambda self: self.extract.frame_interval)
+    backend = property(lambda self: self.extract.backend)
+    device = property(lambda self: self.extract.device)
+    batch_size = property(lambda self: self.extract.batch_size)
+    compile = property(lambda self: self.extract.compile)
+    sampling = property(lambda self: self.extract.sampling)
+    resnet_weights = property(lambda self: self.extract.resnet_weights)
+    slowfast_weights = property(lambda self: self.extract.slowfast_weights)
+    random_weights = property(lambda self: self.extract.random_weights)
+    offline = property(lambda self: bool(self.extract.offline))
 
     def dataset_config(self) -> dict[str, Any]:
         """The options that decide the dataset's content (:data:`CONTENT_KEYS`).
@@ -165,146 +211,31 @@ class RunConfig:
         return max(self.min_timeout_s, self.timeout_per_video_second * max(duration, 0.0))
 
 
-_FIELDS = {f.name: f for f in fields(RunConfig)}
-_REQUIRED = tuple(name for name, f in _FIELDS.items() if f.default is MISSING)
+def _fold(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``values`` with top-level extraction keys moved into ``extract`` (they win over the same
+    keys there), and the names to give them in errors (``extract.frame_interval`` ->
+    ``frame_interval``)."""
+    flat = {k: v for k, v in values.items() if k in EXTRACT_KEYS}
+    if not flat:
+        return dict(values), {}
+    out = {k: v for k, v in values.items() if k not in flat}
+    section = out.get("extract", {})
+    if isinstance(section, ExtractConfig):
+        section = section.model_dump()
+    if isinstance(section, Mapping):
+        out["extract"] = {**section, **flat}
+    return out, {f"extract.{k}": k for k in flat}
 
 
-# --- validation -------------------------------------------------------------------------------
-
-
-class _Invalid(Exception):
-    def __init__(self, keys: tuple[str, ...], problem: str) -> None:
-        super().__init__(problem)
-        self.keys = keys
-        self.problem = problem
-
-
-def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Invalid((key,), f"{key} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise _Invalid((key,), f"{key} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _whole(key: str, value: Any) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _Invalid((key,), f"{key} must be a whole number, got {value!r}")
-    return value
-
-
-def _text(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Invalid((key,), f"{key} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _flag(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid((key,), f"{key} must be true or false, got {value!r}")
-    return value
-
-
-def _at_least(key: str, value: float, low: float, *, strict: bool = False) -> None:
-    if value < low or (strict and value == low):
-        word = "greater than" if strict else "at least"
-        raise _Invalid((key,), f"{key} must be {word} {low:g}, got {value:g}")
-
-
-def _validate(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` (every field) type-checked, range-checked and normalized; raises
-    :class:`_Invalid` naming the keys at fault."""
-    out = dict(values)
-    for key in ("input", "output", "backend", "device", "sampling"):
-        out[key] = _text(key, out[key])
-    for key in ("subtitles", "language", "resnet_weights", "slowfast_weights", "tokenizer"):
-        if out[key] is not None:
-            out[key] = _text(key, out[key])
-    if out["address"] is not None:
-        out["address"] = _text("address", out["address"])
-    for key in ("random_weights", "compile", "strict", "strict_subtitles", "overwrite", "offline"):
-        out[key] = _flag(key, out[key])
-
-    out["frame_interval"] = _number("frame_interval", out["frame_interval"])
-    _at_least("frame_interval", out["frame_interval"], 0.0, strict=True)
-    if round(out["frame_interval"] * WINDOW_FPS) < 1:
-        raise _Invalid(
-            ("frame_interval",),
-            f"frame_interval must be at least {1 / (2 * WINDOW_FPS):.4g} s (one frame of the "
-            f"{WINDOW_FPS} fps 3D window), got {out['frame_interval']!r}",
-        )
-    if out["clip_length"] is not None:
-        out["clip_length"] = _number("clip_length", out["clip_length"])
-        try:
-            check_clip_length(out["clip_length"], out["frame_interval"])
-        except GridError as e:
-            raise _Invalid(("clip_length", "frame_interval"), f"clip_length: {e}") from None
-
-    for key in ("batch_size", "max_attempts", "rows_per_shard"):
-        out[key] = _whole(key, out[key])
-        _at_least(key, out[key], 1)
-    if out["workers"] is not None:
-        out["workers"] = _whole("workers", out["workers"])
-        _at_least("workers", out["workers"], 1)
-    if out["cpus_per_worker"] is not None:
-        out["cpus_per_worker"] = _number("cpus_per_worker", out["cpus_per_worker"])
-        _at_least("cpus_per_worker", out["cpus_per_worker"], 0.0, strict=True)
-    out["gpus_per_worker"] = _number("gpus_per_worker", out["gpus_per_worker"])
-    _at_least("gpus_per_worker", out["gpus_per_worker"], 0.0)
-    if out["video_timeout_s"] is not None:
-        out["video_timeout_s"] = _number("video_timeout_s", out["video_timeout_s"])
-        _at_least("video_timeout_s", out["video_timeout_s"], 0.0, strict=True)
-    out["timeout_per_video_second"] = _number(
-        "timeout_per_video_second", out["timeout_per_video_second"]
-    )
-    _at_least("timeout_per_video_second", out["timeout_per_video_second"], 0.0)
-    out["min_timeout_s"] = _number("min_timeout_s", out["min_timeout_s"])
-    _at_least("min_timeout_s", out["min_timeout_s"], 0.0, strict=True)
-    out["compact_every_s"] = _number("compact_every_s", out["compact_every_s"])
-    _at_least("compact_every_s", out["compact_every_s"], 0.0, strict=True)
-
-    if out["backend"] not in BACKENDS:
-        raise _Invalid(
-            ("backend",), f"backend must be one of {', '.join(BACKENDS)}, got {out['backend']!r}"
-        )
-    if out["sampling"] not in SAMPLINGS:
-        raise _Invalid(
-            ("sampling",),
-            f"sampling must be one of {', '.join(SAMPLINGS)}, got {out['sampling']!r}",
-        )
-    if not _DEVICE.match(out["device"]):
-        raise _Invalid(
-            ("device",), f"device must be auto, cpu, cuda or cuda:N, got {out['device']!r}"
-        )
-    if out["language"] is not None and not _LANGUAGE.match(out["language"]):
-        raise _Invalid(
-            ("language",), f"language must be a language code like 'en', got {out['language']!r}"
-        )
-
-    # Options that exclude each other.
-    if out["random_weights"]:
-        for key in ("resnet_weights", "slowfast_weights"):
-            if out[key] is not None:
-                raise _Invalid(
-                    (key, "random_weights"),
-                    f"{key} and random_weights exclude each other: give weight files or "
-                    "random_weights: true, not both",
-                )
-    if out["language"] is not None and out["subtitles"] is None:
-        raise _Invalid(
-            ("language", "subtitles"),
-            "language filters HowTo100M captions: it needs subtitles (the caption JSON)",
-        )
-    if out["device"].startswith("cuda") and out["gpus_per_worker"] == 0:
-        raise _Invalid(
-            ("gpus_per_worker", "device"),
-            f"gpus_per_worker is 0 but device is {out['device']!r}: a CUDA worker needs a GPU",
-        )
-    if out["input"] == out["output"]:
-        raise _Invalid(("output", "input"), "output must not be the input")
-    return out
+def _paths(values: Mapping[str, Any]) -> list[str]:
+    """The dotted paths of the options ``values`` (folded) sets."""
+    paths = [k for k in values if k != "extract"]
+    section = values.get("extract")
+    if isinstance(section, Mapping):
+        paths += [f"extract.{k}" for k in section]
+    elif "extract" in values:
+        paths.append("extract")
+    return paths
 
 
 # --- reading and building ---------------------------------------------------------------------
@@ -315,32 +246,12 @@ def load_config(path: str) -> dict[str, Any]:
 
     Raises :class:`ConfigError` naming the file for a missing file, a YAML error (with its
     line), a repeated key, a document past :mod:`hero_data.yamlfile`'s bounds, or one that is
-    not a mapping of names.
+    not a mapping of names (:func:`hero_data.configmodel.read_mapping`).
     """
-    try:
-        with fsspec.open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ConfigError("no such file", path) from None
-    except IsADirectoryError:
-        raise ConfigError("is a folder, not a YAML file", path) from None
-    obj = load_yaml(data, path, ConfigError)
-    if obj is None:
-        return {}
-    if not isinstance(obj, dict):
-        raise ConfigError(f"expected a mapping of options, got a {type(obj).__name__}", path)
-    for key in obj:
-        if not isinstance(key, str):
-            raise ConfigError(f"option names must be strings, got {key!r}", path)
-    return obj
+    return read_mapping(path, ConfigError)
 
 
-def _check_keys(values: dict[str, Any], source: str) -> None:
-    for key in values:
-        if key not in _FIELDS:
-            close = difflib.get_close_matches(str(key), list(_FIELDS), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown option {key!r}{hint}", source, str(key))
+_warned: set[str] = set()
 
 
 def build_config(
@@ -348,46 +259,55 @@ def build_config(
 ) -> RunConfig:
     """The :class:`RunConfig` of defaults < ``file_values`` < ``overrides`` (flags).
 
-    ``overrides`` whose value is ``None`` are flags not given and are ignored. ``source`` is
-    the YAML file's name, used in errors (``None``: no file). With ``device: cpu``,
-    ``gpus_per_worker`` becomes 0. An option that the others make moot, set to a value other
-    than its default, is a conflict (``min_timeout_s`` with ``video_timeout_s``,
-    ``gpus_per_worker`` with ``device: cpu``). Raises :class:`ConfigError` naming the file or
-    the command line, and the key.
+    ``overrides`` whose value is ``None`` are flags not given and are ignored; they are flat
+    (``frame_interval``, not ``extract.frame_interval``). ``source`` is the YAML file's name,
+    used in errors (``None``: no file). With ``device: cpu``, ``gpus_per_worker`` becomes 0.
+    An option that the others make moot, set to a value other than its default, is a conflict
+    (``min_timeout_s`` with ``video_timeout_s``, ``gpus_per_worker`` with ``device: cpu``).
+    Raises :class:`ConfigError` naming the file or the command line, and the key.
     """
     source = source or "config file"
-    _check_keys(file_values, source)
-    _check_keys(overrides, _COMMAND_LINE)
-    flags = {k: v for k, v in overrides.items() if v is not None}
-    origin = {k: _DEFAULT for k in _FIELDS} | dict.fromkeys(file_values, source)
-    origin |= dict.fromkeys(flags, _COMMAND_LINE)
+    from_file, file_names = _fold(file_values)
+    if file_names and source not in _warned:
+        _warned.add(source)
+        log.warning(
+            "%s: extraction options at the top level (%s) are deprecated; put them in an "
+            "'extract:' section",
+            source,
+            ", ".join(file_names.values()),
+        )
+    flags, flag_names = _fold({k: v for k, v in overrides.items() if v is not None})
+    names = file_names | flag_names
+    origin = dict.fromkeys(_paths(from_file), source) | dict.fromkeys(_paths(flags), _COMMAND_LINE)
 
-    def where(keys: tuple[str, ...]) -> str:
-        places = {origin[k] for k in keys if origin[k] != _DEFAULT} or {_DEFAULT}
+    def where(paths: tuple[str, ...]) -> str:
+        found = [(p, origin[p]) for p in paths if p in origin]
+        places = {place for _, place in found} or {_DEFAULT}
         if len(places) == 1:
             return places.pop()
-        return ", ".join(f"{origin[k]} ({k})" for k in keys)
+        return ", ".join(f"{place} ({names.get(p, p)})" for p, place in found)
 
-    merged: dict[str, Any] = {k: f.default for k, f in _FIELDS.items() if f.default is not MISSING}
-    merged |= file_values
-    merged |= flags
-    for key in _REQUIRED:
+    merged = {**from_file, **flags}
+    if isinstance(from_file.get("extract"), Mapping) and isinstance(flags.get("extract"), Mapping):
+        merged["extract"] = {**from_file["extract"], **flags["extract"]}
+    for key in ("input", "output"):
         if merged.get(key) is None:
             raise ConfigError(
                 f"{key} is required (in the config file or as --{key})",
-                origin[key] if origin[key] != _DEFAULT else _COMMAND_LINE,
+                origin.get(key, _COMMAND_LINE),
                 key,
             )
-
     try:
-        values = _validate(merged)
-    except _Invalid as e:
-        raise ConfigError(e.problem, where(e.keys), e.keys[0]) from None
+        cfg = RunConfig.model_validate(merged)
+    except ValidationError as e:
+        raise option_error(
+            e, ConfigError, source, names=names, where=where, model=RunConfig
+        ) from None
 
     def changed(key: str) -> bool:
-        return values[key] != _FIELDS[key].default
+        return getattr(cfg, key) != RunConfig.model_fields[key].default
 
-    if values["video_timeout_s"] is not None:
+    if cfg.video_timeout_s is not None:
         for key in ("timeout_per_video_second", "min_timeout_s"):
             if changed(key):
                 raise ConfigError(
@@ -396,12 +316,12 @@ def build_config(
                     where(("video_timeout_s", key)),
                     "video_timeout_s",
                 )
-    if values["device"] == "cpu":
-        if changed("gpus_per_worker") and values["gpus_per_worker"] != 0:
+    if cfg.extract.device == "cpu":
+        if changed("gpus_per_worker") and cfg.gpus_per_worker != 0:
             raise ConfigError(
-                f"gpus_per_worker is {values['gpus_per_worker']:g} but device is 'cpu'",
-                where(("gpus_per_worker", "device")),
+                f"gpus_per_worker is {cfg.gpus_per_worker:g} but device is 'cpu'",
+                where(("gpus_per_worker", "extract.device")),
                 "gpus_per_worker",
             )
-        values["gpus_per_worker"] = 0.0
-    return RunConfig(**values)
+        cfg = cfg.model_copy(update={"gpus_per_worker": 0.0})
+    return cfg

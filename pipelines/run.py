@@ -294,7 +294,7 @@ class ExtractStage:
     def __init__(self, cfg: dict[str, Any], threads: int, ledger: Any) -> None:
         import torch
 
-        from extract.extractor import ExtractConfig, FeatureExtractor
+        from extract.extractor import FeatureExtractor
 
         torch.set_num_threads(max(1, threads))
         import ray
@@ -305,20 +305,8 @@ class ExtractStage:
         self.node = context.get_node_id()
         # so a failed round can end it, and so a restart (the same actor id again) is counted
         ray.get(ledger.register.remote(context.current_actor, context.get_actor_id(), os.getpid()))
-        self.extractor = FeatureExtractor(
-            ExtractConfig(
-                frame_interval=self.cfg.frame_interval,
-                backend=self.cfg.backend,
-                device=self.cfg.device,
-                batch_size=self.cfg.batch_size,
-                compile=self.cfg.compile,
-                sampling=self.cfg.sampling,
-                resnet_weights=self.cfg.resnet_weights,
-                slowfast_weights=self.cfg.slowfast_weights,
-                random_weights=self.cfg.random_weights,
-                offline=True if self.cfg.offline else None,
-            )
-        )
+        offline = True if self.cfg.extract.offline else None  # false: as $HERO_OFFLINE says
+        self.extractor = FeatureExtractor(self.cfg.extract.model_copy(update={"offline": offline}))
         self.align = AlignStage(cfg)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
@@ -745,7 +733,7 @@ def _execute(
             num_gpus=plan.gpus,
             memory=plan.memory_gb * (1 << 30),
             fn_constructor_kwargs={
-                "cfg": asdict(cfg),
+                "cfg": cfg.model_dump(),
                 "threads": plan.threads,
                 "ledger": ledger,
             },

@@ -21,8 +21,6 @@ INTERNAL = {
     # caller turns into a SubtitleError or CaptionIndexError with the file and byte.
     "align.jsonstream._More",
     "align.jsonstream._Syntax",
-    # One bad option inside the config's validation; __post_init__ re-raises it as ConfigError.
-    "pipelines.config._Invalid",
     # A YAML node the bounded loader refuses; load_yaml turns it, like any YAMLError, into the
     # caller's error with the file, line and column.
     "hero_data.yamlfile._Refused",

@@ -4,13 +4,36 @@
   against a dataset and its tokenizer; query and question-answer token ids; padded batches.
 - :mod:`~build_benchmarks.finetune.heads`: :class:`HeroForVideoQA` (the QA head) and the
   retrieval scores of the VSM head over a clip corpus.
-- :mod:`~build_benchmarks.finetune.recipe`: :class:`FinetuneConfig` and :func:`run_finetune`
-  (setup, train, evaluate with :mod:`build_benchmarks.evaluate`, write the run folder).
+- :mod:`~build_benchmarks.finetune.config`: :class:`FinetuneConfig` (no torch).
+- :mod:`~build_benchmarks.finetune.recipe`: :func:`run_finetune` (setup, train, evaluate with
+  :mod:`build_benchmarks.evaluate`, write the run folder).
 
-See docs/finetune.md. ``torch`` is imported by the submodules, not by this package's parent.
+See docs/finetune.md. ``torch`` is imported by the submodules that need it, when they are
+first used, so that the config module imports without it.
 """
 
-from build_benchmarks.finetune.data import FinetuneError
-from build_benchmarks.finetune.recipe import TASKS, FinetuneConfig, run_finetune
+from typing import Any
 
-__all__ = ["TASKS", "FinetuneConfig", "FinetuneError", "run_finetune"]
+from build_benchmarks.finetune.config import (
+    FinetuneConfig,
+    FinetuneConfigError,
+    FinetuneError,
+    load_finetune_config,
+)
+
+__all__ = [
+    "TASKS",
+    "FinetuneConfig",
+    "FinetuneConfigError",
+    "FinetuneError",
+    "load_finetune_config",
+    "run_finetune",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("TASKS", "run_finetune"):
+        from build_benchmarks.finetune import recipe
+
+        return getattr(recipe, name)
+    raise AttributeError(name)

@@ -35,7 +35,7 @@ import torch
 from align.tokenizer import CueTokenizer
 from build_benchmarks.annotations import BenchmarkError
 from build_benchmarks.evaluate import read_jsonl
-from hero_data.errors import HeroError
+from build_benchmarks.finetune.config import FinetuneError
 from hero_data.grid import step_ceil, step_floor
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 
 EVAL_SPLITS = ("val", "test")
 """Splits evaluated, when their file has records."""
-
-
-class FinetuneError(HeroError, ValueError):
-    """Inputs that cannot be finetuned on (benchmark, dataset, tokenizer, checkpoint)."""
 
 
 # --- examples ------------------------------------------------------------------------------

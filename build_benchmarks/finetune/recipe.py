@@ -32,7 +32,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ import torch
 
 from build_benchmarks.annotations import BenchmarkError
 from build_benchmarks.evaluate import evaluate_qa, evaluate_retrieval
+from build_benchmarks.finetune.config import (
+    FinetuneConfig,
+)
 from build_benchmarks.finetune.data import (
     BenchSplits,
     FinetuneError,
@@ -57,7 +60,6 @@ from build_benchmarks.finetune.data import (
 from build_benchmarks.finetune.heads import HeroForVideoQA, corpus_scores
 from build_benchmarks.vcmr import (
     RankedMoments,
-    RankingConfig,
     rank_svmr,
     rank_vcmr,
     temporal_nms,
@@ -81,130 +83,6 @@ RANDOM_INIT_WARNING = (
     "NO CHECKPOINT: finetuning starts from RANDOM weights; the scores say nothing about HERO. "
     "Pass a `hero train` checkpoint (--checkpoint) for meaningful numbers."
 )
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Options of a finetuning run.
-
-    Attributes:
-        checkpoint: a ``hero train`` run folder (its newest checkpoint), a checkpoint folder
-            (``model.pt`` + ``meta.json``) or its ``model.pt``; ``None``: random weights.
-        model: model config (``base``, ``tiny`` or a YAML file) when there is no checkpoint;
-            with one it must match the checkpoint's (``None``: the checkpoint's; ``base``
-            without one).
-        model_overrides: model config fields to replace (e.g. ``{"dropout": 0.0}``).
-        tokenizer: the dataset's tokenizer file, for the query / question / answer text.
-        epochs: passes over ``train.jsonl``.
-        max_steps: at most this many optimizer updates (``None``: ``epochs`` decide; 0:
-            evaluate the initial weights).
-        batch_size: queries (how2r) or questions (how2qa) per update.
-        lr: peak learning rate.
-        lr_mul: the heads added for the task (How2QA's answer and span heads; How2R adds
-            none: its VSM head comes from pretraining) learn at ``lr_mul × lr``, as HERO's
-            ``lr_mul`` (10 in its video-QA configs).
-        betas: AdamW's (HERO: 0.9, 0.98).
-        eps: AdamW's epsilon (HERO's AdamW: 1e-6).
-        warmup: share of the updates spent warming up linearly.
-        weight_decay: AdamW weight decay (not on biases and norms).
-        grad_clip: global gradient-norm limit; 0: none.
-        seed: seed of initialisation, shuffling and dropout.
-        device: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, ``cuda:N``.
-        precision: ``auto`` (bf16 autocast on a GPU, else fp32), ``bf16``, ``fp32``.
-        hard_negative_start_step: How2R: the update from which the hinge losses weight the
-            hardest negatives (HERO's TVR finetuning: 2000); ``None``: the model config's.
-        qa_span_weight: weight of How2QA's span loss (HERO: 0.4 on TVQA-style sets).
-        qa_in_cues: append each candidate's QA text to every cue in the Cross-modal
-            Transformer too, as HERO does (costs a Cross-modal pass per candidate).
-        eval_batch: queries, clips or questions per evaluation forward pass.
-        ranking: VCMR/SVMR ranking (clips kept, span lengths in steps, α).
-        log_every: updates between log lines.
-        overwrite: replace an earlier run's outputs in the run folder.
-    """
-
-    checkpoint: str | None = None
-    model: str | None = None
-    model_overrides: Mapping[str, Any] = field(default_factory=dict)
-    tokenizer: str | None = None
-    epochs: int = 3
-    max_steps: int | None = None
-    batch_size: int = 32
-    lr: float = 5e-5
-    lr_mul: float = 10.0
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-6
-    warmup: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    hard_negative_start_step: int | None = 2000
-    qa_span_weight: float = 0.4
-    qa_in_cues: bool = True
-    eval_batch: int = 32
-    ranking: RankingConfig = field(default_factory=RankingConfig)
-    log_every: int = 50
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        def bad(message: str) -> None:
-            raise FinetuneError(f"finetune config: {message}")
-
-        for name in ("epochs", "batch_size", "eval_batch", "log_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                bad(f"{name} must be a positive integer, got {v!r}")
-        if self.max_steps is not None and (
-            isinstance(self.max_steps, bool)
-            or not isinstance(self.max_steps, int)
-            or self.max_steps < 0
-        ):
-            bad(f"max_steps must be an integer >= 0 or None, got {self.max_steps!r}")
-        h = self.hard_negative_start_step
-        if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < -1):
-            bad(f"hard_negative_start_step must be an update >= 0, -1 (never) or None, got {h!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            bad(f"seed must be an integer >= 0, got {self.seed!r}")
-        for name in (
-            "lr",
-            "lr_mul",
-            "eps",
-            "weight_decay",
-            "grad_clip",
-            "qa_span_weight",
-            "warmup",
-        ):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-                bad(f"{name} must be a finite number, got {v!r}")
-            if v < 0:
-                bad(f"{name} must be >= 0, got {v}")
-        for name in ("lr", "lr_mul", "eps"):
-            if not getattr(self, name) > 0:
-                bad(f"{name} must be positive, got {getattr(self, name)}")
-        b = self.betas
-        if not (
-            isinstance(b, (tuple, list))
-            and len(b) == 2
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in b)
-            and all(0 <= x < 1 for x in b)
-        ):
-            bad(f"betas must be two numbers in [0, 1), got {b!r}")
-        if self.warmup >= 1:
-            bad(f"warmup is a share of the updates, in [0, 1); got {self.warmup}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            bad(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-        if not isinstance(self.model_overrides, Mapping):
-            bad("model_overrides must be a mapping of model config fields")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict of every option."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["model_overrides"] = dict(self.model_overrides)
-        out["betas"] = list(self.betas)
-        out["ranking"] = asdict(self.ranking)
-        return out
 
 
 # --- setup ---------------------------------------------------------------------------------
@@ -325,7 +203,7 @@ def _reference_config(cfg: FinetuneConfig, init: Initialisation) -> HeroConfig:
             table.shape[0],
             config.max_steps,
         )
-        config = replace(config, max_steps=int(table.shape[0]))
+        config = config.updated(max_steps=int(table.shape[0]))
     return config
 
 
@@ -352,7 +230,7 @@ def model_config_for(
                     config.vocab_size,
                     tokenizer_vocab,
                 )
-                config = replace(config, vocab_size=tokenizer_vocab)
+                config = config.updated(vocab_size=tokenizer_vocab)
             return config, None
         init = resolve_checkpoint(cfg.checkpoint)
         if init.reference:
@@ -366,10 +244,9 @@ def model_config_for(
         if cfg.model is not None:
             wanted = build_config(cfg.model)
             differ = [
-                f"{f.name} (checkpoint {getattr(saved, f.name)!r}, config "
-                f"{getattr(wanted, f.name)!r})"
-                for f in fields(HeroConfig)
-                if getattr(saved, f.name) != getattr(wanted, f.name)
+                f"{name} (checkpoint {getattr(saved, name)!r}, config {getattr(wanted, name)!r})"
+                for name in HeroConfig.model_fields
+                if getattr(saved, name) != getattr(wanted, name)
             ]
             if differ:
                 raise FinetuneError(
@@ -377,7 +254,7 @@ def model_config_for(
                     f"{'; '.join(differ[:6])}{' ...' if len(differ) > 6 else ''}; leave the "
                     "config out to use the checkpoint's"
                 )
-        return (replace(saved, **overrides) if overrides else saved), init
+        return (saved.updated(**overrides) if overrides else saved), init
     except HeroConfigError as e:
         raise FinetuneError(str(e)) from None
 
@@ -610,7 +487,7 @@ def _eval_retrieval(
     HERO's NMS (``None`` when ``cfg.ranking.nms_threshold`` is ``None``)."""
     device = model.vsm_start.weight.device
     ranking = cfg.ranking
-    candidates = replace(ranking, max_predictions=ranking.candidates)
+    candidates = ranking.updated(max_predictions=ranking.candidates)
     names = list(dict.fromkeys(q.clip_id for q in queries))
     frames = np.array([min(records[c].num_frames, config.max_steps) for c in names])
     durations = np.minimum([records[c].clip.duration for c in names], frames * interval).astype(
@@ -794,7 +671,7 @@ def run_finetune(
     vocab = tok_record.get("vocab_size")
     config, init = model_config_for(cfg, vocab if isinstance(vocab, int) else None)
     if task == "how2r" and cfg.hard_negative_start_step is not None:
-        config = replace(config, hard_negative_start_step=cfg.hard_negative_start_step)
+        config = config.updated(hard_negative_start_step=cfg.hard_negative_start_step)
 
     torch.manual_seed(cfg.seed)
     hero = HeroForPretraining(config)

@@ -166,7 +166,7 @@ def _cfg(toy: dict[str, Path], **kw: Any) -> FinetuneConfig:
         "lr": 2e-3,
         "device": "cpu",
         "log_every": 10,
-        "ranking": replace(FinetuneConfig().ranking, max_pred_l=10),
+        "ranking": FinetuneConfig().ranking.updated(max_pred_l=10),
     }
     base.update(kw)
     return FinetuneConfig(**base)
@@ -233,7 +233,7 @@ def test_how2r_end_to_end_writes_a_scored_submission(toy, tmp_path, caplog):
 
 
 def test_no_nms_report_when_switched_off(toy, tmp_path):
-    ranking = replace(FinetuneConfig().ranking, max_pred_l=10, nms_threshold=None)
+    ranking = FinetuneConfig().ranking.updated(max_pred_l=10, nms_threshold=None)
     cfg = _cfg(toy, max_steps=0, ranking=ranking)
     metrics = run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "run", cfg)
     assert "nms" not in metrics["val"] and not list((tmp_path / "run").glob("*_nms.json"))
@@ -376,11 +376,11 @@ def test_checkpoint_is_loaded_and_another_config_refused(toy, tmp_path):
     a = run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "a", cfg)
     assert a["init"] == str(ckpt / "model.pt")
     b = run_finetune(
-        "how2r", toy["how2r"], toy["ds"], tmp_path / "b", replace(cfg, checkpoint=str(ckpt))
+        "how2r", toy["how2r"], toy["ds"], tmp_path / "b", cfg.updated(checkpoint=str(ckpt))
     )
     assert _scores(a["val"]) == _scores(b["val"])
     with pytest.raises(FinetuneError, match=r"another model config than 'base'.*hidden"):
-        run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "c", replace(cfg, model="base"))
+        run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "c", cfg.updated(model="base"))
     wrong = tmp_path / "wrong"
     _fake_checkpoint(wrong, build_config("tiny", vocab_size=vocab, hidden=48, heads=2))
     meta = json.loads((wrong / "meta.json").read_text())
@@ -388,12 +388,12 @@ def test_checkpoint_is_loaded_and_another_config_refused(toy, tmp_path):
     (wrong / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(FinetuneError, match=r"does not fit the model config.*shapes differ"):
         run_finetune(
-            "how2r", toy["how2r"], toy["ds"], tmp_path / "d", replace(cfg, checkpoint=str(wrong))
+            "how2r", toy["how2r"], toy["ds"], tmp_path / "d", cfg.updated(checkpoint=str(wrong))
         )
     with pytest.raises(FinetuneError, match="no such checkpoint"):
         run_finetune(
             "how2r", toy["how2r"], toy["ds"], tmp_path / "e",
-            replace(cfg, checkpoint=str(tmp_path / "absent")),
+            cfg.updated(checkpoint=str(tmp_path / "absent")),
         )  # fmt: skip
 
 
@@ -404,7 +404,7 @@ def test_bad_inputs_are_refused(toy, tmp_path):
         run_finetune("how2r", tmp_path / "nothing", toy["ds"], tmp_path / "b", _cfg(toy))
     with pytest.raises(FinetuneError, match=r"record 1 lacks desc_id"):
         run_finetune("how2r", toy["how2qa"], toy["ds"], tmp_path / "c", _cfg(toy, max_steps=0))
-    with pytest.raises(FinetuneError, match="batch_size must be a positive integer"):
+    with pytest.raises(FinetuneError, match="batch_size must be at least 1, got 0"):
         _cfg(toy, batch_size=0)
     run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "d", _cfg(toy, max_steps=0))
     with pytest.raises(FileExistsError, match=r"metrics\.json: exists"):
@@ -454,8 +454,8 @@ def test_a_hero_train_checkpoint_is_accepted(toy, tmp_path):
     )
     run_training(train_cfg, tmp_path / "pre", progress=False)
     cfg = _cfg(toy, model=None, model_overrides={}, checkpoint=str(tmp_path / "pre"))
-    metrics = run_finetune("how2qa", toy["how2qa"], toy["ds"], tmp_path / "ft", replace(
-        cfg, max_steps=2
+    metrics = run_finetune("how2qa", toy["how2qa"], toy["ds"], tmp_path / "ft", cfg.updated(
+        max_steps=2
     ))  # fmt: skip
     assert metrics["init"].endswith("step-00000002/model.pt")
     assert metrics["val"]["total"] == 8
@@ -499,7 +499,7 @@ def test_how2r_trains_the_span_loss_in_a_fifth_of_the_batches(toy, tmp_path):
     saved = json.loads((tmp_path / "a" / "finetune.json").read_text())["model_config"]
     assert saved["hard_negative_start_step"] == 2000
     overrides = {**cfg.model_overrides, "vsm_local_drop_prob": 0.0}
-    cfg = replace(cfg, model_overrides=overrides, hard_negative_start_step=None)
+    cfg = cfg.updated(model_overrides=overrides, hard_negative_start_step=None)
     run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "b", cfg)
     log = [
         json.loads(line) for line in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()
@@ -597,7 +597,7 @@ def test_a_released_hero_checkpoint_is_accepted(toy, tmp_path):
     torch.testing.assert_close(loaded["query_encoder.attention.query.weight"], state[q].float())
     model_config = json.loads((tmp_path / "r" / "finetune.json").read_text())["model_config"]
     assert model_config["max_steps"] == 40  # from the checkpoint, as HERO's scripts take it
-    qa = run_finetune("how2qa", toy["how2qa"], toy["ds"], tmp_path / "q", replace(cfg, max_steps=1))
+    qa = run_finetune("how2qa", toy["how2qa"], toy["ds"], tmp_path / "q", cfg.updated(max_steps=1))
     assert qa["train"]["steps"] == 1 and qa["val"]["total"] == 8
 
 
@@ -610,13 +610,13 @@ def test_bad_hero_checkpoints_are_refused(toy, tmp_path):
     with pytest.raises(FinetuneError, match=r"foreign\.pt: neither a `hero train` checkpoint.*"
                        r"nor a HERO checkpoint"):  # fmt: skip
         run_finetune(
-            "how2r", toy["how2r"], toy["ds"], tmp_path / "a", replace(cfg, checkpoint=str(foreign))
+            "how2r", toy["how2r"], toy["ds"], tmp_path / "a", cfg.updated(checkpoint=str(foreign))
         )
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(FinetuneError, match=r"junk\.pt: cannot read the checkpoint"):
         run_finetune(
-            "how2r", toy["how2r"], toy["ds"], tmp_path / "b", replace(cfg, checkpoint=str(junk))
+            "how2r", toy["how2r"], toy["ds"], tmp_path / "b", cfg.updated(checkpoint=str(junk))
         )
     wide = tmp_path / "wide.pt"
     _hero_release(wide, build_config("tiny", vocab_size=vocab, hidden=48, heads=2))
@@ -624,7 +624,7 @@ def test_bad_hero_checkpoints_are_refused(toy, tmp_path):
         FinetuneError, match=r"wide\.pt: cannot load as a HERO checkpoint.*--config"
     ):
         run_finetune(
-            "how2r", toy["how2r"], toy["ds"], tmp_path / "c", replace(cfg, checkpoint=str(wide))
+            "how2r", toy["how2r"], toy["ds"], tmp_path / "c", cfg.updated(checkpoint=str(wide))
         )
 
 

@@ -171,11 +171,11 @@ def test_bad_inputs():
         rank_vcmr(np.zeros((1, 2)), z * np.nan, z, [4, 4], frame_interval=1.5)
     with pytest.raises(ValueError, match="max_pred_l"):
         RankingConfig(min_pred_l=3, max_pred_l=3)
-    with pytest.raises(ValueError, match="min_pred_l must be >= 0"):
+    with pytest.raises(ValueError, match="min_pred_l must be at least 0, got -1"):
         RankingConfig(min_pred_l=-1)
     with pytest.raises(ValueError, match="nms_threshold"):
         RankingConfig(nms_threshold=1.0)
-    with pytest.raises(ValueError, match="max_before_nms must be a positive integer"):
+    with pytest.raises(ValueError, match="max_before_nms must be at least 1, got 0"):
         RankingConfig(max_before_nms=0)
 
 

@@ -47,7 +47,9 @@ def test_tiny_and_overrides() -> None:
     assert tiny.padded_vocab_size % 8 == 0
     c = build_config("tiny", dropout=0.0, cross_layers=3)
     assert (c.dropout, c.cross_layers, c.hidden) == (0.0, 3, 32)
-    with pytest.raises(HeroConfigError, match=r"^overrides: unknown model config key 'hiden'"):
+    with pytest.raises(
+        HeroConfigError, match=r"^overrides: unknown option 'hiden'; did you mean 'hidden'\?"
+    ):
         build_config("tiny", hiden=16)
 
 
@@ -79,12 +81,12 @@ def test_yaml_extends_and_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("hiden: 8\n", r"unknown model config key 'hiden' \(did you mean 'hidden'\?\)"),
-        ("hidden: 8.5\n", r"hidden must be an integer, got 8.5"),
-        ("hidden: true\n", r"hidden must be an integer, got True"),
-        ("dropout: high\n", r"dropout must be a finite number, got 'high'"),
+        ("hiden: 8\n", r"unknown option 'hiden'; did you mean 'hidden'\?"),
+        ("hidden: 8.5\n", r"hidden must be a whole number, got 8.5"),
+        ("hidden: true\n", r"hidden must be a whole number, got True"),
+        ("dropout: high\n", r"dropout must be a number, got 'high'"),
         ("extends: huge\n", r"extends must be one of base, tiny, got 'huge'"),
-        ("- 1\n- 2\n", r"a model config must be a mapping of field: value, got list"),
+        ("- 1\n- 2\n", r"expected a mapping of model config fields, got a list"),
         ("hidden: [\n", r"not valid YAML"),
         ("hidden: 100\n", r"hidden \(100\) must be a multiple of heads \(12\)"),
     ],
@@ -108,14 +110,14 @@ def test_missing_file_and_unknown_name(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("vocab_size", 0, "vocab_size must be positive"),
+        ("vocab_size", 0, "vocab_size must be greater than 0, got 0"),
         ("heads", 5, r"hidden \(768\) must be a multiple of heads \(5\)"),
         ("vsm_kernel", 4, "vsm_kernel must be odd"),
-        ("dropout", 1.0, r"dropout must be in \[0, 1\)"),
-        ("mlm_prob", 0.0, r"mlm_prob must be in \(0, 1\]"),
-        ("fom_prob", 1.5, r"fom_prob must be in \(0, 1\]"),
-        ("nce_temperature", 0.0, "nce_temperature must be positive"),
-        ("vsm_margin", -0.1, "vsm_margin must be >= 0"),
+        ("dropout", 1.0, r"dropout must be less than 1, got 1"),
+        ("mlm_prob", 0.0, r"mlm_prob must be greater than 0, got 0"),
+        ("fom_prob", 1.5, r"fom_prob must be at most 1, got 1.5"),
+        ("nce_temperature", 0.0, "nce_temperature must be greater than 0"),
+        ("vsm_margin", -0.1, "vsm_margin must be at least 0, got -0.1"),
         ("hard_negative_start_step", -2, "or -1 for never"),
         ("max_tokens", 514, r"max_tokens \+ 1 .* must fit in max_text_positions"),
         ("max_steps", 600, r"max_steps \(600\) must be <= max_step_positions \(514\)"),

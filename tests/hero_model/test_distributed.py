@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
@@ -90,12 +89,12 @@ def test_two_gloo_workers_train_one_run(tmp_path, no_ray_left):
     state = torch.load(ckpt / "state.pt", weights_only=True)
     assert len(state["rng"]) == 2  # every worker's dropout RNG, for an exact resume
     trained = torch.load(ckpt / "model.pt")
-    model = HeroForPretraining(cfg.model_config())
+    model = HeroForPretraining(cfg.hero_config())
     model.load_state_dict(trained)
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
     single = tmp_path / "single"
-    run_training(dataclasses.replace(cfg, accumulation=2), single, progress=False)
+    run_training(cfg.model_copy(update={"accumulation": 2}), single, progress=False)
     two, one = losses(run), losses(single)
     assert sorted(two) == [1, 2, 3]
     for step in two:
@@ -113,4 +112,4 @@ def losses(run) -> dict[int, dict[str, float]]:
 
 def _initial(cfg) -> dict[str, torch.Tensor]:
     torch.manual_seed(cfg.seed)  # the recipe's seeded initial weights
-    return HeroForPretraining(cfg.model_config()).state_dict()
+    return HeroForPretraining(cfg.hero_config()).state_dict()

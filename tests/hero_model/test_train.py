@@ -96,7 +96,7 @@ def test_config_files_validate_and_match_their_presets(path):
     assert first.startswith("# hero train ") and f"--config configs/train/{path.name}" in first
     cfg = load_train_config(path)
     assert cfg == train_preset(path.stem)
-    assert cfg.model_config().hidden > 0
+    assert cfg.hero_config().hidden > 0
 
 
 def test_both_presets_have_files():
@@ -107,16 +107,16 @@ def test_both_presets_have_files():
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("batch_sise: 4\n", r"unknown training option 'batch_sise' \(did you mean 'batch_size'"),
-        ("- 1\n- 2\n", "must be a mapping"),
+        ("batch_sise: 4\n", r"unknown option 'batch_sise'; did you mean 'batch_size'\?"),
+        ("- 1\n- 2\n", "expected a mapping of training config options, got a list"),
         ("lr: [1\n", "not valid YAML"),
-        ("batch_size: four\n", "batch_size must be an integer"),
+        ("batch_size: four\n", "batch_size must be a whole number, got 'four'"),
         ("extends: tiny\nwarmup_steps: 500\n", r"warmup_steps \(500\) must be less than"),
         ("tasks: {mlm: 1, itm: 1}\n", "unknown task 'itm'"),
         ("tasks: {mlm: 0}\n", "at least one task"),
         ("model: huge\n", "model config 'huge'"),
         ("extends: large\n", "extends must be one of base, tiny"),
-        ("precision: fp16\n", "precision must be auto, bf16 or fp32"),
+        ("precision: fp16\n", "precision must be one of auto, bf16, fp32, got 'fp16'"),
         ("init_roberta: a.pt\ninit_hero: b.pt\n", "not both"),
     ],
 )
@@ -183,7 +183,7 @@ def test_accumulated_gradient_is_the_mean_of_micro_batch_gradients(dataset, tmp_
         recipe.cleanup()
     assert moved  # the optimizer stepped
 
-    ref = HeroForPretraining(cfg.model_config())
+    ref = HeroForPretraining(cfg.hero_config())
     ref.load_state_dict(start)
     ref.train()
     per_batch = []
@@ -204,7 +204,7 @@ def test_accumulated_gradient_is_the_mean_of_micro_batch_gradients(dataset, tmp_
 def test_init_hero_loads_a_reference_checkpoint(dataset, tmp_path):
     from hero_model.init import load_hero_checkpoint, reference_shapes
 
-    model_config = tiny(dataset).model_config()
+    model_config = tiny(dataset).hero_config()
     g = torch.Generator().manual_seed(1)
     ref = {n: torch.randn(s, generator=g) for n, s in reference_shapes(model_config).items()}
     # The reference stores the LM decoder as a copy of the word embeddings, which we tie.
@@ -271,7 +271,7 @@ def test_checkpoint_contents(dataset, full_run):
     assert state["format"] == STATE_FORMAT
     assert state["scheduler"]["last_epoch"] == 6
     assert len(state["rng"]) == 1 and isinstance(state["rng"][0]["torch"], torch.Tensor)
-    model = HeroForPretraining(tiny(dataset).model_config())
+    model = HeroForPretraining(tiny(dataset).hero_config())
     model.load_state_dict(torch.load(ckpt / "model.pt"))  # strict: every key, right shapes
     n_params = sum(1 for p in model.parameters() if p.requires_grad)
     assert len(state["optimizer"]["state"]) <= n_params

@@ -265,7 +265,7 @@ def test_fuzzed_checkpoint_files_load_or_are_refused(trained, tmp_path, file, ex
     naming the file; nothing else, within 20 s per case (the files are memory-mapped)."""
     data, run = trained
     source = find_checkpoint(run)
-    config = tiny(data).model_config()
+    config = tiny(data).hero_config()
     seed = (source / file).read_bytes()
     tokens = [b"PK\x03\x04", b"PK\x05\x06", b"\x80\x02", b"cbuiltins\nexec\n", b"\x00" * 64]
     target = tmp_path / "ckpt" / source.name

@@ -95,7 +95,7 @@ def test_user_errors_are_one_clear_line(tmp_path, write):
     bad = tmp_path / "bad.yaml"
     bad.write_text("extends: tiny\nlearning_rate: 0.1\n")
     code, output = run("--data", good, "--config", bad, "--output", out)
-    assert code == 1 and f"{bad}: unknown training option 'learning_rate'" in output
+    assert code == 1 and f"{bad}: unknown option 'learning_rate'" in output
 
     code, output = run("--data", good, "--config", "huge", "--output", out)
     assert code == 1 and "not a named config (base, tiny)" in output

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pickle
 import re
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from extract.config import ExtractConfig
 from pipelines.config import (
     CONTENT_KEYS,
     ConfigError,
@@ -307,7 +307,8 @@ def test_example_config_is_valid_and_all_defaults() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     assert text.startswith("# hero run --config configs/run.example.yaml\n")
     values = load_config(str(EXAMPLE))
-    assert list(values) and set(values) == {f.name for f in fields(RunConfig)}  # every option
+    assert set(values) == set(RunConfig.model_fields)  # every option
+    assert set(values["extract"]) == set(ExtractConfig.model_fields)
     cfg = build_config(values, {}, source=str(EXAMPLE))
     assert cfg == RunConfig(input=cfg.input, output=cfg.output)
 
@@ -332,8 +333,7 @@ def test_dataset_config_holds_the_content_keys_only() -> None:
         "sampling": "hero",
     }
     assert tuple(cfg.dataset_config()) == CONTENT_KEYS
-    work_only = replace(
-        cfg,
+    work_only = cfg.updated(
         device="cpu",
         workers=3,
         batch_size=2,
@@ -348,13 +348,74 @@ def test_dataset_config_holds_the_content_keys_only() -> None:
         offline=True,
     )
     assert work_only.dataset_config() == cfg.dataset_config()
-    assert replace(cfg, sampling="uniform").dataset_config() != cfg.dataset_config()
-    assert replace(cfg, clip_length=None).dataset_config()["clip_length"] is None
-    assert replace(cfg, frame_interval=1.0).dataset_config() != cfg.dataset_config()
+    assert cfg.updated(sampling="uniform").dataset_config() != cfg.dataset_config()
+    assert cfg.updated(clip_length=None).dataset_config()["clip_length"] is None
+    assert cfg.updated(frame_interval=1.0).dataset_config() != cfg.dataset_config()
 
 
 def test_timeout_for() -> None:
     cfg = build_config({}, BASE)
     assert cfg.timeout_for(10.0) == 300.0  # the minimum
     assert cfg.timeout_for(3600.0) == 14400.0  # 4 s per second of video
-    assert replace(cfg, video_timeout_s=42.0).timeout_for(3600.0) == 42.0
+    assert cfg.updated(video_timeout_s=42.0).timeout_for(3600.0) == 42.0
+
+
+# --- the extract section ----------------------------------------------------------------------
+
+
+def test_the_extract_section_and_the_flat_keys_build_the_same_config(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nested = build_config({**BASE, "extract": {"frame_interval": 1.0, "device": "cpu"}}, {})
+    assert not caplog.records
+    flat = build_config({**BASE, "frame_interval": 1.0, "device": "cpu"}, {}, source="old.yaml")
+    assert nested == flat
+    assert (nested.extract.frame_interval, nested.frame_interval) == (1.0, 1.0)
+    assert "old.yaml: extraction options at the top level" in caplog.text
+    caplog.clear()
+    build_config({**BASE, "device": "cpu"}, {}, source="old.yaml")
+    assert not caplog.records  # once per file
+
+
+def test_a_flag_overrides_a_key_of_the_extract_section() -> None:
+    cfg = build_config({**BASE, "extract": {"batch_size": 8, "device": "cpu"}}, {"batch_size": 4})
+    assert (cfg.extract.batch_size, cfg.extract.device) == (4, "cpu")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "message"),
+    [
+        ({"batch_size": 0}, "extract.batch_size", "extract.batch_size must be at least 1, got 0"),
+        (
+            {"batchsize": 8},
+            "extract.batchsize",
+            "unknown option 'extract.batchsize'; did you mean 'batch_size'?",
+        ),
+        (
+            {"pixels": "gpu"},
+            "extract.pixels",
+            "extract.pixels must be one of auto, swscale, torch, got 'gpu'",
+        ),
+        (
+            {"random_weights": True, "resnet_weights": "r.pth"},
+            "extract.resnet_weights",
+            "resnet_weights and random_weights exclude each other: give weight files or "
+            "random_weights: true, not both",
+        ),
+    ],
+)
+def test_errors_in_the_extract_section_name_the_key_path(
+    section: dict[str, Any], key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as e:
+        build_config({**BASE, "extract": section}, {}, source="run.yaml")
+    assert str(e.value) == f"run.yaml: {message}"
+    assert e.value.key == key
+
+
+def test_a_run_config_survives_a_dump_and_pickling() -> None:
+    cfg = build_config({"extract": {"device": "cpu", "sampling": "uniform"}}, BASE)
+    assert RunConfig(**cfg.model_dump()) == cfg
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
+    with pytest.raises(Exception, match="frozen"):
+        cfg.workers = 2  # type: ignore[misc]

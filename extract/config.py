@@ -1,0 +1,87 @@
+"""How features are extracted: :class:`ExtractConfig`, the options ``hero extract`` takes and
+the ``extract:`` section of ``hero run``'s config.
+
+It imports neither torch nor PyAV, so that reading a config is quick; the names it accepts
+(:data:`BACKENDS`, :data:`SAMPLINGS`, :data:`PIXELS`) are those of :mod:`extract.decode`,
+:mod:`extract.sampling` and :mod:`extract.pixels` (a test checks that they agree). Whether a
+backend is installed is checked when extraction starts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import Field, model_validator
+
+from hero_data.configmodel import ConfigModel, Device, Flag, Number, Text, Whole, conflict
+from hero_data.grid import DEFAULT_FRAME_INTERVAL, WINDOW_FPS
+
+__all__ = ["BACKENDS", "PIXELS", "SAMPLINGS", "ExtractConfig"]
+
+Backend = Literal["pyav", "decord", "torchcodec"]
+Sampling = Literal["hero", "uniform"]
+Pixels = Literal["auto", "swscale", "torch"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+SAMPLINGS: tuple[str, ...] = get_args(Sampling)
+PIXELS: tuple[str, ...] = get_args(Pixels)
+
+
+class ExtractConfig(ConfigModel):
+    """How features are extracted.
+
+    Attributes:
+        frame_interval: seconds per step ``L``; at least one frame of the 30 fps 3D window.
+        backend: decoder backend (``pyav``, ``decord``, ``torchcodec``).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: steps per model batch.
+        prefetch_steps: decoded steps queued ahead of the models (bounds memory).
+        bf16: autocast the models to bfloat16 on CUDA (ignored on CPU).
+        compile: ``torch.compile`` the models (CUDA; slow to start).
+        sampling: SlowFast's frame choice, ``hero`` (HERO's extractor's) or ``uniform``
+            (:mod:`extract.sampling`).
+        resnet_weights: ResNet-152 ImageNet state dict; ``None``: the torch hub cache.
+        slowfast_weights: ``SLOWFAST_8x8_R50.pkl`` (Caffe2) or ``.pyth``; ``None``: the
+            ``.pkl`` in the torch hub cache.
+        random_weights: use seeded random weights (features are meaningless; for tests/demos);
+            excludes weight files.
+        offline: never download a missing weight file; ``None``: ``$HERO_OFFLINE``.
+        pixels: where frames are converted to RGB and scaled: ``swscale`` (CPU, in the decode
+            thread), ``torch`` (raw YUV planes to the extraction device, converted there in
+            batches, :mod:`extract.pixels`; ``pyav`` backend only), ``auto`` (``torch`` on
+            CUDA, ``swscale`` on CPU).
+        planes_prefetch_mb: with ``torch`` pixels, the most megabytes of raw planes queued
+            ahead of the models (a 1080p step holds about 75 MB of them).
+    """
+
+    frame_interval: Number = Field(DEFAULT_FRAME_INTERVAL, gt=0)
+    backend: Backend = "pyav"
+    device: Device = "auto"
+    batch_size: Whole = Field(16, ge=1)
+    prefetch_steps: Whole = Field(32, ge=1)
+    bf16: Flag = True
+    compile: Flag = False
+    sampling: Sampling = "hero"
+    resnet_weights: Text | None = None
+    slowfast_weights: Text | None = None
+    random_weights: Flag = False
+    offline: Flag | None = None
+    pixels: Pixels = "auto"
+    planes_prefetch_mb: Whole = Field(1024, ge=1)
+
+    @model_validator(mode="after")
+    def _rules(self) -> ExtractConfig:
+        if round(self.frame_interval * WINDOW_FPS) < 1:
+            raise conflict(
+                ["frame_interval"],
+                f"frame_interval must be at least {1 / (2 * WINDOW_FPS):.4g} s (one frame of the "
+                f"{WINDOW_FPS} fps 3D window), got {self.frame_interval!r}",
+            )
+        if self.random_weights:
+            for key in ("resnet_weights", "slowfast_weights"):
+                if getattr(self, key) is not None:
+                    raise conflict(
+                        [key, "random_weights"],
+                        f"{key} and random_weights exclude each other: give weight files or "
+                        "random_weights: true, not both",
+                    )
+        return self
