@@ -34,6 +34,9 @@ MAX_MEMBER_CHARS = 512 << 20
 memory stays bounded whatever the file holds."""
 
 _WS = re.compile(r"[ \t\n\r]*")
+# What may still follow a number's first characters ("0" of "0.5", "1" of "1e-3"): a number
+# value whose text runs on to the end of the buffer in these may have been cut there.
+_NUMBER_TAIL = re.compile(r"[0-9.eE+\-]*")
 
 # A syntax error this many characters or more before the end of the buffer is one: no token
 # cut by the end of the buffer (a number's exponent, "-Infinity", an escaped surrogate pair
@@ -256,6 +259,12 @@ class ObjectMembers:
             raise _Syntax(e.msg, e.pos) from None
         except RecursionError:
             raise _Syntax("nested too deeply", j) from None
+        if (
+            not self.eof
+            and type(value) in (int, float)
+            and _NUMBER_TAIL.match(buf, end).end() == len(buf)
+        ):
+            raise _More  # "0" of "0.5" cut after "0." parses as 0: read on before deciding
         self._ws(end)  # something must follow the value: a cut number would parse short
         return key, value, i, end
 

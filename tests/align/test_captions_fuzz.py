@@ -306,3 +306,16 @@ def test_a_byte_order_mark_cut_by_the_first_read(tmp_path, chunk):
     """Found by the fuzz: a read that held the mark alone was taken for the end of the file."""
     data = b"\xef\xbb\xbf" + f'{{"a": {ENTRY}}}'.encode()
     assert check_caption_file(tmp_path, data, chunk) == "read"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": [null], "b": 0.0}',  # a read ending at "0." once made the 0 a whole value
+        '{"b": 1.5e-3, "a": ' + ENTRY + "}",
+        '{"a": ' + ENTRY + ', "b": -12E+2}',
+    ],
+)
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5])
+def test_a_number_cut_by_a_read_is_read_whole(tmp_path, text, chunk):
+    assert check_caption_file(tmp_path, text.encode(), chunk) == "read"
