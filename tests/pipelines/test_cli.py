@@ -128,6 +128,7 @@ def test_demo_writes_a_verified_dataset(demo_dataset):
     assert any(any(ids) for r in ds for ids in r.cue_token_ids)
 
 
+@pytest.mark.slow  # a second whole demo, about 80 s; CI runs the slow tier
 def test_demo_is_deterministic(tmp_path, demo_dataset):
     small = DemoConfig(
         videos=2, seed=1, min_duration=8, max_duration=10, clip_length=9.0, train=False

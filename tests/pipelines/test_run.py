@@ -457,6 +457,7 @@ def _kill_and_resume(
         assert got.cues == r.cues and got.unique_sub2frames == r.unique_sub2frames
 
 
+@pytest.mark.slow  # 80-100 s; CI runs the slow tier on every submission
 def test_resume_after_kill_9(small_corpus, reference, tmp_path):
     _kill_and_resume(small_corpus, tmp_path / "out", None, reference)
 
