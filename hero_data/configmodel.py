@@ -146,6 +146,15 @@ class ConfigModel(BaseModel):
         """A copy with ``changes``, validated (``model_copy(update=...)`` does not validate)."""
         return type(self)(**{**self.model_dump(), **changes})
 
+    def merged(self, values: Mapping[str, Any], source: str) -> Self:
+        """A copy with ``values`` (from the YAML file or command line ``source``) replaced,
+        validated; a problem raises :attr:`error` naming ``source`` and the key path."""
+        cls = type(self)
+        try:
+            return cls.model_validate({**self.model_dump(), **values})
+        except ValidationError as e:
+            raise option_error(e, cls.error, source, model=cls) from None
+
     @classmethod
     def default_of(cls, name: str) -> Any:
         """The default of field ``name`` (for a flag's help: defaults are written once)."""

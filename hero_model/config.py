@@ -17,14 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from hero_data.configmodel import (
     ConfigModel,
     Number,
     Whole,
     conflict,
-    option_error,
     read_mapping,
 )
 from hero_data.errors import OptionError
@@ -237,13 +236,6 @@ def hero_config(name: str) -> HeroConfig:
     )
 
 
-def _apply(base: HeroConfig, values: dict[str, Any], source: str) -> HeroConfig:
-    try:
-        return HeroConfig.model_validate({**base.model_dump(), **values})
-    except ValidationError as e:
-        raise option_error(e, HeroConfigError, source, model=HeroConfig) from None
-
-
 def preset_or_file(
     name_or_path: str | Path,
     names: tuple[str, ...],
@@ -286,5 +278,5 @@ def build_config(name_or_path: str | Path, **overrides: Any) -> HeroConfig:
         name_or_path, CONFIG_NAMES, hero_config, HeroConfigError, "model config", "field"
     )
     if path is not None:
-        config = _apply(config, values, path)
-    return _apply(config, overrides, "overrides") if overrides else config
+        config = config.merged(values, path)
+    return config.merged(overrides, "overrides") if overrides else config

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from hero_data.configmodel import (
     ConfigModel,
@@ -24,7 +24,6 @@ from hero_data.configmodel import (
     Whole,
     as_tuple,
     conflict,
-    option_error,
     read_mapping,
 )
 from hero_data.errors import OptionError
@@ -193,14 +192,6 @@ def train_preset(name: str) -> TrainConfig:
     )
 
 
-def _apply(base: TrainConfig, values: Mapping[str, Any], source: str) -> TrainConfig:
-    """``base`` with ``values`` (from the YAML file or command line ``source``) replaced."""
-    try:
-        return TrainConfig.model_validate({**base.model_dump(), **values})
-    except ValidationError as e:
-        raise option_error(e, TrainConfigError, source, model=TrainConfig) from None
-
-
 def load_train_config(
     name_or_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
 ) -> TrainConfig:
@@ -222,10 +213,10 @@ def load_train_config(
         "option",
     )
     if path is not None:
-        config = _apply(config, values, path)
+        config = config.merged(values, path)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if given:
-        config = _apply(config, given, "command line")
+        config = config.merged(given, "command line")
         source = "command line"
     try:
         config.hero_config()
@@ -246,6 +237,6 @@ def load_run_config(
     values = read_mapping(str(path), TrainConfigError, "training options").get("train")
     if not isinstance(values, dict):
         raise TrainConfigError("has no 'train' section", str(path))
-    config = _apply(TrainConfig(), values, str(path))
+    config = TrainConfig().merged(values, str(path))
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return _apply(config, given, "command line") if given else config
+    return config.merged(given, "command line") if given else config

@@ -136,7 +136,4 @@ def load_finetune_config(
         given["ranking"] = {**cfg.ranking.model_dump(), **given["ranking"]}
     if not given:
         return cfg
-    try:
-        return FinetuneConfig.model_validate({**cfg.model_dump(), **given})
-    except ValidationError as e:
-        raise option_error(e, FinetuneConfigError, "command line", model=FinetuneConfig) from None
+    return cfg.merged(given, "command line")
