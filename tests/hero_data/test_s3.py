@@ -129,7 +129,10 @@ def test_transient_store_faults_are_retried(s3):
     assert sorted(ds.clip_ids()) == sorted(r.clip_id for c in videos(4) for r in c)
 
 
-def test_a_persistent_store_fault_stops_clearly_and_a_rerun_completes_once(s3):
+def test_a_persistent_store_fault_stops_clearly_and_a_rerun_completes_once(s3, monkeypatch):
+    # Few tries (ours and botocore's): the fault persists, so only the give-up path is tested.
+    monkeypatch.setenv("HERO_STORAGE_RETRIES", "2")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     url = f"{s3.url}/ds"
     with DatasetWriter(url, CONFIG):
         pass

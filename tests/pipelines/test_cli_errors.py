@@ -95,6 +95,7 @@ def test_a_bad_option_found_in_the_library_is_a_user_error(tmp_path, flags, mess
 # --- hero extract and hero run exit 1 when no input succeeded -----------------------------------
 
 
+@pytest.mark.integration  # whole-video extraction / a run on Ray
 def test_hero_extract_exits_1_when_no_video_succeeded(tmp_path, shared_fixtures):
     from click.testing import CliRunner
 
@@ -115,6 +116,7 @@ def test_hero_extract_exits_1_when_no_video_succeeded(tmp_path, shared_fixtures)
     assert CliRunner().invoke(main, [*args, "--strict"]).exit_code == 1
 
 
+@pytest.mark.integration  # whole-video extraction / a run on Ray
 def test_hero_run_exits_1_when_no_input_succeeded_but_not_when_nothing_was_left(tmp_path):
     from click.testing import CliRunner
 
