@@ -362,7 +362,7 @@ def _layout(
     row("title", _TITLE_LINE * title[0] + 0.04)
     row("marks", _MARKS)
     shape = 9 / 16 if aspect is None else min(max(aspect, 0.25), 2.0)  # height / width
-    row("frames", max(0.12, step_in * shape))
+    row("frames", max(0.12, (step_in - 2 * _PAD_PX / DPI) * shape))  # a pixel each side
     if inputs:
         row("inputs", 3 * _INPUT_LANE, 0.04)
     row("assigned", _ROW, 0.06)
@@ -371,7 +371,8 @@ def _layout(
     row("cues", lanes * _ROW, 0.1)
     row("axis", _AXIS)
     row("legend", _LEGEND_ROW * legend_rows, 0.06)
-    return _Layout(width, y + _MARGIN, step_in, rows)
+    # whole pixels, so that the PNG is exactly the figure's size
+    return _Layout(np.ceil(width * DPI) / DPI, np.ceil((y + _MARGIN) * DPI) / DPI, step_in, rows)
 
 
 def _new_row(fig: Figure, lay: _Layout, name: str, n: int, share: Axes | None) -> Axes:
