@@ -490,6 +490,8 @@ def test_title_time_axis_step_indices_and_legend():
         "step no cue was assigned",
         "clip end (short last step)",
     ]
+    legend = fig.legends[0].get_window_extent()  # (drawn above) in columns that fit the width
+    assert legend.x1 <= fig.bbox.width and legend.y0 >= 0
     whole = clip_figure(_record([Cue(0.5, 4.0, "x")], ((0, 1, 2),), ((0, 1, 2),), (3, 4, 5)), None)
     assert not any(line.get_gid() == "clip_end" for ax in whole.axes for line in ax.lines)
     assert len(whole.legends[0].get_texts()) == 4
