@@ -219,7 +219,7 @@ def _short_end(record: ClipRecord) -> bool:
 
 
 @dataclass(frozen=True)
-class CuePlacement:
+class _CuePlacement:
     """Where a cue's bar and label go, in pixels from the timeline's left edge.
 
     Attributes:
@@ -258,7 +258,7 @@ def _label_place(
     return label, "right", x1 + 4, _text_px(label, _LABEL_PT)
 
 
-def place_cues(record: ClipRecord, step_px: float, right: float) -> tuple[CuePlacement, ...]:
+def _place_cues(record: ClipRecord, step_px: float, right: float) -> tuple[_CuePlacement, ...]:
     """Bars and labels of the cues, packed greedily into lanes by their pixel extents, for
     steps ``step_px`` pixels wide and labels ending before pixel ``right``."""
     span = record.num_frames * record.frame_interval
@@ -276,7 +276,7 @@ def place_cues(record: ClipRecord, step_px: float, right: float) -> tuple[CuePla
             lane_ends.append(extent)
         else:
             lane_ends[lane] = extent
-        out.append(CuePlacement(lane, x0, x1, label, where, label_x))
+        out.append(_CuePlacement(lane, x0, x1, label, where, label_x))
     return tuple(out)
 
 
@@ -304,11 +304,15 @@ _LEGEND_TEXT = {
 }
 
 
+_LEGEND_SPACING = {"handlelength": 2.0, "handletextpad": 0.8, "columnspacing": 2.0}
+"""The horizontal room of a legend entry beside its text, in font sizes."""
+
+
 def _legend_columns(items: list[str], width_px: float) -> int:
     """The most legend columns whose entries fit in ``width_px`` (matplotlib fills the legend
     column by column, each as wide as its widest entry)."""
-    em = _LABEL_PT * DPI / 72
-    entries = [(2.0 + 0.8 + 2.0) * em + _text_px(_LEGEND_TEXT[i], _LABEL_PT) for i in items]
+    beside = sum(_LEGEND_SPACING.values()) * _LABEL_PT * DPI / 72  # font sizes to pixels
+    entries = [beside + _text_px(_LEGEND_TEXT[i], _LABEL_PT) for i in items]
     for ncol in range(len(entries), 1, -1):
         rows = -(-len(entries) // ncol)
         columns = [entries[c * rows : (c + 1) * rows] for c in range(ncol)]
@@ -439,7 +443,7 @@ def clip_figure(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FixedLocator, FuncFormatter, MultipleLocator
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     if thumbnails is not None and len(thumbnails) != record.num_frames:
         raise ValueError(
@@ -456,7 +460,7 @@ def clip_figure(
     probe = _layout(record, aspect, title, inputs=inputs is not None, lanes=1, legend_rows=1)
     step_px = probe.step_in * DPI
     right_px = (probe.width - _LEFT - _MARGIN) * DPI
-    placements = place_cues(record, step_px, right_px)
+    placements = _place_cues(record, step_px, right_px)
     lanes = 1 + max((p.lane for p in placements), default=0)
     items = _legend_items(record)
     ncol = _legend_columns(items, (probe.width - _LEFT - _MARGIN) * DPI)
@@ -481,7 +485,6 @@ def clip_figure(
 
     frames = _new_row(fig, lay, "frames", n, None)
     rows = [frames]
-    frames.set_xlim(0, span)
     _draw_frames(frames, record, thumbnails, lay.step_in, lay.rows["frames"])
     steps_axis = frames.secondary_xaxis("top")
     every = max(1, int(np.ceil(24 / step_px)))  # label every step when there is room
@@ -538,7 +541,7 @@ def clip_figure(
     )
     cues.set_xlim(0, span)  # the locator's ticks past the end are not drawn
 
-    boundaries = FixedLocator([i * interval for i in range(n + 1)]).tick_values(0, span)
+    boundaries = [i * interval for i in range(n + 1)]
     for ax in rows:  # step boundaries, under everything else
         ax.vlines(
             boundaries, 0, 1, transform=ax.get_xaxis_transform(), colors=_GRID, lw=1, zorder=0
@@ -700,7 +703,7 @@ def _draw_assignment(assigned: Axes, covers: Axes, record: ClipRecord, px: float
 def _draw_cues(
     ax: Axes,
     record: ClipRecord,
-    placements: tuple[CuePlacement, ...],
+    placements: tuple[_CuePlacement, ...],
     lanes: int,
     px: float,
 ) -> None:
@@ -751,6 +754,7 @@ def _draw_legend(fig: Figure, lay: _Layout, items: list[str], ncol: int) -> None
         fontsize=_LABEL_PT,
         borderaxespad=0,
         borderpad=0,
+        **_LEGEND_SPACING,
     )
     legend.set_gid("legend")
     fig.text(
