@@ -1,37 +1,47 @@
 """``hero inspect --clip ID --plot out.png``: one clip's timeline as a picture.
 
-Drawn with Pillow only, so that a person can check the alignment at a glance. Top to bottom, on
-one horizontal axis of clip-relative seconds (step ``i`` spans ``[i·L, (i+1)·L)``):
+Drawn with matplotlib (Agg, no display), so that a person can check the alignment at a glance.
+Top to bottom, on one horizontal axis of clip-relative seconds (step ``i`` spans
+``[i·L, (i+1)·L)``), each row an axes found by its gid:
 
-- the 2D sample of each step (the frame its ResNet feature was computed from), fitted into
-  the step's cell; a "no video" box per step when the source cannot be decoded;
-- the step indices, and a time axis in clip seconds with the source seconds under them;
-- "assigned": each step painted in the colour of the cue that owns it (``unique_sub2frames``),
+- the title (the figure's texts with gid ``title``): the clip, its source, its span, steps and
+  cues, and a red line when there is no video;
+- ``frames``: the 2D sample of each step (the frame its ResNet feature was computed from),
+  fitted into the step's cell; a "no video" box per step when the source cannot be decoded.
+  The step indices are the tick labels above it;
+- ``inputs``, with ``inputs`` (``hero inspect --mark-inputs``): which source frames fed the
+  models, as ticks at their presentation times in three lanes: the 2D (ResNet) frame,
+  SlowFast's 32 fast and 8 slow frames; a frame used more than once carries its count
+  (``x10``). From the sampling plan (:func:`extract.sampling.plan_steps`), the code extraction
+  itself uses;
+- ``assigned``: each step painted in the colour of the cue that owns it (``unique_sub2frames``),
   grey when no cue does (``unmatched_frames``);
-- with ``inputs`` (``hero inspect --mark-inputs``): which source frames fed the models, as ticks
-  at their presentation times in three lanes: the 2D (ResNet) frame, SlowFast's 32 fast and 8
-  slow frames; a frame used more than once carries its count (``x10``). From the sampling plan
-  (:func:`extract.sampling.plan_steps`), the code extraction itself uses;
-- "covers": every cue covering each step (``sub2frames``), one slice per cue: solid when the
+- ``covers``: every cue covering each step (``sub2frames``), one slice per cue: solid when the
   cue got the step, only an outline in its colour when it covers the step but lost it;
-- the cues as bars over their ``[start, end)`` spans, in lanes so that neither bars nor labels
-  collide, each labelled ``c<k> SPEAKER: text``; pseudo-cues (empty text) hatched grey.
+- ``cues``: the cues as bars over their ``[start, end)`` spans, in lanes so that neither bars
+  nor labels collide, each labelled ``c<k> SPEAKER: text``; pseudo-cues (empty text) hatched
+  grey. Under it the time axis: clip seconds, and the source seconds under them;
+- the legend, under everything.
 
 A cue's bar and the cells of its steps share its colour, so a misaligned cue shows as a bar
 that does not sit over its cells. Thin grey lines mark the step boundaries through all rows; a
-red dashed line marks the clip's end when its last step is short.
+red dashed line (gid ``clip_end``) marks the clip's end when its last step is short.
+
+The layout is set in inches (at :data:`DPI`, pixels / 100): each row has the height its
+content needs, and each step :data:`MAX_STEP_PX` pixels at most, so that the frames keep their
+shape and a long clip stays at most :data:`MAX_WIDTH` pixels wide.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from extract.decode import DecodeError, iter_steps
 from extract.sampling import plan_steps
@@ -39,59 +49,82 @@ from hero_data.grid import GridError
 from hero_data.schema import ClipRecord
 from hero_data.types import Cue
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.figure import Figure
+
 log = logging.getLogger(__name__)
 
-RGB = tuple[int, int, int]
-
-PALETTE: tuple[RGB, ...] = (
-    (31, 119, 180),  # blue
-    (255, 127, 14),  # orange
-    (44, 160, 44),  # green
-    (214, 39, 40),  # red
-    (148, 103, 189),  # purple
-    (140, 86, 75),  # brown
-    (227, 119, 194),  # pink
-    (188, 189, 34),  # olive
-    (23, 190, 207),  # cyan
+PALETTE: tuple[str, ...] = (
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
 )
 """Cue colours, by cue index modulo 9 (Tableau 10 without its grey, kept for the unmatched)."""
 
-INPUT_COLOURS: dict[str, RGB] = {
-    "resnet": (20, 20, 20),
-    "slowfast_fast": (31, 119, 180),
-    "slowfast_slow": (255, 127, 14),
+INPUT_LANES = ("resnet", "slowfast_fast", "slowfast_slow")
+"""The model inputs' lanes, top to bottom."""
+
+INPUT_LABELS = {"resnet": "2D", "slowfast_fast": "fast", "slowfast_slow": "slow"}
+"""The label of each model input's lane."""
+
+INPUT_COLOURS: dict[str, str] = {
+    "resnet": "#141414",
+    "slowfast_fast": "tab:blue",
+    "slowfast_slow": "tab:orange",
 }
 """Tick colours of the model inputs' frames: the 2D frame, SlowFast's fast and slow frames."""
 
-UNMATCHED_COLOUR: RGB = (150, 150, 150)
+UNMATCHED_COLOUR = "#969696"
 """Fill of an "assigned" cell whose step no cue owns."""
 
-PSEUDO_COLOUR: RGB = (222, 222, 222)
-"""Base of a pseudo-cue's bar and cells, hatched with darker grey."""
+PSEUDO_COLOUR = "#dedede"
+"""Base of a pseudo-cue's bar and cells, hatched with :data:`HATCH_COLOUR`."""
 
+HATCH_COLOUR = "#a0a0a0"
+PSEUDO_HATCH = "///"
+
+END_COLOUR = "#dc1e1e"
+"""The clip-end line and the "no video" title line."""
+
+DPI = 100
 MAX_WIDTH = 4000
 """Pixels the steps may take at most, while each step keeps at least :data:`MIN_STEP_PX`."""
 
 MAX_STEP_PX = 128
 MIN_STEP_PX = 8
 
-_HATCH: RGB = (160, 160, 160)
-_GRID: RGB = (226, 226, 226)
-_TEXT: RGB = (20, 20, 20)
-_MUTED: RGB = (110, 110, 110)
-_END: RGB = (220, 30, 30)
-_PLACEHOLDER: RGB = (238, 238, 238)
+_GRID = "#e2e2e2"
+_TEXT = "#141414"
+_MUTED = "#6e6e6e"
+_PLACEHOLDER = "#eeeeee"
 _LABEL_CHARS = 48  # cue text kept in a label before "..."
 _TICKS = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _MIN_TICK_PX = 56
-_MARGIN = 8
-_LEFT = 84  # room for the row labels
-_ROW = 22  # height of the assigned row and of a cue lane
-_LABEL_SIZE = 12  # font size of labels; ticks are smaller, the title larger
-_INPUT_LANE = 16  # height of each lane of the model-input row
+_LABEL_PT = 9.0  # labels; cell texts and ticks are smaller, the title larger
+_SMALL_PT = 7.5
+_TITLE_PT = 10.5
+# Inches (at DPI 100, one inch is 100 pixels).
+_MARGIN = 0.08
+_LEFT = 0.84  # room for the row labels
+_TITLE_LINE = 0.19
+_MARKS = 0.32  # the clip-end label and the step indices, above the frames
+_INPUT_LANE = 0.16
+_ROW = 0.22  # height of the assigned row and of a cue lane
+_SLICE = 0.12  # height of one cue's slice in the covers row
+_AXIS = 0.42  # the time axis' two lines of tick labels
+_LEGEND_ROW = 0.22
+_PAD_PX = 1  # white between neighbouring cells
 
 
-def cue_colour(cue: Cue, index: int) -> RGB:
+def cue_colour(cue: Cue, index: int) -> str:
     """The colour of cue ``index`` of a clip: :data:`PALETTE` cycled, grey for a pseudo-cue."""
     return PSEUDO_COLOUR if is_pseudo(cue) else PALETTE[index % len(PALETTE)]
 
@@ -101,36 +134,45 @@ def is_pseudo(cue: Cue) -> bool:
     return cue.text == ""
 
 
-@functools.lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (OSError, ImportError, TypeError):  # Pillow without FreeType: the bitmap font
-        return ImageFont.load_default()
+@functools.lru_cache(maxsize=1)
+def _renderer() -> RendererAgg:
+    """An off-screen renderer to measure text with, before the figure has its final size."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    return RendererAgg(1, 1, DPI)
 
 
-def _text_px(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> int:
-    return int(np.ceil(font.getlength(text)))
+@functools.lru_cache(maxsize=4096)
+def _text_px(text: str, size: float) -> float:
+    """The width in pixels of ``text`` at ``size`` points, in matplotlib's default font."""
+    from matplotlib.font_manager import FontProperties
+
+    width, _, _ = _renderer().get_text_width_height_descent(
+        text, FontProperties(size=size), ismath=False
+    )
+    return float(width)
 
 
-def _fit(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_px: int) -> str:
+def _fit(text: str, size: float, max_px: float) -> str:
     """``text``, cut and ended with "..." where needed so that it is at most ``max_px`` wide."""
-    if _text_px(text, font) <= max_px:
+    if _text_px(text, size) <= max_px:
         return text
     lo, hi = 0, len(text)  # longest prefix that fits with the ellipsis
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _text_px(text[:mid].rstrip() + "...", font) <= max_px:
+        if _text_px(text[:mid].rstrip() + "...", size) <= max_px:
             lo = mid
         else:
             hi = mid - 1
     return text[:lo].rstrip() + "..." if lo else ""
 
 
-def _contrast(colour: RGB) -> RGB:
+def _contrast(colour: str) -> str:
     """Black or white, whichever reads better on ``colour``."""
-    r, g, b = colour
-    return _TEXT if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
+    from matplotlib.colors import to_rgb
+
+    r, g, b = to_rgb(colour)
+    return _TEXT if 0.299 * r + 0.587 * g + 0.114 * b > 150 / 255 else "white"
 
 
 def _secs(seconds: float) -> str:
@@ -152,125 +194,7 @@ def _cue_label(cue: Cue, index: int) -> str:
     return f"c{index}{who} {text}"
 
 
-@dataclass(frozen=True)
-class CuePlacement:
-    """Where a cue's bar and label go.
-
-    Attributes:
-        lane: lane index, 0 at the top.
-        x0, x1: the bar's pixel columns ``[x0, x1)``.
-        label: the label as drawn (cut with "..." where there was no room).
-        where: "inside" the bar, or "right" or "left" of it.
-        label_x: pixel column where the label starts.
-    """
-
-    lane: int
-    x0: int
-    x1: int
-    label: str
-    where: str
-    label_x: int
-
-
-@dataclass(frozen=True)
-class ClipLayout:
-    """Where everything goes in the picture of one clip (pixels, y grows downwards).
-
-    Rows are ``(top, bottom)`` pixel ranges. Step ``i`` spans columns :meth:`step_columns`.
-    """
-
-    width: int
-    height: int
-    origin: int
-    step_px: int
-    frame_interval: float
-    num_steps: int
-    title: tuple[int, int]
-    marks: tuple[int, int]
-    thumbs: tuple[int, int]
-    inputs: tuple[int, int]
-    steps: tuple[int, int]
-    axis: tuple[int, int]
-    assigned: tuple[int, int]
-    covered: tuple[int, int]
-    cues: tuple[int, int]
-    legend: tuple[int, int]
-    placements: tuple[CuePlacement, ...]
-    title_lines: tuple[tuple[str, RGB], ...]
-
-    def x(self, seconds: float) -> int:
-        """Pixel column of clip-relative ``seconds``."""
-        return self.origin + round(seconds / self.frame_interval * self.step_px)
-
-    def step_columns(self, index: int) -> tuple[int, int]:
-        """Pixel columns ``[x0, x1)`` of step ``index``."""
-        x0 = self.origin + index * self.step_px
-        return x0, x0 + self.step_px
-
-    def cue_bar(self, placement: CuePlacement) -> tuple[int, int, int, int]:
-        """``(left, top, right, bottom)`` of a cue's bar, right and bottom exclusive."""
-        top = self.cues[0] + placement.lane * _ROW + 2
-        return placement.x0, top, placement.x1 - 1, top + _ROW - 4
-
-    def input_lane(self, lane: int) -> tuple[int, int]:
-        """Pixel rows ``[top, bottom]`` of the ticks in lane ``lane`` of the model-input row."""
-        top = self.inputs[0] + lane * _INPUT_LANE
-        return top, top + _INPUT_LANE - 3
-
-    def thumbnail_box(self, index: int, shape: Sequence[int]) -> tuple[int, int, int, int]:
-        """``(left, top, right, bottom)`` of step ``index``'s image of ``shape`` (H, W, ...)."""
-        x0, x1 = self.step_columns(index)
-        box_w, box_h = x1 - x0 - 2, self.thumbs[1] - self.thumbs[0]
-        h, w = int(shape[0]), int(shape[1])
-        scale = min(box_w / w, box_h / h)
-        tw, th = max(1, round(w * scale)), max(1, round(h * scale))
-        left = x0 + 1 + (box_w - tw) // 2
-        top = self.thumbs[0] + (box_h - th) // 2
-        return left, top, left + tw, top + th
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One box of the "assigned" or "covers" row, as drawn.
-
-    Attributes:
-        step: the step it belongs to.
-        box: ``(left, top, right, bottom)`` pixels, right and bottom exclusive.
-        cue: the index of the cue it shows, None for a step no cue owns.
-        fill: ``"solid"`` (the cue's colour), ``"hatched"`` (a pseudo-cue: grey hatching),
-            ``"outline"`` (covered by the cue but assigned to another: a frame in the cue's
-            colour), ``"unmatched"`` (grey: no cue owns the step) or ``"empty"`` (a step
-            neither owned nor unmatched: the clip was not aligned).
-        colour: the colour that fill is drawn in (the hatching's base for ``"hatched"``).
-    """
-
-    step: int
-    box: tuple[int, int, int, int]
-    cue: int | None
-    fill: str
-    colour: RGB
-
-
-@dataclass(frozen=True)
-class InputTick:
-    """A mark of one source frame feeding a model input (``hero inspect --mark-inputs``).
-
-    Attributes:
-        input: ``"resnet"``, ``"slowfast_fast"`` or ``"slowfast_slow"`` (its lane, top to
-            bottom, and its colour in :data:`INPUT_COLOURS`).
-        x: the pixel column of the frame's presentation time.
-        top, bottom: the tick's pixel rows ``[top, bottom]``.
-        count: how many times the step uses the frame (drawn as ``x<count>`` when above 1).
-    """
-
-    input: str
-    x: int
-    top: int
-    bottom: int
-    count: int
-
-
-def _title_lines(record: ClipRecord, has_video: bool) -> list[tuple[str, RGB]]:
+def _title_lines(record: ClipRecord, has_video: bool) -> list[tuple[str, str]]:
     clip = record.clip
     lines = [
         (f"clip {record.clip_id}", _TEXT),
@@ -283,449 +207,583 @@ def _title_lines(record: ClipRecord, has_video: bool) -> list[tuple[str, RGB]]:
         ),
     ]
     if not has_video:
-        lines.append(("no video: the source is missing or unreadable, frames not shown", _END))
+        lines.append(
+            ("no video: the source is missing or unreadable, frames not shown", END_COLOUR)
+        )
     return lines
 
 
-_LEGEND = (
-    ("cue", "cue bar, its colour"),
-    ("assigned", "step assigned to the cue"),
-    ("covered", "covered by the cue, not assigned"),
-    ("unmatched", "step no cue was assigned"),
-    ("pseudo", "pseudo-cue (empty text)"),
-    ("end", "clip end (short last step)"),
-)
+def _short_end(record: ClipRecord) -> bool:
+    """Whether the clip ends inside its last step (which then runs past the clip's end)."""
+    return record.clip.duration < record.num_frames * record.frame_interval - 1e-6
 
 
-def _legend_items(record: ClipRecord) -> list[tuple[str, str]]:
-    short_end = record.clip.duration < record.num_frames * record.frame_interval - 1e-6
-    return [
-        item
-        for item in _LEGEND
-        if (item[0] != "pseudo" or any(is_pseudo(c) for c in record.cues))
-        and (item[0] != "end" or short_end)
-    ]
+@dataclass(frozen=True)
+class _CuePlacement:
+    """Where a cue's bar and label go, in pixels from the timeline's left edge.
 
+    Attributes:
+        lane: lane index, 0 at the top.
+        x0, x1: the bar's pixel columns ``[x0, x1)``.
+        label: the label as drawn (cut with "..." where there was no room).
+        where: "inside" the bar, or "right" or "left" of it.
+        label_x: pixel column where the label starts.
+    """
 
-def _legend_rows(items: list[tuple[str, str]], width: int) -> list[list[tuple[str, str]]]:
-    font = _font(_LABEL_SIZE)
-    rows: list[list[tuple[str, str]]] = [[]]
-    x = _LEFT
-    for item in items:
-        w = 30 + _text_px(item[1], font) + 18
-        if rows[-1] and x + w > width - _MARGIN:
-            rows.append([])
-            x = _LEFT
-        rows[-1].append(item)
-        x += w
-    return rows
+    lane: int
+    x0: float
+    x1: float
+    label: str
+    where: str
+    label_x: float
 
 
 def _label_place(
-    full: str, k: int, x0: int, x1: int, origin: int, right: int
-) -> tuple[str, str, int, int]:
+    full: str, k: int, x0: float, x1: float, right: float
+) -> tuple[str, str, float, float]:
     """``(label, where, label_x, width)`` of a bar's label, by preference: whole on the bar,
     whole right of it, cut on the bar (when at least 10 characters fit), whole left of it,
-    cut right of it."""
-    font = _font(_LABEL_SIZE)
-    width, room = _text_px(full, font), x1 - x0 - 8
+    cut right of it. Pixels from the timeline's left edge; labels end before ``right``."""
+    width, room = _text_px(full, _LABEL_PT), x1 - x0 - 8
     if width <= room:
         return full, "inside", x0 + 4, width
     if x1 + 4 + width <= right:
         return full, "right", x1 + 4, width
-    if room >= _text_px(f"c{k} " + "x" * 10, font):
-        label = _fit(full, font, room)
-        return label, "inside", x0 + 4, _text_px(label, font)
-    if x0 - 4 - width >= origin:
+    if room >= _text_px(f"c{k} " + "x" * 10, _LABEL_PT):
+        label = _fit(full, _LABEL_PT, room)
+        return label, "inside", x0 + 4, _text_px(label, _LABEL_PT)
+    if x0 - 4 - width >= 0:
         return full, "left", x0 - 4 - width, width
-    label = _fit(full, font, max(right - x1 - 4, 0))
-    return label, "right", x1 + 4, _text_px(label, font)
+    label = _fit(full, _LABEL_PT, max(right - x1 - 4, 0))
+    return label, "right", x1 + 4, _text_px(label, _LABEL_PT)
 
 
-def _place_cues(
-    record: ClipRecord, origin: int, step_px: int, right: int
-) -> tuple[CuePlacement, ...]:
-    """Bars and labels of the cues, packed greedily into lanes by their pixel extents."""
+def _place_cues(record: ClipRecord, step_px: float, right: float) -> tuple[_CuePlacement, ...]:
+    """Bars and labels of the cues, packed greedily into lanes by their pixel extents, for
+    steps ``step_px`` pixels wide and labels ending before pixel ``right``."""
     span = record.num_frames * record.frame_interval
     scale = step_px / record.frame_interval
-    lane_ends: list[int] = []
+    lane_ends: list[float] = []
     out = []
     for k, cue in enumerate(record.cues):
         start, end = min(max(cue.start, 0.0), span), min(max(cue.end, 0.0), span)
-        x0 = origin + round(start * scale)
-        x1 = max(origin + round(end * scale), x0 + 3)  # a zero-length cue stays visible
-        label, where, label_x, w = _label_place(_cue_label(cue, k), k, x0, x1, origin, right)
+        x0 = start * scale
+        x1 = max(end * scale, x0 + 3)  # a zero-length cue stays visible
+        label, where, label_x, w = _label_place(_cue_label(cue, k), k, x0, x1, right)
         left, extent = min(x0, label_x), max(x1, label_x + w + 6)
         lane = next((i for i, e in enumerate(lane_ends) if e <= left), len(lane_ends))
         if lane == len(lane_ends):
             lane_ends.append(extent)
         else:
             lane_ends[lane] = extent
-        out.append(CuePlacement(lane, x0, x1, label, where, label_x))
+        out.append(_CuePlacement(lane, x0, x1, label, where, label_x))
     return tuple(out)
-
-
-def clip_layout(
-    record: ClipRecord, thumbnail_shape: Sequence[int] | None = None, *, inputs: bool = False
-) -> ClipLayout:
-    """The layout of :func:`plot_clip`'s picture; ``thumbnail_shape`` (H, W) sets the row height;
-    ``inputs`` adds the row of model-input frames under the frames (else it is empty).
-
-    The width per step is :data:`MAX_STEP_PX`, less for long clips so that the picture is at
-    most :data:`MAX_WIDTH` pixels wide (but never less than :data:`MIN_STEP_PX`).
-    """
-    n = record.num_frames
-    fit = (MAX_WIDTH - _LEFT - 3 * _MARGIN) // max(n, 1)
-    step_px = max(MIN_STEP_PX, min(MAX_STEP_PX, fit))
-    aspect = 9 / 16 if thumbnail_shape is None else thumbnail_shape[0] / thumbnail_shape[1]
-    thumb_h = max(12, round((step_px - 2) * min(max(aspect, 0.25), 2.0)))
-    title_font = _font(14)
-    lines = _title_lines(record, thumbnail_shape is not None)
-    title_w = max(_text_px(text, title_font) for text, _ in lines)
-    width = max(_LEFT + n * step_px + 3 * _MARGIN, 2 * _MARGIN + min(title_w, 1600), 560)
-    y = _MARGIN
-    title = (y, y + 4 + 18 * len(lines))
-    marks = (title[1] + 2, title[1] + 16)
-    thumbs = (marks[1] + 2, marks[1] + 2 + thumb_h)
-    if inputs:
-        input_rows = (thumbs[1] + 4, thumbs[1] + 4 + 3 * _INPUT_LANE)
-    else:
-        input_rows = (thumbs[1], thumbs[1])  # no row: the rows below stay where they were
-    steps = (input_rows[1] + 2, input_rows[1] + 18)
-    axis = (steps[1], steps[1] + 36)
-    assigned = (axis[1] + 6, axis[1] + 6 + _ROW)
-    most = max([sum(k in s for s in record.sub2frames) for k in range(n)] + [1])
-    covered = (assigned[1] + 3, assigned[1] + 3 + max(18, 12 * most))
-    placements = _place_cues(record, _LEFT, step_px, width - _MARGIN)
-    lanes = 1 + max((p.lane for p in placements), default=0)
-    cues = (covered[1] + 10, covered[1] + 10 + lanes * _ROW)
-    legend_rows = _legend_rows(_legend_items(record), width)
-    legend = (cues[1] + 14, cues[1] + 14 + 18 * len(legend_rows))
-    return ClipLayout(
-        width=width,
-        height=legend[1] + _MARGIN,
-        origin=_LEFT,
-        step_px=step_px,
-        frame_interval=record.frame_interval,
-        num_steps=n,
-        title=title,
-        marks=marks,
-        thumbs=thumbs,
-        inputs=input_rows,
-        steps=steps,
-        axis=axis,
-        assigned=assigned,
-        covered=covered,
-        cues=cues,
-        legend=legend,
-        placements=placements,
-        title_lines=tuple(lines),
-    )
-
-
-def _cue_fill(record: ClipRecord, k: int) -> tuple[str, RGB]:
-    cue = record.cues[k]
-    return ("hatched", PSEUDO_COLOUR) if is_pseudo(cue) else ("solid", cue_colour(cue, k))
-
-
-def assigned_cells(record: ClipRecord, lay: ClipLayout) -> tuple[Cell, ...]:
-    """The "assigned" row: one cell per step, in the colour of the cue that owns it
-    (``unique_sub2frames``), grey when no cue does (``unmatched_frames``)."""
-    owner = _owners(record)
-    unmatched = set(record.unmatched_frames)
-    top, bottom = lay.assigned
-    out = []
-    for i in range(lay.num_steps):
-        x0, x1 = lay.step_columns(i)
-        box = (x0 + 1, top, x1 - 1, bottom)
-        k = owner.get(i)
-        if k is not None:
-            out.append(Cell(i, box, k, *_cue_fill(record, k)))
-        elif i in unmatched:
-            out.append(Cell(i, box, None, "unmatched", UNMATCHED_COLOUR))
-        else:
-            out.append(Cell(i, box, None, "empty", _GRID))
-    return tuple(out)
-
-
-def covered_cells(record: ClipRecord, lay: ClipLayout) -> tuple[Cell, ...]:
-    """The "covers" row: for each step, one slice per cue covering it (``sub2frames``), top to
-    bottom in cue order: filled as the cue's bar when the cue got the step, else outlined."""
-    owner = _owners(record)
-    out = []
-    for i in range(lay.num_steps):
-        x0, x1 = lay.step_columns(i)
-        covering = [c for c, steps in enumerate(record.sub2frames) if i in steps]
-        height = (lay.covered[1] - lay.covered[0]) / max(len(covering), 1)
-        for j, c in enumerate(covering):
-            y0 = lay.covered[0] + round(j * height)
-            y1 = lay.covered[0] + round((j + 1) * height)
-            box = (x0 + 1, y0, x1 - 1, y1 - 1)
-            if owner.get(i) == c:
-                out.append(Cell(i, box, c, *_cue_fill(record, c)))
-            else:
-                cue = record.cues[c]
-                out.append(
-                    Cell(i, box, c, "outline", _HATCH if is_pseudo(cue) else cue_colour(cue, c))
-                )
-    return tuple(out)
-
-
-INPUT_LANES = ("resnet", "slowfast_fast", "slowfast_slow")
-"""The model inputs' lanes, top to bottom."""
-
-
-def input_ticks(record: ClipRecord, lay: ClipLayout, inputs: list[dict]) -> tuple[InputTick, ...]:
-    """The ticks of the model-input row: each distinct frame of each step's inputs, at its
-    clip-relative presentation time, in its input's lane (``inputs`` as :func:`load_inputs`)."""
-    out = []
-    for lane, key in enumerate(INPUT_LANES):
-        top, bottom = lay.input_lane(lane)
-        for step in inputs:
-            times = step[key] if isinstance(step[key], list) else [step[key]]
-            counts: dict[float, int] = {}
-            for t in times:
-                counts[t] = counts.get(t, 0) + 1
-            for t, n in counts.items():
-                out.append(InputTick(key, lay.x(t - record.clip.start), top, bottom, n))
-    return tuple(out)
-
-
-def _hatch(img: Image.Image, box: tuple[int, int, int, int], base: RGB, line: RGB) -> None:
-    """Fill ``box`` (left, top, right, bottom) with ``base`` crossed by diagonal ``line``s."""
-    w, h = box[2] - box[0], box[3] - box[1]
-    if w <= 0 or h <= 0:
-        return
-    tile = Image.new("RGB", (w, h), base)
-    draw = ImageDraw.Draw(tile)
-    for k in range(0, w + h, 6):
-        draw.line([(k, 0), (k - h, h)], fill=line, width=1)
-    img.paste(tile, box[:2])
-
-
-def _paint(img: Image.Image, box: tuple[int, int, int, int], cue: Cue, k: int) -> None:
-    """Fill ``box`` as cue ``k``'s cells and bars are filled: its colour, or hatched grey."""
-    _fill(
-        img, box, *(("hatched", PSEUDO_COLOUR) if is_pseudo(cue) else ("solid", cue_colour(cue, k)))
-    )
-
-
-def _fill(img: Image.Image, box: tuple[int, int, int, int], fill: str, colour: RGB) -> None:
-    """Draw ``box`` (right and bottom exclusive) as a :class:`Cell`'s ``fill`` says."""
-    draw = ImageDraw.Draw(img)
-    inner = (box[0], box[1], box[2] - 1, box[3] - 1)
-    if fill == "hatched":
-        _hatch(img, box, colour, _HATCH)
-    elif fill in ("solid", "unmatched"):
-        draw.rectangle(inner, fill=colour)
-    elif fill == "outline":
-        draw.rectangle(inner, outline=colour, width=2)
-    else:
-        draw.rectangle(inner, outline=colour)
-
-
-def _centred(
-    draw: ImageDraw.ImageDraw,
-    box: tuple[int, int, int, int],
-    text: str,
-    fill: RGB,
-    size: int = 11,
-) -> None:
-    font = _font(size)
-    text = _fit(text, font, box[2] - box[0] - 2)
-    if text:
-        draw.text(
-            ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), text, font=font, fill=fill, anchor="mm"
-        )
-
-
-def _row_label(draw: ImageDraw.ImageDraw, row: tuple[int, int], text: str) -> None:
-    font = _font(_LABEL_SIZE)
-    draw.text((_LEFT - 8, (row[0] + row[1]) / 2), text, font=font, fill=_MUTED, anchor="rm")
-
-
-def _dashed_vline(draw: ImageDraw.ImageDraw, x: int, top: int, bottom: int, fill: RGB) -> None:
-    for y in range(top, bottom, 8):
-        draw.line([(x, y), (x, min(y + 4, bottom))], fill=fill, width=2)
-
-
-def _draw_title(draw: ImageDraw.ImageDraw, lay: ClipLayout) -> None:
-    font = _font(14)
-    for i, (text, colour) in enumerate(lay.title_lines):
-        text = _fit(text, font, lay.width - 2 * _MARGIN)
-        draw.text((_MARGIN, lay.title[0] + 18 * i), text, font=font, fill=colour)
-
-
-def _draw_frames(img: Image.Image, lay: ClipLayout, thumbnails: list[np.ndarray] | None) -> None:
-    draw = ImageDraw.Draw(img)
-    _row_label(draw, lay.thumbs, "frames")
-    for i in range(lay.num_steps):
-        if thumbnails is None:
-            x0, x1 = lay.step_columns(i)
-            box = (x0 + 1, lay.thumbs[0], x1 - 2, lay.thumbs[1] - 1)
-            draw.rectangle(box, fill=_PLACEHOLDER, outline=(190, 190, 190))
-            if lay.step_px >= 40:
-                _centred(draw, box, "no video", _MUTED, _LABEL_SIZE)
-            else:
-                draw.line([box[:2], box[2:]], fill=(190, 190, 190))
-            continue
-        image = thumbnails[i]
-        left, top, right, bottom = lay.thumbnail_box(i, image.shape)
-        thumb = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
-        img.paste(thumb.resize((right - left, bottom - top), Image.Resampling.LANCZOS), (left, top))
-
-
-def _draw_inputs(img: Image.Image, lay: ClipLayout, record: ClipRecord, inputs: list[dict]) -> None:
-    """Ticks at the frames feeding each model input (clip-relative x), one lane per input."""
-    draw = ImageDraw.Draw(img)
-    font = _font(10)
-    for lane, label in enumerate(("2D", "fast", "slow")):
-        top, bottom = lay.input_lane(lane)
-        draw.text((_LEFT - 8, (top + bottom) / 2), label, font=font, fill=_MUTED, anchor="rm")
-    for tick in input_ticks(record, lay, inputs):
-        colour = INPUT_COLOURS[tick.input]
-        draw.line([(tick.x, tick.top), (tick.x, tick.bottom)], fill=colour, width=1)
-        if tick.count > 1:
-            draw.text((tick.x + 2, tick.top), f"x{tick.count}", font=font, fill=colour)
-
-
-def _tick(seconds_per_px: float) -> float:
-    return next((t for t in _TICKS if t / seconds_per_px >= _MIN_TICK_PX), _TICKS[-1])
-
-
-def _draw_axis(draw: ImageDraw.ImageDraw, lay: ClipLayout, record: ClipRecord) -> None:
-    font = _font(11)
-    n, step_px = lay.num_steps, lay.step_px
-    _row_label(draw, lay.steps, "step")
-    every = max(1, int(np.ceil(24 / step_px)))  # label every step when there is room
-    for i in range(0, n, every):
-        x0, x1 = lay.step_columns(i)
-        _centred(draw, (x0, lay.steps[0], x1, lay.steps[1]), str(i), _MUTED, 10)
-    y = lay.axis[0] + 2
-    span = n * record.frame_interval
-    draw.line([(lay.x(0), y), (lay.x(span), y)], fill=_TEXT, width=1)
-    _row_label(draw, (y + 7, y + 21), "clip s")
-    _row_label(draw, (y + 21, y + 35), "source s")
-    tick = _tick(record.frame_interval / step_px)
-    count = int(span / tick + 1e-9)
-    for j in range(count + 1):
-        t = j * tick
-        x = lay.x(t)
-        draw.line([(x, y), (x, y + 5)], fill=_TEXT)
-        draw.text((x, y + 7), f"{t:g}", font=font, fill=_TEXT, anchor="mt")
-        draw.text(
-            (x, y + 21), _secs(record.clip.start + t), font=_font(10), fill=_MUTED, anchor="mt"
-        )
 
 
 def _owners(record: ClipRecord) -> dict[int, int]:
     return {s: k for k, steps in enumerate(record.unique_sub2frames) for s in steps}
 
 
-def _draw_assignment(img: Image.Image, lay: ClipLayout, record: ClipRecord) -> None:
-    draw = ImageDraw.Draw(img)
-    _row_label(draw, lay.assigned, "assigned" if record.unique_sub2frames else "not aligned")
-    _row_label(draw, lay.covered, "covers")
-    for cell in assigned_cells(record, lay):
-        _fill(img, cell.box, cell.fill, cell.colour)
-        if cell.fill == "unmatched":
-            _centred(draw, cell.box, "none", (255, 255, 255))
-        elif cell.cue is not None:
-            text = _TEXT if cell.fill == "hatched" else _contrast(cell.colour)
-            _centred(draw, cell.box, f"c{cell.cue}", text)
-    for cell in covered_cells(record, lay):
-        _fill(img, cell.box, cell.fill, cell.colour)
+def _legend_items(record: ClipRecord) -> list[str]:
+    """The kinds of mark the legend explains: those the picture can show."""
+    items = ["cue", "assigned", "covered", "unmatched"]
+    if any(is_pseudo(c) for c in record.cues):
+        items.append("pseudo")
+    if _short_end(record):
+        items.append("end")
+    return items
 
 
-def _draw_cues(img: Image.Image, lay: ClipLayout, record: ClipRecord) -> None:
-    draw = ImageDraw.Draw(img)
-    font = _font(_LABEL_SIZE)
-    _row_label(draw, (lay.cues[0], lay.cues[0] + _ROW), "cues")
-    if not record.cues:
-        draw.text((lay.origin, lay.cues[0] + 4), "(no cues)", font=font, fill=_MUTED)
-    for k, (cue, p) in enumerate(zip(record.cues, lay.placements, strict=True)):
-        box = lay.cue_bar(p)
-        _paint(img, box, cue, k)
-        mid = (box[1] + box[3]) / 2
-        fill = _TEXT
-        if p.where == "inside" and not is_pseudo(cue):
-            fill = _contrast(cue_colour(cue, k))
-        draw.text((p.label_x, mid), p.label, font=font, fill=fill, anchor="lm")
+_LEGEND_TEXT = {
+    "cue": "cue bar, its colour",
+    "assigned": "step assigned to the cue (c<k> on it)",
+    "covered": "covered by the cue, not assigned",
+    "unmatched": "step no cue was assigned",
+    "pseudo": "pseudo-cue (empty text)",
+    "end": "clip end (short last step)",
+}
 
 
-def _draw_legend(img: Image.Image, lay: ClipLayout, record: ClipRecord) -> None:
-    draw = ImageDraw.Draw(img)
-    font = _font(_LABEL_SIZE)
-    rows = _legend_rows(_legend_items(record), lay.width)
-    demo = Cue(0.0, 1.0, "x")
-    _row_label(draw, (lay.legend[0], lay.legend[0] + 18), "legend")
-    for r, row in enumerate(rows):
-        x, y = _LEFT, lay.legend[0] + 18 * r
-        for kind, text in row:
-            box = (x, y + 3, x + 24, y + 15)
-            if kind in ("cue", "assigned"):
-                _paint(img, box, demo, 0)
-                if kind == "assigned":
-                    _centred(draw, box, "c0", (255, 255, 255), 9)
-            elif kind == "covered":
-                draw.rectangle(
-                    (box[0], box[1], box[2] - 1, box[3] - 1), outline=PALETTE[0], width=2
+_LEGEND_SPACING = {"handlelength": 2.0, "handletextpad": 0.8, "columnspacing": 2.0}
+"""The horizontal room of a legend entry beside its text, in font sizes."""
+
+
+def _legend_columns(items: list[str], width_px: float) -> int:
+    """The most legend columns whose entries fit in ``width_px`` (matplotlib fills the legend
+    column by column, each as wide as its widest entry)."""
+    beside = sum(_LEGEND_SPACING.values()) * _LABEL_PT * DPI / 72  # font sizes to pixels
+    entries = [beside + _text_px(_LEGEND_TEXT[i], _LABEL_PT) for i in items]
+    for ncol in range(len(entries), 1, -1):
+        rows = -(-len(entries) // ncol)
+        columns = [entries[c * rows : (c + 1) * rows] for c in range(ncol)]
+        if sum(max(c) for c in columns if c) <= width_px:
+            return ncol
+    return 1
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The figure's size and its rows, in inches from the top (``(top, bottom)``)."""
+
+    width: float
+    height: float
+    step_in: float
+    rows: dict[str, tuple[float, float]]
+
+    def rect(self, row: str, span_in: float) -> tuple[float, float, float, float]:
+        """The figure-fraction rectangle of ``row``'s axes, ``span_in`` inches wide."""
+        top, bottom = self.rows[row]
+        return (
+            _LEFT / self.width,
+            1 - bottom / self.height,
+            span_in / self.width,
+            (bottom - top) / self.height,
+        )
+
+
+def _layout(
+    record: ClipRecord,
+    aspect: float | None,
+    title: tuple[int, float],
+    *,
+    inputs: bool,
+    lanes: int,
+    legend_rows: int,
+) -> _Layout:
+    n = record.num_frames
+    fit = (MAX_WIDTH - (_LEFT + 3 * _MARGIN) * DPI) // max(n, 1)
+    step_px = max(MIN_STEP_PX, min(MAX_STEP_PX, fit))
+    step_in = step_px / DPI
+    width = max(_LEFT + n * step_in + 3 * _MARGIN, 2 * _MARGIN + min(title[1], 1600) / DPI, 5.6)
+    rows: dict[str, tuple[float, float]] = {}
+    y = _MARGIN
+
+    def row(name: str, height: float, gap: float = 0.0) -> None:
+        nonlocal y
+        rows[name] = (y + gap, y + gap + height)
+        y = rows[name][1]
+
+    row("title", _TITLE_LINE * title[0] + 0.04)
+    row("marks", _MARKS)
+    shape = 9 / 16 if aspect is None else min(max(aspect, 0.25), 2.0)  # height / width
+    row("frames", max(0.12, (step_in - 2 * _PAD_PX / DPI) * shape))  # a pixel each side
+    if inputs:
+        row("inputs", 3 * _INPUT_LANE, 0.04)
+    row("assigned", _ROW, 0.06)
+    most = max([sum(i in s for s in record.sub2frames) for i in range(n)] + [1])
+    row("covers", max(0.18, _SLICE * most), 0.03)
+    row("cues", lanes * _ROW, 0.1)
+    row("axis", _AXIS)
+    row("legend", _LEGEND_ROW * legend_rows, 0.06)
+    # whole pixels, so that the PNG is exactly the figure's size
+    return _Layout(np.ceil(width * DPI) / DPI, np.ceil((y + _MARGIN) * DPI) / DPI, step_in, rows)
+
+
+def _new_row(fig: Figure, lay: _Layout, name: str, n: int, share: Axes | None) -> Axes:
+    """The axes of row ``name``, over the ``n`` steps (x in clip seconds, shared with
+    ``share``), y from 0 to 1 (unless set later), with neither frame nor ticks."""
+    ax = fig.add_axes(lay.rect(name, n * lay.step_in), sharex=share, gid=name)
+    ax.set_ylim(0, 1)
+    ax.tick_params(left=False, labelleft=False, bottom=False, labelbottom=False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.patch.set_visible(False)
+    return ax
+
+
+def _row_label(ax: Axes, text: str) -> None:
+    ax.set_ylabel(
+        text, rotation=0, ha="right", va="center", labelpad=8, color=_MUTED, fontsize=_LABEL_PT
+    )
+
+
+def _tick(seconds_per_px: float) -> float:
+    return next((t for t in _TICKS if t / seconds_per_px >= _MIN_TICK_PX), _TICKS[-1])
+
+
+def _cell(
+    ax: Axes, x0: float, x1: float, y0: float, y1: float, fill: str, colour: str, gid: str
+) -> None:
+    """One box of the "assigned" or "covers" row (or a cue's bar): ``fill`` is ``"solid"`` (the
+    cue's colour), ``"hatched"`` (a pseudo-cue), ``"outline"`` (covered by the cue, assigned to
+    another: a frame in its colour), ``"unmatched"`` (grey) or ``"empty"`` (not aligned)."""
+    from matplotlib.patches import Rectangle
+
+    kw: dict[str, object]
+    if fill == "hatched":
+        kw = {"facecolor": colour, "edgecolor": HATCH_COLOUR, "hatch": PSEUDO_HATCH, "lw": 0}
+    elif fill in ("solid", "unmatched"):
+        kw = {"facecolor": colour, "edgecolor": "none"}
+    elif fill == "outline":
+        kw = {"fill": False, "edgecolor": colour, "linewidth": 2}
+    else:
+        kw = {"fill": False, "edgecolor": colour, "linewidth": 1}
+    ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, gid=gid, **kw))
+
+
+def _cue_fill(record: ClipRecord, k: int) -> tuple[str, str]:
+    cue = record.cues[k]
+    return ("hatched", PSEUDO_COLOUR) if is_pseudo(cue) else ("solid", cue_colour(cue, k))
+
+
+def clip_figure(
+    record: ClipRecord,
+    thumbnails: list[np.ndarray] | None,
+    inputs: list[dict] | None = None,
+) -> Figure:
+    """The figure of ``record``'s timeline (see the module's docstring for its rows).
+
+    ``thumbnails``: the 2D sample of each step (``(H, W, 3)`` uint8 RGB, one per step, see
+    :func:`load_thumbnails`), or ``None`` to draw "no video" boxes instead. ``inputs``: the
+    clip's sampling plan (:func:`load_inputs`) to mark the frames feeding each model input.
+
+    Patches carry gids: ``assigned <i>`` (step ``i``'s cell), ``covers <i> c<k>`` (cue ``k``'s
+    slice of step ``i``), ``cue <k>`` (its bar), ``no video <i>``; the inputs' ticks are one
+    line collection per input, with the input's name as gid.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    if thumbnails is not None and len(thumbnails) != record.num_frames:
+        raise ValueError(
+            f"clip {record.clip_id}: {len(thumbnails)} thumbnails for {record.num_frames} steps"
+        )
+    n, interval = record.num_frames, record.frame_interval
+    span = n * interval
+    aspect = None  # the frames' height / width: the tallest one's
+    if thumbnails:
+        aspect = max(t.shape[0] / t.shape[1] for t in thumbnails)
+    lines = _title_lines(record, thumbnails is not None)
+    title = (len(lines), max(_text_px(text, _TITLE_PT) for text, _ in lines))
+    # Lanes and the legend depend on the figure's width, which does not depend on them.
+    probe = _layout(record, aspect, title, inputs=inputs is not None, lanes=1, legend_rows=1)
+    step_px = probe.step_in * DPI
+    right_px = (probe.width - _LEFT - _MARGIN) * DPI
+    placements = _place_cues(record, step_px, right_px)
+    lanes = 1 + max((p.lane for p in placements), default=0)
+    items = _legend_items(record)
+    ncol = _legend_columns(items, (probe.width - _LEFT - _MARGIN) * DPI)
+    lay = _layout(
+        record,
+        aspect,
+        title,
+        inputs=inputs is not None,
+        lanes=lanes,
+        legend_rows=-(-len(items) // ncol),
+    )
+    fig = Figure(figsize=(lay.width, lay.height), dpi=DPI)
+    FigureCanvasAgg(fig)  # Agg: drawn off screen, no display needed
+    px = DPI * lay.step_in / interval  # pixels per second of the timeline
+
+    for i, (text, colour) in enumerate(lines):
+        y = 1 - (lay.rows["title"][0] + _TITLE_LINE * i) / lay.height
+        text = _fit(text, _TITLE_PT, (lay.width - 2 * _MARGIN) * DPI)
+        fig.text(
+            _MARGIN / lay.width, y, text, va="top", fontsize=_TITLE_PT, color=colour, gid="title"
+        )
+
+    frames = _new_row(fig, lay, "frames", n, None)
+    rows = [frames]
+    _draw_frames(frames, record, thumbnails, lay.step_in, lay.rows["frames"])
+    steps_axis = frames.secondary_xaxis("top")
+    every = max(1, int(np.ceil(24 / step_px)))  # label every step when there is room
+    steps_axis.set_xticks(
+        [(i + 0.5) * interval for i in range(0, n, every)],
+        [str(i) for i in range(0, n, every)],
+    )
+    steps_axis.tick_params(length=0, labelsize=_SMALL_PT, labelcolor=_MUTED, pad=2)
+    steps_axis.spines["top"].set_visible(False)
+    steps_axis.set_gid("steps")
+    frames.annotate(
+        "step",
+        (0, 1),
+        xycoords="axes fraction",
+        xytext=(-8, 7),
+        textcoords="offset points",
+        ha="right",
+        va="center",
+        color=_MUTED,
+        fontsize=_LABEL_PT,
+    )
+
+    if inputs is not None:
+        lane_axes = _new_row(fig, lay, "inputs", n, frames)
+        rows.append(lane_axes)
+        _draw_inputs(lane_axes, record, inputs, px)
+
+    assigned = _new_row(fig, lay, "assigned", n, frames)
+    covers = _new_row(fig, lay, "covers", n, frames)
+    rows += [assigned, covers]
+    _draw_assignment(assigned, covers, record, px)
+
+    cues = _new_row(fig, lay, "cues", n, frames)
+    rows.append(cues)
+    _draw_cues(cues, record, placements, lanes, px)
+    # The time axis, under the cues: clip seconds, the source seconds under them.
+    cues.xaxis.set_major_locator(MultipleLocator(_tick(1 / px)))
+    cues.xaxis.set_major_formatter(
+        FuncFormatter(lambda t, _: f"{t:g}\n{_secs(record.clip.start + t)}")
+    )
+    cues.tick_params(bottom=True, labelbottom=True, labelsize=_SMALL_PT + 0.5, colors=_TEXT)
+    cues.spines["bottom"].set_visible(True)
+    cues.spines["bottom"].set_bounds(0, span)
+    cues.annotate(
+        "clip s\nsource s",
+        (0, 0),
+        xycoords="axes fraction",
+        xytext=(-8, -7),
+        textcoords="offset points",
+        ha="right",
+        va="top",
+        color=_MUTED,
+        fontsize=_SMALL_PT + 0.5,
+    )
+    cues.set_xlim(0, span)  # the locator's ticks past the end are not drawn
+
+    boundaries = [i * interval for i in range(n + 1)]
+    for ax in rows:  # step boundaries, under everything else
+        ax.vlines(
+            boundaries, 0, 1, transform=ax.get_xaxis_transform(), colors=_GRID, lw=1, zorder=0
+        )
+    if _short_end(record):
+        end = record.clip.duration
+        for ax in rows:
+            ax.axvline(end, color=END_COLOUR, linestyle=(0, (2, 2)), lw=2, gid="clip_end")
+        label = f"clip end ({_secs(end)} s)"
+        left = (_LEFT * DPI + end * px) - 4 - _text_px(label, _LABEL_PT) >= _MARGIN * DPI
+        frames.annotate(
+            label,
+            (end, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(-4 if left else 4, 20),
+            textcoords="offset pixels",
+            ha="right" if left else "left",
+            va="center",
+            color=END_COLOUR,
+            fontsize=_LABEL_PT,
+        )
+    _draw_legend(fig, lay, items, ncol)
+    return fig
+
+
+def _draw_frames(
+    ax: Axes,
+    record: ClipRecord,
+    thumbnails: list[np.ndarray] | None,
+    step_in: float,
+    row: tuple[float, float],
+) -> None:
+    from matplotlib.patches import Rectangle
+
+    _row_label(ax, "frames")
+    interval = record.frame_interval
+    pad = _PAD_PX / DPI / step_in * interval  # one pixel, in seconds
+    row_in = row[1] - row[0]
+    for i in range(record.num_frames):
+        x0, x1 = i * interval + pad, (i + 1) * interval - pad
+        if thumbnails is None:
+            ax.add_patch(
+                Rectangle(
+                    (x0, 0),
+                    x1 - x0,
+                    1,
+                    facecolor=_PLACEHOLDER,
+                    edgecolor="#bebebe",
+                    gid=f"no video {i}",
                 )
-            elif kind == "unmatched":
-                draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=UNMATCHED_COLOUR)
-            elif kind == "pseudo":
-                _hatch(img, box, PSEUDO_COLOUR, _HATCH)
+            )
+            if step_in * DPI >= 40:
+                ax.text(
+                    (x0 + x1) / 2,
+                    0.5,
+                    "no video",
+                    ha="center",
+                    va="center",
+                    color=_MUTED,
+                    fontsize=_SMALL_PT,
+                )
             else:
-                draw.line([(x + 12, y + 1), (x + 12, y + 5)], fill=_END, width=2)
-                draw.line([(x + 12, y + 10), (x + 12, y + 15)], fill=_END, width=2)
-            draw.text((x + 30, y + 9), text, font=font, fill=_TEXT, anchor="lm")
-            x += 30 + _text_px(text, font) + 18
+                ax.plot([x0, x1], [1, 0], color="#bebebe", lw=1)
+            continue
+        image = thumbnails[i]
+        # Fit the frame into the cell keeping its shape: the cell is (x1 - x0) seconds by the
+        # row, in inches (x1 - x0) / interval * step_in by row_in.
+        cell_w = (x1 - x0) / interval * step_in
+        h, w = image.shape[0], image.shape[1]
+        scale = min(cell_w / w, row_in / h)
+        half_w = w * scale / step_in * interval / 2
+        half_h = h * scale / row_in / 2
+        mid = (x0 + x1) / 2
+        ax.imshow(
+            np.ascontiguousarray(image, dtype=np.uint8),
+            extent=(mid - half_w, mid + half_w, 0.5 - half_h, 0.5 + half_h),
+            aspect="auto",
+            interpolation="antialiased",
+        )
+    ax.set_xlim(0, record.num_frames * interval)
+    ax.set_ylim(0, 1)
+
+
+def _draw_inputs(ax: Axes, record: ClipRecord, inputs: list[dict], px: float) -> None:
+    """Ticks at the frames feeding each model input (clip-relative x), one lane per input,
+    lane 0 (the 2D frame) at the top."""
+    ax.set_ylim(0, len(INPUT_LANES))
+    ax.set_yticks(
+        [len(INPUT_LANES) - lane - 0.5 for lane in range(len(INPUT_LANES))],
+        [INPUT_LABELS[key] for key in INPUT_LANES],
+    )
+    ax.tick_params(left=False, labelleft=True, labelsize=_SMALL_PT, labelcolor=_MUTED)
+    for lane, key in enumerate(INPUT_LANES):
+        top = len(INPUT_LANES) - lane - 0.1
+        bottom = top - 0.75
+        xs, counts = [], []
+        for step in inputs:
+            times = step[key] if isinstance(step[key], list) else [step[key]]
+            seen: dict[float, int] = {}
+            for t in times:
+                seen[t] = seen.get(t, 0) + 1
+            for t, k in seen.items():
+                xs.append(t - record.clip.start)
+                counts.append(k)
+        ax.vlines(xs, bottom, top, colors=INPUT_COLOURS[key], lw=1, gid=key)
+        for x, k in zip(xs, counts, strict=True):
+            if k > 1:
+                ax.text(
+                    x + 2 / px,
+                    top,
+                    f"x{k}",
+                    va="top",
+                    color=INPUT_COLOURS[key],
+                    fontsize=_SMALL_PT - 1,
+                    gid=key,
+                )
+
+
+def _draw_assignment(assigned: Axes, covers: Axes, record: ClipRecord, px: float) -> None:
+    """The "assigned" row (one cell per step in its owner's colour, grey when unmatched) and
+    the "covers" row (each covering cue's slice of each step, top to bottom in cue order:
+    filled as the cue's bar when the cue got the step, else outlined)."""
+    _row_label(assigned, "assigned" if record.unique_sub2frames else "not aligned")
+    _row_label(covers, "covers")
+    interval = record.frame_interval
+    pad = _PAD_PX / px
+    owner = _owners(record)
+    unmatched = set(record.unmatched_frames)
+    for i in range(record.num_frames):
+        x0, x1 = i * interval + pad, (i + 1) * interval - pad
+        k = owner.get(i)
+        if k is not None:
+            fill, colour = _cue_fill(record, k)
+            _cell(assigned, x0, x1, 0, 1, fill, colour, f"assigned {i}")
+            text = _TEXT if fill == "hatched" else _contrast(colour)
+            label = _fit(f"c{k}", _SMALL_PT, (x1 - x0) * px - 2)
+        elif i in unmatched:
+            _cell(assigned, x0, x1, 0, 1, "unmatched", UNMATCHED_COLOUR, f"assigned {i}")
+            text, label = "white", _fit("none", _SMALL_PT, (x1 - x0) * px - 2)
+        else:
+            _cell(assigned, x0, x1, 0.02, 0.98, "empty", _GRID, f"assigned {i}")
+            label = ""
+        if label:
+            assigned.text(
+                (x0 + x1) / 2, 0.5, label, ha="center", va="center", color=text, fontsize=_SMALL_PT
+            )
+        covering = [c for c, steps in enumerate(record.sub2frames) if i in steps]
+        for j, c in enumerate(covering):
+            y1 = 1 - j / len(covering)
+            y0 = 1 - (j + 1) / len(covering)
+            if owner.get(i) == c:
+                fill, colour = _cue_fill(record, c)
+            else:
+                cue = record.cues[c]
+                fill, colour = "outline", HATCH_COLOUR if is_pseudo(cue) else cue_colour(cue, c)
+            _cell(covers, x0, x1, y0 + 0.02, y1 - 0.02, fill, colour, f"covers {i} c{c}")
+
+
+def _draw_cues(
+    ax: Axes,
+    record: ClipRecord,
+    placements: tuple[_CuePlacement, ...],
+    lanes: int,
+    px: float,
+) -> None:
+    """The cues' bars, lane 0 at the top, each with its label."""
+    _row_label(ax, "cues")
+    ax.set_ylim(lanes, 0)
+    if not record.cues:
+        ax.text(0, 0.5, "(no cues)", va="center", color=_MUTED, fontsize=_LABEL_PT)
+    for k, (cue, p) in enumerate(zip(record.cues, placements, strict=True)):
+        fill, colour = _cue_fill(record, k)
+        _cell(ax, p.x0 / px, p.x1 / px, p.lane + 0.1, p.lane + 0.9, fill, colour, f"cue {k}")
+        text = _TEXT
+        if p.where == "inside" and not is_pseudo(cue):
+            text = _contrast(colour)
+        ax.text(
+            p.label_x / px,
+            p.lane + 0.5,
+            p.label,
+            ha="left",
+            va="center",
+            color=text,
+            fontsize=_LABEL_PT,
+            gid=f"cue {k}",
+            clip_on=False,
+        )
+
+
+def _draw_legend(fig: Figure, lay: _Layout, items: list[str], ncol: int) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = {
+        "cue": Patch(facecolor=PALETTE[0]),
+        "assigned": Patch(facecolor=PALETTE[0], edgecolor=_TEXT, linewidth=0.5),
+        "covered": Patch(fill=False, edgecolor=PALETTE[0], linewidth=2),
+        "unmatched": Patch(facecolor=UNMATCHED_COLOUR),
+        "pseudo": Patch(facecolor=PSEUDO_COLOUR, edgecolor=HATCH_COLOUR, hatch=PSEUDO_HATCH, lw=0),
+        "end": Line2D([], [], color=END_COLOUR, linestyle=(0, (2, 2)), lw=2),
+    }
+    top = lay.rows["legend"][0]
+    legend = fig.legend(
+        [handles[i] for i in items],
+        [_LEGEND_TEXT[i] for i in items],
+        loc="upper left",
+        bbox_to_anchor=(_LEFT / lay.width, 1 - top / lay.height),
+        ncol=ncol,
+        frameon=False,
+        fontsize=_LABEL_PT,
+        borderaxespad=0,
+        borderpad=0,
+        **_LEGEND_SPACING,
+    )
+    legend.set_gid("legend")
+    fig.text(
+        (_LEFT - 0.08) / lay.width,
+        1 - (top + _LEGEND_ROW / 2) / lay.height,
+        "legend",
+        ha="right",
+        va="center",
+        color=_MUTED,
+        fontsize=_LABEL_PT,
+    )
 
 
 def plot_clip(
     record: ClipRecord,
-    out: str | Path,
+    out: str | os.PathLike[str],
     *,
     thumbnails: list[np.ndarray] | None,
     inputs: list[dict] | None = None,
 ) -> Path:
-    """Draw ``record``'s timeline to the PNG file ``out``; returns its path.
+    """Draw ``record``'s timeline (:func:`clip_figure`) to the PNG file ``out``; returns its
+    path.
 
     ``thumbnails``: the 2D sample of each step (``(H, W, 3)`` uint8 RGB, one per step, see
     :func:`load_thumbnails`), or ``None`` to draw "no video" boxes instead. ``inputs``: the
     clip's sampling plan (:func:`load_inputs`) to mark the frames feeding each model input.
     """
-    if thumbnails is not None and len(thumbnails) != record.num_frames:
-        raise ValueError(
-            f"clip {record.clip_id}: {len(thumbnails)} thumbnails for {record.num_frames} steps"
-        )
-    shape = None
-    if thumbnails:
-        shape = max((t.shape for t in thumbnails), key=lambda s: s[0] / s[1])
-    lay = clip_layout(record, shape, inputs=inputs is not None)
-    img = Image.new("RGB", (lay.width, lay.height), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
-    for i in range(lay.num_steps + 1):  # step boundaries, under everything else
-        x = lay.step_columns(i)[0]
-        draw.line([(x, lay.thumbs[0]), (x, lay.cues[1])], fill=_GRID)
-    _draw_title(draw, lay)
-    _draw_frames(img, lay, thumbnails)
-    if inputs is not None:
-        _draw_inputs(img, lay, record, inputs)
-    _draw_axis(draw, lay, record)
-    _draw_assignment(img, lay, record)
-    _draw_cues(img, lay, record)
-    if record.clip.duration < lay.num_steps * record.frame_interval - 1e-6:
-        x = lay.x(record.clip.duration)
-        _dashed_vline(draw, x, lay.marks[0], lay.cues[1], _END)
-        label, font = f"clip end ({_secs(record.clip.duration)} s)", _font(_LABEL_SIZE)
-        if x - 4 - _text_px(label, font) >= _MARGIN:
-            draw.text((x - 4, lay.marks[0]), label, font=font, fill=_END, anchor="rt")
-        else:
-            draw.text((x + 4, lay.marks[0]), label, font=font, fill=_END, anchor="lt")
-    _draw_legend(img, lay, record)
     path = Path(out)
-    img.save(path, format="PNG")
+    clip_figure(record, thumbnails, inputs).savefig(path, format="png")
     return path
 
 
