@@ -181,6 +181,14 @@ class FeatureExtractor:
         self.config = cfg = config or ExtractConfig()
         self.device = resolve_device(cfg.device)
         cuda = self.device.type == "cuda"
+        self.pixels = resolve_pixels(cfg.pixels, self.device)
+        if self.pixels == "torch" and cfg.backend != "pyav":
+            if cfg.pixels == "torch":
+                raise ValueError(f"pixels='torch' needs the pyav backend, not {cfg.backend!r}")
+            self.pixels = "swscale"
+        # After the pixels: NVDEC frames are on the GPU, so "auto" takes NVDEC with torch only;
+        # checked before the weights load, so that a missing NVDEC is told at once.
+        self.decoder = resolve_decoder(cfg.decoder, self.device, self.pixels)
         self.weights: dict[str, WeightsInfo] = {}
         if resnet is None:
             resnet, self.weights["resnet"] = load_resnet152(
@@ -195,13 +203,6 @@ class FeatureExtractor:
         else:
             self.weights["slowfast"] = WeightsInfo("injected", None, "injected")
         slowfast.slow_positions = slow_positions(cfg.sampling)
-        self.pixels = resolve_pixels(cfg.pixels, self.device)
-        if self.pixels == "torch" and cfg.backend != "pyav":
-            if cfg.pixels == "torch":
-                raise ValueError(f"pixels='torch' needs the pyav backend, not {cfg.backend!r}")
-            self.pixels = "swscale"
-        # After the pixels: NVDEC frames are on the GPU, so "auto" takes NVDEC with torch only.
-        self.decoder = resolve_decoder(cfg.decoder, self.device, self.pixels)
         opts = {"bf16": cuda and cfg.bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
         self.resnet = prepare_for(resnet, self.device, **opts)
         self.slowfast = prepare_for(slowfast, self.device, **opts)

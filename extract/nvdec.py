@@ -90,7 +90,8 @@ def missing(device: torch.device) -> str | None:
     even where the package is installed).
     """
     if device.type != "cuda":
-        return f"the extraction device is {device.type!r}; NVDEC needs a CUDA device"
+        why = "" if torch.cuda.is_available() else " (CUDA is not available here)"
+        return f"the extraction device is {device.type!r}{why}; NVDEC needs a CUDA device"
     if not torch.cuda.is_available():
         return "CUDA is not available (torch.cuda.is_available() is False)"
     if importlib.util.find_spec("torchcodec") is None:
