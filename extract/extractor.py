@@ -182,6 +182,8 @@ class FeatureExtractor:
         self.device = resolve_device(cfg.device)
         cuda = self.device.type == "cuda"
         self.pixels = resolve_pixels(cfg.pixels, self.device)
+        if cfg.decoder == "nvdec" and cfg.pixels == "auto":
+            self.pixels = "torch"  # NVDEC's frames are on the GPU: the pixel work is too
         if self.pixels == "torch" and cfg.backend != "pyav":
             if cfg.pixels == "torch":
                 raise ValueError(f"pixels='torch' needs the pyav backend, not {cfg.backend!r}")

@@ -120,9 +120,10 @@ def resolve_decoder(decoder: str, device: torch.device, pixels: str) -> str:
         )
     if decoder == "cpu":
         return "cpu"
-    why = missing(device)
-    if why is None and pixels != "torch":
+    if pixels != "torch":  # a fact of the config: said before what this machine lacks
         why = f"pixels is {pixels!r}; NVDEC frames stay on the GPU, so they need torch pixels"
+    else:
+        why = missing(device)
     if why is None:
         return decoder
     if decoder == "nvdec":
