@@ -57,6 +57,24 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def resolve_pixels_and_decoder(cfg: ExtractConfig, device: torch.device) -> tuple[str, str]:
+    """Where pixel work is done (``swscale``, ``torch``) and where videos are decoded (``cpu``,
+    ``nvdec``, ``auto``: :func:`extract.nvdec.resolve_decoder`) when extracting on ``device``.
+
+    Raises :class:`extract.nvdec.NvdecUnavailable` for ``decoder: nvdec`` where NVDEC cannot
+    run, and ``ValueError`` for ``pixels: torch`` with a backend other than ``pyav``.
+    """
+    pixels = resolve_pixels(cfg.pixels, device)
+    if cfg.decoder == "nvdec" and cfg.pixels == "auto":
+        pixels = "torch"  # NVDEC's frames are on the GPU: the pixel work is too
+    if pixels == "torch" and cfg.backend != "pyav":
+        if cfg.pixels == "torch":
+            raise ValueError(f"pixels='torch' needs the pyav backend, not {cfg.backend!r}")
+        pixels = "swscale"
+    # After the pixels: NVDEC frames are on the GPU, so "auto" takes NVDEC with torch only.
+    return pixels, resolve_decoder(cfg.decoder, device, pixels)
+
+
 @dataclass(frozen=True)
 class VideoFeatures:
     """Features of consecutive steps of one video.
@@ -181,16 +199,8 @@ class FeatureExtractor:
         self.config = cfg = config or ExtractConfig()
         self.device = resolve_device(cfg.device)
         cuda = self.device.type == "cuda"
-        self.pixels = resolve_pixels(cfg.pixels, self.device)
-        if cfg.decoder == "nvdec" and cfg.pixels == "auto":
-            self.pixels = "torch"  # NVDEC's frames are on the GPU: the pixel work is too
-        if self.pixels == "torch" and cfg.backend != "pyav":
-            if cfg.pixels == "torch":
-                raise ValueError(f"pixels='torch' needs the pyav backend, not {cfg.backend!r}")
-            self.pixels = "swscale"
-        # After the pixels: NVDEC frames are on the GPU, so "auto" takes NVDEC with torch only;
-        # checked before the weights load, so that a missing NVDEC is told at once.
-        self.decoder = resolve_decoder(cfg.decoder, self.device, self.pixels)
+        # before the weights load, so that a missing NVDEC is told at once
+        self.pixels, self.decoder = resolve_pixels_and_decoder(cfg, self.device)
         self.weights: dict[str, WeightsInfo] = {}
         if resnet is None:
             resnet, self.weights["resnet"] = load_resnet152(

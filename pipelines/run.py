@@ -626,12 +626,9 @@ def _check_decoder(cfg: RunConfig) -> None:
     Workers on a cluster check for themselves when they start: their machines may differ."""
     if cfg.extract.decoder != "nvdec" or cfg.address or os.environ.get("RAY_ADDRESS"):
         return
-    from extract.extractor import resolve_device
-    from extract.nvdec import resolve_decoder
-    from extract.pixels import resolve_pixels
+    from extract.extractor import resolve_device, resolve_pixels_and_decoder
 
-    device = resolve_device(cfg.extract.device)
-    resolve_decoder("nvdec", device, resolve_pixels(cfg.extract.pixels, device))
+    resolve_pixels_and_decoder(cfg.extract, resolve_device(cfg.extract.device))
 
 
 def dataset_config(cfg: RunConfig) -> dict[str, Any]:
