@@ -818,8 +818,9 @@ def _nvdec_frames(
     :class:`~extract.pixels.RGBFrame` on ``device``, made for the frames a step uses only.
 
     A video NVDEC does not take (its codec, torchcodec's ``cpu_fallback``, a rotation whose
-    handling cannot be told) is decoded by :func:`_pyav_frames` (planes) with ``fallback``,
-    and is a :class:`DecodeError` without.
+    handling cannot be told, one torchcodec cannot open or counts differently) is decoded by
+    :func:`_pyav_frames` (planes) with ``fallback``, and is a :class:`DecodeError` without.
+    An error once frames have come out is a :class:`DecodeError` either way.
     """
     from extract import nvdec
 
@@ -845,16 +846,19 @@ def _nvdec_frames(
     try:
         decoder = VideoDecoder(path, device=device, dimension_order="NHWC", seek_mode="exact")
         count = len(decoder)
-    except Exception as e:
-        raise DecodeError(path, f"torchcodec cannot open it on {device}: {e}") from e
+    except Exception as e:  # PyAV opened it: under auto, PyAV decodes it
+        yield from refused(f"torchcodec cannot open it on {device} ({e})")
+        return
     why = nvdec.cpu_fallback_reason(decoder)
+    if why is None and count != len(index.times):
+        why = f"torchcodec counts {count} frames, the container {len(index.times)}"
+    elif why is not None:
+        why = f"torchcodec would decode it on the CPU ({why})"
     if why is not None:
         del decoder
-        yield from refused(f"torchcodec would decode it on the CPU ({why})")
+        yield from refused(why)
         return
     times = index.times
-    if count != len(times):
-        raise DecodeError(path, f"torchcodec counts {count} frames, the container {len(times)}")
     yield _StreamInfo(index.frame_rate)
     turns = _rot90_turns(index.rotation)
 
