@@ -41,8 +41,9 @@ converts each frame it hands out to RGB at full size on the GPU with its own col
 therefore differ slightly from swscale's (which converts and scales in one pass, with its own
 arithmetic at even widths); see docs/extraction.md.
 
-None of this has run on a GPU yet: the tasks that wrote it had no GPU and could not install
-torchcodec's FFmpeg dependencies. Its tests are marked ``gpu``.
+None of this has run on a GPU yet: the task that wrote it had no GPU. The same code has run
+with torchcodec 0.17.0's decoder opened on the CPU instead (tests/extract/test_nvdec.py, where
+torchcodec loads); the tests that need NVDEC are marked ``gpu``.
 """
 
 from __future__ import annotations

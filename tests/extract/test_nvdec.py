@@ -200,6 +200,65 @@ def test_a_rotation_torchcodec_may_not_show_goes_to_the_cpu(shared_fixtures, nam
         _frames(path, fallback=False)
 
 
+# --- with torchcodec installed ------------------------------------------------------------------
+
+
+def _torchcodec_loads() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("torchcodec") is None:
+        return False
+    try:
+        import torchcodec.decoders  # noqa: F401  # loads FFmpeg's libraries
+    except Exception:
+        return False
+    return True
+
+
+CPU_DECODER_BOUND = 2.5
+"""Grey levels, as :data:`MEAN_DIFF_BOUND`, for torchcodec's CPU decoder: measured 1.15-2.0
+(torchcodec 0.17.0, Debian's FFmpeg 5.1, 2026-12-06; 2.0 for the 50×50 video scaled up)."""
+
+
+@pytest.mark.skipif(not _torchcodec_loads(), reason="torchcodec is not installed, or not loadable")
+@pytest.mark.parametrize(
+    "name",
+    ["flipping_a_pancake.mkv", "video_0.mov", "video_90.mov", "video_270.mov", "unordered.mov"],
+)
+def test_the_nvdec_path_with_torchcodecs_cpu_decoder_matches_the_cpu_path(shared_fixtures, name):
+    """All of the NVDEC path but NVDEC itself, on a machine without a GPU: torchcodec's decoder
+    opened on the CPU instead of CUDA, its frames as :class:`RGBFrame`, then the same steps,
+    frame times and model inputs as the CPU path."""
+    path = shared_fixtures / "videos" / name
+    ours = list(
+        decode._iterate(
+            path,
+            1.5,
+            0.0,
+            None,
+            "pyav",
+            224,
+            30,
+            pixels=True,
+            sampling="hero",
+            planes=True,
+            nvdec=("cpu", False),
+        )
+    )
+    cpu = list(iter_steps(path, sampling="hero", pixels="torch"))
+    assert len(ours) == len(cpu) > 0
+    for o, c in zip(ours, cpu, strict=True):
+        assert isinstance(o, StepPlanes) and isinstance(o.image, RGBFrame)
+        assert (o.index, o.times, o.size) == (c.index, c.times, c.size)
+        assert [f is None for f in o.window] == [f is None for f in c.window]
+    for k in range(0, len(ours), 4):
+        o_img, o_fast = planes_to_inputs(ours[k : k + 4], "hero", CPU)
+        c_img, c_fast = planes_to_inputs(cpu[k : k + 4], "hero", CPU)
+        for a, b in ((o_img, c_img), (o_fast, c_fast)):
+            assert a.shape == b.shape
+            assert (a.float() - b.float()).abs().mean().item() <= CPU_DECODER_BOUND
+
+
 # --- on a GPU, with torchcodec ------------------------------------------------------------------
 
 GPU_VIDEOS = ["flipping_a_pancake.mkv", "video_0.mov", "video_90.mov", "video_270.mov"]
