@@ -105,12 +105,15 @@ def test_what_is_missing_with_cuda_but_no_usable_torchcodec(tmp_path, monkeypatc
         'raise RuntimeError("Could not load libtorchcodec. Likely causes:\\n  1. FFmpeg ...")',
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in [m for m in sys.modules if m.startswith("torchcodec")]:
-        monkeypatch.delitem(sys.modules, name)
-    assert nvdec.missing(CUDA) == (
-        "torchcodec is installed but does not load: Could not load libtorchcodec. Likely causes:"
-    )
-    assert resolve_decoder("auto", CUDA, "torch") == "cpu"
+    try:
+        assert nvdec.missing(CUDA) == (
+            "torchcodec is installed but does not load: Could not load libtorchcodec. Likely "
+            "causes:"
+        )
+        assert resolve_decoder("auto", CUDA, "torch") == "cpu"
+    finally:  # later tests must not find this package imported
+        for name in [m for m in sys.modules if m.split(".")[0] == "torchcodec"]:
+            del sys.modules[name]
 
 
 def test_the_codec_table():
