@@ -2,9 +2,10 @@
 the ``extract:`` section of ``hero run``'s config.
 
 It imports neither torch nor PyAV, so that reading a config is quick; the names it accepts
-(:data:`BACKENDS`, :data:`SAMPLINGS`, :data:`PIXELS`) are those of :mod:`extract.decode`,
-:mod:`extract.sampling` and :mod:`extract.pixels` (a test checks that they agree). Whether a
-backend is installed is checked when extraction starts.
+(:data:`BACKENDS`, :data:`SAMPLINGS`, :data:`PIXELS`, :data:`DECODERS`) are those of
+:mod:`extract.decode`, :mod:`extract.sampling`, :mod:`extract.pixels` and :mod:`extract.nvdec`
+(a test checks that they agree). Whether a backend, or NVDEC, is usable is checked when
+extraction starts.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from pydantic import Field, model_validator
 from hero_data.configmodel import ConfigModel, Device, Flag, Number, Text, Whole, conflict
 from hero_data.grid import DEFAULT_FRAME_INTERVAL, WINDOW_FPS
 
-__all__ = ["BACKENDS", "PIXELS", "SAMPLINGS", "ExtractConfig"]
+__all__ = ["BACKENDS", "DECODERS", "PIXELS", "SAMPLINGS", "ExtractConfig"]
 
 Backend = Literal["pyav", "decord", "torchcodec"]
 Sampling = Literal["hero", "uniform"]
 Pixels = Literal["auto", "swscale", "torch"]
+Decoder = Literal["auto", "cpu", "nvdec"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 SAMPLINGS: tuple[str, ...] = get_args(Sampling)
 PIXELS: tuple[str, ...] = get_args(Pixels)
+DECODERS: tuple[str, ...] = get_args(Decoder)
 
 
 class ExtractConfig(ConfigModel):
@@ -51,6 +54,10 @@ class ExtractConfig(ConfigModel):
             CUDA, ``swscale`` on CPU).
         planes_prefetch_mb: with ``torch`` pixels, the most megabytes of raw planes queued
             ahead of the models (a 1080p step holds about 75 MB of them).
+        decoder: where videos are decoded: ``cpu`` (``backend``, on the CPU), ``nvdec`` (the
+            GPU's hardware decoder through torchcodec, an optional extra; needs a CUDA
+            ``device`` and ``torch`` pixels), ``auto`` (``nvdec`` where it is usable, video by
+            video, else ``cpu``; :mod:`extract.nvdec`).
     """
 
     frame_interval: Number = Field(DEFAULT_FRAME_INTERVAL, gt=0)
@@ -67,6 +74,7 @@ class ExtractConfig(ConfigModel):
     offline: Flag | None = None
     pixels: Pixels = "auto"
     planes_prefetch_mb: Whole = Field(1024, ge=1)
+    decoder: Decoder = "auto"
 
     @model_validator(mode="after")
     def _rules(self) -> ExtractConfig:
@@ -84,4 +92,16 @@ class ExtractConfig(ConfigModel):
                         f"{key} and random_weights exclude each other: give weight files or "
                         "random_weights: true, not both",
                     )
+        if self.decoder == "nvdec":
+            if self.device == "cpu":
+                raise conflict(
+                    ["decoder", "device"],
+                    "decoder nvdec decodes on the GPU: it needs a CUDA device, not 'cpu'",
+                )
+            if self.pixels == "swscale":
+                raise conflict(
+                    ["decoder", "pixels"],
+                    "decoder nvdec leaves frames on the GPU, so pixel work is done there: "
+                    "pixels must be torch or auto, not swscale",
+                )
         return self

@@ -54,17 +54,21 @@ Backends (``iter_steps(..., backend=...)``):
 - ``"torchcodec"``: only when torchcodec is installed (it is not in this project's lock file);
   exact times as for decord, scaling as for decord frames but with swscale's bicubic. Untested
   here. A video with a 180° rotation is refused, since its frames do not show whether
-  torchcodec applied it. It decodes on the CPU: no device is passed to its ``VideoDecoder``.
+  torchcodec applied it. It decodes on the CPU: no device is passed to its ``VideoDecoder``
+  (NVDEC, below, is the ``decoder`` option, not a backend).
 
 With ``pixels="torch"`` (``pyav`` only) nothing is scaled here: each used frame's raw YUV
 planes are copied out (:class:`extract.pixels.YUVFrame`) and steps come out as
 :class:`StepPlanes`, for :func:`extract.pixels.convert` to scale and convert on the extraction
 device in batches.
 
-All backends decode on the CPU; GPU (NVDEC) decoding is not implemented. It would need
-torchcodec's decoder opened with ``device="cuda"`` (or PyNvVideoCodec), its frames fed to the
-torch pixel path without a copy back to host memory, and a GPU machine to test it on, which
-the tasks that built this module did not have.
+NVDEC (``iter_steps(..., decoder="nvdec" or "auto")``, with ``pixels="torch"``): torchcodec's
+CUDA decoder decodes on the GPU; frame times come from PyAV's demuxing as for ``torchcodec``
+above, the frames a step uses are fetched by index and stay on the GPU as
+:class:`extract.pixels.RGBFrame` (RGB, full size) in the :class:`StepPlanes`, for
+:func:`extract.pixels.convert` to scale there. With ``auto`` a video NVDEC cannot decode (its
+codec, or torchcodec's ``cpu_fallback``; :mod:`extract.nvdec`) is decoded by PyAV instead,
+``pixels="torch"`` as well; with ``nvdec`` it fails. Not yet run on a GPU.
 
 Every failure (missing file, not a video, no video stream, data that stops the decoder, no
 frame at all) raises :class:`DecodeError`, never a raw PyAV or decord exception. Errors met
@@ -87,9 +91,10 @@ from typing import Any
 
 import av
 import numpy as np
+import torch
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from extract.pixels import YUVFrame, yuv_frame
+from extract.pixels import RGBFrame, YUVFrame, yuv_frame
 from extract.sampling import SAMPLINGS, pathway_slots
 from hero_data.errors import HeroError, OptionError
 from hero_data.grid import (
@@ -200,16 +205,18 @@ class StepPlanes:
 
     Attributes:
         index: as :class:`StepFrames`'.
-        image: the 2D sample's frame.
+        image: the 2D sample's frame: its YUV planes on the host
+            (:class:`~extract.pixels.YUVFrame`), or, decoded by NVDEC, its RGB on the device
+            (:class:`~extract.pixels.RGBFrame`).
         window: per 3D window slot, its frame, or None for a slot no model reads (the same
-            :class:`~extract.pixels.YUVFrame` object where slots, or steps, share a frame).
+            object where slots, or steps, share a frame).
         size: (width, height) of a frame as displayed once scaled (short side 224).
         times: which source frames these are (:class:`StepTimes`).
     """
 
     index: int
-    image: YUVFrame
-    window: tuple[YUVFrame | None, ...]
+    image: YUVFrame | RGBFrame
+    window: tuple[YUVFrame | RGBFrame | None, ...]
     size: tuple[int, int]
     times: StepTimes
 
@@ -518,11 +525,8 @@ class _Step:
             return self.times()
         assert self.image is not None and self.window is not None
         if self.planes:
-            image: YUVFrame = self.image
-            height, width = image.y.shape
-            if image.turns % 2:
-                width, height = height, width
-            size = scaled_size(width, height, self.side)
+            image: YUVFrame | RGBFrame = self.image
+            size = scaled_size(*image.display_size, self.side)
             return StepPlanes(self.index, image, tuple(self.window), size, self.times())
         return StepFrames(self.index, self.image, self.window, self.times())
 
@@ -680,6 +684,7 @@ class _Index:
     frame_rate: Fraction  # _frame_rate's
     rotation: int  # clockwise degrees
     display: tuple[int, int]  # (height, width) of a frame as displayed, full size
+    codec: str  # FFmpeg's name of the stream's codec ("h264")
 
 
 def _index(path: str) -> _Index:
@@ -691,6 +696,7 @@ def _index(path: str) -> _Index:
         stream = _video_stream(container, path)
         rate = _frame_rate(stream, path)
         base = stream.time_base
+        codec = stream.codec_context.name
         first = _next_frame(container.decode(stream), path, None)
         if first is None:
             raise DecodeError(path, "no frame decoded")
@@ -713,7 +719,7 @@ def _index(path: str) -> _Index:
     origin = origin if origin is not None else pts[0]
     times = [Fraction(p - origin) * base for p in pts]
     last = Fraction(durations[pts[-1]]) * base
-    return _Index(times, last or 1 / rate, rate, rotation, display)
+    return _Index(times, last or 1 / rate, rate, rotation, display, codec)
 
 
 def _rgb_scaler(side: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -805,6 +811,71 @@ def _torchcodec_frames(
         raise DecodeError(path, f"torchcodec stopped decoding: {e}") from e
 
 
+def _nvdec_frames(
+    path: str, start: Fraction, first_cutoff: Fraction, side: int, device: str, fallback: bool
+) -> Iterator[_StreamInfo | _Frame]:
+    """Frames decoded by NVDEC through torchcodec (:mod:`extract.nvdec`), as
+    :class:`~extract.pixels.RGBFrame` on ``device``, made for the frames a step uses only.
+
+    A video NVDEC does not take (its codec, torchcodec's ``cpu_fallback``, a rotation whose
+    handling cannot be told, one torchcodec cannot open or counts differently) is decoded by
+    :func:`_pyav_frames` (planes) with ``fallback``, and is a :class:`DecodeError` without.
+    An error once frames have come out is a :class:`DecodeError` either way.
+    """
+    from extract import nvdec
+
+    index = _index(path)
+
+    def refused(why: str) -> Iterator[_StreamInfo | _Frame]:
+        if not fallback:
+            raise DecodeError(path, f"NVDEC cannot decode it: {why}")
+        nvdec.tell(f"NVDEC: {why}: such videos are decoded on the CPU")
+        log.info("%s: decoding on the CPU, not NVDEC: %s", path, why)
+        return _pyav_frames(path, start, first_cutoff, side, planes=True)
+
+    why = nvdec.unsupported_codec(index.codec)
+    if why is None and (
+        index.rotation == 180 or (index.rotation and index.display[0] == index.display[1])
+    ):
+        why = f"a {index.rotation}° rotation (its frames do not show whether torchcodec applied it)"
+    if why is not None:
+        yield from refused(why)
+        return
+    from torchcodec.decoders import VideoDecoder
+
+    try:
+        decoder = VideoDecoder(path, device=device, dimension_order="NHWC", seek_mode="exact")
+        count = len(decoder)
+    except Exception as e:  # PyAV opened it: under auto, PyAV decodes it
+        yield from refused(f"torchcodec cannot open it on {device} ({e})")
+        return
+    why = nvdec.cpu_fallback_reason(decoder)
+    if why is None and count != len(index.times):
+        why = f"torchcodec counts {count} frames, the container {len(index.times)}"
+    elif why is not None:
+        why = f"torchcodec would decode it on the CPU ({why})"
+    if why is not None:
+        del decoder
+        yield from refused(why)
+        return
+    times = index.times
+    yield _StreamInfo(index.frame_rate)
+    turns = _rot90_turns(index.rotation)
+
+    def fetch(k: int) -> RGBFrame:
+        try:
+            rgb = decoder.get_frame_at(k).data  # (H, W, 3) uint8 on the device (NHWC)
+        except Exception as e:
+            raise DecodeError(path, f"NVDEC stopped decoding at frame {k}: {e}") from e
+        if tuple(rgb.shape[:2]) != index.display:  # coded orientation: rotate it here
+            rgb = torch.rot90(rgb, turns, dims=(0, 1))
+        return RGBFrame(rgb.contiguous())
+
+    for k in range(frame_before(times, first_cutoff), count):
+        duration = index.last_duration if k == count - 1 else None
+        yield _Frame(times[k], duration, k, fetch)
+
+
 _SOURCES = {"pyav": _pyav_frames, "decord": _decord_frames, "torchcodec": _torchcodec_frames}
 
 
@@ -822,6 +893,8 @@ def iter_steps(
     window_fps: int = WINDOW_FPS,
     sampling: str | None = None,
     pixels: str = "swscale",
+    decoder: str = "cpu",
+    device: str | torch.device = "cuda",
 ) -> Iterator[StepFrames] | Iterator[StepPlanes]:
     """The steps of ``[start, end)`` source seconds of a video, in order, from one decode.
 
@@ -840,11 +913,20 @@ def iter_steps(
     ``pixels``: ``swscale`` (default) yields :class:`StepFrames`, converted here; ``torch``
     yields :class:`StepPlanes`, the frames' YUV planes unconverted, for
     :func:`extract.pixels.convert` on the extraction device (``pyav`` backend only).
+
+    ``decoder`` (:mod:`extract.nvdec`): ``cpu`` decodes with ``backend``; ``nvdec`` with
+    NVDEC on ``device`` (``pixels="torch"``; the steps' frames are then
+    :class:`~extract.pixels.RGBFrame` on ``device``); ``auto`` with NVDEC where it can, video
+    by video, else as ``cpu`` (PyAV). ``nvdec`` where NVDEC is unusable raises
+    :class:`extract.nvdec.NvdecUnavailable` when called.
     """
     if pixels not in ("swscale", "torch"):
         raise OptionError(f"pixels must be 'swscale' or 'torch' here, got {pixels!r}")
     if pixels == "torch" and backend != "pyav":
         raise OptionError(f"pixels='torch' needs the pyav backend, not {backend!r}")
+    from extract.nvdec import resolve_decoder
+
+    decoder = resolve_decoder(decoder, torch.device(device), pixels)
     return _iterate(  # type: ignore[return-value]
         path,
         interval,
@@ -856,6 +938,7 @@ def iter_steps(
         pixels=True,
         sampling=sampling,
         planes=pixels == "torch",
+        nvdec=None if decoder == "cpu" else (str(device), decoder == "auto"),
     )
 
 
@@ -885,7 +968,9 @@ def _iterate(
     pixels: bool,
     sampling: str | None = None,
     planes: bool = False,
+    nvdec: tuple[str, bool] | None = None,
 ) -> Iterator[StepFrames | StepPlanes | StepTimes]:
+    """``nvdec``: (device, fall back to the CPU) to decode with NVDEC (``planes`` only)."""
     if sampling is not None and sampling not in SAMPLINGS:
         raise OptionError(f"unknown sampling {sampling!r}; choose one of {list(SAMPLINGS)}")
     if backend not in BACKENDS:
@@ -917,7 +1002,9 @@ def _iterate(
         window_cutoffs_3d(first_step, interval, window_fps)[0],
         sample_cutoff_2d(first_step, interval),
     )
-    if planes:
+    if nvdec is not None:
+        frames = _nvdec_frames(name, begin, first_cutoff, short_side, *nvdec)
+    elif planes:
         frames = _pyav_frames(name, begin, first_cutoff, short_side, planes=True)
     else:
         frames = source(name, begin, first_cutoff, short_side)

@@ -37,7 +37,8 @@ from extract.models import (
     load_slowfast_r50,
     prepare_for,
 )
-from extract.pixels import YUVFrame, convert, resolve_pixels
+from extract.nvdec import resolve_decoder
+from extract.pixels import RGBFrame, YUVFrame, convert, resolve_pixels
 from extract.sampling import pathway_slots, slow_positions
 from hero_data.errors import HeroError, OptionError
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
@@ -54,6 +55,24 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise OptionError(f"device {name!r} asked for, but CUDA is not available", key="device")
     return device
+
+
+def resolve_pixels_and_decoder(cfg: ExtractConfig, device: torch.device) -> tuple[str, str]:
+    """Where pixel work is done (``swscale``, ``torch``) and where videos are decoded (``cpu``,
+    ``nvdec``, ``auto``: :func:`extract.nvdec.resolve_decoder`) when extracting on ``device``.
+
+    Raises :class:`extract.nvdec.NvdecUnavailable` for ``decoder: nvdec`` where NVDEC cannot
+    run, and ``ValueError`` for ``pixels: torch`` with a backend other than ``pyav``.
+    """
+    pixels = resolve_pixels(cfg.pixels, device)
+    if cfg.decoder == "nvdec" and cfg.pixels == "auto":
+        pixels = "torch"  # NVDEC's frames are on the GPU: the pixel work is too
+    if pixels == "torch" and cfg.backend != "pyav":
+        if cfg.pixels == "torch":
+            raise ValueError(f"pixels='torch' needs the pyav backend, not {cfg.backend!r}")
+        pixels = "swscale"
+    # After the pixels: NVDEC frames are on the GPU, so "auto" takes NVDEC with torch only.
+    return pixels, resolve_decoder(cfg.decoder, device, pixels)
 
 
 @dataclass(frozen=True)
@@ -180,6 +199,8 @@ class FeatureExtractor:
         self.config = cfg = config or ExtractConfig()
         self.device = resolve_device(cfg.device)
         cuda = self.device.type == "cuda"
+        # before the weights load, so that a missing NVDEC is told at once
+        self.pixels, self.decoder = resolve_pixels_and_decoder(cfg, self.device)
         self.weights: dict[str, WeightsInfo] = {}
         if resnet is None:
             resnet, self.weights["resnet"] = load_resnet152(
@@ -194,11 +215,6 @@ class FeatureExtractor:
         else:
             self.weights["slowfast"] = WeightsInfo("injected", None, "injected")
         slowfast.slow_positions = slow_positions(cfg.sampling)
-        self.pixels = resolve_pixels(cfg.pixels, self.device)
-        if self.pixels == "torch" and cfg.backend != "pyav":
-            if cfg.pixels == "torch":
-                raise ValueError(f"pixels='torch' needs the pyav backend, not {cfg.backend!r}")
-            self.pixels = "swscale"
         opts = {"bf16": cuda and cfg.bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
         self.resnet = prepare_for(resnet, self.device, **opts)
         self.slowfast = prepare_for(slowfast, self.device, **opts)
@@ -222,6 +238,7 @@ class FeatureExtractor:
                 "the sampling rule; /255, mean 0.45, std 0.225",
             },
             "pixels": self.pixels,
+            "decode": self.decoder,
             "dtype": "bfloat16 autocast" if self._bf16 else "float32",
             "device": self.device.type,
         }
@@ -274,6 +291,8 @@ class FeatureExtractor:
             backend=cfg.backend,
             sampling=cfg.sampling,  # convert only the window slots SlowFast reads
             pixels=self.pixels,
+            decoder=self.decoder,
+            device=self.device,
         )
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         cost, budget = None, 0
@@ -337,10 +356,10 @@ def planes_to_inputs(
     fast-pathway slots ``sampling`` names) once: uint8 images ``(B, h, w, 3)`` and fast
     frames ``(B, 32, 224, 224, 3)``, as the swscale path's :meth:`FeatureExtractor.fast_frames`
     would give them."""
-    frames: dict[int, YUVFrame] = {}
+    frames: dict[int, YUVFrame | RGBFrame] = {}
     rows: dict[int, int] = {}
 
-    def row(frame: YUVFrame | None) -> int:
+    def row(frame: YUVFrame | RGBFrame | None) -> int:
         assert frame is not None, "a slot the sampling rule reads has no frame"
         if id(frame) not in rows:
             rows[id(frame)] = len(frames)
@@ -352,7 +371,7 @@ def planes_to_inputs(
     for s in steps:
         slots = pathway_slots(sampling, len(s.window), s.times.frame_rate)
         fast_rows.append([row(s.window[j]) for j in slots.fast])
-    rgb = convert(list(frames.values()), steps[0].size, device)  # (N, h, w, 3)
+    rgb = convert(list(frames.values()), steps[0].size, device)  # type: ignore[arg-type]  # (N, h, w, 3)
     side = SHORT_SIDE  # the 3D slots' crop
     top, left = crop_offset(rgb.shape[1], side), crop_offset(rgb.shape[2], side)
     crops = rgb[:, top : top + side, left : left + side]  # (N, 224, 224, 3)

@@ -20,6 +20,10 @@ device and there
    ``ff_yuv2rgb_c_init_tables`` (libswscale/yuv2rgb.c), reproduced in :func:`_pair_tables`;
 3. values are rounded to uint8, the display rotation applied.
 
+Frames decoded by NVDEC (:mod:`extract.nvdec`) reach this module as :class:`RGBFrame`: torchcodec
+has already turned them into full-size RGB on the GPU, so only step 1 is done, each channel
+scaled with the same bicubic matrices as a luma plane.
+
 The same code runs on CPU and CUDA. Against swscale's own output it differs by a mean of about
 0.01 grey levels at either parity (measured in ``tests/extract/test_pixels.py``); it is not
 bit-identical (swscale scales in fixed point and rounds between its passes), except on flat
@@ -85,9 +89,40 @@ class YUVFrame:
         """Bytes of pixel data held."""
         return self.y.nbytes + self.u.nbytes + self.v.nbytes
 
-    def key(self) -> tuple[int, int, int, bool, int]:
+    def key(self) -> tuple[Any, ...]:
         """Frames with equal keys convert together."""
-        return (*self.y.shape, self.colorspace, self.full_range, self.turns)
+        return ("yuv", *self.y.shape, self.colorspace, self.full_range, self.turns)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of the frame as displayed, full size."""
+        height, width = self.y.shape
+        return (height, width) if self.turns % 2 else (width, height)
+
+
+@dataclass(frozen=True, eq=False)
+class RGBFrame:
+    """One frame decoded on the extraction device (NVDEC), already RGB, full size, as displayed.
+
+    Attributes:
+        rgb: (H, W, 3) uint8 on the device.
+    """
+
+    rgb: torch.Tensor
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of pixel data held (device memory)."""
+        return self.rgb.numel() * self.rgb.element_size()
+
+    def key(self) -> tuple[Any, ...]:
+        """Frames with equal keys convert together."""
+        return ("rgb", *self.rgb.shape[:2], str(self.rgb.device))
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of the frame as displayed, full size."""
+        return (int(self.rgb.shape[1]), int(self.rgb.shape[0]))
 
 
 def yuv_frame(frame: Any, turns: int) -> YUVFrame:
@@ -232,9 +267,13 @@ def _rgb_pairs(
 
 
 def convert(
-    frames: list[YUVFrame], size: tuple[int, int], device: torch.device, chunk: int = 32
+    frames: list[YUVFrame] | list[RGBFrame],
+    size: tuple[int, int],
+    device: torch.device,
+    chunk: int = 32,
 ) -> torch.Tensor:
-    """Frames of one :meth:`YUVFrame.key` -> (N, h, w, 3) uint8 RGB on ``device``.
+    """Frames of one key (:meth:`YUVFrame.key`, :meth:`RGBFrame.key`) -> (N, h, w, 3) uint8
+    RGB on ``device``.
 
     ``size``: (width, height) *as displayed* after scaling. At most ``chunk`` frames are
     converted at a time (the float32 planes of 32 1080p frames take about 400 MB).
@@ -243,6 +282,9 @@ def convert(
         parts = range(0, len(frames), chunk)
         return torch.cat([convert(frames[k : k + chunk], size, device, chunk) for k in parts])
     first = frames[0]
+    if isinstance(first, RGBFrame):
+        return _scale_rgb([f.rgb for f in frames], size, device)  # type: ignore[union-attr]
+    assert isinstance(first, YUVFrame)
     width, height = size
     coded = (width, height) if first.turns % 2 == 0 else (height, width)
     out_hw = (coded[1], coded[0])
@@ -250,7 +292,7 @@ def convert(
     non_blocking = device.type == "cuda"
 
     def stack(name: str) -> torch.Tensor:
-        host = torch.from_numpy(np.stack([getattr(f, name) for f in frames]))
+        host = torch.from_numpy(np.stack([getattr(f, name) for f in frames]))  # type: ignore[misc]
         if non_blocking:
             host = host.pin_memory()
         return host.to(device, non_blocking=non_blocking).float()  # (N, h, w)
@@ -268,6 +310,21 @@ def convert(
     if first.turns:
         rgb = torch.rot90(rgb, first.turns, dims=(1, 2))
     return rgb.contiguous()
+
+
+def _scale_rgb(
+    frames: list[torch.Tensor], size: tuple[int, int], device: torch.device
+) -> torch.Tensor:
+    """Full-size (H, W, 3) uint8 RGB frames (display orientation) -> (N, h, w, 3) uint8 on
+    ``device``, ``size`` = (w, h): each channel scaled as a luma plane is (bicubic, B = 0,
+    C = 0.6), rounded half up and clipped."""
+    rgb = torch.stack([f.to(device, non_blocking=True) for f in frames])  # (N, H, W, 3)
+    n, height, width, _ = rgb.shape
+    planes = rgb.permute(0, 3, 1, 2).reshape(n * 3, height, width).float()  # (3N, H, W)
+    out_hw = (size[1], size[0])
+    scaled = _scale_plane(planes, out_hw, (height, width), chroma=False)  # (3N, h, w)
+    scaled = (scaled + 0.5).floor_().clamp_(0, 255).to(torch.uint8)
+    return scaled.reshape(n, 3, *out_hw).permute(0, 2, 3, 1).contiguous()  # (N, h, w, 3)
 
 
 def _rgb_exact(

@@ -235,6 +235,16 @@ _SAMPLING_HELP = (
     "SlowFast's frame choice: hero (HERO's extractor: depends on the frame rate, repeats the "
     "window's last frame) or uniform (32 frames spread evenly)."
 )
+_PIXELS_HELP = (
+    "Where frames are scaled and converted to RGB: swscale (CPU, in the decode thread), "
+    "torch (raw YUV planes sent to --device and converted there in batches; pyav backend "
+    "only), auto (torch on CUDA, swscale on CPU)."
+)
+_DECODER_HELP = (
+    "Where videos are decoded: cpu (--backend), nvdec (the GPU's decoder through torchcodec, "
+    "an optional install; needs a CUDA --device and torch pixels), auto (nvdec where usable, "
+    "video by video, else cpu)."
+)
 
 
 def _run_default(name: str) -> str:
@@ -312,6 +322,16 @@ def _print_run_report(report: dict[str, Any]) -> None:
 @click.option("--clip-seconds", type=float, help=f"Clip length [{_run_default('clip_length')}].")
 @click.option("--whole-videos", is_flag=True, default=None, help="Each video is one clip.")
 @click.option("--backend", type=click.Choice(["pyav", "decord", "torchcodec"]), help="Decoder.")
+@click.option(
+    "--decoder",
+    type=click.Choice(["auto", "cpu", "nvdec"]),
+    help=f"{_DECODER_HELP} [{_run_default('decoder')}]",
+)
+@click.option(
+    "--pixels",
+    type=click.Choice(["auto", "swscale", "torch"]),
+    help=f"{_PIXELS_HELP} [{_run_default('pixels')}]",
+)
 @click.option("--device", help="auto (GPU actors when GPUs exist), cpu, cuda.")
 @click.option(
     "--batch-size", type=int, help=f"Steps per model batch [{_run_default('batch_size')}]."
@@ -485,9 +505,14 @@ def run(
     type=click.Choice(["auto", "swscale", "torch"]),
     default="auto",
     show_default=True,
-    help="Where frames are scaled and converted to RGB: swscale (CPU, in the decode thread), "
-    "torch (raw YUV planes sent to --device and converted there in batches; pyav backend "
-    "only), auto (torch on CUDA, swscale on CPU).",
+    help=_PIXELS_HELP,
+)
+@click.option(
+    "--decoder",
+    type=click.Choice(["auto", "cpu", "nvdec"]),
+    default="auto",
+    show_default=True,
+    help=_DECODER_HELP,
 )
 @click.option(
     "--compile",
@@ -535,6 +560,7 @@ def extract(
     device: str,
     batch_size: int,
     pixels: str,
+    decoder: str,
     compile_: bool,
     resnet_weights: Path | None,
     slowfast_weights: Path | None,
@@ -571,6 +597,7 @@ def extract(
         device=device,
         batch_size=batch_size,
         pixels=pixels,
+        decoder=decoder,
         compile=compile_,
         sampling=sampling,
         resnet_weights=str(resnet_weights) if resnet_weights else None,

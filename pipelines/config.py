@@ -194,8 +194,9 @@ class RunConfig(ConfigModel):
         features mean). Weight
         and tokenizer files are content too, but by what they hold, not where they are: the
         pipeline adds their sha256. Not content: where things are (``input``, ``output``,
-        ``subtitles``; a corpus may grow between runs), how the work is done (``backend``: the
-        decoders select the same frames; ``device``, ``batch_size``, ``compile``, ``workers``, the
+        ``subtitles``; a corpus may grow between runs), how the work is done (``backend``,
+        ``decoder`` and ``pixels``: the decoders select the same frames, and pixels differ by
+        grey levels at most; ``device``, ``batch_size``, ``compile``, ``workers``, the
         resources, ``address``, timeouts, ``max_attempts``, ``strict``, ``offline``) and the
         shard layout (``rows_per_shard``). ``strict_subtitles`` is not content either: like
         the timeouts, it decides which videos fail, not what a clip holds, and a run may

@@ -620,6 +620,17 @@ def _weights_config(cfg: RunConfig) -> dict[str, Any]:
     return {"resnet": resnet.sha256, "slowfast": slowfast.sha256}
 
 
+def _check_decoder(cfg: RunConfig) -> None:
+    """``decoder: nvdec`` with a Ray started here: refuse before Ray starts when NVDEC cannot
+    run on this machine (:class:`extract.nvdec.NvdecUnavailable`, naming what is missing).
+    Workers on a cluster check for themselves when they start: their machines may differ."""
+    if cfg.extract.decoder != "nvdec" or cfg.address or os.environ.get("RAY_ADDRESS"):
+        return
+    from extract.extractor import resolve_device, resolve_pixels_and_decoder
+
+    resolve_pixels_and_decoder(cfg.extract, resolve_device(cfg.extract.device))
+
+
 def dataset_config(cfg: RunConfig) -> dict[str, Any]:
     """What the manifest records about how the dataset was made (content only)."""
     tokenizer = None
@@ -888,6 +899,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     commits nothing, ends the run with its error.
     """
     started = time.monotonic()
+    _check_decoder(cfg)
     config = dataset_config(cfg)
     run_id = new_run_id()
     mode = "overwrite" if cfg.overwrite else "append"

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("hero_data", "extract", "align", "hero_model", "build_benchmarks", "pipelines")
 
 IMPORTED_NOT_DECLARED = {
-    # the third decoder backend, used only when installed; not in the lock (extract/decode.py)
+    # the third decoder backend and NVDEC decoding, used only when installed; not in the lock
+    # on purpose (extract/decode.py, extract/nvdec.py: it needs the system's FFmpeg libraries)
     "torchcodec",
 }
 DECLARED_NOT_IMPORTED = {

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,6 +43,24 @@ def test_gpu_check_rejects_an_unknown_part():
     assert proc.returncode == 2 and "nope" in proc.stderr
 
 
+def test_nvdec_decode_fps_is_skipped_with_its_reason_without_cuda(tmp_path):
+    """The decode part's NVDEC measurement (``_nvdec_decode``) on the CPU: skipped, saying
+    what is missing, before any video is opened."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    assert spec is not None and spec.loader is not None
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    out = gpu_check._nvdec_decode(argparse.Namespace(device="cpu"), tmp_path / "none.mp4", 1)
+    assert out == {
+        "skipped": "NVDEC not measured: the extraction device is 'cpu'"
+        + ("" if torch.cuda.is_available() else " (CUDA is not available here)")
+        + "; NVDEC needs a CUDA device"
+    }
+
+
 @pytest.mark.gpu
 def test_gpu_check_decode_part_on_cuda():
     proc = subprocess.run(
@@ -54,3 +73,5 @@ def test_gpu_check_decode_part_on_cuda():
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["cuda"] and summary["decode"]["with_gpu_pixels_fps"] > 0
+    nvdec = summary["decode"]["nvdec"]
+    assert "skipped" in nvdec or nvdec["with_gpu_pixels_fps"] > 0, nvdec

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from extract import decode, pixels, sampling
-from extract.config import BACKENDS, PIXELS, SAMPLINGS, ExtractConfig
+from extract import decode, nvdec, pixels, sampling
+from extract.config import BACKENDS, DECODERS, PIXELS, SAMPLINGS, ExtractConfig
 from hero_data.errors import OptionError
 
 
@@ -13,6 +13,7 @@ def test_the_names_a_config_accepts_are_the_extractors() -> None:
     assert BACKENDS == decode.BACKENDS
     assert SAMPLINGS == sampling.SAMPLINGS
     assert PIXELS == pixels.PIXELS
+    assert DECODERS == nvdec.DECODERS
     assert ExtractConfig().sampling == sampling.DEFAULT_SAMPLING
 
 

@@ -288,6 +288,54 @@ def test_extract_pixels_flag_reaches_the_extract_config(tmp_path, monkeypatch):
     assert code == 2 and "'gpu' is not one of 'auto', 'swscale', 'torch'" in out
 
 
+def test_extract_decoder_flag_reaches_the_extract_config(tmp_path, monkeypatch):
+    import pipelines.extract_videos
+    from pipelines.extract_videos import ExtractSummary
+
+    configs = []
+
+    def fake_extract_videos(videos, output, config, *, overwrite=False):
+        configs.append(config)
+        return ExtractSummary()
+
+    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
+    assert run(*base)[0] == 0
+    assert run(*base, "--decoder", "nvdec")[0] == 0
+    assert run(*base, "--decoder", "cpu")[0] == 0
+    assert [c.decoder for c in configs] == ["auto", "nvdec", "cpu"]
+    code, out = run(*base, "--decoder", "nvdec", "--device", "cpu")
+    assert code == 1 and "decoder nvdec decodes on the GPU: it needs a CUDA device" in out
+    code, out = run(*base, "--decoder", "gpu")
+    assert code == 2 and "'gpu' is not one of 'auto', 'cpu', 'nvdec'" in out
+
+
+def test_run_pixels_and_decoder_flags_and_yaml_reach_the_run_config(tmp_path, monkeypatch):
+    import pipelines.run
+    from pipelines.inputs import InputError
+
+    configs = []
+
+    def fake_run_pipeline(cfg, progress=True):
+        configs.append(cfg)
+        raise InputError("stopped by the test")
+
+    monkeypatch.setattr(pipelines.run, "run_pipeline", fake_run_pipeline)
+    base = ["run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]
+    assert run(*base)[0] == 1
+    assert run(*base, "--pixels", "torch", "--decoder", "cpu")[0] == 1
+    config = tmp_path / "run.yaml"
+    config.write_text("extract:\n  pixels: swscale\n  decoder: nvdec\n  device: cuda\n")
+    code, out = run(*base, "--config", str(config))
+    assert code == 1 and "pixels must be torch or auto, not swscale" in out and "run.yaml" in out
+    assert run(*base, "--config", str(config), "--pixels", "auto")[0] == 1
+    assert [(c.extract.pixels, c.extract.decoder) for c in configs] == [
+        ("auto", "auto"),
+        ("torch", "cpu"),
+        ("auto", "nvdec"),
+    ]
+
+
 def test_run_sampling_and_offline_reach_the_run_config(tmp_path, monkeypatch):
     import pipelines.run
     from pipelines.inputs import InputError

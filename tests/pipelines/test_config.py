@@ -397,6 +397,16 @@ def test_a_flag_overrides_a_key_of_the_extract_section() -> None:
             "extract.pixels must be one of auto, swscale, torch, got 'gpu'",
         ),
         (
+            {"decoder": "gpu"},
+            "extract.decoder",
+            "extract.decoder must be one of auto, cpu, nvdec, got 'gpu'",
+        ),
+        (
+            {"decoder": "nvdec", "device": "cpu"},
+            "extract.decoder",
+            "decoder nvdec decodes on the GPU: it needs a CUDA device, not 'cpu'",
+        ),
+        (
             {"random_weights": True, "resnet_weights": "r.pth"},
             "extract.resnet_weights",
             "resnet_weights and random_weights exclude each other: give weight files or "
@@ -411,6 +421,38 @@ def test_errors_in_the_extract_section_name_the_key_path(
         build_config({**BASE, "extract": section}, {}, source="run.yaml")
     assert str(e.value) == f"run.yaml: {message}"
     assert e.value.key == key
+
+
+def test_pixels_and_decoder_are_set_in_the_extract_section_or_by_flags() -> None:
+    cfg = build_config({**BASE, "extract": {"pixels": "torch", "decoder": "cpu"}}, {})
+    assert (cfg.extract.pixels, cfg.extract.decoder) == ("torch", "cpu")
+    cfg = build_config({**BASE, "extract": {"pixels": "torch"}}, {"decoder": "nvdec"})
+    assert (cfg.extract.pixels, cfg.extract.decoder) == ("torch", "nvdec")
+    assert "decoder" not in CONTENT_KEYS and "pixels" not in CONTENT_KEYS  # how, not what
+    with pytest.raises(ConfigError) as e:
+        build_config(
+            {**BASE, "extract": {"pixels": "swscale"}}, {"decoder": "nvdec"}, source="r.yaml"
+        )
+    assert "pixels must be torch or auto, not swscale" in str(e.value)
+    assert "r.yaml" in str(e.value) and "command line" in str(e.value)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is available here")
+def test_a_local_run_refuses_nvdec_before_ray_starts_and_a_cluster_run_leaves_it_to_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from extract.nvdec import NvdecUnavailable
+    from pipelines.run import _check_decoder
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cfg = build_config({**BASE, "extract": {"decoder": "nvdec"}}, {})
+    with pytest.raises(NvdecUnavailable, match="decoder 'nvdec' cannot be used: the extraction"):
+        _check_decoder(cfg)
+    _check_decoder(cfg.model_copy(update={"address": "ray://head:10001"}))
+    monkeypatch.setenv("RAY_ADDRESS", "auto")
+    _check_decoder(cfg)
+    monkeypatch.delenv("RAY_ADDRESS")
+    _check_decoder(build_config(BASE, {}))  # auto: never refused
 
 
 def test_a_run_config_survives_a_dump_and_pickling() -> None:
