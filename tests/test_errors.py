@@ -27,7 +27,7 @@ INTERNAL = {
     # A key given twice in a JSONL manifest object; the reader turns it into an InputError.
     "pipelines.inputs._RepeatedKey",
     # Not raised by the library: the command line's form of a HeroError (a click exception).
-    "pipelines.cli_errors.UserError",
+    "pipelines.cli.errors.UserError",
 }
 
 

@@ -20,7 +20,7 @@ from hero_data.schema import FEATURE_DIM, RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Cue, VideoInfo
 from hero_data.writer import DatasetWriter, read_errors
 from pipelines.assemble import clip_records
-from pipelines.cli_compat import export, import_
+from pipelines.cli.compat import export, import_
 from pipelines.hero_lmdb import (
     EXTRA_KEY,
     INSTALL_HINT,
@@ -524,7 +524,7 @@ def test_missing_extra_names_the_install_command(monkeypatch):
 
 def test_importing_the_modules_does_not_import_the_extra():
     code = (
-        "import sys; import pipelines.hero_lmdb, pipelines.cli_compat; "
+        "import sys; import pipelines.hero_lmdb, pipelines.cli.compat; "
         "print(sorted(m for m in ('lmdb', 'msgpack', 'lz4') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

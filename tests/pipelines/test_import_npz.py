@@ -16,7 +16,7 @@ from hero_data.reader import HeroDataset
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 from hero_data.types import Cue
 from hero_data.writer import read_errors
-from pipelines.cli_compat import import_
+from pipelines.cli.compat import import_
 from pipelines.import_npz import (
     NpzImportOptions,
     NpzPair,

@@ -2,7 +2,7 @@
 
 Interoperation with the original HERO code and its feature extractor (docs/hero-compat.md).
 The click groups :data:`export` and :data:`import_` are registered on ``hero`` by
-``pipelines/cli.py``; heavy modules are imported inside the commands.
+``pipelines/cli/main.py``; heavy modules are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
-from pipelines.cli_errors import friendly_errors
+from pipelines.cli.errors import friendly_errors
+from pipelines.cli.options import no_progress_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,7 +67,7 @@ def export() -> None:
     "video ids for whole-video datasets].",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT [refuse].")
-@click.option("--no-progress", is_flag=True, help="No progress bar [shown on a terminal].")
+@no_progress_option
 @friendly_errors
 def export_hero_lmdb_command(
     dataset: str,
@@ -136,7 +137,7 @@ def _import_options(fn: F) -> F:
             help="Clips per shard [1024].",
         ),
         click.option("--overwrite", is_flag=True, help="Replace an existing dataset [refuse]."),
-        click.option("--no-progress", is_flag=True, help="No progress bar [shown on a terminal]."),
+        no_progress_option,
     ]
     for decorate in reversed(decorators):
         fn = decorate(fn)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from hero_data.reader import HeroDataset
 from hero_data.writer import read_errors
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.demo import DemoConfig, run_demo
 
 
