@@ -87,7 +87,7 @@ def export_hero_lmdb_command(
     lists every key. Written into a temporary folder and renamed into place when complete.
     Needs: pip install 'hero-toolkit[hero-compat]'.
     """
-    from pipelines.hero_lmdb import ExportOptions, export_hero_lmdb
+    from pipelines.interop.lmdb_export import ExportOptions, export_hero_lmdb
 
     options = ExportOptions(
         frame_interval=frame_interval,
@@ -194,7 +194,7 @@ def import_npz_command(
     as HERO's 'Speaker : text' strings. A bad file is recorded in OUTPUT/errors.jsonl and the
     rest go on.
     """
-    from pipelines.import_npz import NpzImportOptions, import_npz
+    from pipelines.interop.import_npz import NpzImportOptions, import_npz
 
     options = NpzImportOptions(
         subtitles=str(subtitles) if subtitles else None,
@@ -263,7 +263,7 @@ def import_hero_lmdb_command(
     the steps each cue covers. A clip that cannot be read fails its video (errors.jsonl).
     Needs: pip install 'hero-toolkit[hero-compat]'.
     """
-    from pipelines.hero_lmdb import LmdbImportOptions, import_hero_lmdb
+    from pipelines.interop.lmdb_import import LmdbImportOptions, import_hero_lmdb
 
     options = LmdbImportOptions(
         sub_db=str(sub_db) if sub_db else None,
