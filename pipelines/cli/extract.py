@@ -72,7 +72,7 @@ def extract(
         return
     if output is None:
         raise click.UsageError("--output is required (unless --sampling-plan)")
-    from pipelines.extract_videos import extract_videos
+    from extract.batch import extract_videos
 
     summary = extract_videos(videos, output, cfg, overwrite=overwrite)
     rate = summary.video_seconds / summary.wall_seconds if summary.wall_seconds else 0.0

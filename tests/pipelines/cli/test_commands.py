@@ -233,8 +233,8 @@ def test_inspect_errors_are_one_clear_line(tmp_path, demo_dataset):
 
 
 def test_extract_compile_flag_reaches_the_extract_config(tmp_path, monkeypatch):
-    import pipelines.extract_videos
-    from pipelines.extract_videos import ExtractSummary
+    import extract.batch
+    from extract.batch import ExtractSummary
 
     configs = []
 
@@ -242,7 +242,7 @@ def test_extract_compile_flag_reaches_the_extract_config(tmp_path, monkeypatch):
         configs.append(config)
         return ExtractSummary()
 
-    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base, "--compile")[0] == 0
     assert run(*base)[0] == 0
@@ -251,8 +251,8 @@ def test_extract_compile_flag_reaches_the_extract_config(tmp_path, monkeypatch):
 
 
 def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, monkeypatch):
-    import pipelines.extract_videos
-    from pipelines.extract_videos import ExtractSummary
+    import extract.batch
+    from extract.batch import ExtractSummary
 
     configs = []
 
@@ -260,7 +260,7 @@ def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, m
         configs.append(config)
         return ExtractSummary()
 
-    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base)[0] == 0
     assert run(*base, "--sampling", "uniform", "--offline")[0] == 0
@@ -270,8 +270,8 @@ def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, m
 
 
 def test_extract_pixels_flag_reaches_the_extract_config(tmp_path, monkeypatch):
-    import pipelines.extract_videos
-    from pipelines.extract_videos import ExtractSummary
+    import extract.batch
+    from extract.batch import ExtractSummary
 
     configs = []
 
@@ -279,7 +279,7 @@ def test_extract_pixels_flag_reaches_the_extract_config(tmp_path, monkeypatch):
         configs.append(config)
         return ExtractSummary()
 
-    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base)[0] == 0
     assert run(*base, "--pixels", "torch")[0] == 0
