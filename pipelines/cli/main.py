@@ -38,7 +38,7 @@ def main(verbose: int) -> None:
     logging.getLogger("hero.progress").setLevel(min(level, logging.INFO))
 
 
-# In the order the help lists them (click sorts them by name).
+# `hero --help` lists them by name, whatever the order here.
 for _command in (
     inspect,
     upgrade,

@@ -92,6 +92,44 @@ def test_help_lists_built_commands():
     assert code == 0 and "--json" in out and "--clip" in out
 
 
+def test_run_and_extract_take_the_same_extraction_options():
+    """Declared once (pipelines/cli/options.py): same flags, types and help in both commands,
+    with the defaults ExtractConfig holds, and None when not given (so a config file or the
+    model decides)."""
+    from extract.config import ExtractConfig
+
+    run_params = {p.name: p for p in main.commands["run"].params}
+    extract_params = {p.name: p for p in main.commands["extract"].params}
+    shared = (
+        "frame_interval",
+        "sampling",
+        "backend",
+        "device",
+        "batch_size",
+        "compile",
+        "resnet_weights",
+        "slowfast_weights",
+        "random_weights",
+        "offline",
+    )
+    given = {
+        "run": main.commands["run"].make_context("run", []).params,
+        "extract": main.commands["extract"].make_context("extract", ["v.mp4"]).params,
+    }
+    for name in shared:
+        ours, theirs = run_params[name], extract_params[name]
+        assert (ours.opts, ours.help, repr(ours.type)) == (
+            theirs.opts,
+            theirs.help,
+            repr(theirs.type),
+        )
+        assert given["run"][name] is None and given["extract"][name] is None, name
+    for name in ("frame_interval", "sampling", "backend", "batch_size"):
+        value = ExtractConfig.default_of(name)
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        assert run_params[name].help.endswith(f"[{shown}].")
+
+
 def test_console_script_runs():
     hero = Path(sys.executable).parent / "hero"
     proc = subprocess.run([str(hero), "--version"], capture_output=True, text=True, check=True)
