@@ -20,6 +20,8 @@ def _fmt_bytes(n: float) -> str:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
+    """A dataset's summary (:func:`hero_data.summary.summarize`) as tables: ``hero inspect``'s,
+    and ``hero demo``'s at its end."""
     from rich.console import Console
     from rich.table import Table
 

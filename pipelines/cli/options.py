@@ -111,5 +111,5 @@ def extraction_options(fn: F) -> F:
 no_progress_option = click.option(
     "--no-progress",
     is_flag=True,
-    help="No progress output [bars on a terminal, else a log line every few seconds].",
+    help="No progress output [live bars on a terminal; elsewhere, a log line now and then].",
 )
