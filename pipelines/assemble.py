@@ -11,12 +11,34 @@ than the frames did (a container that lies), the video's duration becomes ``N·L
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from align.video import Encoder, VideoCues, align_video
 from extract.extractor import VideoFeatures
 from hero_data.grid import check_clip_length, num_steps
 from hero_data.schema import ClipRecord
-from hero_data.types import Cue, VideoInfo
+from hero_data.types import Cue
+
+
+class SourceVideo(Protocol):
+    """All :func:`clip_records` needs to know of a video: a probed
+    :class:`hero_data.types.VideoInfo` has it, and so has an import that knows no more (the
+    ``.npz`` import: no frame size, rate or codec, which no clip record holds either)."""
+
+    @property
+    def uri(self) -> str:
+        """Where the video is (a clip record's ``source``)."""
+        ...
+
+    @property
+    def video_id(self) -> str:
+        """The video's id."""
+        ...
+
+    @property
+    def duration(self) -> float:
+        """Seconds of video."""
+        ...
 
 
 def effective_duration(probed: float, steps: int, interval: float) -> float:
@@ -27,7 +49,7 @@ def effective_duration(probed: float, steps: int, interval: float) -> float:
 
 
 def clip_records(
-    video: VideoInfo,
+    video: SourceVideo,
     features: VideoFeatures,
     cues: Sequence[Cue],
     *,

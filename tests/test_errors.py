@@ -25,9 +25,9 @@ INTERNAL = {
     # caller's error with the file, line and column.
     "hero_data.yamlfile._Refused",
     # A key given twice in a JSONL manifest object; the reader turns it into an InputError.
-    "pipelines.inputs._RepeatedKey",
+    "pipelines.inputs.manifest._RepeatedKey",
     # Not raised by the library: the command line's form of a HeroError (a click exception).
-    "pipelines.cli_errors.UserError",
+    "pipelines.cli.errors.UserError",
 }
 
 

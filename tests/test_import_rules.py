@@ -21,16 +21,29 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 
-def first_party_imports(path: Path) -> set[str]:
-    """Top-level first-party package names a module imports (absolute imports only)."""
+# The command line is pipelines/cli: only it may import click, and no other module of
+# pipelines may import it (the library works without the command line).
+CLI = ("pipelines", "cli")
+CLI_ONLY = {"click"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Dotted names a module imports (absolute imports only); ``from a import b`` gives both
+    ``a`` and ``a.b``, since ``b`` may be a module."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names & set(PACKAGES)
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def first_party_imports(path: Path) -> set[str]:
+    """Top-level first-party package names a module imports (absolute imports only)."""
+    return {name.split(".")[0] for name in imported_modules(path)} & set(PACKAGES)
 
 
 def violations(root: Path) -> list[str]:
@@ -38,8 +51,16 @@ def violations(root: Path) -> list[str]:
     found = []
     for package, allowed in ALLOWED.items():
         for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root)
             for name in sorted(first_party_imports(path) - allowed - {package}):
-                found.append(f"{path.relative_to(root)}: imports {name}")
+                found.append(f"{rel}: imports {name}")
+            if rel.parts[:2] == CLI:
+                continue
+            modules = imported_modules(path)
+            for name in sorted({m.split(".")[0] for m in modules} & CLI_ONLY):
+                found.append(f"{rel}: imports {name} (only {'/'.join(CLI)} may)")
+            if package == CLI[0] and any(m.split(".")[:2] == list(CLI) for m in modules):
+                found.append(f"{rel}: imports {'.'.join(CLI)} (only {'/'.join(CLI)} may)")
     return found
 
 
@@ -76,10 +97,38 @@ def test_nothing_imports_pipelines(tmp_path, package):
     [
         ("hero_data", "import align.cues\n", "align"),
         ("align", "from extract import decode\n", "extract"),
-        ("hero_model", "def f():\n    from pipelines.cli import main\n", "pipelines"),
+        ("hero_model", "def f():\n    from pipelines.cli.main import main\n", "pipelines"),
         ("build_benchmarks", "import extract as e\n", "extract"),
     ],
 )
 def test_checker_catches_violations(tmp_path, package, source, bad):
     _tree(tmp_path, package, "bad.py", source)
     assert violations(tmp_path) == [f"{package}/bad.py: imports {bad}"]
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "bad"),
+    [
+        ("hero_model/bad.py", "import click\n", "click"),
+        ("pipelines/bad.py", "def f():\n    from click import echo\n", "click"),
+        ("pipelines/interop/bad.py", "import click.testing\n", "click"),
+        ("pipelines/bad.py", "from pipelines.cli.options import verbose\n", "pipelines.cli"),
+        ("pipelines/bad.py", "from pipelines import cli\n", "pipelines.cli"),
+    ],
+)
+def test_checker_catches_click_outside_the_cli(tmp_path, name, source, bad):
+    """Only pipelines/cli imports click, and no other module of pipelines imports the CLI."""
+    _tree(tmp_path, "pipelines", "__init__.py", "")
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source)
+    assert violations(tmp_path) == [f"{name}: imports {bad} (only pipelines/cli may)"]
+
+
+def test_the_cli_may_import_click_and_itself(tmp_path):
+    _tree(tmp_path, "pipelines", "__init__.py", "")
+    (tmp_path / "pipelines" / "cli").mkdir()
+    (tmp_path / "pipelines" / "cli" / "run.py").write_text(
+        "import click\nfrom pipelines.cli.options import verbose\n"
+    )
+    assert violations(tmp_path) == []

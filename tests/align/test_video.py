@@ -13,7 +13,7 @@ from align.readers import SubtitleError, read_cues
 from align.tokenizer import CueTokenizer, train_byte_level_bpe
 from align.video import align_video
 from hero_data.types import Cue
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 CUES = [
     Cue(1.0, 4.0, "first words"),

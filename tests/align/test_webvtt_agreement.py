@@ -17,7 +17,7 @@ import webvtt
 from click.testing import CliRunner
 
 from align.readers import SubtitleError, read_cues
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 _READ = {".vtt": webvtt.read, ".srt": webvtt.from_srt, ".sbv": webvtt.from_sbv}
 

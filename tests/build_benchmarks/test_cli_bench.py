@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from hero_data.types import Cue
-from pipelines.cli_bench import build, eval_
+from pipelines.cli.bench import build, eval_
 
 
 def invoke(group, *args: str) -> tuple[int, str]:

@@ -417,7 +417,7 @@ def test_bad_inputs_are_refused(toy, tmp_path):
 def test_cli_prints_the_scores_and_names_errors(toy, tmp_path):
     from click.testing import CliRunner
 
-    from pipelines.cli_finetune import finetune
+    from pipelines.cli.finetune import finetune
 
     common = ["--bench", str(toy["how2qa"]), "--data", str(toy["ds"]), "--config", "tiny"]
     common += ["--max-steps", "2", "--batch-size", "4", "--device", "cpu"]
@@ -631,7 +631,7 @@ def test_bad_hero_checkpoints_are_refused(toy, tmp_path):
 def test_cli_takes_a_hero_checkpoint_and_reports_nms(toy, tmp_path):
     from click.testing import CliRunner
 
-    from pipelines.cli_finetune import finetune
+    from pipelines.cli.finetune import finetune
 
     vocab = CueTokenizer.from_path(toy["tokenizer"]).vocab_size
     path = tmp_path / "hero-tv-ht100.pt"

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 import extract.decode as decode
 from extract.decode import DecodeError, iter_step_times, iter_steps, probe
 from hero_data.writer import read_errors
-from pipelines.cli import main
+from pipelines.cli.main import main
 from tests.extract.test_decode import index_frame, index_of, write_video
 from tests.fuzz_support import bounded
 

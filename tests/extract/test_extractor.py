@@ -16,7 +16,7 @@ from extract.decode import DecodeError, probe
 from extract.extractor import ExtractConfig, FeatureExtractor, npz_name, write_npz
 from extract.synthetic import make_video
 from hero_data.writer import read_errors
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 GOOD = [
     "flipping_a_pancake.mkv",

@@ -36,7 +36,7 @@ from extract.sampling import (
     sampling_plan,
     slow_positions,
 )
-from pipelines.cli import main
+from pipelines.cli.main import main
 from tests.extract.test_decode import index_frame, index_of, write_video
 
 HERO_SLOW = [0, 4, 8, 13, 17, 22, 26, 31]  # the list: linspace(0, 31, 8) truncated

@@ -28,7 +28,7 @@ from extract.models import (
     weight_file_status,
 )
 from extract.weights import download, hub_checkpoint_path, offline_from_env
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 
 def tiny_resnet_file() -> bytes:

@@ -27,7 +27,7 @@ from hero_model.train import (
     read_checkpoint,
     run_training,
 )
-from pipelines.cli_train import train
+from pipelines.cli.train import train
 from tests.fuzz_support import DEPTHS, bounded, mutations, run_cases
 
 

@@ -28,7 +28,7 @@ from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Clip, Cue
 from hero_data.writer import DatasetWriter
 from pipelines import plot
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.plot import (
     END_COLOUR,
     HATCH_COLOUR,

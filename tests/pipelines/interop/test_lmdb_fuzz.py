@@ -17,17 +17,19 @@ from hypothesis import strategies as st
 from hero_data.reader import HeroDataset
 from hero_data.schema import FEATURE_DIM
 from hero_data.writer import read_errors
-from pipelines.hero_lmdb import (
+from pipelines.interop.lmdb_codec import (
     MAX_SUB_VALUE_BYTES,
     MAX_VALUE_BYTES,
     HeroCompatError,
-    ImportedCues,
-    LmdbImportOptions,
-    cues_from_sub_value,
     decode_features,
     decode_sub_value,
     encode_features,
     encode_sub_value,
+)
+from pipelines.interop.lmdb_import import (
+    ImportedCues,
+    LmdbImportOptions,
+    cues_from_sub_value,
     import_hero_lmdb,
 )
 from tests.fuzz_support import (
@@ -450,7 +452,8 @@ def test_a_million_tiny_cues_within_bounds():
     """One subtitle value of a million one-token cues over a 10,000-step clip."""
     got = run_measured(
         """
-        from pipelines.hero_lmdb import encode_sub_value, decode_sub_value, cues_from_sub_value
+        from pipelines.interop.lmdb_codec import encode_sub_value, decode_sub_value
+        from pipelines.interop.lmdb_import import cues_from_sub_value
         n = 1_000_000
         value = {
             "input_ids": [[5]] * n,

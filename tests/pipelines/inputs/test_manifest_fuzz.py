@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from hero_data.types import check_id
 from pipelines.inputs import (
     MANIFEST_COLUMNS,
-    MAX_PATH_CHARS,
     SUBTITLE_EXTENSIONS,
     InputError,
     VideoInput,
     read_manifest,
 )
+from pipelines.inputs.manifest import MAX_PATH_CHARS
 from tests.fuzz_support import (
     DEPTHS,
     INVALID_UTF8,

@@ -40,11 +40,11 @@ from align.readers import SubtitleError, read_howto100m_json, read_tvqa_jsonl_en
 from align.tokenizer import CueTokenizer, TokenizerError
 from extract.extractor import VideoFeatures
 from hero_data.errors import HeroError
-from hero_data.grid import check_clip_length, exact_seconds
+from hero_data.grid import check_clip_length
 from hero_data.manifest import MANIFEST_NAME
 from hero_data.progress import Progress
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
-from hero_data.types import Cue, VideoInfo, safe_id
+from hero_data.types import Cue, safe_id
 from hero_data.writer import DatasetWriter
 from pipelines.assemble import clip_records
 from pipelines.inputs import SUBTITLE_EXTENSIONS, InputError, read_subtitle_cues
@@ -321,22 +321,25 @@ class SubtitleSource:
 # --- the import --------------------------------------------------------------------------------
 
 
-def _video_info(pair: NpzPair, features: VideoFeatures) -> VideoInfo:
-    """The :class:`VideoInfo` :func:`clip_records` takes, from what the features tell.
+@dataclass(frozen=True)
+class NpzVideo:
+    """A video as its ``.npz`` pair tells it: what :func:`pipelines.assemble.clip_records`
+    needs, and nothing more. The extractor recorded no frame size, frame rate or codec, so
+    none is given (a clip record holds none of them either); the duration is ``steps × L``.
 
-    The ``.npz`` files hold no frame size or rate; ``clip_records`` reads only the id, the
-    location and the duration, so the frame size is a placeholder (1×1) and the rate one
-    frame per step.
+    Attributes:
+        uri: the SlowFast file (a clip record's ``source``).
+        video_id: the file name without ``.npz``, made safe.
+        duration: seconds, ``steps × L``.
     """
-    interval = features.frame_interval
-    return VideoInfo(
-        uri=str(pair.slowfast),
-        video_id=pair.video_id,
-        duration=features.num_steps * interval,
-        fps=1 / exact_seconds(interval),
-        width=1,
-        height=1,
-    )
+
+    uri: str
+    video_id: str
+    duration: float
+
+    @classmethod
+    def of(cls, pair: NpzPair, features: VideoFeatures) -> NpzVideo:
+        return cls(str(pair.slowfast), pair.video_id, features.num_steps * features.frame_interval)
 
 
 def _dataset_config(
@@ -416,7 +419,7 @@ def import_npz(
                 continue
             try:
                 records, _ = clip_records(
-                    _video_info(pair, features),
+                    NpzVideo.of(pair, features),
                     features,
                     cues,
                     clip_length=options.clip_length,

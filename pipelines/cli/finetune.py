@@ -1,7 +1,7 @@
 """``hero finetune how2r|how2qa``: finetune HERO on a built benchmark, evaluate, print the scores.
 
 The command object here (:data:`finetune`) is registered on the ``hero`` command in
-``pipelines/cli.py``.
+``pipelines/cli/main.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from build_benchmarks.finetune.config import (
 )
 from build_benchmarks.vcmr import RankingConfig
 from hero_data.configmodel import read_mapping
-from pipelines.cli_errors import friendly_errors
+from pipelines.cli.errors import friendly_errors
 
 
 def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:

@@ -2,7 +2,7 @@
 
 Interoperation with the original HERO code and its feature extractor (docs/hero-compat.md).
 The click groups :data:`export` and :data:`import_` are registered on ``hero`` by
-``pipelines/cli.py``; heavy modules are imported inside the commands.
+``pipelines/cli/main.py``; heavy modules are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
-from pipelines.cli_errors import friendly_errors
+from pipelines.cli.errors import friendly_errors
+from pipelines.cli.options import no_progress_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,7 +67,7 @@ def export() -> None:
     "video ids for whole-video datasets].",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT [refuse].")
-@click.option("--no-progress", is_flag=True, help="No progress bar [shown on a terminal].")
+@no_progress_option
 @friendly_errors
 def export_hero_lmdb_command(
     dataset: str,
@@ -86,7 +87,7 @@ def export_hero_lmdb_command(
     lists every key. Written into a temporary folder and renamed into place when complete.
     Needs: pip install 'hero-toolkit[hero-compat]'.
     """
-    from pipelines.hero_lmdb import ExportOptions, export_hero_lmdb
+    from pipelines.interop.lmdb_export import ExportOptions, export_hero_lmdb
 
     options = ExportOptions(
         frame_interval=frame_interval,
@@ -136,7 +137,7 @@ def _import_options(fn: F) -> F:
             help="Clips per shard [1024].",
         ),
         click.option("--overwrite", is_flag=True, help="Replace an existing dataset [refuse]."),
-        click.option("--no-progress", is_flag=True, help="No progress bar [shown on a terminal]."),
+        no_progress_option,
     ]
     for decorate in reversed(decorators):
         fn = decorate(fn)
@@ -193,7 +194,7 @@ def import_npz_command(
     as HERO's 'Speaker : text' strings. A bad file is recorded in OUTPUT/errors.jsonl and the
     rest go on.
     """
-    from pipelines.import_npz import NpzImportOptions, import_npz
+    from pipelines.interop.import_npz import NpzImportOptions, import_npz
 
     options = NpzImportOptions(
         subtitles=str(subtitles) if subtitles else None,
@@ -262,7 +263,7 @@ def import_hero_lmdb_command(
     the steps each cue covers. A clip that cannot be read fails its video (errors.jsonl).
     Needs: pip install 'hero-toolkit[hero-compat]'.
     """
-    from pipelines.hero_lmdb import LmdbImportOptions, import_hero_lmdb
+    from pipelines.interop.lmdb_import import LmdbImportOptions, import_hero_lmdb
 
     options = LmdbImportOptions(
         sub_db=str(sub_db) if sub_db else None,

@@ -29,7 +29,7 @@ class StepExtractor:
 
 
 def test_one_bar_counts_the_steps_of_all_videos(tmp_path, caplog, monkeypatch):
-    from pipelines import extract_videos as module
+    from extract import batch as module
 
     make_video(tmp_path / "a.mp4", duration=6.0, width=64, height=48)  # 4 steps
     make_video(tmp_path / "b.mp4", duration=3.0, width=64, height=48, seed=1)  # 2 steps

@@ -14,7 +14,7 @@ from PIL import Image
 
 from hero_data.reader import HeroDataset
 from hero_data.writer import read_errors
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.demo import DemoConfig, run_demo
 
 
@@ -90,6 +90,44 @@ def test_help_lists_built_commands():
         assert command in out
     code, out = run("inspect", "--help")
     assert code == 0 and "--json" in out and "--clip" in out
+
+
+def test_run_and_extract_take_the_same_extraction_options():
+    """Declared once (pipelines/cli/options.py): same flags, types and help in both commands,
+    with the defaults ExtractConfig holds, and None when not given (so a config file or the
+    model decides)."""
+    from extract.config import ExtractConfig
+
+    run_params = {p.name: p for p in main.commands["run"].params}
+    extract_params = {p.name: p for p in main.commands["extract"].params}
+    shared = (
+        "frame_interval",
+        "sampling",
+        "backend",
+        "device",
+        "batch_size",
+        "compile",
+        "resnet_weights",
+        "slowfast_weights",
+        "random_weights",
+        "offline",
+    )
+    given = {
+        "run": main.commands["run"].make_context("run", []).params,
+        "extract": main.commands["extract"].make_context("extract", ["v.mp4"]).params,
+    }
+    for name in shared:
+        ours, theirs = run_params[name], extract_params[name]
+        assert (ours.opts, ours.help, repr(ours.type)) == (
+            theirs.opts,
+            theirs.help,
+            repr(theirs.type),
+        )
+        assert given["run"][name] is None and given["extract"][name] is None, name
+    for name in ("frame_interval", "sampling", "backend", "batch_size"):
+        value = ExtractConfig.default_of(name)
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        assert run_params[name].help.endswith(f"[{shown}].")
 
 
 def test_console_script_runs():
@@ -233,8 +271,8 @@ def test_inspect_errors_are_one_clear_line(tmp_path, demo_dataset):
 
 
 def test_extract_compile_flag_reaches_the_extract_config(tmp_path, monkeypatch):
-    import pipelines.extract_videos
-    from pipelines.extract_videos import ExtractSummary
+    import extract.batch
+    from extract.batch import ExtractSummary
 
     configs = []
 
@@ -242,7 +280,7 @@ def test_extract_compile_flag_reaches_the_extract_config(tmp_path, monkeypatch):
         configs.append(config)
         return ExtractSummary()
 
-    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base, "--compile")[0] == 0
     assert run(*base)[0] == 0
@@ -251,8 +289,8 @@ def test_extract_compile_flag_reaches_the_extract_config(tmp_path, monkeypatch):
 
 
 def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, monkeypatch):
-    import pipelines.extract_videos
-    from pipelines.extract_videos import ExtractSummary
+    import extract.batch
+    from extract.batch import ExtractSummary
 
     configs = []
 
@@ -260,7 +298,7 @@ def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, m
         configs.append(config)
         return ExtractSummary()
 
-    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base)[0] == 0
     assert run(*base, "--sampling", "uniform", "--offline")[0] == 0
@@ -270,8 +308,8 @@ def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, m
 
 
 def test_extract_pixels_flag_reaches_the_extract_config(tmp_path, monkeypatch):
-    import pipelines.extract_videos
-    from pipelines.extract_videos import ExtractSummary
+    import extract.batch
+    from extract.batch import ExtractSummary
 
     configs = []
 
@@ -279,7 +317,7 @@ def test_extract_pixels_flag_reaches_the_extract_config(tmp_path, monkeypatch):
         configs.append(config)
         return ExtractSummary()
 
-    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base)[0] == 0
     assert run(*base, "--pixels", "torch")[0] == 0
@@ -289,8 +327,8 @@ def test_extract_pixels_flag_reaches_the_extract_config(tmp_path, monkeypatch):
 
 
 def test_extract_decoder_flag_reaches_the_extract_config(tmp_path, monkeypatch):
-    import pipelines.extract_videos
-    from pipelines.extract_videos import ExtractSummary
+    import extract.batch
+    from extract.batch import ExtractSummary
 
     configs = []
 
@@ -298,7 +336,7 @@ def test_extract_decoder_flag_reaches_the_extract_config(tmp_path, monkeypatch):
         configs.append(config)
         return ExtractSummary()
 
-    monkeypatch.setattr(pipelines.extract_videos, "extract_videos", fake_extract_videos)
+    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base)[0] == 0
     assert run(*base, "--decoder", "nvdec")[0] == 0

@@ -7,8 +7,7 @@
 - A usage error (click's ``UsageError``: a missing or malformed option) exits 2, as click does.
 - Anything else is a bug: it is not caught, so Python prints its full traceback and exits 1.
 
-Lives apart from ``pipelines/cli.py`` so that the command modules (``cli_bench``,
-``cli_compat``, ``cli_train``) can use it and ``cli.py`` can still import them.
+Every command module of :mod:`pipelines.cli` decorates its commands with it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``hero extract``: features for given video files, one ``.npz`` per video.
+"""The loop of ``hero extract``: features for given video files, one ``.npz`` per video.
 
 Each video is probed (all first: one progress bar counts the steps to do), decoded once and
 run through both models; its ``.npz`` is written

@@ -1,7 +1,7 @@
 """``hero build how2r|how2qa|subtitle-queries`` and ``hero eval vcmr|qa``.
 
 The groups here (:data:`build`, :data:`eval_`) are registered on the ``hero`` command in
-``pipelines/cli.py``.
+``pipelines/cli/main.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pipelines.cli_errors import friendly_errors
+from pipelines.cli.errors import friendly_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hero_data.writer import DatasetWriter
-from pipelines.cli_train import train
+from pipelines.cli.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -20,25 +20,25 @@ from hero_data.schema import FEATURE_DIM, RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Cue, VideoInfo
 from hero_data.writer import DatasetWriter, read_errors
 from pipelines.assemble import clip_records
-from pipelines.cli_compat import export, import_
-from pipelines.hero_lmdb import (
+from pipelines.cli.compat import export, import_
+from pipelines.interop.lmdb_codec import (
     EXTRA_KEY,
     INSTALL_HINT,
     UNKNOWN_TEXT,
-    ExportOptions,
     HeroCompatError,
-    LmdbImportOptions,
-    _interval_spelling,
-    _LmdbWriter,
-    cues_from_sub_value,
     decode_features,
     decode_sub_value,
     encode_features,
     encode_sub_value,
+)
+from pipelines.interop.lmdb_export import (
+    ExportOptions,
+    _interval_spelling,
+    _LmdbWriter,
     export_hero_lmdb,
-    import_hero_lmdb,
     meta_from_tokenizer,
 )
+from pipelines.interop.lmdb_import import LmdbImportOptions, cues_from_sub_value, import_hero_lmdb
 
 lmdb = pytest.importorskip("lmdb")
 msgpack = pytest.importorskip("msgpack")
@@ -524,8 +524,9 @@ def test_missing_extra_names_the_install_command(monkeypatch):
 
 def test_importing_the_modules_does_not_import_the_extra():
     code = (
-        "import sys; import pipelines.hero_lmdb, pipelines.cli_compat; "
-        "print(sorted(m for m in ('lmdb', 'msgpack', 'lz4') if m in sys.modules))"
+        "import sys; import pipelines.interop.lmdb_export, pipelines.interop.lmdb_import, "
+        "pipelines.cli.compat; print(sorted(m for m in ('lmdb', 'msgpack', 'msgpack_numpy', "
+        "'lz4') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from pipelines.cli_errors import friendly_errors
+from pipelines.cli.errors import friendly_errors
+from pipelines.cli.options import no_progress_option
 
 
 def _parse_tasks(value: str | None) -> dict[str, float] | None:
@@ -188,7 +189,7 @@ def _train_default(name: str) -> str:
     show_default=True,
     help="CPUs Ray reserves per worker, with --num-workers.",
 )
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@no_progress_option
 @friendly_errors
 def train(
     data: tuple[str, ...],

@@ -1,4 +1,4 @@
-"""The command line's one error policy (pipelines/cli_errors.py): a HeroError (or an OSError)
+"""The command line's one error policy (pipelines/cli/errors.py): a HeroError (or an OSError)
 is one line and exit status 1 (``hero align``: 2); anything else is a bug, shown with its
 full traceback, exit status 1."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # Runs `hero upgrade DATASET` with the library call made to raise `error`, in a fresh Python,
 # so that what reaches the terminal (and the exit status) is exactly what a user would see.
@@ -23,7 +23,7 @@ def fail(root):
     raise {error}
 
 hero_data.writer.upgrade_dataset = fail
-from pipelines.cli import main
+from pipelines.cli.main import main
 main(["upgrade", sys.argv[1]], prog_name="hero")
 """
 
@@ -69,7 +69,7 @@ def test_any_other_exception_is_a_bug_with_its_traceback(tmp_path, error, last_l
 def test_a_usage_error_exits_2():
     from click.testing import CliRunner
 
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     result = CliRunner().invoke(main, ["upgrade"])
     assert result.exit_code == 2 and "Missing argument 'DATASET'" in result.output
@@ -84,7 +84,7 @@ def test_a_usage_error_exits_2():
 def test_a_bad_option_found_in_the_library_is_a_user_error(tmp_path, flags, message):
     from click.testing import CliRunner
 
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     args = ["build", "how2qa", str(tmp_path / "a.csv"), "--output", str(tmp_path / "out")]
     result = CliRunner().invoke(main, [*args, *flags])
@@ -99,7 +99,7 @@ def test_a_bad_option_found_in_the_library_is_a_user_error(tmp_path, flags, mess
 def test_hero_extract_exits_1_when_no_video_succeeded(tmp_path, shared_fixtures):
     from click.testing import CliRunner
 
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     videos = shared_fixtures / "videos"
     out = tmp_path / "out"
@@ -120,7 +120,7 @@ def test_hero_extract_exits_1_when_no_video_succeeded(tmp_path, shared_fixtures)
 def test_hero_run_exits_1_when_no_input_succeeded_but_not_when_nothing_was_left(tmp_path):
     from click.testing import CliRunner
 
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -16,8 +16,9 @@ from hero_data.reader import HeroDataset
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 from hero_data.types import Cue
 from hero_data.writer import read_errors
-from pipelines.cli_compat import import_
-from pipelines.import_npz import (
+from pipelines.cli.compat import import_
+from pipelines.inputs import InputError
+from pipelines.interop.import_npz import (
     NpzImportOptions,
     NpzPair,
     SubtitleSource,
@@ -25,7 +26,6 @@ from pipelines.import_npz import (
     import_npz,
     load_npz_features,
 )
-from pipelines.inputs import InputError
 
 VTT = """WEBVTT
 

@@ -1,0 +1,131 @@
+"""Options and helpers that several ``hero`` commands share, declared once.
+
+A shared option has one spelling, one type and one help text everywhere it appears; its
+default, where it has one, is read from the config model that owns it (defaults are written
+once, in the models) and shown in the help as ``[value]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def verbose() -> int:
+    """The ``-v`` count given to ``hero``."""
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.find_root().params.get("verbose", 0) or 0) if ctx is not None else 0
+
+
+def shown(value: object) -> str:
+    """A default as a flag's help shows it: ``1.5``, ``60``, ``hero``."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def extract_default(name: str) -> str:
+    """The default of extraction option ``name`` (:class:`extract.config.ExtractConfig`)."""
+    from extract.config import ExtractConfig
+
+    return shown(ExtractConfig.default_of(name))
+
+
+def extraction_options(fn: F) -> F:
+    """The feature-extraction options of ``hero run`` and ``hero extract``.
+
+    Every one defaults to ``None`` (a flag: ``None`` when not given), so that the command can
+    tell a given value from an absent one: ``hero run`` lets a flag override its config file,
+    and both leave the rest to :class:`extract.config.ExtractConfig`. The parameters are named
+    after its fields: ``frame_interval``, ``backend``, ``decoder``, ``pixels``, ``device``,
+    ``batch_size``, ``compile``, ``sampling``, ``resnet_weights``, ``slowfast_weights``,
+    ``random_weights``, ``offline``.
+    """
+    from extract.config import BACKENDS, DECODERS, PIXELS, SAMPLINGS
+
+    decorators = [
+        click.option(
+            "--frame-interval",
+            type=float,
+            help=f"Seconds per step [{extract_default('frame_interval')}].",
+        ),
+        click.option(
+            "--sampling",
+            type=click.Choice(SAMPLINGS),
+            help="SlowFast's frame choice: hero (HERO's extractor: depends on the frame rate, "
+            "repeats the window's last frame) or uniform (32 frames spread evenly) "
+            f"[{extract_default('sampling')}].",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(BACKENDS),
+            help=f"Video decoder [{extract_default('backend')}].",
+        ),
+        click.option(
+            "--decoder",
+            type=click.Choice(DECODERS),
+            help="Where videos are decoded: cpu (--backend), nvdec (the GPU's decoder through "
+            "torchcodec, an optional install; needs a CUDA --device and torch pixels), auto "
+            f"(nvdec where usable, video by video, else cpu) [{extract_default('decoder')}].",
+        ),
+        click.option(
+            "--pixels",
+            type=click.Choice(PIXELS),
+            help="Where frames are scaled and converted to RGB: swscale (CPU, in the decode "
+            "thread), torch (raw YUV planes sent to --device and converted there in batches; "
+            f"pyav backend only), auto (torch on CUDA, swscale on CPU) "
+            f"[{extract_default('pixels')}].",
+        ),
+        click.option(
+            "--device",
+            help="auto (CUDA when available; hero run: GPU workers when the cluster has GPUs), "
+            f"cpu, or cuda[:N] [{extract_default('device')}].",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            help=f"Steps per model batch [{extract_default('batch_size')}].",
+        ),
+        click.option(
+            "--compile",
+            is_flag=True,
+            default=None,
+            help="torch.compile the models (CUDA only, ignored on CPU): slower start, faster "
+            "batches.",
+        ),
+        click.option(
+            "--resnet-weights",
+            help="ResNet-152 ImageNet state dict [resnet152-394f9c45.pth in the torch hub "
+            "cache, downloaded if missing].",
+        ),
+        click.option(
+            "--slowfast-weights",
+            help="SLOWFAST_8x8_R50.pkl (Caffe2, as HERO) or SLOWFAST_8x8_R50.pyth; a bare "
+            "published name is looked up in the torch hub cache [the .pkl there, downloaded if "
+            "missing].",
+        ),
+        click.option(
+            "--random-weights",
+            is_flag=True,
+            default=None,
+            help="Seeded random weights: meaningless features, for trying the tool out.",
+        ),
+        click.option(
+            "--offline",
+            is_flag=True,
+            default=None,
+            help="Never download a missing weight file (also: HERO_OFFLINE=1).",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
+
+
+no_progress_option = click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No progress output [live bars on a terminal; elsewhere, a log line now and then].",
+)
