@@ -7,7 +7,7 @@ Tensors are CPU and picklable, for DataLoader workers.
 
 What the model sees of a record (HERO's ``max_clip_len`` / ``max_txt_len``):
 
-- the first ``config.max_steps`` steps of the clip, feature ``resnet ‖ slowfast`` (float16);
+- the first ``config.max_clip_steps`` steps of the clip, feature ``resnet ‖ slowfast`` (float16);
 - per cue, its first ``config.max_tokens`` token ids, and the steps ``unique_sub2frames``
   assigns it that are among those steps. A cue whose assigned steps all fall past the cut is
   dropped (it belongs to the part that was cut); a cue with no assigned step at all is kept
@@ -67,7 +67,7 @@ TASKS = ("mlm", "mffr", "mnce", "fom", "vsm")
 class _Cue:
     tokens: tuple[int, ...]
     steps: tuple[int, ...]  # kept steps, sorted
-    cut: bool  # all its steps were past max_steps
+    cut: bool  # all its steps were past max_clip_steps
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def _view(record: ClipRecord, config: HeroConfig) -> _Clip:
         )
     if record.num_frames == 0:
         raise ValueError(f"clip {cid}: has no feature steps")
-    t = min(record.num_frames, config.max_steps)
+    t = min(record.num_frames, config.max_clip_steps)
     feats = np.concatenate([record.resnet[:t], record.slowfast[:t]], axis=1)
     n = len(record.cues)  # per-cue columns hold n entries, or none if their stage did not run
     tokens = record.cue_token_ids or ((),) * n

@@ -336,7 +336,7 @@ class MicroBatch:
         batch: ``make_batch``'s tensors, or ``None`` when no clip could serve the task.
         clips: clips drawn.
         tokens: text tokens in those clips' cues (each cue cut to the model's ``max_tokens``).
-        frames: feature steps in those clips (each clip cut to the model's ``max_steps``).
+        frames: feature steps in those clips (each clip cut to the model's ``max_clip_steps``).
         clip_ids: the clips, as ``(dataset index, row)``.
     """
 
@@ -356,9 +356,9 @@ class MicroBatch:
         return replace(self, batch={k: v.pin_memory() for k, v in self.batch.items()})
 
 
-def _count(records: Sequence[ClipRecord], max_tokens: int, max_steps: int) -> tuple[int, int]:
+def _count(records: Sequence[ClipRecord], max_tokens: int, max_clip_steps: int) -> tuple[int, int]:
     tokens = sum(min(len(ids), max_tokens) for r in records for ids in r.cue_token_ids)
-    frames = sum(min(r.num_frames, max_steps) for r in records)
+    frames = sum(min(r.num_frames, max_clip_steps) for r in records)
     return tokens, frames
 
 
@@ -378,8 +378,8 @@ class PretrainBatches(Dataset):
         paths: the dataset folders, in the sampler's order.
         sampler: maps draw numbers to clips.
         plan: tasks, seeds and draw numbers.
-        model_config: handed to ``builder`` (and read for ``max_tokens``/``max_steps``).
-        max_steps: the last step (exclusive) to build batches for.
+        model_config: handed to ``builder`` (and read for ``max_tokens``/``max_clip_steps``).
+        max_steps: the last optimizer step (exclusive) to build batches for.
         builder: ``make_batch``; default: :func:`hero_model.batch.make_batch`.
     """
 
@@ -429,7 +429,7 @@ class PretrainBatches(Dataset):
         tokens, frames = _count(
             records,
             int(getattr(self.model_config, "max_tokens", 1 << 30)),
-            int(getattr(self.model_config, "max_steps", 1 << 30)),
+            int(getattr(self.model_config, "max_clip_steps", 1 << 30)),
         )
         return MicroBatch(step, micro, task, batch, len(records), tokens, frames, where)
 

@@ -424,7 +424,7 @@ def build_encoder(config: HeroConfig) -> HeroEncoder:
             eps=c.norm_eps,
         ),
         frame_embed=FrameEmbedding(
-            c.feature_dim, c.hidden, c.max_steps, dropout=c.dropout, eps=c.norm_eps
+            c.feature_dim, c.hidden, c.max_clip_steps, dropout=c.dropout, eps=c.norm_eps
         ),
         cross=_stack(c, c.cross_layers),
         residual=FeatureProjection(c.feature_dim, c.hidden, dropout=c.dropout, eps=c.norm_eps),

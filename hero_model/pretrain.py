@@ -81,7 +81,7 @@ class FeatureHead(nn.Module):
 
 
 class OrderHead(nn.Module):
-    """FOM head: Linear(D, 2D) -> GELU -> LayerNorm -> Linear to ``max_steps`` positions."""
+    """FOM head: Linear(D, 2D) -> GELU -> LayerNorm -> Linear to ``max_clip_steps`` positions."""
 
     def __init__(self, hidden: int, positions: int, *, eps: float) -> None:
         super().__init__()
@@ -269,7 +269,7 @@ class HeroForPretraining(nn.Module):
         self.encoder: HeroEncoder = build_encoder(c)
         self.mlm_head = LMHead(c.hidden, c.padded_vocab_size, eps=c.norm_eps)
         self.feature_head = FeatureHead(c.hidden, c.feature_dim, eps=c.norm_eps)
-        self.order_head = OrderHead(c.hidden, c.max_steps, eps=c.norm_eps)
+        self.order_head = OrderHead(c.hidden, c.max_clip_steps, eps=c.norm_eps)
         self.query_encoder = build_query_encoder(c)
         self.vsm_query_proj = nn.Linear(c.hidden, c.hidden)
         conv = {"kernel_size": c.vsm_kernel, "padding": c.vsm_kernel // 2, "bias": False}
@@ -350,7 +350,7 @@ class HeroForPretraining(nn.Module):
         out = self.encoder.encode_steps(shuffled, batch["step_mask"])  # (B, T, D)
         targets = batch["fom_targets"]  # (B, T): original index at each shuffled position
         picked = targets >= 0
-        logits = self.order_head(out[picked])  # (N, max_steps)
+        logits = self.order_head(out[picked])  # (N, max_clip_steps)
         loss = fom_loss(logits, targets[picked])
         acc = (logits.argmax(-1) == targets[picked]).float().mean()
         return {"loss": loss, "acc": acc.detach(), "count": _count(targets[picked])}

@@ -15,7 +15,7 @@ What is checked, each failure a :class:`FinetuneError` naming the file and the f
 Batches (CPU tensors; B clips of at most T steps, S cue sequences) carry the keys
 :class:`hero_model.model.HeroEncoder` reads: ``features`` (B, T, F) float16, ``step_mask``
 (B, T), ``cue_ids`` (S, Lt), ``cue_num_tokens`` (S,), ``cue_clip`` (S,), ``cue_steps`` (S, Lf),
-``cue_num_frames`` (S,). A clip keeps its first ``config.max_steps`` steps; each cue that owns
+``cue_num_frames`` (S,). A clip keeps its first ``config.max_clip_steps`` steps; each cue that owns
 a kept step (``unique_sub2frames``) is one sequence: its frames, then ``</s>`` and its first
 ``config.max_tokens`` tokens, as in HERO's pretraining context.
 """
@@ -215,7 +215,7 @@ def _query(
     text = str(row["desc"])
     ids = [config.cls_id, *_ids(tokenizer, text, config.max_tokens, source, "query")]
     _check_vocab(ids, config, source, f"desc_id {row['desc_id']!r}")
-    frames = min(record.num_frames, config.max_steps)
+    frames = min(record.num_frames, config.max_clip_steps)
     span = moment_steps(float(ts[0]), float(ts[1]), record.frame_interval, frames)
     return Query(row["desc_id"], text, str(row["vid_name"]), tuple(ids), span, row)
 
@@ -273,7 +273,7 @@ def _question(
         _check_vocab(ids, config, source, f"qid {row['qid']!r}")
         candidates.append(ids)
     ts = _parse_ts(row["ts"])
-    frames = min(record.num_frames, config.max_steps)
+    frames = min(record.num_frames, config.max_clip_steps)
     span = (-1, -1)
     if ts is not None:
         span = moment_steps(ts[0], ts[1], record.frame_interval, frames)
@@ -370,14 +370,14 @@ def clip_batch(
     ``extra_text[i]``, when given, is appended to the text of every cue of clip ``i`` (HERO's
     video QA appends the question and answer), the whole cut to ``max_text_positions``.
     """
-    t = max(min(r.num_frames, config.max_steps) for r in records)
+    t = max(min(r.num_frames, config.max_clip_steps) for r in records)
     feats = np.zeros((len(records), t, config.feature_dim), dtype=np.float16)
     mask = np.zeros((len(records), t), dtype=bool)
     seq_ids: list[list[int]] = []
     seq_clip: list[int] = []
     seq_steps: list[list[int]] = []
     for i, r in enumerate(records):
-        n = min(r.num_frames, config.max_steps)
+        n = min(r.num_frames, config.max_clip_steps)
         dim = r.resnet.shape[1] + r.slowfast.shape[1]
         if dim != config.feature_dim:
             raise FinetuneError(

@@ -143,8 +143,8 @@ def test_none_when_no_record_can_serve() -> None:
     assert b is not None and b["cue_ids"].shape[0] == 0
 
 
-def test_truncation_to_max_steps_and_max_tokens() -> None:
-    cfg = build_config("tiny", max_steps=8, max_tokens=3)
+def test_truncation_to_max_clip_steps_and_max_tokens() -> None:
+    cfg = build_config("tiny", max_clip_steps=8, max_tokens=3)
     rec = record("t", 12, [[0, 1], [6, 7, 8, 9], [10, 11]], [[5, 6, 7, 8, 9], [10], [11]])
     b = make_batch([rec], "mffr", cfg, rng())
     assert b is not None and b["features"].shape[1] == 8
