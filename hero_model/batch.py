@@ -54,13 +54,20 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from hero_data.errors import HeroError
 from hero_data.schema import ClipRecord
 from hero_model.config import HeroConfig
 
-__all__ = ["TASKS", "make_batch", "pad_rows"]
+__all__ = ["TASKS", "BatchError", "make_batch", "pad_rows"]
 
 TASKS = ("mlm", "mffr", "mnce", "fom", "vsm")
 """Pretraining tasks, as :meth:`hero_model.pretrain.HeroForPretraining.forward` names them."""
+
+
+class BatchError(HeroError, ValueError):
+    """A clip record that does not fit the model config (features of another width, token ids
+    outside its vocabulary): a dataset made for another model or tokenizer. The message
+    names the clip."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +87,11 @@ def _view(record: ClipRecord, config: HeroConfig) -> _Clip:
     cid = record.clip_id
     dim = record.resnet.shape[1] + record.slowfast.shape[1]
     if dim != config.feature_dim:
-        raise ValueError(
+        raise BatchError(
             f"clip {cid}: features are {dim}-d but the model config takes {config.feature_dim}"
         )
-    if record.num_frames == 0:
-        raise ValueError(f"clip {cid}: has no feature steps")
+    # A ClipRecord has ceil(duration / L) >= 1 steps (it checks): none is a bug.
+    assert record.num_frames > 0, f"clip {cid}: has no feature steps"
     t = min(record.num_frames, config.max_clip_steps)
     feats = np.concatenate([record.resnet[:t], record.slowfast[:t]], axis=1)
     n = len(record.cues)  # per-cue columns hold n entries, or none if their stage did not run
@@ -94,7 +101,7 @@ def _view(record: ClipRecord, config: HeroConfig) -> _Clip:
     for ids, span in zip(tokens, spans, strict=True):
         if ids and (max(ids) >= config.vocab_size or min(ids) < 0):
             bad = max(ids) if max(ids) >= config.vocab_size else min(ids)
-            raise ValueError(
+            raise BatchError(
                 f"clip {cid}: token id {bad} is outside the model's vocabulary "
                 f"0..{config.vocab_size - 1} (was the dataset tokenized with another tokenizer?)"
             )
@@ -268,8 +275,9 @@ def make_batch(
     """Pad and tensorise ``records`` for ``task`` (one of :data:`TASKS`).
 
     All randomness comes from ``rng``. Returns CPU tensors (keys in the module docstring), or
-    ``None`` when no record can serve the task. Raises ``ValueError`` naming the clip for a
-    record whose features or token ids do not fit ``config``.
+    ``None`` when no record can serve the task. Raises :class:`BatchError` naming the clip
+    for a record whose features or token ids do not fit ``config``. An unknown ``task`` is a
+    bug of the caller (the training config checks the tasks it is given): ``ValueError``.
     """
     if task not in _BUILDERS:
         raise ValueError(f"unknown pretraining task {task!r}; tasks: {', '.join(TASKS)}")

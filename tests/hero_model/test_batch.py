@@ -11,7 +11,7 @@ import torch
 
 from hero_data.schema import RESNET_DIM, ClipRecord
 from hero_data.types import Clip, Cue
-from hero_model.batch import TASKS, make_batch, pad_rows
+from hero_model.batch import TASKS, BatchError, make_batch, pad_rows
 from hero_model.config import build_config
 
 CFG = build_config("tiny")
@@ -173,12 +173,12 @@ def test_determinism_and_pickling() -> None:
 
 def test_bad_records_and_task() -> None:
     bad_ids = record("bad", 4, [[0]], [[5, 64]])
-    with pytest.raises(ValueError, match=r"clip bad.0: token id 64 is outside the model's vocab"):
+    with pytest.raises(BatchError, match=r"clip bad.0: token id 64 is outside the model's vocab"):
         make_batch([bad_ids], "mlm", CFG, rng())
     with pytest.raises(ValueError, match=r"unknown pretraining task 'mfm'"):
         make_batch(two_clips(), "mfm", CFG, rng())
     small = build_config("tiny", feature_dim=2048)
-    with pytest.raises(ValueError, match=r"clip a.0: features are 4352-d but the model config"):
+    with pytest.raises(BatchError, match=r"clip a.0: features are 4352-d but the model config"):
         make_batch(two_clips(), "fom", small, rng())
 
 
