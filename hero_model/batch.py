@@ -14,7 +14,7 @@ What the model sees of a record (HERO's ``max_clip_len`` / ``max_txt_len``):
   for MLM (text alone) but has nothing to add to the steps.
 
 Keys (B clips, T = longest kept clip, S cue sequences, Lt = longest sequence text, Lf = most
-frames in one sequence, Q queries):
+steps in one sequence, Q queries):
 
 ============================  =========================================================
 ``features`` (B, T, F) f16    the steps' features, zero past each clip's end
@@ -23,8 +23,8 @@ frames in one sequence, Q queries):
                               padded with ``pad_id`` (HERO's prefixes)
 ``cue_num_tokens`` (S,)       tokens in ``cue_ids`` including the prefix (>= 1)
 ``cue_clip`` (S,)             which clip a sequence belongs to
-``cue_steps`` (S, Lf)         the clip steps of its frames, in order, padded with 0
-``cue_num_frames`` (S,)       frames in the sequence (0 for a text-only MLM cue)
+``cue_steps`` (S, Lf)         the clip's steps in the sequence, in order, padded with 0
+``cue_num_steps`` (S,)        steps in the sequence (0 for a text-only MLM cue)
 ``mlm_labels`` (S, Lt)        mlm: original token where predicted, else -1
 ``mfm_mask`` (B, T) bool      mffr, mnce: masked steps (only real ones)
 ``fom_order`` (B, T)          fom: position each step is moved to (identity if not shuffled)
@@ -36,8 +36,8 @@ frames in one sequence, Q queries):
 ``vsm_local`` () bool         vsm: whether this batch trains the local (start/end) loss
 ============================  =========================================================
 
-Sequences: MLM makes one per cue that has tokens (its frames, then ``<s>`` and its masked
-tokens); the other tasks make one per cue that owns at least one step (its frames, then
+Sequences: MLM makes one per cue that has tokens (its steps, then ``<s>`` and its masked
+tokens); the other tasks make one per cue that owns at least one step (its steps, then
 ``</s>`` and its tokens; a VSM query cue keeps only ``</s>``: its text leaves the context).
 
 Which records can serve a task: MLM needs a cue with tokens; FOM a clip of at least 2 steps;
@@ -139,7 +139,7 @@ def _seq_tensors(
         "cue_num_tokens": torch.tensor([len(s[1]) for s in seqs], dtype=torch.int64),
         "cue_clip": torch.tensor([s[0] for s in seqs], dtype=torch.int64),
         "cue_steps": pad_rows([s[2] for s in seqs], 0),
-        "cue_num_frames": torch.tensor([len(s[2]) for s in seqs], dtype=torch.int64),
+        "cue_num_steps": torch.tensor([len(s[2]) for s in seqs], dtype=torch.int64),
     }
 
 

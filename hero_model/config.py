@@ -68,12 +68,13 @@ class HeroConfig(ConfigModel):
         vocab_size: tokens in the vocabulary (RoBERTa: 50,265); the embedding table is padded
             to :attr:`padded_vocab_size`, a multiple of 8, and logits are cut back.
         hidden, heads, ffn: Transformer width, attention heads, feed-forward width.
-        cross_layers: layers of the Cross-modal Transformer (per cue: its tokens and frames).
+        cross_layers: layers of the Cross-modal Transformer (per cue: its tokens and steps).
         temporal_layers: layers of the Temporal Transformer (all steps of a clip).
         feature_dim: per-step visual feature, ResNet ‖ SlowFast (4352).
         max_clip_steps: steps per clip the model takes (longer clips are cut, see
-            :func:`hero_model.batch.make_batch`); also the frame-position table of the
-            Cross-modal Transformer and the classes of the FOM head.
+            :func:`hero_model.batch.make_batch`); also the rows of the Cross-modal
+            Transformer's step position table (HERO's "frame position" table) and the classes
+            of the FOM head.
         max_tokens: token ids per cue the model takes (longer cues are cut).
         max_text_positions: rows of the text position table (RoBERTa's 514).
         max_step_positions: rows of the Temporal Transformer's step position table (514).

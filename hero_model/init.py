@@ -36,7 +36,7 @@ from torch import nn
 
 from hero_model.config import HeroConfig
 from hero_model.model import HeroEncoder
-from hero_model.runtime import CheckpointError, load_plain
+from hero_model.runtime import CheckpointError, read_state_dict
 
 __all__ = [
     "REFERENCE_IGNORED",
@@ -215,12 +215,7 @@ def _read_state(path: str | Path, what: str) -> dict[str, Any]:
             f"{path}: .safetensors files are not supported (the safetensors package is not a "
             "dependency); use the PyTorch .bin/.pt state dict"
         )
-    state = load_plain(path)
-    if isinstance(state, Mapping) and "model_state_dict" in state:  # reference restore.pt
-        state = state["model_state_dict"]
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return dict(state)
+    return read_state_dict(path)
 
 
 def _list(names: list[str], limit: int = 8) -> str:

@@ -2,7 +2,7 @@
 
 Tasks (batches from :func:`hero_model.batch.make_batch`):
 
-- ``mlm``: masked language modelling per cue; each cue's tokens and its frames go through
+- ``mlm``: masked language modelling per cue; each cue's tokens and its steps go through
   the Cross-modal Transformer; the LM head is tied to the word embeddings.
 - ``mffr``: masked frame feature regression; L2 distance between the predicted and the raw
   4352-d feature of each masked step, averaged over masked steps (HERO's ``sqrt(sum sq)``).
@@ -304,7 +304,7 @@ class HeroForPretraining(nn.Module):
         feats = batch["features"].to(self.encoder.frame_embed.proj.weight.dtype)  # (B, T, F)
         cue_feats = feats[batch["cue_clip"][:, None], batch["cue_steps"]]  # (S, Lf, F)
         _, text = self.encoder.cross_modal(
-            batch["cue_ids"], batch["cue_num_tokens"], cue_feats, batch["cue_num_frames"]
+            batch["cue_ids"], batch["cue_num_tokens"], cue_feats, batch["cue_num_steps"]
         )  # (S, Lt, D)
         labels = batch["mlm_labels"]  # (S, Lt), -1 where not predicted
         picked = labels >= 0

@@ -39,6 +39,7 @@ __all__ = [
     "load_plain",
     "lr_factor",
     "param_groups",
+    "read_state_dict",
 ]
 
 
@@ -264,6 +265,18 @@ def load_plain(path: str | os.PathLike[str], *, written_by: str | None = None) -
         raise CheckpointError(
             f"{path}: not a readable checkpoint ({type(e).__name__}: {e})"
         ) from None
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The state dict in ``path`` (:func:`load_plain`); the reference HERO code's
+    ``restore.pt`` layout (``{"model_state_dict": ...}``) is unwrapped. Raises
+    :class:`CheckpointError` naming the file for anything that is not a mapping of names."""
+    state = load_plain(path)
+    if isinstance(state, Mapping) and "model_state_dict" in state:  # reference restore.pt
+        state = state["model_state_dict"]
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return dict(state)
 
 
 def check_state_fits(

@@ -619,7 +619,7 @@ class PretrainRecipe:
             "lr": lr,
             "clips": sum(m.clips for m in todo),
             "tokens": sum(m.tokens for m in todo),
-            "frames": sum(m.frames for m in todo),
+            "feature_steps": sum(m.feature_steps for m in todo),
         }
 
     def _last_losses(self) -> dict[str, float]:
@@ -854,7 +854,7 @@ class _Window:
         rate = n / self.step_s if self.step_s > 0 else 0.0
         clips = sum(m["clips"] for m in self.steps) * workers
         tokens = sum(m["tokens"] for m in self.steps) * workers
-        frames = sum(m["frames"] for m in self.steps) * workers
+        feature_steps = sum(m["feature_steps"] for m in self.steps) * workers
         return {
             "step": recipe.step,
             "tasks": [m["task"] for m in self.steps],
@@ -866,7 +866,7 @@ class _Window:
                 "steps_per_s": rate,
                 "clips_per_s": clips / self.step_s if self.step_s > 0 else 0.0,
                 "tokens_per_s": tokens / self.step_s if self.step_s > 0 else 0.0,
-                "frames_per_s": frames / self.step_s if self.step_s > 0 else 0.0,
+                "feature_steps_per_s": feature_steps / self.step_s if self.step_s > 0 else 0.0,
                 "data_wait_fraction": self.data_s / self.step_s if self.step_s > 0 else 0.0,
             },
         }

@@ -15,7 +15,7 @@ What is checked, each failure a :class:`FinetuneError` naming the file and the f
 Batches (CPU tensors; B clips of at most T steps, S cue sequences) carry the keys
 :class:`hero_model.model.HeroEncoder` reads: ``features`` (B, T, F) float16, ``step_mask``
 (B, T), ``cue_ids`` (S, Lt), ``cue_num_tokens`` (S,), ``cue_clip`` (S,), ``cue_steps`` (S, Lf),
-``cue_num_frames`` (S,). A clip keeps its first ``config.max_clip_steps`` steps; each cue that owns
+``cue_num_steps`` (S,). A clip keeps its first ``config.max_clip_steps`` steps; each cue that owns
 a kept step (``unique_sub2frames``) is one sequence: its frames, then ``</s>`` and its first
 ``config.max_tokens`` tokens, as in HERO's pretraining context.
 """
@@ -409,7 +409,7 @@ def clip_batch(
         "cue_num_tokens": torch.tensor([len(s) for s in seq_ids], dtype=torch.int64),
         "cue_clip": torch.tensor(seq_clip, dtype=torch.int64),
         "cue_steps": pad_rows(seq_steps, 0),
-        "cue_num_frames": torch.tensor([len(s) for s in seq_steps], dtype=torch.int64),
+        "cue_num_steps": torch.tensor([len(s) for s in seq_steps], dtype=torch.int64),
     }
 
 

@@ -71,6 +71,7 @@ from hero_data.progress import Progress
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
 from hero_model.config import HeroConfig, HeroConfigError, build_config
+from hero_model.data import frame_interval_of
 from hero_model.init import load_hero_checkpoint
 from hero_model.pretrain import HeroForPretraining
 from hero_model.runtime import (
@@ -81,8 +82,8 @@ from hero_model.runtime import (
     check_state_fits,
     find_checkpoint,
     linear_schedule,
-    load_plain,
     param_groups,
+    read_state_dict,
 )
 
 log = logging.getLogger(__name__)
@@ -129,19 +130,15 @@ def _read_reference(path: Path) -> dict[str, Any]:
     """The state dict of ``path``, a file with no ``meta.json`` beside it: it must be a
     reference HERO checkpoint."""
     try:
-        state = load_plain(path)
+        state = read_state_dict(path)
     except CheckpointError as e:
         raise FinetuneError(str(e)) from None
-    if isinstance(state, Mapping) and "model_state_dict" in state:  # reference restore.pt
-        state = state["model_state_dict"]
-    if not isinstance(state, Mapping) or not any(
-        str(k).removeprefix("module.").startswith(REFERENCE_PREFIX) for k in state
-    ):
+    if not any(k.removeprefix("module.").startswith(REFERENCE_PREFIX) for k in state):
         raise FinetuneError(
             f"{path}: neither a `hero train` checkpoint (it has no meta.json beside it) nor a "
             f"HERO checkpoint such as hero-tv-ht100.pt (no {REFERENCE_PREFIX}* parameters)"
         )
-    return dict(state)
+    return state
 
 
 def resolve_checkpoint(path: str | os.PathLike[str]) -> Initialisation:
@@ -270,10 +267,7 @@ def load_weights(model: HeroForPretraining, init: Initialisation) -> None:
         log.info("%s: HERO checkpoint, %d tensors loaded", init.path, len(report.loaded))
         return
     try:
-        state = load_plain(init.path)
-        if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
-            raise CheckpointError(f"{init.path}: holds a {type(state).__name__}, not a state dict")
-        state = {k.removeprefix("module."): v for k, v in state.items()}
+        state = {k.removeprefix("module."): v for k, v in read_state_dict(init.path).items()}
         shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         check_state_fits(state, shapes, init.path)
     except CheckpointError as e:
@@ -303,13 +297,6 @@ def make_optimizer(
 def _autocast(cfg: FinetuneConfig, device: torch.device) -> Any:
     """The run's autocast (the precision was checked against the device at setup)."""
     return autocast(autocast_dtype(cfg.precision, device), device)
-
-
-def _frame_interval(records: Mapping[str, ClipRecord], root: Path) -> float:
-    values = sorted({r.frame_interval for r in records.values()})
-    if len(values) != 1:
-        raise FinetuneError(f"{root}: clips with different frame intervals {values} s")
-    return float(values[0])
 
 
 # --- training ------------------------------------------------------------------------------
@@ -645,7 +632,7 @@ def run_finetune(
     model.to(device)
 
     bench, records = load_bench(task, bench_dir, ds, tokenizer, config)
-    interval = _frame_interval(records, ds.root)
+    interval = frame_interval_of(ds)
     run.mkdir(parents=True, exist_ok=True)
     (run / "metrics.json").unlink(missing_ok=True)
 

@@ -61,7 +61,7 @@ def test_context_layout_and_features() -> None:
     assert not b["features"][1, 6:].any()
     # one sequence per cue that owns a step: </s> then its tokens; its steps in order
     assert b["cue_clip"].tolist() == [0, 0, 0, 1, 1]
-    assert b["cue_num_frames"].tolist() == [3, 2, 1, 2, 2]
+    assert b["cue_num_steps"].tolist() == [3, 2, 1, 2, 2]
     assert b["cue_steps"][0].tolist() == [0, 1, 2] and b["cue_steps"][4, :2].tolist() == [4, 5]
     assert b["cue_num_tokens"].tolist() == [4, 2, 5, 3, 2]
     assert b["cue_ids"][3].tolist() == [CFG.sep_id, 13, 14, CFG.pad_id, CFG.pad_id]
@@ -73,7 +73,7 @@ def test_mlm_layout() -> None:
     assert b is not None
     # every cue with tokens, including b's cue 1 that owns no step (text alone)
     assert b["cue_clip"].tolist() == [0, 0, 0, 1, 1, 1]
-    assert b["cue_num_frames"].tolist() == [3, 2, 1, 2, 0, 2]
+    assert b["cue_num_steps"].tolist() == [3, 2, 1, 2, 0, 2]
     assert (b["cue_ids"][:, 0] == CFG.cls_id).all()
     labels = b["mlm_labels"]
     assert (labels[:, 0] == -1).all()  # the <s> prefix is never predicted
@@ -148,7 +148,7 @@ def test_truncation_to_max_clip_steps_and_max_tokens() -> None:
     rec = record("t", 12, [[0, 1], [6, 7, 8, 9], [10, 11]], [[5, 6, 7, 8, 9], [10], [11]])
     b = make_batch([rec], "mffr", cfg, rng())
     assert b is not None and b["features"].shape[1] == 8
-    assert b["cue_num_frames"].tolist() == [2, 2]  # cue 2 lies past the cut: dropped
+    assert b["cue_num_steps"].tolist() == [2, 2]  # cue 2 lies past the cut: dropped
     assert b["cue_ids"][0].tolist() == [cfg.sep_id, 5, 6, 7]
     b = make_batch([rec], "mlm", cfg, rng())
     assert b is not None and b["cue_clip"].tolist() == [0, 0]

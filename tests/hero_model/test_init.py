@@ -206,7 +206,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
         load_hero_checkpoint(model, junk)
     listed = tmp_path / "list.pt"
     torch.save([1, 2], listed)
-    with pytest.raises(CheckpointError, match=r"list\.pt: expected a state dict, got list"):
+    with pytest.raises(CheckpointError, match=r"list\.pt: holds a list, not a state dict"):
         load_roberta_into(model, listed)
     with pytest.raises(TypeError, match="expected a HeroForPretraining"):
         load_hero_checkpoint(torch.nn.Linear(2, 2), {})
