@@ -517,10 +517,6 @@ def _eval_qa(
     return out
 
 
-def _write_json(path: Path, data: Any) -> None:
-    atomic_write_json(path, data)
-
-
 def _evaluate(
     task: str,
     model: torch.nn.Module,
@@ -545,14 +541,14 @@ def _evaluate(
                 submission, suppressed = _eval_retrieval(
                     model, examples, records, config, cfg, interval
                 )
-                _write_json(path, submission)
+                atomic_write_json(path, submission)
                 scores = evaluate_retrieval(
                     submission, bench.rows[split], submission_source=str(path), gt_source=source
                 )
                 results[split] = json.loads(json.dumps(scores))
                 if suppressed is not None:
                     nms_path = run / f"predictions_{split}_nms.json"
-                    _write_json(nms_path, suppressed)
+                    atomic_write_json(nms_path, suppressed)
                     nms_scores = evaluate_retrieval(
                         suppressed,
                         bench.rows[split],
@@ -567,7 +563,7 @@ def _evaluate(
             else:
                 assert isinstance(model, HeroForVideoQA)
                 predictions = _eval_qa(model, examples, records, config, cfg)
-                _write_json(path, predictions)
+                atomic_write_json(path, predictions)
                 results[split] = evaluate_qa(
                     predictions,
                     {split: bench.rows[split]},
@@ -643,7 +639,7 @@ def run_finetune(
     scores = _evaluate(task, model, bench, records, config, cfg, interval, run)
 
     torch.save(model.state_dict(), run / "model.pt")
-    _write_json(
+    atomic_write_json(
         run / "finetune.json",
         {
             "task": task,
@@ -665,5 +661,5 @@ def run_finetune(
         "missing_clips": bench.missing_clips[:20],
         **scores,
     }
-    _write_json(run / "metrics.json", metrics)  # written last: marks a complete run
+    atomic_write_json(run / "metrics.json", metrics)  # written last: marks a complete run
     return metrics
