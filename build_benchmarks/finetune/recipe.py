@@ -430,8 +430,8 @@ def _eval_retrieval(
     ranking = cfg.ranking
     candidates = ranking.updated(max_predictions=ranking.candidates)
     names = list(dict.fromkeys(q.clip_id for q in queries))
-    frames = np.array([min(records[c].num_frames, config.max_clip_steps) for c in names])
-    durations = np.minimum([records[c].clip.duration for c in names], frames * interval).astype(
+    kept = np.array([min(records[c].num_frames, config.max_clip_steps) for c in names])
+    durations = np.minimum([records[c].clip.duration for c in names], kept * interval).astype(
         np.float64
     )
     steps, step_mask = encode_clips(model, [records[c] for c in names], config, cfg)
@@ -448,7 +448,7 @@ def _eval_retrieval(
             glob,
             st,
             ed,
-            frames,
+            kept,
             frame_interval=interval,
             clip_durations=durations,
             config=candidates,
@@ -459,7 +459,7 @@ def _eval_retrieval(
             st[rows, gt],
             ed[rows, gt],
             gt,
-            frames[gt],
+            kept[gt],
             frame_interval=interval,
             clip_durations=durations[gt],
             config=candidates,
