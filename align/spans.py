@@ -1,4 +1,4 @@
-"""Cues cut to clips and aligned to the frame grid, by HERO's rule.
+"""Cues cut to clips and aligned to the step grid, by HERO's rule.
 
 Cutting (:func:`cut_cues`): a clip ``[clip_start, clip_end)`` keeps every cue that overlaps it
 by more than zero seconds, shifted to clip-relative time and clipped to ``[0, duration]``. A cue
@@ -12,7 +12,7 @@ cues sorted by start:
 
 - cues starting at or after the clip end are dropped; the kept cues' ends are clipped to the
   clip in the output, but every rule below uses the cue's own (unclipped) times, as HERO's does;
-- cue c covers steps ``floor(start/L) … ceil(end/L) − 1`` (``sub2frames``, via the frame grid);
+- cue c covers steps ``floor(start/L) … ceil(end/L) − 1`` (``sub2frames``, via the step grid);
 - if the last cue of the input list was kept and lasts more than 16 s, counting only up to
   ``n·L`` (``min(end, n·L) − start``), it keeps only its first 11 steps (HERO's guard against
   runaway final captions). A last cue dropped for starting after the end truncates nothing;

@@ -163,7 +163,7 @@ def time_trainer(recipe: PretrainRecipe, warmup: int, steps: int) -> dict[str, A
             kept.append(micro)
             clips += sum(m.clips for m in micro)
             tokens += sum(m.tokens for m in micro)
-            frames += sum(m.frames for m in micro)
+            frames += sum(m.feature_steps for m in micro)
     _sync(recipe.device)
     elapsed = time.perf_counter() - t0
     return {

@@ -40,21 +40,12 @@ from extract.models import (
 from extract.nvdec import resolve_decoder
 from extract.pixels import RGBFrame, YUVFrame, convert, resolve_pixels
 from extract.sampling import pathway_slots, slow_positions
-from hero_data.errors import HeroError, OptionError
+from hero_data.device import resolve_device
+from hero_data.errors import HeroError
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 from hero_data.types import safe_id
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if available else CPU; otherwise ``torch.device(name)``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError(f"device {name!r} asked for, but CUDA is not available", key="device")
-    return device
 
 
 def resolve_pixels_and_decoder(cfg: ExtractConfig, device: torch.device) -> tuple[str, str]:

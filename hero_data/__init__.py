@@ -1,4 +1,4 @@
-"""Core value types, the frame grid, the Arrow dataset format, its writer and reader.
+"""Core value types, the step grid, the Arrow dataset format, its writer and reader.
 
 This package imports none of the toolkit's other packages (see docs/architecture.md).
 """

@@ -131,6 +131,10 @@ class ConfigModel(BaseModel):
     error: ClassVar[type[OptionError]] = OptionError
     """The error class of this config's problems."""
 
+    renamed: ClassVar[Mapping[str, str]] = {}
+    """Keys this config once had, and the keys that replaced them: an old file or checkpoint
+    that still uses one gets an error naming the new key (not a "did you mean" guess)."""
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
@@ -179,15 +183,20 @@ def _path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "config"
 
 
-def _fields_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the (nested) model at ``loc``, for "did you mean"."""
+def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The (nested) model at ``loc``, or ``None`` where ``loc`` leads to no model."""
     for part in loc:
         if model is None:
-            return []
+            return None
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
         nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         model = annotation if nested else None
+    return model
+
+
+def _fields_at(model: type[BaseModel] | None) -> list[str]:
+    """The keys ``model`` takes, for "did you mean"."""
     if model is None:
         return []
     return model.accepted_keys() if issubclass(model, ConfigModel) else list(model.model_fields)
@@ -199,7 +208,11 @@ def _problem(error: Mapping[str, Any], name: str, model: type[BaseModel] | None)
     got = error.get("input")
     if kind == "extra_forbidden":
         key = str(error["loc"][-1])
-        close = difflib.get_close_matches(key, _fields_at(model, error["loc"][:-1]), n=1)
+        at = _model_at(model, error["loc"][:-1])
+        new = at.renamed.get(key) if at is not None and issubclass(at, ConfigModel) else None
+        if new is not None:
+            return f"{name!r} was renamed {new!r}: rename the key"
+        close = difflib.get_close_matches(key, _fields_at(at), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown option {name!r}{hint}"
     if kind == "missing":

@@ -1,4 +1,4 @@
-"""The frame grid: the one module that turns seconds into feature-step indices and back.
+"""The step grid: the one module that turns seconds into feature-step indices and back.
 
 A feature step ("frame" in HERO's words) ``i`` of a clip covers ``[i·L, (i+1)·L)`` seconds of
 that clip, ``L`` being the frame interval (1.5 s by default). A clip of duration ``D`` has
@@ -52,7 +52,7 @@ fast frame under the ``uniform`` rule; HERO's rule spaces them by a truncated li
 
 
 class GridError(HeroError, ValueError):
-    """A frame interval, clip length or time that cannot be put on the frame grid."""
+    """A frame interval, clip length or time that cannot be put on the step grid."""
 
 
 def _check_interval(interval: float) -> float:

@@ -12,6 +12,8 @@
   checkpoints (``hero-tv-ht100.pt``) through one name table.
 - :mod:`hero_model.data`, :mod:`hero_model.train`, :mod:`hero_model.distributed`: reading
   datasets for training, the pretraining loop, and its distributed wiring.
+- :mod:`hero_model.runtime`: what pretraining and finetuning share: autocast and its bf16
+  check, AdamW's parameter groups, the schedule, checkpoint files read without unpickling code.
 
 docs/model.md describes the architecture, shapes, tasks and what differs from the reference.
 Submodules import torch; importing this package does not.

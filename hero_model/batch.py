@@ -7,14 +7,14 @@ Tensors are CPU and picklable, for DataLoader workers.
 
 What the model sees of a record (HERO's ``max_clip_len`` / ``max_txt_len``):
 
-- the first ``config.max_steps`` steps of the clip, feature ``resnet ‖ slowfast`` (float16);
+- the first ``config.max_clip_steps`` steps of the clip, feature ``resnet ‖ slowfast`` (float16);
 - per cue, its first ``config.max_tokens`` token ids, and the steps ``unique_sub2frames``
   assigns it that are among those steps. A cue whose assigned steps all fall past the cut is
   dropped (it belongs to the part that was cut); a cue with no assigned step at all is kept
   for MLM (text alone) but has nothing to add to the steps.
 
 Keys (B clips, T = longest kept clip, S cue sequences, Lt = longest sequence text, Lf = most
-frames in one sequence, Q queries):
+steps in one sequence, Q queries):
 
 ============================  =========================================================
 ``features`` (B, T, F) f16    the steps' features, zero past each clip's end
@@ -23,8 +23,8 @@ frames in one sequence, Q queries):
                               padded with ``pad_id`` (HERO's prefixes)
 ``cue_num_tokens`` (S,)       tokens in ``cue_ids`` including the prefix (>= 1)
 ``cue_clip`` (S,)             which clip a sequence belongs to
-``cue_steps`` (S, Lf)         the clip steps of its frames, in order, padded with 0
-``cue_num_frames`` (S,)       frames in the sequence (0 for a text-only MLM cue)
+``cue_steps`` (S, Lf)         the clip's steps in the sequence, in order, padded with 0
+``cue_num_steps`` (S,)        steps in the sequence (0 for a text-only MLM cue)
 ``mlm_labels`` (S, Lt)        mlm: original token where predicted, else -1
 ``mfm_mask`` (B, T) bool      mffr, mnce: masked steps (only real ones)
 ``fom_order`` (B, T)          fom: position each step is moved to (identity if not shuffled)
@@ -36,8 +36,8 @@ frames in one sequence, Q queries):
 ``vsm_local`` () bool         vsm: whether this batch trains the local (start/end) loss
 ============================  =========================================================
 
-Sequences: MLM makes one per cue that has tokens (its frames, then ``<s>`` and its masked
-tokens); the other tasks make one per cue that owns at least one step (its frames, then
+Sequences: MLM makes one per cue that has tokens (its steps, then ``<s>`` and its masked
+tokens); the other tasks make one per cue that owns at least one step (its steps, then
 ``</s>`` and its tokens; a VSM query cue keeps only ``</s>``: its text leaves the context).
 
 Which records can serve a task: MLM needs a cue with tokens; FOM a clip of at least 2 steps;
@@ -54,20 +54,27 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from hero_data.errors import HeroError
 from hero_data.schema import ClipRecord
 from hero_model.config import HeroConfig
 
-__all__ = ["TASKS", "make_batch", "pad_rows"]
+__all__ = ["TASKS", "BatchError", "make_batch", "pad_rows"]
 
 TASKS = ("mlm", "mffr", "mnce", "fom", "vsm")
 """Pretraining tasks, as :meth:`hero_model.pretrain.HeroForPretraining.forward` names them."""
+
+
+class BatchError(HeroError, ValueError):
+    """A clip record that does not fit the model config (features of another width, token ids
+    outside its vocabulary): a dataset made for another model or tokenizer. The message
+    names the clip."""
 
 
 @dataclass(frozen=True)
 class _Cue:
     tokens: tuple[int, ...]
     steps: tuple[int, ...]  # kept steps, sorted
-    cut: bool  # all its steps were past max_steps
+    cut: bool  # all its steps were past max_clip_steps
 
 
 @dataclass(frozen=True)
@@ -80,12 +87,12 @@ def _view(record: ClipRecord, config: HeroConfig) -> _Clip:
     cid = record.clip_id
     dim = record.resnet.shape[1] + record.slowfast.shape[1]
     if dim != config.feature_dim:
-        raise ValueError(
+        raise BatchError(
             f"clip {cid}: features are {dim}-d but the model config takes {config.feature_dim}"
         )
-    if record.num_frames == 0:
-        raise ValueError(f"clip {cid}: has no feature steps")
-    t = min(record.num_frames, config.max_steps)
+    # A ClipRecord has ceil(duration / L) >= 1 steps (it checks): none is a bug.
+    assert record.num_frames > 0, f"clip {cid}: has no feature steps"
+    t = min(record.num_frames, config.max_clip_steps)
     feats = np.concatenate([record.resnet[:t], record.slowfast[:t]], axis=1)
     n = len(record.cues)  # per-cue columns hold n entries, or none if their stage did not run
     tokens = record.cue_token_ids or ((),) * n
@@ -94,7 +101,7 @@ def _view(record: ClipRecord, config: HeroConfig) -> _Clip:
     for ids, span in zip(tokens, spans, strict=True):
         if ids and (max(ids) >= config.vocab_size or min(ids) < 0):
             bad = max(ids) if max(ids) >= config.vocab_size else min(ids)
-            raise ValueError(
+            raise BatchError(
                 f"clip {cid}: token id {bad} is outside the model's vocabulary "
                 f"0..{config.vocab_size - 1} (was the dataset tokenized with another tokenizer?)"
             )
@@ -132,7 +139,7 @@ def _seq_tensors(
         "cue_num_tokens": torch.tensor([len(s[1]) for s in seqs], dtype=torch.int64),
         "cue_clip": torch.tensor([s[0] for s in seqs], dtype=torch.int64),
         "cue_steps": pad_rows([s[2] for s in seqs], 0),
-        "cue_num_frames": torch.tensor([len(s[2]) for s in seqs], dtype=torch.int64),
+        "cue_num_steps": torch.tensor([len(s[2]) for s in seqs], dtype=torch.int64),
     }
 
 
@@ -268,8 +275,9 @@ def make_batch(
     """Pad and tensorise ``records`` for ``task`` (one of :data:`TASKS`).
 
     All randomness comes from ``rng``. Returns CPU tensors (keys in the module docstring), or
-    ``None`` when no record can serve the task. Raises ``ValueError`` naming the clip for a
-    record whose features or token ids do not fit ``config``.
+    ``None`` when no record can serve the task. Raises :class:`BatchError` naming the clip
+    for a record whose features or token ids do not fit ``config``. An unknown ``task`` is a
+    bug of the caller (the training config checks the tasks it is given): ``ValueError``.
     """
     if task not in _BUILDERS:
         raise ValueError(f"unknown pretraining task {task!r}; tasks: {', '.join(TASKS)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -67,12 +68,13 @@ class HeroConfig(ConfigModel):
         vocab_size: tokens in the vocabulary (RoBERTa: 50,265); the embedding table is padded
             to :attr:`padded_vocab_size`, a multiple of 8, and logits are cut back.
         hidden, heads, ffn: Transformer width, attention heads, feed-forward width.
-        cross_layers: layers of the Cross-modal Transformer (per cue: its tokens and frames).
+        cross_layers: layers of the Cross-modal Transformer (per cue: its tokens and steps).
         temporal_layers: layers of the Temporal Transformer (all steps of a clip).
         feature_dim: per-step visual feature, ResNet ‖ SlowFast (4352).
-        max_steps: steps per clip the model takes (longer clips are cut, see
-            :func:`hero_model.batch.make_batch`); also the frame-position table of the
-            Cross-modal Transformer and the classes of the FOM head.
+        max_clip_steps: steps per clip the model takes (longer clips are cut, see
+            :func:`hero_model.batch.make_batch`); also the rows of the Cross-modal
+            Transformer's step position table (HERO's "frame position" table) and the classes
+            of the FOM head.
         max_tokens: token ids per cue the model takes (longer cues are cut).
         max_text_positions: rows of the text position table (RoBERTa's 514).
         max_step_positions: rows of the Temporal Transformer's step position table (514).
@@ -109,6 +111,8 @@ class HeroConfig(ConfigModel):
     """
 
     error = HeroConfigError
+    # max_steps also meant the trainer's optimizer steps; the model's is steps per clip.
+    renamed = MappingProxyType({"max_steps": "max_clip_steps"})
 
     vocab_size: Whole = Field(50265, gt=0)
     hidden: Whole = Field(768, gt=0)
@@ -117,7 +121,7 @@ class HeroConfig(ConfigModel):
     cross_layers: Whole = Field(6, gt=0)
     temporal_layers: Whole = Field(3, gt=0)
     feature_dim: Whole = Field(FEATURE_DIM, gt=0)
-    max_steps: Whole = Field(100, gt=0)
+    max_clip_steps: Whole = Field(100, gt=0)
     max_tokens: Whole = Field(60, gt=0)
     max_text_positions: Whole = Field(514, gt=0)
     max_step_positions: Whole = Field(514, gt=0)
@@ -170,10 +174,11 @@ class HeroConfig(ConfigModel):
                 f"max_tokens + 1 (a cue and its <s> or </s>) = {c.max_tokens + 1} must fit in "
                 f"max_text_positions = {c.max_text_positions}",
             )
-        if c.max_steps > c.max_step_positions:
+        if c.max_clip_steps > c.max_step_positions:
             raise conflict(
-                ["max_steps", "max_step_positions"],
-                f"max_steps ({c.max_steps}) must be <= max_step_positions ({c.max_step_positions})",
+                ["max_clip_steps", "max_step_positions"],
+                f"max_clip_steps ({c.max_clip_steps}) must be <= max_step_positions "
+                f"({c.max_step_positions})",
             )
         for name in ("pad_id", "cls_id", "sep_id", "mask_id"):
             v = getattr(c, name)
@@ -221,7 +226,7 @@ def hero_config(name: str) -> HeroConfig:
             ffn=64,
             cross_layers=2,
             temporal_layers=1,
-            max_steps=64,
+            max_clip_steps=64,
             max_tokens=16,
             max_text_positions=32,
             max_step_positions=64,

@@ -87,7 +87,9 @@ class DataSource:
     max_token_id: int
 
 
-def _frame_interval_of(ds: HeroDataset) -> float:
+def frame_interval_of(ds: HeroDataset) -> float:
+    """The one frame interval (seconds per step) of ``ds``'s clips; :class:`DataMixError`
+    naming the dataset when its clips have several (steps of two lengths cannot be mixed)."""
     values = pc.unique(ds.table(["frame_interval"]).column("frame_interval")).to_pylist()
     if len(values) != 1:
         raise DataMixError(
@@ -141,7 +143,7 @@ def describe_sources(
                 path=str(root),
                 clips=len(ds),
                 weight=None if weights is None else float(weights[k]),
-                frame_interval=_frame_interval_of(ds),
+                frame_interval=frame_interval_of(ds),
                 tokenizer=tok if isinstance(tok, dict) else None,
                 max_token_id=_max_token_id(ds),
             )
@@ -336,7 +338,7 @@ class MicroBatch:
         batch: ``make_batch``'s tensors, or ``None`` when no clip could serve the task.
         clips: clips drawn.
         tokens: text tokens in those clips' cues (each cue cut to the model's ``max_tokens``).
-        frames: feature steps in those clips (each clip cut to the model's ``max_steps``).
+        feature_steps: steps in those clips (each clip cut to the model's ``max_clip_steps``).
         clip_ids: the clips, as ``(dataset index, row)``.
     """
 
@@ -346,7 +348,7 @@ class MicroBatch:
     batch: dict[str, torch.Tensor] | None
     clips: int
     tokens: int
-    frames: int
+    feature_steps: int
     clip_ids: list[tuple[int, int]]
 
     def pin_memory(self) -> MicroBatch:
@@ -356,10 +358,10 @@ class MicroBatch:
         return replace(self, batch={k: v.pin_memory() for k, v in self.batch.items()})
 
 
-def _count(records: Sequence[ClipRecord], max_tokens: int, max_steps: int) -> tuple[int, int]:
+def _count(records: Sequence[ClipRecord], max_tokens: int, max_clip_steps: int) -> tuple[int, int]:
     tokens = sum(min(len(ids), max_tokens) for r in records for ids in r.cue_token_ids)
-    frames = sum(min(r.num_frames, max_steps) for r in records)
-    return tokens, frames
+    steps = sum(min(r.num_frames, max_clip_steps) for r in records)
+    return tokens, steps
 
 
 def _default_builder() -> BatchBuilder:
@@ -378,8 +380,8 @@ class PretrainBatches(Dataset):
         paths: the dataset folders, in the sampler's order.
         sampler: maps draw numbers to clips.
         plan: tasks, seeds and draw numbers.
-        model_config: handed to ``builder`` (and read for ``max_tokens``/``max_steps``).
-        max_steps: the last step (exclusive) to build batches for.
+        model_config: handed to ``builder`` (and read for ``max_tokens``/``max_clip_steps``).
+        max_steps: the last optimizer step (exclusive) to build batches for.
         builder: ``make_batch``; default: :func:`hero_model.batch.make_batch`.
     """
 
@@ -426,12 +428,12 @@ class PretrainBatches(Dataset):
         records = [datasets[i][row] for i, row in where]
         build = self.builder or _default_builder()
         batch = build(records, task, self.model_config, plan.rng(step, micro))
-        tokens, frames = _count(
+        tokens, steps = _count(
             records,
             int(getattr(self.model_config, "max_tokens", 1 << 30)),
-            int(getattr(self.model_config, "max_steps", 1 << 30)),
+            int(getattr(self.model_config, "max_clip_steps", 1 << 30)),
         )
-        return MicroBatch(step, micro, task, batch, len(records), tokens, frames, where)
+        return MicroBatch(step, micro, task, batch, len(records), tokens, steps, where)
 
 
 def _identity(item: MicroBatch) -> MicroBatch:

@@ -31,7 +31,8 @@ from typing import Any
 # environment per worker; the workers use this interpreter's environment instead.
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
-from hero_model.train import TrainConfig, check_run, find_checkpoint
+from hero_model.runtime import find_checkpoint
+from hero_model.train import TrainConfig, check_run
 
 log = logging.getLogger(__name__)
 

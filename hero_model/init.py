@@ -34,14 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from hero_data.errors import HeroError
 from hero_model.config import HeroConfig
 from hero_model.model import HeroEncoder
+from hero_model.runtime import CheckpointError, read_state_dict
 
 __all__ = [
     "REFERENCE_IGNORED",
     "REFERENCE_TABLE",
-    "CheckpointError",
     "LoadReport",
     "convert_hero_state_dict",
     "load_hero_checkpoint",
@@ -126,10 +125,6 @@ REFERENCE_IGNORED: tuple[str, ...] = (
 )
 """Reference names that are read but not loaded (besides the type embedding, folded, and the
 tied LM decoder, checked)."""
-
-
-class CheckpointError(HeroError, ValueError):
-    """A checkpoint that cannot be loaded into the model; the message names the file."""
 
 
 @dataclass
@@ -220,15 +215,7 @@ def _read_state(path: str | Path, what: str) -> dict[str, Any]:
             f"{path}: .safetensors files are not supported (the safetensors package is not a "
             "dependency); use the PyTorch .bin/.pt state dict"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip or torch errors: all mean "not a readable state dict"
-        raise CheckpointError(f"{path}: not a readable PyTorch state dict ({e})") from None
-    if isinstance(state, Mapping) and "model_state_dict" in state:  # reference restore.pt
-        state = state["model_state_dict"]
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return dict(state)
+    return read_state_dict(path)
 
 
 def _list(names: list[str], limit: int = 8) -> str:
@@ -322,8 +309,8 @@ def convert_hero_state_dict(
 
 def _shape_hint(name: str) -> str:
     hints = {
-        "frame_embed.position": " (set max_steps to the checkpoint's rows)",
-        "order_head.out": " (set max_steps to the checkpoint's rows)",
+        "frame_embed.position": " (set max_clip_steps to the checkpoint's rows)",
+        "order_head.out": " (set max_clip_steps to the checkpoint's rows)",
         "text_embed.word": " (vocab_size differs)",
         "mlm_head.bias": " (vocab_size differs)",
         "position": " (max_text_positions / max_step_positions differ)",

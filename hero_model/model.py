@@ -1,13 +1,13 @@
 """The HERO encoder: embedders, the Cross-modal and Temporal Transformers, the query encoder.
 
-Shapes (B clips of at most T steps, S cue sequences of at most Lf frames and Lt tokens, D the
+Shapes (B clips of at most T steps, S cue sequences of at most Lf steps and Lt tokens, D the
 hidden width, F = 4352 the per-step feature)::
 
-    features (B, T, F) ─┬─ gather each cue's frames ─► (S, Lf, F) ─► FrameEmbedding ─┐
+    features (B, T, F) ─┬─ gather each cue's steps ──► (S, Lf, F) ─► FrameEmbedding ─┐
                         │  cue tokens (S, Lt) ─► TextEmbedding ─────────────────────┤
-                        │        [frames | tokens | padding]  (S, L = max(nf + nt), D)
+                        │        [steps | tokens | padding]   (S, L = max(nf + nt), D)
                         │        Cross-modal Transformer (6 layers), per cue
-                        │        frame outputs (S, Lf, D) scattered back to their steps
+                        │        step outputs (S, Lf, D) scattered back to their clip
                         │                                   │ (B, T, D), 0 where no cue
                         └─ FeatureProjection (residual) ───(+)─► (B, T, D)
                                  [FOM shuffles steps here]
@@ -17,12 +17,17 @@ hidden width, F = 4352 the per-step feature)::
                            ─► QueryEncoder (projection, positions, one attention layer,
                               attention pooling) ─► (Q, D)
 
-A cue's sequence holds its frames first, then its tokens, then padding, as HERO's gather index
-builds it; positions restart at 0 for frames and for tokens. Steps no cue owns reach the
+A cue's sequence holds its steps first, then its tokens, then padding, as HERO's gather index
+builds it; positions restart at 0 for steps and for tokens. Steps no cue owns reach the
 Temporal Transformer through the residual projection only (as in HERO). Attention is PyTorch's
 scaled-dot-product attention with a boolean key mask, so padding never changes an output at a
 real position. Components take sizes as arguments; :func:`build_encoder` and
 :func:`build_query_encoder` read a :class:`~hero_model.config.HeroConfig`.
+
+Names: HERO calls a feature step (one 1.5 s grid slot) a "frame"; here a frame is a video frame
+and a step is a step. HERO's word stays only where it names checkpoint tensors
+(:class:`FrameEmbedding` as ``frame_embed``, whose position table is the "frame position
+table") and in the paper's task names (masked frame feature regression, frame order modelling).
 """
 
 from __future__ import annotations
@@ -163,7 +168,7 @@ class TextEmbedding(nn.Module):
 class FrameEmbedding(nn.Module):
     """The Cross-modal Transformer's video embedder: LayerNorm(F) -> Linear -> D, + positions.
 
-    ``mask_vector`` is MFM's learned mask embedding at this level: added to masked frames,
+    ``mask_vector`` is MFM's learned mask embedding at this level: added to masked steps,
     whose features the caller has zeroed.
     """
 
@@ -227,7 +232,7 @@ class HeroEncoder(nn.Module):
 
     Batch keys it reads (see :func:`hero_model.batch.make_batch`): ``features`` (B, T, F)
     float16, ``step_mask`` (B, T), ``cue_ids`` (S, Lt), ``cue_num_tokens`` (S,), ``cue_clip``
-    (S,), ``cue_steps`` (S, Lf), ``cue_num_frames`` (S,).
+    (S,), ``cue_steps`` (S, Lf), ``cue_num_steps`` (S,).
     """
 
     def __init__(
@@ -256,46 +261,46 @@ class HeroEncoder(nn.Module):
         self,
         ids: torch.Tensor,
         num_tokens: torch.Tensor,
-        frame_feats: torch.Tensor | None = None,
-        num_frames: torch.Tensor | None = None,
-        frame_masked: torch.Tensor | None = None,
+        step_feats: torch.Tensor | None = None,
+        num_steps: torch.Tensor | None = None,
+        step_masked: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the Cross-modal Transformer on S sequences of frames then tokens.
+        """Run the Cross-modal Transformer on S sequences of steps then tokens.
 
         Args:
             ids: (S, Lt) token ids, padded.
             num_tokens: (S,) real tokens per sequence (>= 1).
-            frame_feats: (S, Lf, F) frame features, padded; None for text alone.
-            num_frames: (S,) real frames per sequence (may be 0).
-            frame_masked: (S, Lf) bool, frames MFM masked (features already zeroed).
+            step_feats: (S, Lf, F) the cue's step features, padded; None for text alone.
+            num_steps: (S,) real steps per sequence (may be 0).
+            step_masked: (S, Lf) bool, steps MFM masked (features already zeroed).
 
         Returns:
-            frame outputs (S, Lf, D) and token outputs (S, Lt, D); padding rows are junk.
+            step outputs (S, Lf, D) and token outputs (S, Lt, D); padding rows are junk.
         """
         text = self.text_embed(ids)  # (S, Lt, D)
         s, lt, d = text.shape
         tok = torch.arange(lt, device=ids.device)
-        if frame_feats is None or frame_feats.shape[1] == 0:
+        if step_feats is None or step_feats.shape[1] == 0:
             mask = tok[None, :] < num_tokens[:, None]  # (S, Lt)
             out = self.cross(text, mask)
             return text.new_zeros(s, 0, d), out
-        assert num_frames is not None
-        frames = self.frame_embed(frame_feats, frame_masked)  # (S, Lf, D)
-        lf = frames.shape[1]
-        length = int((num_frames + num_tokens).max())
+        assert num_steps is not None
+        embedded = self.frame_embed(step_feats, step_masked)  # (S, Lf, D)
+        lf = embedded.shape[1]
+        length = int((num_steps + num_tokens).max())
         pos = torch.arange(length, device=ids.device)[None, :]  # (1, L)
-        nf = num_frames[:, None]
-        # Source index into cat([frames, text]): frames first, then tokens, then padding.
+        nf = num_steps[:, None]
+        # Source index into cat([steps, text]): steps first, then tokens, then padding.
         src = torch.where(pos < nf, pos, (lf + pos - nf).clamp(max=lf + lt - 1))  # (S, L)
         src = torch.where(pos < nf + num_tokens[:, None], src, 0)
-        both = torch.cat([frames, text.to(frames.dtype)], dim=1)  # (S, Lf + Lt, D)
+        both = torch.cat([embedded, text.to(embedded.dtype)], dim=1)  # (S, Lf + Lt, D)
         x = both.gather(1, src[..., None].expand(-1, -1, d))  # (S, L, D)
         mask = pos < nf + num_tokens[:, None]  # (S, L)
         out = self.cross(x, mask)  # (S, L, D), L >= Lf since every sequence has a token
-        frame_out = out[:, :lf]  # (S, Lf, D): frame j sits at position j
+        step_out = out[:, :lf]  # (S, Lf, D): step j of the cue sits at position j
         tok_pos = (nf + tok[None, :]).clamp(max=out.shape[1] - 1)  # (S, Lt)
         text_out = out.gather(1, tok_pos[..., None].expand(-1, -1, d))  # (S, Lt, D)
-        return frame_out, text_out
+        return step_out, text_out
 
     def encode_text(self, ids: torch.Tensor, num_tokens: torch.Tensor) -> torch.Tensor:
         """Text alone through the Cross-modal Transformer: (Q, Lq) -> (Q, Lq, D)."""
@@ -318,16 +323,16 @@ class HeroEncoder(nn.Module):
         if cue_clip.numel() == 0:
             return fused
         steps = batch["cue_steps"]  # (S, Lf)
-        num_frames = batch["cue_num_frames"]
+        num_steps = batch["cue_num_steps"]
         cue_feats = feats[cue_clip[:, None], steps]  # (S, Lf, F)
         cue_masked = mfm_mask[cue_clip[:, None], steps] if mfm_mask is not None else None
-        frame_out, _ = self.cross_modal(
-            batch["cue_ids"], batch["cue_num_tokens"], cue_feats, num_frames, cue_masked
+        step_out, _ = self.cross_modal(
+            batch["cue_ids"], batch["cue_num_tokens"], cue_feats, num_steps, cue_masked
         )
-        valid = torch.arange(steps.shape[1], device=steps.device)[None, :] < num_frames[:, None]
-        flat = (cue_clip[:, None] * t + steps)[valid]  # (n_frames,)
+        valid = torch.arange(steps.shape[1], device=steps.device)[None, :] < num_steps[:, None]
+        flat = (cue_clip[:, None] * t + steps)[valid]  # (n_owned,)
         gathered = fused.new_zeros(b * t, fused.shape[-1])
-        gathered = gathered.index_add(0, flat, frame_out[valid].to(fused.dtype))
+        gathered = gathered.index_add(0, flat, step_out[valid].to(fused.dtype))
         return fused + gathered.view(b, t, -1)
 
     def encode_steps(self, x: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
@@ -424,7 +429,7 @@ def build_encoder(config: HeroConfig) -> HeroEncoder:
             eps=c.norm_eps,
         ),
         frame_embed=FrameEmbedding(
-            c.feature_dim, c.hidden, c.max_steps, dropout=c.dropout, eps=c.norm_eps
+            c.feature_dim, c.hidden, c.max_clip_steps, dropout=c.dropout, eps=c.norm_eps
         ),
         cross=_stack(c, c.cross_layers),
         residual=FeatureProjection(c.feature_dim, c.hidden, dropout=c.dropout, eps=c.norm_eps),

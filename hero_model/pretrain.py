@@ -2,7 +2,7 @@
 
 Tasks (batches from :func:`hero_model.batch.make_batch`):
 
-- ``mlm``: masked language modelling per cue; each cue's tokens and its frames go through
+- ``mlm``: masked language modelling per cue; each cue's tokens and its steps go through
   the Cross-modal Transformer; the LM head is tied to the word embeddings.
 - ``mffr``: masked frame feature regression; L2 distance between the predicted and the raw
   4352-d feature of each masked step, averaged over masked steps (HERO's ``sqrt(sum sq)``).
@@ -81,7 +81,7 @@ class FeatureHead(nn.Module):
 
 
 class OrderHead(nn.Module):
-    """FOM head: Linear(D, 2D) -> GELU -> LayerNorm -> Linear to ``max_steps`` positions."""
+    """FOM head: Linear(D, 2D) -> GELU -> LayerNorm -> Linear to ``max_clip_steps`` positions."""
 
     def __init__(self, hidden: int, positions: int, *, eps: float) -> None:
         super().__init__()
@@ -269,7 +269,7 @@ class HeroForPretraining(nn.Module):
         self.encoder: HeroEncoder = build_encoder(c)
         self.mlm_head = LMHead(c.hidden, c.padded_vocab_size, eps=c.norm_eps)
         self.feature_head = FeatureHead(c.hidden, c.feature_dim, eps=c.norm_eps)
-        self.order_head = OrderHead(c.hidden, c.max_steps, eps=c.norm_eps)
+        self.order_head = OrderHead(c.hidden, c.max_clip_steps, eps=c.norm_eps)
         self.query_encoder = build_query_encoder(c)
         self.vsm_query_proj = nn.Linear(c.hidden, c.hidden)
         conv = {"kernel_size": c.vsm_kernel, "padding": c.vsm_kernel // 2, "bias": False}
@@ -304,7 +304,7 @@ class HeroForPretraining(nn.Module):
         feats = batch["features"].to(self.encoder.frame_embed.proj.weight.dtype)  # (B, T, F)
         cue_feats = feats[batch["cue_clip"][:, None], batch["cue_steps"]]  # (S, Lf, F)
         _, text = self.encoder.cross_modal(
-            batch["cue_ids"], batch["cue_num_tokens"], cue_feats, batch["cue_num_frames"]
+            batch["cue_ids"], batch["cue_num_tokens"], cue_feats, batch["cue_num_steps"]
         )  # (S, Lt, D)
         labels = batch["mlm_labels"]  # (S, Lt), -1 where not predicted
         picked = labels >= 0
@@ -350,7 +350,7 @@ class HeroForPretraining(nn.Module):
         out = self.encoder.encode_steps(shuffled, batch["step_mask"])  # (B, T, D)
         targets = batch["fom_targets"]  # (B, T): original index at each shuffled position
         picked = targets >= 0
-        logits = self.order_head(out[picked])  # (N, max_steps)
+        logits = self.order_head(out[picked])  # (N, max_clip_steps)
         loss = fom_loss(logits, targets[picked])
         acc = (logits.argmax(-1) == targets[picked]).float().mean()
         return {"loss": loss, "acc": acc.detach(), "count": _count(targets[picked])}

@@ -36,13 +36,9 @@ import json
 import logging
 import math
 import os
-import pickle
-import re
 import shutil
 import socket
 import time
-import zipfile
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +49,7 @@ import torch
 import yaml
 
 from hero_data import __version__
+from hero_data.device import resolve_device
 from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
 from hero_data.storage import canonical_location
@@ -66,7 +63,22 @@ from hero_model.data import (
     describe_sources,
     make_loader,
 )
-from hero_model.init import CheckpointError
+from hero_model.runtime import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_NAME,
+    CheckpointError,
+    adamw,
+    autocast,
+    autocast_dtype,
+    check_plain,
+    check_state_fits,
+    checkpoint_name,
+    find_checkpoint,
+    linear_schedule,
+    load_plain,
+    lr_factor,
+    param_groups,
+)
 from hero_model.train_config import (
     TRAIN_CONFIG_NAMES,
     TrainConfig,
@@ -85,10 +97,8 @@ __all__ = [
     "TrainConfig",
     "TrainConfigError",
     "check_run",
-    "find_checkpoint",
     "load_run_config",
     "load_train_config",
-    "lr_factor",
     "read_checkpoint",
     "run_training",
     "train_preset",
@@ -115,51 +125,11 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-# -- schedule ------------------------------------------------------------------------------
-
-
-def lr_factor(update: int, warmup_steps: int, max_steps: int) -> float:
-    """Multiplier of the peak learning rate for optimizer update ``update`` (1-based).
-
-    Linear warm-up to 1 at update ``W = warmup_steps``, then linear decay from the peak
-    update ``P = max(W, 1)`` to ``1/(T−P+1)`` at the last update ``T = max_steps`` (never 0
-    inside the run, so no update is wasted); 0 outside ``1..T``.
-    """
-    if update < 1 or update > max_steps:
-        return 0.0
-    if update < warmup_steps:
-        return update / warmup_steps
-    peak = max(warmup_steps, 1)
-    return (max_steps - update + 1) / (max_steps - peak + 1)
-
-
 # -- checkpoints ---------------------------------------------------------------------------
-
-CHECKPOINT_DIR = "checkpoints"
 
 STATE_FORMAT = 1
 """Layout version of ``state.pt``. Checkpoints written before the version was recorded (format
 0) hold the same plain data; they still resume, with a warning."""
-
-_CHECKPOINT_NAME = re.compile(r"step-(\d{8,})")
-
-
-def checkpoint_name(step: int) -> str:
-    """Folder name of the checkpoint after ``step`` optimizer steps."""
-    return f"step-{step:08d}"
-
-
-def find_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest complete checkpoint folder of ``run_dir`` (one with ``meta.json``), or None."""
-    root = Path(run_dir) / CHECKPOINT_DIR
-    if not root.is_dir():
-        return None
-    done = [
-        p
-        for p in root.iterdir()
-        if _CHECKPOINT_NAME.fullmatch(p.name) and p.is_dir() and (p / "meta.json").is_file()
-    ]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -183,71 +153,7 @@ def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
 # written only if it holds nothing but plain data, so what this toolkit writes it can read back.
 
 _STATE_KEYS = ("step", "draws", "optimizer", "scheduler", "rng", "world_size")
-_PLAIN = (int, float, bool, str, type(None))
 _warned_format0: set[str] = set()
-
-
-def _check_plain(value: Any, where: str) -> None:
-    """Raise ``TypeError`` unless ``value`` is tensors and plain containers only (what
-    ``torch.load(weights_only=True)`` reads back without any allowlist). Types are compared
-    exactly: a numpy number is a ``float`` subclass, but loading it would need numpy's globals."""
-    kind = type(value)
-    if kind in _PLAIN or isinstance(value, torch.Tensor):
-        return
-    if kind in (list, tuple):
-        for k, item in enumerate(value):
-            _check_plain(item, f"{where}[{k}]")
-        return
-    if kind in (dict, OrderedDict):
-        for key, item in value.items():
-            if type(key) not in (str, int):
-                raise TypeError(f"{where}: key {key!r} is not plain data")
-            _check_plain(item, f"{where}[{key!r}]")
-        return
-    raise TypeError(
-        f"{where} is a {kind.__name__}, not plain data; state.pt must load with weights_only=True"
-    )
-
-
-def _unsafe_globals(path: Path) -> list[str]:
-    """The globals (classes, functions) the pickle in ``path`` names beyond what
-    ``weights_only`` allows; read from its opcodes, nothing is unpickled."""
-    try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-    except Exception:  # not a readable archive: the load's own error says so
-        return []
-
-
-def _load_plain(path: Path) -> Any:
-    """The object ``torch.save`` wrote to ``path``, loaded with ``weights_only=True`` and
-    memory-mapped; a :class:`CheckpointError` naming the file for anything else."""
-    from hero_model.init import CheckpointError
-
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing, the checkpoint is incomplete")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"{path}: refused, not read: not an archive written by torch.save (hero train "
-            "writes nothing else)"
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as e:
-        needs = _unsafe_globals(path)
-        if needs:
-            raise CheckpointError(
-                f"{path}: refused, not loaded: it needs {', '.join(needs[:5])} to load, and "
-                "unpickling those could run code. hero train saves tensors and plain "
-                "containers only, so this file was written by other code or altered. If you "
-                "wrote it and trust it, convert it: docs/untrusted-input.md, 'Converting a "
-                "checkpoint'."
-            ) from None
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
-    except Exception as e:  # a damaged archive, a truncated record, a bad storage...
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint ({type(e).__name__}: {e})"
-        ) from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -261,7 +167,7 @@ def _model_layout(
     with torch.device("meta"):
         model = HeroForPretraining(model_config)
     names = {k: tuple(t.shape) for k, t in model.state_dict().items()}
-    groups = [[tuple(p.shape) for p in g["params"]] for g in _param_groups(model, 0.0)]
+    groups = [[tuple(p.shape) for p in g["params"]] for g in param_groups(model, 0.0, 0.0)]
     return names, groups
 
 
@@ -290,33 +196,20 @@ def read_checkpoint(
     names and shapes; the training state its documented keys (:data:`STATE_FORMAT`), a step
     equal to the folder's, one generator state per worker, an optimizer state that fits the
     model's parameter groups and a scheduler state of LambdaLR's keys. Anything else raises
-    :class:`~hero_model.init.CheckpointError` naming the file and what is wrong. A format-0
+    :class:`~hero_model.runtime.CheckpointError` naming the file and what is wrong. A format-0
     checkpoint (written before the format was recorded) is read the same way, with a warning
     (once per process).
     """
-    from hero_model.init import CheckpointError
-
     folder = Path(checkpoint)
     model_path, state_path = folder / "model.pt", folder / "state.pt"
     expected, groups = _model_layout(model_config)
 
-    weights = _load_plain(model_path)
+    weights = load_plain(model_path, written_by="hero train")
     if not isinstance(weights, dict) or not all(isinstance(k, str) for k in weights):
         raise CheckpointError(f"{model_path}: holds a {type(weights).__name__}, not a state dict")
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{model_path}: not this run's model: missing {missing[:3]}, unexpected "
-            f"{unexpected[:3]} ({len(missing)} and {len(unexpected)} names)"
-        )
-    for name, shape in expected.items():
-        t = weights[name]
-        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
-            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise CheckpointError(f"{model_path}: {name} is {got}, the model needs {shape}")
+    check_state_fits(weights, expected, model_path)
 
-    state = _load_plain(state_path)
+    state = load_plain(state_path, written_by="hero train")
 
     def bad(problem: str) -> CheckpointError:
         return CheckpointError(f"{state_path}: {problem}")
@@ -337,7 +230,7 @@ def read_checkpoint(
     for key, low in (("step", 0), ("draws", 0), ("world_size", 1)):
         if not _is_int(state[key]) or state[key] < low:
             raise bad(f"{key} must be a whole number >= {low}, got {state[key]!r}")
-    step = int(folder.name.split("-")[-1]) if _CHECKPOINT_NAME.fullmatch(folder.name) else None
+    step = int(folder.name.split("-")[-1]) if CHECKPOINT_NAME.fullmatch(folder.name) else None
     if step is not None and state["step"] != step:
         raise bad(f"holds step {state['step']}, but its folder is of step {step}")
     rng = state["rng"]
@@ -396,41 +289,6 @@ def read_checkpoint(
 
 def _worker_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, rank, 0xD1]).generate_state(1)[0])
-
-
-def _resolve_device(name: str) -> torch.device:
-    """``auto``/``cpu``/``cuda``/``cuda:N`` as a device with an index (for CUDA)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainConfigError(f"device {name!r} asked for, but no CUDA GPU is available")
-        if device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-    return device
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on matrices and embeddings, none on biases and norm weights."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
 
 
 def _dist() -> tuple[int, int]:
@@ -523,7 +381,7 @@ class PretrainRecipe:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.resume = resume
-        self.device = torch.device(device) if device is not None else _resolve_device(cfg.device)
+        self.device = torch.device(device) if device is not None else resolve_device(cfg.device)
         self.show_progress = progress
         self.report = report
         self.rank, self.world_size = _dist()
@@ -575,17 +433,15 @@ class PretrainRecipe:
             )
         model.to(self.device)
         self.model = model
-        self.optimizer = torch.optim.AdamW(
-            _param_groups(model, cfg.weight_decay),
+        self.optimizer = adamw(
+            param_groups(model, cfg.lr, cfg.weight_decay),
             lr=cfg.lr,
             betas=cfg.betas,
             eps=cfg.eps,
-            fused=self.device.type == "cuda",
+            device=self.device,
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda n: lr_factor(n + 1, cfg.warmup_steps, cfg.max_steps)
-        )
-        self.autocast_dtype = _autocast_dtype(cfg.precision, self.device)
+        self.scheduler = linear_schedule(self.optimizer, cfg.warmup_steps, cfg.max_steps)
+        self.autocast_dtype = autocast_dtype(cfg.precision, self.device)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -738,11 +594,7 @@ class PretrainRecipe:
                 contextlib.nullcontext() if last or self.ddp is self.model else self.ddp.no_sync()
             )
             with sync:
-                with torch.autocast(
-                    self.device.type,
-                    dtype=self.autocast_dtype or torch.float32,
-                    enabled=self.autocast_dtype is not None,
-                ):
+                with autocast(self.autocast_dtype, self.device):
                     out = self.ddp(batch, task)
                 (out["loss"] / len(todo)).backward()
             for name, value in out.items():
@@ -767,7 +619,7 @@ class PretrainRecipe:
             "lr": lr,
             "clips": sum(m.clips for m in todo),
             "tokens": sum(m.tokens for m in todo),
-            "frames": sum(m.frames for m in todo),
+            "feature_steps": sum(m.feature_steps for m in todo),
         }
 
     def _last_losses(self) -> dict[str, float]:
@@ -836,7 +688,7 @@ class PretrainRecipe:
             "rng": states,
             "world_size": self.world_size,
         }
-        _check_plain(state, "state.pt")  # so that it loads back with weights_only=True
+        check_plain(state, "state.pt")  # so that it loads back with weights_only=True
         torch.save(state, tmp / "state.pt")
         meta = {
             "step": self.step,
@@ -871,8 +723,6 @@ class PretrainRecipe:
             log.warning("%s: curves.png not drawn: %s: %s", self.run_dir, type(e).__name__, e)
 
     def _load_checkpoint(self, path: Path) -> None:
-        from hero_model.init import CheckpointError
-
         weights, state = read_checkpoint(path, self.model_config)
         try:
             self.model.load_state_dict(weights)
@@ -1004,7 +854,7 @@ class _Window:
         rate = n / self.step_s if self.step_s > 0 else 0.0
         clips = sum(m["clips"] for m in self.steps) * workers
         tokens = sum(m["tokens"] for m in self.steps) * workers
-        frames = sum(m["frames"] for m in self.steps) * workers
+        feature_steps = sum(m["feature_steps"] for m in self.steps) * workers
         return {
             "step": recipe.step,
             "tasks": [m["task"] for m in self.steps],
@@ -1016,7 +866,7 @@ class _Window:
                 "steps_per_s": rate,
                 "clips_per_s": clips / self.step_s if self.step_s > 0 else 0.0,
                 "tokens_per_s": tokens / self.step_s if self.step_s > 0 else 0.0,
-                "frames_per_s": frames / self.step_s if self.step_s > 0 else 0.0,
+                "feature_steps_per_s": feature_steps / self.step_s if self.step_s > 0 else 0.0,
                 "data_wait_fraction": self.data_s / self.step_s if self.step_s > 0 else 0.0,
             },
         }

@@ -1,7 +1,7 @@
 """One video's features and cues -> its clip records (what a shard row holds).
 
 Features come from one sequential decode of the whole video (global steps 0..N-1); clip k of
-``C``-second clips takes steps ``k·C/L … (k+1)·C/L − 1``, which the frame grid guarantees line up
+``C``-second clips takes steps ``k·C/L … (k+1)·C/L − 1``, which the step grid guarantees line up
 because ``C`` is a whole number of steps.
 
 The decoded frames decide the duration: when the container's duration gives another step count

@@ -73,7 +73,8 @@ class FinetuneConfig(ConfigModel):
         grad_clip: global gradient-norm limit; 0: none.
         seed: seed of initialisation, shuffling and dropout.
         device: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, ``cuda:N``.
-        precision: ``auto`` (bf16 autocast on a GPU, else fp32), ``bf16``, ``fp32``.
+        precision: ``auto`` (bf16 autocast on a GPU that has bf16, else fp32), ``bf16`` (refused
+            on a GPU without it), ``fp32``.
         hard_negative_start_step: How2R: the update from which the hinge losses weight the
             hardest negatives (HERO's TVR finetuning: 2000); ``None``: the model config's.
         qa_span_weight: weight of How2QA's span loss (HERO: 0.4 on TVQA-style sets).

@@ -15,8 +15,8 @@ What is checked, each failure a :class:`FinetuneError` naming the file and the f
 Batches (CPU tensors; B clips of at most T steps, S cue sequences) carry the keys
 :class:`hero_model.model.HeroEncoder` reads: ``features`` (B, T, F) float16, ``step_mask``
 (B, T), ``cue_ids`` (S, Lt), ``cue_num_tokens`` (S,), ``cue_clip`` (S,), ``cue_steps`` (S, Lf),
-``cue_num_frames`` (S,). A clip keeps its first ``config.max_steps`` steps; each cue that owns
-a kept step (``unique_sub2frames``) is one sequence: its frames, then ``</s>`` and its first
+``cue_num_steps`` (S,). A clip keeps its first ``config.max_clip_steps`` steps; each cue that owns
+a kept step (``unique_sub2frames``) is one sequence: its steps, then ``</s>`` and its first
 ``config.max_tokens`` tokens, as in HERO's pretraining context.
 """
 
@@ -168,14 +168,14 @@ def _need(row: Mapping[str, Any], keys: Sequence[str], source: str, n: int) -> N
         raise FinetuneError(f"{source}: record {n} lacks {', '.join(missing)}")
 
 
-def moment_steps(start: float, end: float, interval: float, num_frames: int) -> tuple[int, int]:
-    """First and last step (inclusive) of ``[start, end]`` seconds, inside ``num_frames`` steps.
+def moment_steps(start: float, end: float, interval: float, num_steps: int) -> tuple[int, int]:
+    """First and last step (inclusive) of ``[start, end]`` seconds, inside ``num_steps`` steps.
 
     HERO's span labels (``get_st_ed_label``): ``first = floor(start / L)`` and
     ``last = max(ceil(end / L) − 1, first + 1)``, both then clamped to the clip's kept steps
     (so only a moment starting in the last step gets ``last == first``).
     """
-    last = num_frames - 1
+    last = num_steps - 1
     first = min(max(step_floor(max(start, 0.0), interval), 0), last)
     final = min(max(step_ceil(max(end, 0.0), interval) - 1, first + 1), last)
     return first, final
@@ -215,8 +215,8 @@ def _query(
     text = str(row["desc"])
     ids = [config.cls_id, *_ids(tokenizer, text, config.max_tokens, source, "query")]
     _check_vocab(ids, config, source, f"desc_id {row['desc_id']!r}")
-    frames = min(record.num_frames, config.max_steps)
-    span = moment_steps(float(ts[0]), float(ts[1]), record.frame_interval, frames)
+    kept = min(record.num_frames, config.max_clip_steps)
+    span = moment_steps(float(ts[0]), float(ts[1]), record.frame_interval, kept)
     return Query(row["desc_id"], text, str(row["vid_name"]), tuple(ids), span, row)
 
 
@@ -273,10 +273,10 @@ def _question(
         _check_vocab(ids, config, source, f"qid {row['qid']!r}")
         candidates.append(ids)
     ts = _parse_ts(row["ts"])
-    frames = min(record.num_frames, config.max_steps)
+    kept = min(record.num_frames, config.max_clip_steps)
     span = (-1, -1)
     if ts is not None:
-        span = moment_steps(ts[0], ts[1], record.frame_interval, frames)
+        span = moment_steps(ts[0], ts[1], record.frame_interval, kept)
     else:
         log.debug("%s: qid %r: no usable ts %r; no span loss", source, row["qid"], row["ts"])
     return Question(row["qid"], str(row["vid_name"]), tuple(candidates), int(answer), span, row)
@@ -370,14 +370,14 @@ def clip_batch(
     ``extra_text[i]``, when given, is appended to the text of every cue of clip ``i`` (HERO's
     video QA appends the question and answer), the whole cut to ``max_text_positions``.
     """
-    t = max(min(r.num_frames, config.max_steps) for r in records)
+    t = max(min(r.num_frames, config.max_clip_steps) for r in records)
     feats = np.zeros((len(records), t, config.feature_dim), dtype=np.float16)
     mask = np.zeros((len(records), t), dtype=bool)
     seq_ids: list[list[int]] = []
     seq_clip: list[int] = []
     seq_steps: list[list[int]] = []
     for i, r in enumerate(records):
-        n = min(r.num_frames, config.max_steps)
+        n = min(r.num_frames, config.max_clip_steps)
         dim = r.resnet.shape[1] + r.slowfast.shape[1]
         if dim != config.feature_dim:
             raise FinetuneError(
@@ -409,7 +409,7 @@ def clip_batch(
         "cue_num_tokens": torch.tensor([len(s) for s in seq_ids], dtype=torch.int64),
         "cue_clip": torch.tensor(seq_clip, dtype=torch.int64),
         "cue_steps": pad_rows(seq_steps, 0),
-        "cue_num_frames": torch.tensor([len(s) for s in seq_steps], dtype=torch.int64),
+        "cue_num_steps": torch.tensor([len(s) for s in seq_steps], dtype=torch.int64),
     }
 
 

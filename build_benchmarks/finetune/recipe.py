@@ -65,14 +65,26 @@ from build_benchmarks.vcmr import (
     temporal_nms,
     to_submission,
 )
+from hero_data.device import resolve_device
 from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
 from hero_model.config import HeroConfig, HeroConfigError, build_config
-from hero_model.init import CheckpointError, load_hero_checkpoint
+from hero_model.data import frame_interval_of
+from hero_model.init import load_hero_checkpoint
 from hero_model.pretrain import HeroForPretraining
-from hero_model.train import find_checkpoint, lr_factor
+from hero_model.runtime import (
+    CheckpointError,
+    adamw,
+    autocast,
+    autocast_dtype,
+    check_state_fits,
+    find_checkpoint,
+    linear_schedule,
+    param_groups,
+    read_state_dict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +98,6 @@ RANDOM_INIT_WARNING = (
 
 
 # --- setup ---------------------------------------------------------------------------------
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; checks a CUDA device exists."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise FinetuneError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FinetuneError(f"device {name!r} asked for, but no CUDA GPU is available")
-    return device
 
 
 REFERENCE_PREFIX = "v_encoder."
@@ -131,19 +130,15 @@ def _read_reference(path: Path) -> dict[str, Any]:
     """The state dict of ``path``, a file with no ``meta.json`` beside it: it must be a
     reference HERO checkpoint."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for a damaged or foreign file
-        raise FinetuneError(f"{path}: cannot read the checkpoint ({e})") from None
-    if isinstance(state, Mapping) and "model_state_dict" in state:  # reference restore.pt
-        state = state["model_state_dict"]
-    if not isinstance(state, Mapping) or not any(
-        str(k).removeprefix("module.").startswith(REFERENCE_PREFIX) for k in state
-    ):
+        state = read_state_dict(path)
+    except CheckpointError as e:
+        raise FinetuneError(str(e)) from None
+    if not any(k.removeprefix("module.").startswith(REFERENCE_PREFIX) for k in state):
         raise FinetuneError(
             f"{path}: neither a `hero train` checkpoint (it has no meta.json beside it) nor a "
             f"HERO checkpoint such as hero-tv-ht100.pt (no {REFERENCE_PREFIX}* parameters)"
         )
-    return dict(state)
+    return state
 
 
 def resolve_checkpoint(path: str | os.PathLike[str]) -> Initialisation:
@@ -185,25 +180,25 @@ _REFERENCE_FRAME_POSITIONS = "v_encoder.f_encoder.img_embeddings.position_embedd
 
 def _reference_config(cfg: FinetuneConfig, init: Initialisation) -> HeroConfig:
     """The model config for a reference checkpoint: ``cfg.model`` (``base``: HERO's), with
-    ``max_steps`` set to the checkpoint's frame positions, as HERO's finetuning scripts do."""
+    ``max_clip_steps`` set to the checkpoint's frame positions, as HERO's finetuning scripts do."""
     config = build_config(cfg.model or "base", **cfg.model_overrides)
     assert init.state is not None
     table = {str(k).removeprefix("module."): v for k, v in init.state.items()}.get(
         _REFERENCE_FRAME_POSITIONS
     )
     if (
-        "max_steps" not in cfg.model_overrides
+        "max_clip_steps" not in cfg.model_overrides
         and isinstance(table, torch.Tensor)
         and table.ndim == 2
-        and table.shape[0] != config.max_steps
+        and table.shape[0] != config.max_clip_steps
     ):
         log.info(
-            "%s: %d frame positions; max_steps set to that (the config had %d)",
+            "%s: %d frame positions; max_clip_steps set to that (the config had %d)",
             init.path,
             table.shape[0],
-            config.max_steps,
+            config.max_clip_steps,
         )
-        config = config.updated(max_steps=int(table.shape[0]))
+        config = config.updated(max_clip_steps=int(table.shape[0]))
     return config
 
 
@@ -271,34 +266,12 @@ def load_weights(model: HeroForPretraining, init: Initialisation) -> None:
             ) from None
         log.info("%s: HERO checkpoint, %d tensors loaded", init.path, len(report.loaded))
         return
-    weights = init.path
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for a damaged or foreign file
-        raise FinetuneError(f"{weights}: cannot read the checkpoint ({e})") from None
-    if not isinstance(state, Mapping):
-        raise FinetuneError(f"{weights}: not a state dict")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    ours = model.state_dict()
-    missing = sorted(set(ours) - set(state))
-    unexpected = sorted(set(state) - set(ours))
-    shapes = sorted(
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in ours.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    )
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"shapes differ: {', '.join(shapes[:4])}")
-        if missing:
-            parts.append(f"missing {', '.join(missing[:4])}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:4])}")
-        raise FinetuneError(
-            f"{weights}: does not fit the model config ({'; '.join(parts)}); a checkpoint of "
-            "another config?"
-        )
+        state = {k.removeprefix("module."): v for k, v in read_state_dict(init.path).items()}
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        check_state_fits(state, shapes, init.path)
+    except CheckpointError as e:
+        raise FinetuneError(f"{e}; a checkpoint of another config?") from None
     model.load_state_dict(state)
 
 
@@ -311,49 +284,19 @@ def task_heads(model: torch.nn.Module) -> list[str]:
     return [n for n, _ in model.named_parameters() if not n.startswith("encoder.")]
 
 
-def param_groups(
-    model: torch.nn.Module, lr: float, lr_mul: float, weight_decay: float
-) -> list[dict[str, Any]]:
-    """AdamW groups, as HERO's ``build_optimizer``: the task heads at ``lr_mul × lr``, the
-    rest at ``lr``; weight decay on matrices and embeddings, none on biases and norm weights
-    (HERO's ``bias`` / ``LayerNorm`` name rule picks the same tensors)."""
-    heads = set(task_heads(model))
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            groups.setdefault((name in heads, p.ndim >= 2), []).append(p)
-    return [
-        {
-            "params": params,
-            "lr": lr * lr_mul if head else lr,
-            "weight_decay": weight_decay if decay else 0.0,
-        }
-        for (head, decay), params in sorted(groups.items())  # the base lr first
-    ]
-
-
-def make_optimizer(model: torch.nn.Module, cfg: FinetuneConfig) -> torch.optim.AdamW:
+def make_optimizer(
+    model: torch.nn.Module, cfg: FinetuneConfig, device: torch.device
+) -> torch.optim.AdamW:
     """AdamW as HERO finetunes: betas, epsilon, weight decay and the heads' ``lr_mul``."""
-    return torch.optim.AdamW(
-        param_groups(model, cfg.lr, cfg.lr_mul, cfg.weight_decay),
-        lr=cfg.lr,
-        betas=(float(cfg.betas[0]), float(cfg.betas[1])),
-        eps=cfg.eps,
+    groups = param_groups(
+        model, cfg.lr, cfg.weight_decay, heads=task_heads(model), lr_mul=cfg.lr_mul
     )
+    return adamw(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, device=device)
 
 
 def _autocast(cfg: FinetuneConfig, device: torch.device) -> Any:
-    use = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-    if use:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
-
-def _frame_interval(records: Mapping[str, ClipRecord], root: Path) -> float:
-    values = sorted({r.frame_interval for r in records.values()})
-    if len(values) != 1:
-        raise FinetuneError(f"{root}: clips with different frame intervals {values} s")
-    return float(values[0])
+    """The run's autocast (the precision was checked against the device at setup)."""
+    return autocast(autocast_dtype(cfg.precision, device), device)
 
 
 # --- training ------------------------------------------------------------------------------
@@ -379,10 +322,8 @@ def _train(
         log.info("max_steps 0: evaluating the initial weights")
         return summary
     warmup = round(cfg.warmup * total)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda n: lr_factor(n + 1, warmup, total)
-    )
+    optimizer = make_optimizer(model, cfg, device)
+    scheduler = linear_schedule(optimizer, warmup, total)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xF7]))
     # How2R: a batch trains the start/end loss with probability 1 - vsm_local_drop_prob (HERO's
     # drop_svmr_prob, 0.8), drawn from its own stream so that shuffling does not depend on it
@@ -461,7 +402,7 @@ def encode_clips(
     """Contextual step embeddings (N, T, D) float32 and real-step mask (N, T) of ``clips``,
     encoded ``cfg.eval_batch`` at a time (what a padded step holds depends on its batch)."""
     device = model.vsm_start.weight.device
-    t = max(min(r.num_frames, config.max_steps) for r in clips)
+    t = max(min(r.num_frames, config.max_clip_steps) for r in clips)
     steps = torch.zeros(len(clips), t, config.hidden, device=device)
     step_mask = torch.zeros(len(clips), t, dtype=torch.bool, device=device)
     for lo in range(0, len(clips), cfg.eval_batch):
@@ -489,8 +430,8 @@ def _eval_retrieval(
     ranking = cfg.ranking
     candidates = ranking.updated(max_predictions=ranking.candidates)
     names = list(dict.fromkeys(q.clip_id for q in queries))
-    frames = np.array([min(records[c].num_frames, config.max_steps) for c in names])
-    durations = np.minimum([records[c].clip.duration for c in names], frames * interval).astype(
+    kept = np.array([min(records[c].num_frames, config.max_clip_steps) for c in names])
+    durations = np.minimum([records[c].clip.duration for c in names], kept * interval).astype(
         np.float64
     )
     steps, step_mask = encode_clips(model, [records[c] for c in names], config, cfg)
@@ -507,7 +448,7 @@ def _eval_retrieval(
             glob,
             st,
             ed,
-            frames,
+            kept,
             frame_interval=interval,
             clip_durations=durations,
             config=candidates,
@@ -518,7 +459,7 @@ def _eval_retrieval(
             st[rows, gt],
             ed[rows, gt],
             gt,
-            frames[gt],
+            kept[gt],
             frame_interval=interval,
             clip_durations=durations[gt],
             config=candidates,
@@ -576,10 +517,6 @@ def _eval_qa(
     return out
 
 
-def _write_json(path: Path, data: Any) -> None:
-    atomic_write_json(path, data)
-
-
 def _evaluate(
     task: str,
     model: torch.nn.Module,
@@ -604,14 +541,14 @@ def _evaluate(
                 submission, suppressed = _eval_retrieval(
                     model, examples, records, config, cfg, interval
                 )
-                _write_json(path, submission)
+                atomic_write_json(path, submission)
                 scores = evaluate_retrieval(
                     submission, bench.rows[split], submission_source=str(path), gt_source=source
                 )
                 results[split] = json.loads(json.dumps(scores))
                 if suppressed is not None:
                     nms_path = run / f"predictions_{split}_nms.json"
-                    _write_json(nms_path, suppressed)
+                    atomic_write_json(nms_path, suppressed)
                     nms_scores = evaluate_retrieval(
                         suppressed,
                         bench.rows[split],
@@ -626,7 +563,7 @@ def _evaluate(
             else:
                 assert isinstance(model, HeroForVideoQA)
                 predictions = _eval_qa(model, examples, records, config, cfg)
-                _write_json(path, predictions)
+                atomic_write_json(path, predictions)
                 results[split] = evaluate_qa(
                     predictions,
                     {split: bench.rows[split]},
@@ -665,6 +602,8 @@ def run_finetune(
             f"{run / 'metrics.json'}: exists; use another run folder or --overwrite"
         )
     device = resolve_device(cfg.device)
+    dtype = autocast_dtype(cfg.precision, device)  # refuses bf16 where the device lacks it
+    log.info("finetuning on %s, %s", device, "bf16 autocast" if dtype else "float32")
     ds = HeroDataset.open(dataset)
     tok_record = dataset_tokenizer(ds)
     tokenizer = load_tokenizer(cfg.tokenizer, ds)
@@ -689,7 +628,7 @@ def run_finetune(
     model.to(device)
 
     bench, records = load_bench(task, bench_dir, ds, tokenizer, config)
-    interval = _frame_interval(records, ds.root)
+    interval = frame_interval_of(ds)
     run.mkdir(parents=True, exist_ok=True)
     (run / "metrics.json").unlink(missing_ok=True)
 
@@ -700,7 +639,7 @@ def run_finetune(
     scores = _evaluate(task, model, bench, records, config, cfg, interval, run)
 
     torch.save(model.state_dict(), run / "model.pt")
-    _write_json(
+    atomic_write_json(
         run / "finetune.json",
         {
             "task": task,
@@ -722,5 +661,5 @@ def run_finetune(
         "missing_clips": bench.missing_clips[:20],
         **scores,
     }
-    _write_json(run / "metrics.json", metrics)  # written last: marks a complete run
+    atomic_write_json(run / "metrics.json", metrics)  # written last: marks a complete run
     return metrics

@@ -64,7 +64,7 @@ def align(
     speaker_prefix: bool | None,
     strict_subtitles: bool,
 ) -> None:
-    """Align one subtitle file to the frame grid; print clips, cues and spans as JSON.
+    """Align one subtitle file to the step grid; print clips, cues and spans as JSON.
 
     Cues are cleaned (rolling captions collapsed, empty/zero-length cues dropped, duplicates
     merged), cut into clips (a cue across a boundary goes to both, clipped), and mapped to steps

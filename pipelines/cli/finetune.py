@@ -136,7 +136,7 @@ def _ranking_default(name: str) -> Any:
 @click.option(
     "--precision",
     type=click.Choice(["auto", "bf16", "fp32"]),
-    help=f"auto: bf16 autocast on a GPU, else fp32 [{_default('precision')}].",
+    help=f"auto: bf16 autocast on a GPU that has bf16, else fp32 [{_default('precision')}].",
 )
 @click.option(
     "--eval-batch",

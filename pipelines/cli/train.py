@@ -158,7 +158,8 @@ def _train_default(name: str) -> str:
 @click.option(
     "--precision",
     type=click.Choice(["auto", "bf16", "fp32"]),
-    help=f"auto: bf16 autocast on a GPU, else fp32 [config: {_train_default('precision')}].",
+    help="auto: bf16 autocast on a GPU with bf16, else fp32 "
+    f"[config: {_train_default('precision')}].",
 )
 @click.option(
     "--init-roberta",

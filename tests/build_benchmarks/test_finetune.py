@@ -386,7 +386,7 @@ def test_checkpoint_is_loaded_and_another_config_refused(toy, tmp_path):
     meta = json.loads((wrong / "meta.json").read_text())
     meta["model_config"] = tiny.to_dict()  # says tiny, holds a wider model
     (wrong / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(FinetuneError, match=r"does not fit the model config.*shapes differ"):
+    with pytest.raises(FinetuneError, match=r"does not fit the model: shapes differ"):
         run_finetune(
             "how2r", toy["how2r"], toy["ds"], tmp_path / "d", cfg.updated(checkpoint=str(wrong))
         )
@@ -409,6 +409,19 @@ def test_bad_inputs_are_refused(toy, tmp_path):
     run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "d", _cfg(toy, max_steps=0))
     with pytest.raises(FileExistsError, match=r"metrics\.json: exists"):
         run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "d", _cfg(toy, max_steps=0))
+
+
+def test_bf16_on_a_gpu_without_it_is_refused_before_anything_runs(toy, tmp_path, monkeypatch):
+    """As in pretraining (hero_model.runtime.autocast_dtype): checked when the run starts,
+    not left to torch's autocast at the first batch. No GPU is needed: nothing reaches it."""
+    from build_benchmarks.finetune import recipe
+    from hero_data.errors import OptionError
+
+    monkeypatch.setattr(recipe, "resolve_device", lambda name: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    with pytest.raises(OptionError, match=r"bf16 asked for, but cuda:0 does not support bfloat16"):
+        run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "a", _cfg(toy, precision="bf16"))
+    assert not (tmp_path / "a").exists()
 
 
 # --- command line and a real `hero train` checkpoint ----------------------------------------
@@ -550,7 +563,7 @@ def test_optimizer_is_heros(toy):
     torch.testing.assert_close(qa.span_pool.weight, qa.qa_pool.weight)  # HERO's deepcopy
     assert task_heads(HeroForPretraining(config)) == []  # how2r adds no head
     cfg = _cfg(toy, lr=1e-3, weight_decay=0.0)
-    optimizer = make_optimizer(qa, cfg)
+    optimizer = make_optimizer(qa, cfg, torch.device("cpu"))
     assert {g["betas"] for g in optimizer.param_groups} == {(0.9, 0.98)}
     assert {g["eps"] for g in optimizer.param_groups} == {1e-6}
     # one AdamW step on a gradient of ones moves every weight by its group's lr
@@ -582,7 +595,7 @@ def _hero_release(path: Path, config, seed: int = 4) -> dict[str, torch.Tensor]:
 
 def test_a_released_hero_checkpoint_is_accepted(toy, tmp_path):
     vocab = CueTokenizer.from_path(toy["tokenizer"]).vocab_size
-    release = build_config("tiny", vocab_size=vocab, max_steps=40)  # 40 frame positions
+    release = build_config("tiny", vocab_size=vocab, max_clip_steps=40)  # 40 frame positions
     path = tmp_path / "hero-tv-ht100.pt"
     state = _hero_release(path, release)
     overrides = {"vocab_size": vocab, "dropout": 0.0, "attention_dropout": 0.0}
@@ -596,7 +609,7 @@ def test_a_released_hero_checkpoint_is_accepted(toy, tmp_path):
     q = "q_feat_attn.query_self_attention.self.query.weight"
     torch.testing.assert_close(loaded["query_encoder.attention.query.weight"], state[q].float())
     model_config = json.loads((tmp_path / "r" / "finetune.json").read_text())["model_config"]
-    assert model_config["max_steps"] == 40  # from the checkpoint, as HERO's scripts take it
+    assert model_config["max_clip_steps"] == 40  # from the checkpoint, as HERO's scripts take it
     qa = run_finetune("how2qa", toy["how2qa"], toy["ds"], tmp_path / "q", cfg.updated(max_steps=1))
     assert qa["train"]["steps"] == 1 and qa["val"]["total"] == 8
 
@@ -614,7 +627,7 @@ def test_bad_hero_checkpoints_are_refused(toy, tmp_path):
         )
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(FinetuneError, match=r"junk\.pt: cannot read the checkpoint"):
+    with pytest.raises(FinetuneError, match=r"junk\.pt: not a readable checkpoint"):
         run_finetune(
             "how2r", toy["how2r"], toy["ds"], tmp_path / "b", cfg.updated(checkpoint=str(junk))
         )

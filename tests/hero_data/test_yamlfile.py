@@ -147,7 +147,7 @@ def test_adversarial_yaml_is_refused_naming_the_file_and_line(tmp_path, kind, na
 NUMERIC = {
     "run": ["frame_interval", "clip_length", "batch_size", "workers", "min_timeout_s"],
     "train": ["lr", "batch_size", "max_steps", "warmup_steps", "eps", "grad_clip", "seed"],
-    "model": ["hidden", "heads", "dropout", "vocab_size", "max_steps", "mask_id"],
+    "model": ["hidden", "heads", "dropout", "vocab_size", "max_clip_steps", "mask_id"],
 }
 
 

@@ -11,7 +11,7 @@ import torch
 
 from hero_data.schema import RESNET_DIM, ClipRecord
 from hero_data.types import Clip, Cue
-from hero_model.batch import TASKS, make_batch, pad_rows
+from hero_model.batch import TASKS, BatchError, make_batch, pad_rows
 from hero_model.config import build_config
 
 CFG = build_config("tiny")
@@ -61,7 +61,7 @@ def test_context_layout_and_features() -> None:
     assert not b["features"][1, 6:].any()
     # one sequence per cue that owns a step: </s> then its tokens; its steps in order
     assert b["cue_clip"].tolist() == [0, 0, 0, 1, 1]
-    assert b["cue_num_frames"].tolist() == [3, 2, 1, 2, 2]
+    assert b["cue_num_steps"].tolist() == [3, 2, 1, 2, 2]
     assert b["cue_steps"][0].tolist() == [0, 1, 2] and b["cue_steps"][4, :2].tolist() == [4, 5]
     assert b["cue_num_tokens"].tolist() == [4, 2, 5, 3, 2]
     assert b["cue_ids"][3].tolist() == [CFG.sep_id, 13, 14, CFG.pad_id, CFG.pad_id]
@@ -73,7 +73,7 @@ def test_mlm_layout() -> None:
     assert b is not None
     # every cue with tokens, including b's cue 1 that owns no step (text alone)
     assert b["cue_clip"].tolist() == [0, 0, 0, 1, 1, 1]
-    assert b["cue_num_frames"].tolist() == [3, 2, 1, 2, 0, 2]
+    assert b["cue_num_steps"].tolist() == [3, 2, 1, 2, 0, 2]
     assert (b["cue_ids"][:, 0] == CFG.cls_id).all()
     labels = b["mlm_labels"]
     assert (labels[:, 0] == -1).all()  # the <s> prefix is never predicted
@@ -143,12 +143,12 @@ def test_none_when_no_record_can_serve() -> None:
     assert b is not None and b["cue_ids"].shape[0] == 0
 
 
-def test_truncation_to_max_steps_and_max_tokens() -> None:
-    cfg = build_config("tiny", max_steps=8, max_tokens=3)
+def test_truncation_to_max_clip_steps_and_max_tokens() -> None:
+    cfg = build_config("tiny", max_clip_steps=8, max_tokens=3)
     rec = record("t", 12, [[0, 1], [6, 7, 8, 9], [10, 11]], [[5, 6, 7, 8, 9], [10], [11]])
     b = make_batch([rec], "mffr", cfg, rng())
     assert b is not None and b["features"].shape[1] == 8
-    assert b["cue_num_frames"].tolist() == [2, 2]  # cue 2 lies past the cut: dropped
+    assert b["cue_num_steps"].tolist() == [2, 2]  # cue 2 lies past the cut: dropped
     assert b["cue_ids"][0].tolist() == [cfg.sep_id, 5, 6, 7]
     b = make_batch([rec], "mlm", cfg, rng())
     assert b is not None and b["cue_clip"].tolist() == [0, 0]
@@ -173,12 +173,12 @@ def test_determinism_and_pickling() -> None:
 
 def test_bad_records_and_task() -> None:
     bad_ids = record("bad", 4, [[0]], [[5, 64]])
-    with pytest.raises(ValueError, match=r"clip bad.0: token id 64 is outside the model's vocab"):
+    with pytest.raises(BatchError, match=r"clip bad.0: token id 64 is outside the model's vocab"):
         make_batch([bad_ids], "mlm", CFG, rng())
     with pytest.raises(ValueError, match=r"unknown pretraining task 'mfm'"):
         make_batch(two_clips(), "mfm", CFG, rng())
     small = build_config("tiny", feature_dim=2048)
-    with pytest.raises(ValueError, match=r"clip a.0: features are 4352-d but the model config"):
+    with pytest.raises(BatchError, match=r"clip a.0: features are 4352-d but the model config"):
         make_batch(two_clips(), "fom", small, rng())
 
 

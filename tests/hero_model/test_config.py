@@ -24,7 +24,7 @@ def test_base_is_heros_pretraining_model() -> None:
     c = build_config("base")
     assert (c.hidden, c.heads, c.ffn, c.cross_layers, c.temporal_layers) == (768, 12, 3072, 6, 3)
     assert (c.vocab_size, c.padded_vocab_size, c.feature_dim) == (50265, 50272, 4352)
-    assert (c.max_steps, c.max_tokens, c.max_text_positions) == (100, 60, 514)
+    assert (c.max_clip_steps, c.max_tokens, c.max_text_positions) == (100, 60, 514)
     assert (c.pad_id, c.cls_id, c.sep_id, c.mask_id) == (1, 0, 2, 50264)
     assert (c.mlm_prob, c.mfm_prob, c.fom_prob, c.vsm_queries, c.vsm_margin) == (
         0.15,
@@ -98,6 +98,25 @@ def test_yaml_errors_name_the_file(tmp_path: Path, text: str, message: str) -> N
     assert str(info.value).startswith(f"{path}: ")
 
 
+def test_the_old_max_steps_key_names_its_new_name(tmp_path: Path) -> None:
+    """``max_steps`` (steps per clip) became ``max_clip_steps``, as ``max_steps`` also meant the
+    trainer's optimizer steps: a file, overrides or a checkpoint's config with the old key is
+    refused, naming the new one (a "did you mean" could guess ``max_step_positions``)."""
+    path = write(tmp_path, "max_steps: 40\n")
+    with pytest.raises(HeroConfigError) as info:
+        build_config(path)
+    assert str(info.value) == f"{path}: 'max_steps' was renamed 'max_clip_steps': rename the key"
+    assert info.value.key == "max_steps"
+    with pytest.raises(HeroConfigError, match=r"^overrides: 'max_steps' was renamed"):
+        build_config("tiny", max_steps=40)
+    saved = {**build_config("tiny").to_dict(), "max_steps": 64}
+    del saved["max_clip_steps"]
+    with pytest.raises(HeroConfigError, match=r"^'max_steps' was renamed 'max_clip_steps'"):
+        HeroConfig(**saved)
+    with pytest.raises(HeroConfigError, match=r"unknown option 'max_stepz'; did you mean"):
+        build_config("tiny", max_stepz=40)  # other unknown keys still get a guess
+
+
 def test_missing_file_and_unknown_name(tmp_path: Path) -> None:
     with pytest.raises(HeroConfigError, match=r"model config file not found"):
         build_config(tmp_path / "nope.yaml")
@@ -120,7 +139,7 @@ def test_missing_file_and_unknown_name(tmp_path: Path) -> None:
         ("vsm_margin", -0.1, "vsm_margin must be at least 0, got -0.1"),
         ("hard_negative_start_step", -2, "or -1 for never"),
         ("max_tokens", 514, r"max_tokens \+ 1 .* must fit in max_text_positions"),
-        ("max_steps", 600, r"max_steps \(600\) must be <= max_step_positions \(514\)"),
+        ("max_clip_steps", 600, r"max_clip_steps \(600\) must be <= max_step_positions \(514\)"),
         ("mask_id", 50265, "mask_id 50265 is outside the vocabulary"),
         ("mask_id", 1, "must be four different tokens"),
         ("random_token_high", 4, "must be a non-empty range"),

@@ -201,7 +201,7 @@ def test_loader_workers_and_resume_give_the_same_batches(tmp_path, write_dataset
     assert [(m.step, m.micro) for m in parallel] == [(s, a) for s in range(4) for a in range(2)]
     assert all(_same(x, y) for x, y in zip(inline, parallel, strict=True))
     assert {m.task for m in inline} <= set(TASKS)
-    assert all(m.clips == 2 and m.frames == 16 and m.tokens == 16 for m in inline)
+    assert all(m.clips == 2 and m.feature_steps == 16 and m.tokens == 16 for m in inline)
     # 16 draws over 8 clips: every clip twice.
     drawn = Counter(c for m in inline for c in m.clip_ids)
     assert len(drawn) == 8 and set(drawn.values()) == {2}

@@ -13,13 +13,13 @@ from hero_model.config import HeroConfig, build_config
 from hero_model.init import (
     REFERENCE_IGNORED,
     REFERENCE_TABLE,
-    CheckpointError,
     convert_hero_state_dict,
     load_hero_checkpoint,
     load_roberta_into,
     reference_shapes,
 )
 from hero_model.pretrain import HeroForPretraining
+from hero_model.runtime import CheckpointError
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = build_config("tiny", dropout=0.0, attention_dropout=0.0)
@@ -160,7 +160,7 @@ def test_file_round_trip_and_unpadded_vocab(tmp_path: Path) -> None:
                 {f"{F_}img_embeddings.position_embeddings.weight": torch.zeros(100, 32)}
             ),
             r"img_embeddings\.position_embeddings\.weight has shape \(100, 32\), the model's "
-            r"encoder\.frame_embed\.position\.weight \(64, 32\) \(set max_steps",
+            r"encoder\.frame_embed\.position\.weight \(64, 32\) \(set max_clip_steps",
         ),
         (
             lambda s: s.update({f"{F_}lm_head.decoder.weight": torch.zeros(64, 32)}),
@@ -202,11 +202,11 @@ def test_unreadable_files(tmp_path: Path) -> None:
         load_hero_checkpoint(model, tmp_path / "nope.pt")
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"junk\.pt: not a readable PyTorch state dict"):
+    with pytest.raises(CheckpointError, match=r"junk\.pt: not a readable checkpoint"):
         load_hero_checkpoint(model, junk)
     listed = tmp_path / "list.pt"
     torch.save([1, 2], listed)
-    with pytest.raises(CheckpointError, match=r"list\.pt: expected a state dict, got list"):
+    with pytest.raises(CheckpointError, match=r"list\.pt: holds a list, not a state dict"):
         load_roberta_into(model, listed)
     with pytest.raises(TypeError, match="expected a HeroForPretraining"):
         load_hero_checkpoint(torch.nn.Linear(2, 2), {})

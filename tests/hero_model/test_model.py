@@ -73,7 +73,7 @@ def test_padding_never_changes_real_outputs(encoder) -> None:
     noisy["features"] = feats
     tok_pad = torch.arange(b["cue_ids"].shape[1])[None] >= b["cue_num_tokens"][:, None]
     noisy["cue_ids"] = b["cue_ids"].masked_fill(tok_pad, 7)
-    frame_pad = torch.arange(b["cue_steps"].shape[1])[None] >= b["cue_num_frames"][:, None]
+    frame_pad = torch.arange(b["cue_steps"].shape[1])[None] >= b["cue_num_steps"][:, None]
     noisy["cue_steps"] = b["cue_steps"].masked_fill(frame_pad, 3)
     out2 = encoder(noisy)
     real = b["step_mask"]
@@ -119,7 +119,7 @@ def test_steps_without_a_cue_get_the_residual_only(encoder) -> None:
     fused = encoder.fuse(b)
     residual = encoder.residual(b["features"].float())
     owned = torch.zeros(20, dtype=torch.bool)
-    owned[b["cue_steps"][b["cue_num_frames"] > 0].flatten()] = True
+    owned[b["cue_steps"][b["cue_num_steps"] > 0].flatten()] = True
     owned_steps = {s for span in rec.unique_sub2frames for s in span}
     assert set(torch.nonzero(owned).flatten().tolist()) == owned_steps
     assert torch.allclose(fused[0, ~owned], residual[0, ~owned], atol=1e-6)

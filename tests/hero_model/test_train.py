@@ -13,15 +13,14 @@ import torch
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Clip, Cue
 from hero_data.writer import DatasetWriter
-from hero_model.init import CheckpointError
 from hero_model.pretrain import HeroForPretraining
+from hero_model.runtime import CheckpointError, lr_factor
 from hero_model.train import (
     STATE_FORMAT,
     PretrainRecipe,
     TrainConfigError,
     load_run_config,
     load_train_config,
-    lr_factor,
     run_training,
     train_preset,
 )

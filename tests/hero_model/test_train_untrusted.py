@@ -18,11 +18,10 @@ from click.testing import CliRunner
 from hypothesis import strategies as st
 
 from hero_data.writer import DatasetWriter
-from hero_model.init import CheckpointError
+from hero_model.runtime import CheckpointError, find_checkpoint
 from hero_model.train import (
     STATE_FORMAT,
     check_run,
-    find_checkpoint,
     load_train_config,
     read_checkpoint,
     run_training,
@@ -213,9 +212,9 @@ SPOILED = [
     ("state", lambda s: s["optimizer"]["state"].update({10**6: {}}), "is not one of this"),
     ("state", lambda s: s["scheduler"].update(optimizer="x"), "not a LambdaLR state"),
     ("state", lambda s: s.clear() or s.update(x=1), "no step, draws"),
-    ("model", lambda w: w.pop(next(iter(w))), "not this run's model: missing"),
+    ("model", lambda w: w.pop(next(iter(w))), "does not fit the model: missing"),
     ("model", lambda w: w.update(extra=torch.zeros(1)), "unexpected ['extra']"),
-    ("model", lambda w: w.update({next(iter(w)): torch.zeros(1)}), "the model needs"),
+    ("model", lambda w: w.update({next(iter(w)): torch.zeros(1)}), "shapes differ"),
 ]
 
 

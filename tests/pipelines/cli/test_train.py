@@ -53,7 +53,8 @@ def test_tiny_run_then_resume_from_the_run_folder(tmp_path, write):
 
 
 def test_resume_with_a_larger_max_steps(tmp_path, write):
-    from hero_model.train import lr_factor, train_preset
+    from hero_model.runtime import lr_factor
+    from hero_model.train import train_preset
 
     data = write(tmp_path / "ds")
     out = tmp_path / "run"
