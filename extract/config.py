@@ -92,6 +92,12 @@ class ExtractConfig(ConfigModel):
                         f"{key} and random_weights exclude each other: give weight files or "
                         "random_weights: true, not both",
                     )
+        if self.pixels == "torch" and self.backend != "pyav":
+            raise conflict(
+                ["pixels", "backend"],
+                f"pixels torch converts the raw planes PyAV hands out: it needs backend pyav, "
+                f"not {self.backend!r}",
+            )
         if self.decoder == "nvdec":
             if self.device == "cpu":
                 raise conflict(

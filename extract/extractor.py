@@ -53,15 +53,13 @@ def resolve_pixels_and_decoder(cfg: ExtractConfig, device: torch.device) -> tupl
     ``nvdec``, ``auto``: :func:`extract.nvdec.resolve_decoder`) when extracting on ``device``.
 
     Raises :class:`extract.nvdec.NvdecUnavailable` for ``decoder: nvdec`` where NVDEC cannot
-    run, and ``ValueError`` for ``pixels: torch`` with a backend other than ``pyav``.
+    run.
     """
     pixels = resolve_pixels(cfg.pixels, device)
     if cfg.decoder == "nvdec" and cfg.pixels == "auto":
         pixels = "torch"  # NVDEC's frames are on the GPU: the pixel work is too
     if pixels == "torch" and cfg.backend != "pyav":
-        if cfg.pixels == "torch":
-            raise ValueError(f"pixels='torch' needs the pyav backend, not {cfg.backend!r}")
-        pixels = "swscale"
+        pixels = "swscale"  # auto; an explicit torch with another backend fails validation
     # After the pixels: NVDEC frames are on the GPU, so "auto" takes NVDEC with torch only.
     return pixels, resolve_decoder(cfg.decoder, device, pixels)
 

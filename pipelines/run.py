@@ -626,7 +626,8 @@ def _check_decoder(cfg: RunConfig) -> None:
     Workers on a cluster check for themselves when they start: their machines may differ."""
     if cfg.extract.decoder != "nvdec" or cfg.address or os.environ.get("RAY_ADDRESS"):
         return
-    from extract.extractor import resolve_device, resolve_pixels_and_decoder
+    from extract.extractor import resolve_pixels_and_decoder
+    from hero_data.device import resolve_device
 
     resolve_pixels_and_decoder(cfg.extract, resolve_device(cfg.extract.device))
 

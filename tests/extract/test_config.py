@@ -24,6 +24,11 @@ def test_the_names_a_config_accepts_are_the_extractors() -> None:
         ({"device": "gpu"}, "device", "device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
         ({"bf16": "yes"}, "bf16", "bf16 must be true or false, got 'yes'"),
         ({"prefetch_step": 4}, "prefetch_step", "did you mean 'prefetch_steps'?"),
+        (
+            {"pixels": "torch", "backend": "decord"},
+            "pixels",
+            "pixels torch converts the raw planes PyAV hands out: it needs backend pyav",
+        ),
     ],
 )
 def test_a_bad_option_is_an_option_error_naming_its_key(
