@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -44,6 +44,12 @@ TRAIN_CONFIG_NAMES = ("base", "tiny")
 
 PAPER_TASK_RATIOS = {"mlm": 2.0, "mnce": 2.0, "fom": 1.0, "vsm": 2.0}
 """MLM:MNCE:FOM:VSM = 2:2:1:2, the paper's best mix (HERO, Table 1)."""
+
+
+Precision = Literal["auto", "bf16", "fp32"]
+"""``auto``: bf16 autocast on a GPU that supports it, else float32; ``bf16``; ``fp32``
+(the same for pretraining and finetuning: :mod:`hero_model.runtime`)."""
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 class TrainConfigError(OptionError):
@@ -105,7 +111,7 @@ class TrainConfig(ConfigModel):
     eps: Number = Field(1e-6, gt=0)
     weight_decay: Number = Field(0.01, ge=0)
     grad_clip: Number = Field(1.0, ge=0)
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    precision: Precision = "auto"
     device: Device = "auto"
     seed: Whole = Field(77, ge=0)
     checkpoint_every: Whole = Field(2000, ge=1)

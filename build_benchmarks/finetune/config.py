@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationError
 
@@ -26,6 +26,7 @@ from hero_data.configmodel import (
     read_mapping,
 )
 from hero_data.errors import HeroError, OptionError
+from hero_model.train_config import Precision
 
 __all__ = [
     "FinetuneConfig",
@@ -105,7 +106,7 @@ class FinetuneConfig(ConfigModel):
     grad_clip: Number = Field(1.0, ge=0)
     seed: Whole = Field(0, ge=0)
     device: Device = "auto"
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    precision: Precision = "auto"
     hard_negative_start_step: Whole | None = Field(2000, ge=-1)
     qa_span_weight: Number = Field(0.4, ge=0)
     qa_in_cues: Flag = True

@@ -20,6 +20,7 @@ from build_benchmarks.finetune.config import (
 from build_benchmarks.vcmr import RankingConfig
 from hero_data.configmodel import read_mapping
 from pipelines.cli.errors import friendly_errors
+from pipelines.cli.options import training_device_options
 
 
 def _echo_metrics(metrics: dict[str, Any], run: Path) -> None:
@@ -132,12 +133,7 @@ def _ranking_default(name: str) -> Any:
 )
 @click.option("--lr", type=float, help=f"Peak learning rate (AdamW) [{_default('lr')}].")
 @click.option("--seed", type=click.IntRange(min=0), help=f"Seed [{_default('seed')}].")
-@click.option("--device", help=f"auto, cpu, cuda or cuda:N [{_default('device')}: GPU if any].")
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "bf16", "fp32"]),
-    help=f"auto: bf16 autocast on a GPU that has bf16, else fp32 [{_default('precision')}].",
-)
+@training_device_options(_default)
 @click.option(
     "--eval-batch",
     type=click.IntRange(min=1),

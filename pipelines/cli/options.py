@@ -124,6 +124,25 @@ def extraction_options(fn: F) -> F:
     return fn
 
 
+def training_device_options(default: Callable[[str], str]) -> Callable[[F], F]:
+    """``--device`` and ``--precision`` of ``hero train`` and ``hero finetune``; ``default(name)``
+    is the command's config default of option ``name``, as its help shows it."""
+    from hero_model.train_config import PRECISIONS
+
+    def decorate(fn: F) -> F:
+        fn = click.option(
+            "--precision",
+            type=click.Choice(PRECISIONS),
+            help="auto: bf16 autocast on a GPU that has bf16, else fp32; bf16 is refused on a "
+            f"device without it [{default('precision')}].",
+        )(fn)
+        return click.option(
+            "--device", help=f"auto (a GPU if any), cpu, cuda or cuda:N [{default('device')}]."
+        )(fn)
+
+    return decorate
+
+
 no_progress_option = click.option(
     "--no-progress",
     is_flag=True,

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from pipelines.cli.errors import friendly_errors
-from pipelines.cli.options import no_progress_option
+from pipelines.cli.options import no_progress_option, training_device_options
 
 
 def _parse_tasks(value: str | None) -> dict[str, float] | None:
@@ -154,13 +154,7 @@ def _train_default(name: str) -> str:
     type=int,
     help=f"DataLoader processes per worker [config: {_train_default('loader_workers')} base].",
 )
-@click.option("--device", help=f"auto, cpu, cuda or cuda:N [config: {_train_default('device')}].")
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "bf16", "fp32"]),
-    help="auto: bf16 autocast on a GPU with bf16, else fp32 "
-    f"[config: {_train_default('precision')}].",
-)
+@training_device_options(lambda name: f"config: {_train_default(name)}")
 @click.option(
     "--init-roberta",
     type=click.Path(dir_okay=False, path_type=Path),
