@@ -261,10 +261,7 @@ def dataset_features(root: Path) -> dict[str, Any]:
 
     from hero_data.reader import HeroDataset
 
-    return {
-        r.clip.clip_id: np.concatenate([r.resnet, r.slowfast], axis=1).astype(np.float32)
-        for r in HeroDataset.open(root)
-    }
+    return {r.clip.clip_id: r.visual().astype(np.float32) for r in HeroDataset.open(root)}
 
 
 def compare_datasets(a: dict[str, Any], b: dict[str, Any]) -> float | None:

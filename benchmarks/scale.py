@@ -105,8 +105,10 @@ def _rows(task: int, videos: int) -> pa.Table:
                 clip=Clip(vid, 0, 0.0, 1.5),
                 source=f"/corpus/{vid}.mp4",
                 frame_interval=1.5,
-                resnet=rng.standard_normal((1, RESNET_DIM)).astype(np.float16),
-                slowfast=rng.standard_normal((1, SLOWFAST_DIM)).astype(np.float16),
+                features={
+                    "resnet": rng.standard_normal((1, RESNET_DIM)).astype(np.float16),
+                    "slowfast": rng.standard_normal((1, SLOWFAST_DIM)).astype(np.float16),
+                },
             )
             batch = to_record_batch([record])
             sink = pa.BufferOutputStream()
@@ -245,8 +247,10 @@ def plan_figures(videos: int, committed: int, workdir: str) -> dict:
                         clip=Clip(vid, 0, 0.0, 1.5),
                         source=f"/corpus/videos/{vid}.mp4",
                         frame_interval=1.5,
-                        resnet=rng.standard_normal((1, RESNET_DIM)).astype(np.float16),
-                        slowfast=rng.standard_normal((1, SLOWFAST_DIM)).astype(np.float16),
+                        features={
+                            "resnet": rng.standard_normal((1, RESNET_DIM)).astype(np.float16),
+                            "slowfast": rng.standard_normal((1, SLOWFAST_DIM)).astype(np.float16),
+                        },
                     )
                 )
     repo = Path(__file__).resolve().parents[1]
@@ -282,8 +286,8 @@ times = []
 for t in range(tasks):
     records = [
         ClipRecord(clip=Clip(f"t{t}v{k}", 0, 0.0, 1.5), source="/c.mp4", frame_interval=1.5,
-                   resnet=rng.standard_normal((1, RESNET_DIM)).astype(np.float16),
-                   slowfast=rng.standard_normal((1, SLOWFAST_DIM)).astype(np.float16))
+                   features={"resnet": rng.standard_normal((1, RESNET_DIM)).astype(np.float16),
+                             "slowfast": rng.standard_normal((1, SLOWFAST_DIM)).astype(np.float16)})
         for k in range(3)
     ]
     started = time.perf_counter()

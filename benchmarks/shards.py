@@ -11,8 +11,8 @@ about 700 MB) with :class:`hero_data.writer.DatasetWriter`, writes the same Arro
 Parquet file with 64 rows per row group, warms the page cache by reading both files once, and
 then times reading clips in a seeded shuffled order:
 
-* ``mmap``: ``HeroDataset.features(i)``, which returns two zero-copy numpy views; nothing is read
-  until the views are used.
+* ``mmap``: ``HeroDataset.features(i)``, which returns a zero-copy numpy view per column; nothing
+  is read until the views are used.
 * ``mmap_touch``: the same, then every byte of both arrays is read (see ``--touch``).
 * ``parquet``: what a Parquet user does for one clip: find the row group holding row ``i``,
   ``ParquetFile.read_row_group(rg, columns=["resnet", "slowfast"])`` (decoding all 64 clips of
@@ -40,11 +40,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hero_data.features import DEFAULT_FEATURES
 from hero_data.reader import CACHE_ENV, HeroDataset
-from hero_data.schema import FEATURE_DIM, RESNET_DIM, SLOWFAST_DIM, ClipRecord
+from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Clip, Cue
 from hero_data.writer import DatasetWriter
 
+FEATURE_DIM = DEFAULT_FEATURES.dim
 FRAME_INTERVAL = 1.5
 """Seconds per feature step (HERO's default)."""
 
@@ -131,8 +133,7 @@ def synthetic_records(
             clip=Clip(f"vid{k:06d}", 0, 0.0, duration),
             source=f"synthetic://vid{k:06d}.mp4",
             frame_interval=FRAME_INTERVAL,
-            resnet=feats[:, :RESNET_DIM],
-            slowfast=feats[:, RESNET_DIM:],
+            features={"resnet": feats[:, :RESNET_DIM], "slowfast": feats[:, RESNET_DIM:]},
             cues=cues,
         )
 
@@ -278,18 +279,21 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
 
     # The two readers must agree before their speed means anything.
     for i in rng.choice(args.clips, size=min(8, args.clips), replace=False).tolist():
-        for m, q in zip(ds.features(i), read_pq(i), strict=True):
+        for m, q in zip(ds.features(i).values(), read_pq(i), strict=True):
             if m.dtype != np.float16 or q.dtype != np.float16 or not np.array_equal(m, q):
                 raise SystemExit(f"clip {i}: mmap and Parquet features differ")
-        if ds.features(i)[0].shape != (args.steps, RESNET_DIM):
-            raise SystemExit(f"clip {i}: unexpected shape {ds.features(i)[0].shape}")
+        if ds.features(i)["resnet"].shape != (args.steps, RESNET_DIM):
+            raise SystemExit(f"clip {i}: unexpected shape {ds.features(i)['resnet'].shape}")
+
+    def mmap_read(i: int) -> tuple[np.ndarray, ...]:
+        return tuple(ds.features(i).values())
 
     touch = touch_bytes if args.touch == "bytes" else touch_sum
     mmap_order = shuffled_order(args.clips, args.reads, rng)
     pq_order = shuffled_order(args.clips, args.parquet_reads, rng)
     results: dict[str, tuple[int, float]] = {
-        "mmap": (args.reads, time_reads(ds.features, mmap_order, None)),
-        "mmap_touch": (args.reads, time_reads(ds.features, mmap_order, touch)),
+        "mmap": (args.reads, time_reads(mmap_read, mmap_order, None)),
+        "mmap_touch": (args.reads, time_reads(mmap_read, mmap_order, touch)),
         "parquet": (args.parquet_reads, time_reads(read_pq, pq_order, None)),
         "parquet_touch": (args.parquet_reads, time_reads(read_pq, pq_order, touch)),
     }

@@ -76,3 +76,9 @@ class UnknownClipError(DatasetError, KeyError):
 class IdError(HeroError, ValueError):
     """A video or clip id that is not safe as a file-name part (see
     :func:`hero_data.types.check_id`)."""
+
+
+class FeatureSetError(HeroError, ValueError):
+    """A feature set that is malformed, or that does not match the one expected: a record
+    written to a dataset of another set, datasets of different sets mixed in one run, a
+    checkpoint given data of another set (see :mod:`hero_data.features`)."""

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from hero_data import __version__
-from hero_data.errors import DatasetError
+from hero_data.errors import DatasetError, FeatureSetError
+from hero_data.features import DEFAULT_FEATURES, FeatureSet
 from hero_data.schema import SCHEMA_VERSION
 from hero_data.storage import Storage, fsync_dir, open_storage, sha256_file
 
@@ -156,6 +157,8 @@ class Manifest:
 
     Attributes:
         config: the full extraction config the dataset was made with (JSON-able).
+        features: the feature set its shards hold (``features`` in the file; a manifest
+            without it holds :data:`~hero_data.features.DEFAULT_FEATURES`).
         shards: compacted shards, in commit order.
         schema_version: version of the shard schema (:data:`hero_data.schema.SCHEMA_VERSION`).
         toolkit_version: version of the toolkit that last wrote the manifest.
@@ -167,6 +170,7 @@ class Manifest:
     """
 
     config: dict[str, Any]
+    features: FeatureSet = DEFAULT_FEATURES
     shards: tuple[ShardInfo, ...] = ()
     schema_version: int = SCHEMA_VERSION
     toolkit_version: str = __version__
@@ -194,6 +198,7 @@ class Manifest:
             "updated": self.updated,
             "generation": self.generation,
             "config": self.config,
+            "features": self.features.to_json(),
             "num_rows": self.num_rows,
             "shards": [s.to_dict() for s in self.shards],
         }
@@ -244,11 +249,13 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
         config = obj["config"]
         if not isinstance(config, dict):
             raise TypeError("config is not an object")
+        features = FeatureSet.from_json(obj["features"]) if "features" in obj else DEFAULT_FEATURES
         names = [s.name for s in shards]
         if len(set(names)) != len(names):
             raise ValueError("a shard is listed twice")
         return Manifest(
             config=config,
+            features=features,
             shards=shards,
             schema_version=int(obj["schema_version"]),
             toolkit_version=str(obj.get("toolkit_version", "")),
@@ -257,6 +264,8 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             format_version=int(version),
             generation=int(obj.get("generation", 0)),
         )
+    except FeatureSetError as e:
+        raise DatasetError(where, f"malformed manifest: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
         raise DatasetError(where, f"malformed manifest ({type(e).__name__}: {e})") from None
 

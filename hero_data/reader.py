@@ -57,9 +57,9 @@ import pyarrow as pa
 
 from hero_data.commits import Snapshot, snapshot
 from hero_data.errors import DatasetError, UnknownClipError
+from hero_data.features import DEFAULT_FEATURES, FeatureSet
 from hero_data.manifest import ShardInfo, sha256_file
 from hero_data.schema import (
-    FEATURE_COLUMNS,
     SCHEMA_VERSION,
     ClipRecord,
     clip_schema,
@@ -267,8 +267,12 @@ class _Batch:
     where: str  # the shard, for messages
     first_row: int  # row of the batch's first clip within its shard
     offsets: list[int]  # step offsets per row, len rows + 1
-    resnet: np.ndarray  # (steps in batch, 2048) view
-    slowfast: np.ndarray  # (steps in batch, 2304) view
+    features: dict[str, np.ndarray]  # per column, in set order: (steps in batch, dim) views
+
+    def row_features(self, row: int) -> dict[str, np.ndarray]:
+        """Row ``row``'s ``(num_frames, dim)`` views, per column."""
+        lo, hi = self.offsets[row], self.offsets[row + 1]
+        return {name: view[lo:hi] for name, view in self.features.items()}
 
 
 def _steps_view(column: pa.ListArray, dim: int) -> tuple[list[int], np.ndarray]:
@@ -284,7 +288,9 @@ def _steps_view(column: pa.ListArray, dim: int) -> tuple[list[int], np.ndarray]:
     return offsets, data.reshape(-1, dim)
 
 
-def _check_batch(where: str, index: int, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+def _check_batch(
+    where: str, index: int, batch: pa.RecordBatch, features: FeatureSet
+) -> dict[str, pa.Array]:
     """Structure of one record batch (it reads offsets and the small columns, not the feature
     values); returns its columns by name."""
     label = f"record batch {index}"
@@ -300,7 +306,7 @@ def _check_batch(where: str, index: int, batch: pa.RecordBatch) -> dict[str, pa.
             raise DatasetError(where, f"{label}: nulls in the non-nullable column {name!r}")
     if "num_frames" in columns:
         num_frames = columns["num_frames"].to_numpy()
-        for name in FEATURE_COLUMNS:
+        for name in features.names:
             if name in columns and not np.array_equal(
                 np.diff(columns[name].offsets.to_numpy()), num_frames
             ):
@@ -308,8 +314,11 @@ def _check_batch(where: str, index: int, batch: pa.RecordBatch) -> dict[str, pa.
     return columns
 
 
-def _check_schema(where: str, schema: pa.Schema, names: Sequence[str] | None = None) -> None:
-    """The shard's schema is this toolkit's (``names``: only these columns were read)."""
+def _check_schema(
+    where: str, schema: pa.Schema, features: FeatureSet, names: Sequence[str] | None = None
+) -> None:
+    """The shard's schema is this toolkit's for ``features`` (``names``: only these columns
+    were read)."""
     version = schema_version_of(schema)
     if version != SCHEMA_VERSION:
         raise DatasetError(
@@ -318,14 +327,18 @@ def _check_schema(where: str, schema: pa.Schema, names: Sequence[str] | None = N
             if version is not None
             else "not a HERO shard (its schema carries no hero.schema_version)",
         )
-    want = clip_schema()
+    want = clip_schema(features)
     if names is not None:
         want = pa.schema([want.field(n) for n in want.names if n in names])
     if not schema.equals(want, check_metadata=False):
-        raise DatasetError(where, "columns do not match the HERO clip schema of this version")
+        raise DatasetError(
+            where,
+            "columns do not match the HERO clip schema of this version for the dataset's "
+            f"feature set {features.describe()}",
+        )
 
 
-def _read_batches(where: str, path: Path, info: ShardInfo) -> list[_Batch]:
+def _read_batches(where: str, path: Path, info: ShardInfo, features: FeatureSet) -> list[_Batch]:
     """Memory-map a local shard file and check every batch (see the module doc)."""
     try:
         source = pa.memory_map(str(path), "r")
@@ -336,27 +349,40 @@ def _read_batches(where: str, path: Path, info: ShardInfo) -> list[_Batch]:
         raise DatasetError(
             where, f"not a readable Arrow IPC file ({type(e).__name__}: {e})"
         ) from None
-    _check_schema(where, schema)
+    _check_schema(where, schema, features)
     rows = sum(b.num_rows for b in batches)
     if rows != info.rows:
         raise DatasetError(where, f"{rows} rows, the manifest says {info.rows}")
     out = []
     first_row = 0
     for i, b in enumerate(batches):
-        columns = _check_batch(where, i, b)
+        columns = _check_batch(where, i, b, features)
         try:
-            offsets, resnet = _steps_view(columns["resnet"], FEATURE_COLUMNS["resnet"])
-            _, slowfast = _steps_view(columns["slowfast"], FEATURE_COLUMNS["slowfast"])
+            offsets, views = _feature_views(columns, features)
         except _DECODE_ERRORS as e:
             raise DatasetError(
                 where, f"record batch {i}: cannot map its features ({type(e).__name__}: {e})"
             ) from None
-        out.append(_Batch(b, where, first_row, offsets, resnet, slowfast))
+        out.append(_Batch(b, where, first_row, offsets, views))
         first_row += b.num_rows
     return out
 
 
-def _open_local_shard(storage: Storage, info: ShardInfo, verify: Verify) -> list[_Batch]:
+def _feature_views(
+    columns: dict[str, pa.Array], features: FeatureSet
+) -> tuple[list[int], dict[str, np.ndarray]]:
+    """Row offsets and the ``(steps, dim)`` view of each feature column of a batch (the
+    columns' offsets agree: :func:`_check_batch` compared each with ``num_frames``)."""
+    offsets: list[int] = []
+    views: dict[str, np.ndarray] = {}
+    for c in features.columns:
+        offsets, views[c.name] = _steps_view(columns[c.name], c.dim)
+    return offsets, views
+
+
+def _open_local_shard(
+    storage: Storage, info: ShardInfo, verify: Verify, features: FeatureSet
+) -> list[_Batch]:
     path = storage.local_path(info.name)
     where = str(path)
     if not path.is_file():
@@ -367,21 +393,23 @@ def _open_local_shard(storage: Storage, info: ShardInfo, verify: Verify) -> list
             path, f"{st.st_size} bytes, the manifest says {info.bytes} (truncated or replaced?)"
         )
     _check_sha256(path, info, st, verify)
-    return _read_batches(where, path, info)
+    return _read_batches(where, path, info, features)
 
 
-def _read_columns(storage: Storage, info: ShardInfo, names: Sequence[str]) -> pa.Table:
+def _read_columns(
+    storage: Storage, info: ShardInfo, names: Sequence[str], features: FeatureSet
+) -> pa.Table:
     """Only the columns ``names`` of a remote shard, fetched with range reads of their
     buffers (the footer, then each batch's metadata and those columns' buffers)."""
     where = storage.uri(info.name)
-    schema = clip_schema()
+    schema = clip_schema(features)
     fields = [schema.get_field_index(n) for n in names]
     try:
         with storage.open_input(info.name) as source:
             reader = pa.ipc.open_file(
                 source, options=pa.ipc.IpcReadOptions(included_fields=sorted(fields))
             )
-            _check_schema(where, reader.schema, names)
+            _check_schema(where, reader.schema, features, names)
             batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
     except FileNotFoundError:
         raise DatasetError(
@@ -394,7 +422,7 @@ def _read_columns(storage: Storage, info: ShardInfo, names: Sequence[str]) -> pa
             where, f"not a readable Arrow IPC file ({type(e).__name__}: {e})"
         ) from None
     for i, b in enumerate(batches):
-        _check_batch(where, i, b)
+        _check_batch(where, i, b, features)
     table = pa.Table.from_batches(batches) if batches else None
     if table is None or table.num_rows != info.rows:
         got = 0 if table is None else table.num_rows
@@ -424,6 +452,8 @@ class HeroDataset(Sequence[ClipRecord]):
     :class:`ClipRecord` whose features are views; :meth:`features` gives just the features.
 
     Attributes:
+        feature_set: the dataset's feature set (the manifest's ``features``).
+        feature_dim: numbers per step of all its columns: HERO's visual input dimension.
         root: the dataset's location as given (a local path or a URL).
         storage: its :class:`~hero_data.storage.Storage`.
         snapshot: what was committed when it was opened (manifest + pending records).
@@ -437,6 +467,8 @@ class HeroDataset(Sequence[ClipRecord]):
         self.snapshot = snap
         self.manifest = snap.manifest
         self.shards: tuple[ShardInfo, ...] = snap.shards
+        self.feature_set: FeatureSet = snap.manifest.features
+        self.feature_dim = self.feature_set.dim
         self._verify = verify
         self._shards: list[_Shard] = []
         n = 0
@@ -478,10 +510,14 @@ class HeroDataset(Sequence[ClipRecord]):
         shard = self._shards[i]
         if shard.batches is None:
             if self.storage.is_local:
-                batches = _open_local_shard(self.storage, shard.info, self._verify)
+                batches = _open_local_shard(
+                    self.storage, shard.info, self._verify, self.feature_set
+                )
             else:
                 path = _fetch(self.storage, shard.info, self._verify)
-                batches = _read_batches(self.storage.uri(shard.info.name), path, shard.info)
+                batches = _read_batches(
+                    self.storage.uri(shard.info.name), path, shard.info, self.feature_set
+                )
             shard.set_batches(batches)
         return shard
 
@@ -513,7 +549,7 @@ class HeroDataset(Sequence[ClipRecord]):
                     cid for b in shard.batches for cid in b.batch.column("clip_id").to_pylist()
                 ]
             else:
-                table = _read_columns(self.storage, shard.info, ["clip_id"])
+                table = _read_columns(self.storage, shard.info, ["clip_id"], self.feature_set)
                 shard.clip_ids = table.column("clip_id").to_pylist()
         return shard.clip_ids
 
@@ -540,20 +576,19 @@ class HeroDataset(Sequence[ClipRecord]):
         """All clip ids in row order."""
         return [cid for i in range(len(self._shards)) for cid in self._shard_clip_ids(i)]
 
-    def features(self, key: int | str) -> tuple[np.ndarray, np.ndarray]:
-        """``(resnet (n, 2048), slowfast (n, 2304))`` float16 zero-copy views of one clip.
+    def features(self, key: int | str) -> dict[str, np.ndarray]:
+        """One clip's ``(n, dim)`` float16 zero-copy views per feature column, in set order
+        (``{"resnet": (n, 2048), "slowfast": (n, 2304)}`` for HERO's set).
 
         The views are read-only (the file is mapped read-only): copy before changing them.
         """
         batch, row = self._locate(key)
-        lo, hi = batch.offsets[row], batch.offsets[row + 1]
-        return batch.resnet[lo:hi], batch.slowfast[lo:hi]
+        return batch.row_features(row)
 
     def __getitem__(self, key: int | str) -> ClipRecord:  # type: ignore[override]
         batch, row = self._locate(key)
-        lo, hi = batch.offsets[row], batch.offsets[row + 1]
         try:
-            return record_from_row(batch.batch, row, batch.resnet[lo:hi], batch.slowfast[lo:hi])
+            return record_from_row(batch.batch, row, self.feature_set, batch.row_features(row))
         except _DECODE_ERRORS as e:
             raise DatasetError(
                 batch.where,
@@ -567,9 +602,9 @@ class HeroDataset(Sequence[ClipRecord]):
     def table(self, columns: Sequence[str] | None = None) -> pa.Table:
         """The dataset as one Arrow table: zero-copy over the mapped shards. On object storage,
         asking only for columns other than the features reads just those columns' bytes."""
-        schema = clip_schema()
+        schema = clip_schema(self.feature_set)
         names = list(columns) if columns is not None else schema.names
-        needs_features = any(n in FEATURE_COLUMNS for n in names)
+        needs_features = any(n in self.feature_set.names for n in names)
         parts: list[pa.Table] = []
         for i, shard in enumerate(self._shards):
             if shard.batches is None and (needs_features or self.storage.is_local):
@@ -579,7 +614,7 @@ class HeroDataset(Sequence[ClipRecord]):
                     batches = [b.batch for b in shard.batches]
                     parts.append(pa.Table.from_batches(batches, schema=schema).select(names))
             else:
-                parts.append(_read_columns(self.storage, shard.info, names))
+                parts.append(_read_columns(self.storage, shard.info, names, self.feature_set))
         if not parts:
             return schema.empty_table().select(names)
         return pa.concat_tables(parts)
@@ -588,12 +623,13 @@ class HeroDataset(Sequence[ClipRecord]):
 def record_from_row(
     batch: pa.RecordBatch,
     row: int,
-    resnet: np.ndarray | None = None,
-    slowfast: np.ndarray | None = None,
+    features: FeatureSet = DEFAULT_FEATURES,
+    views: dict[str, np.ndarray] | None = None,
 ) -> ClipRecord:
-    """Row ``row`` of a record batch of the clip schema as a :class:`ClipRecord`.
+    """Row ``row`` of a record batch of the clip schema for ``features`` as a
+    :class:`ClipRecord`.
 
-    ``resnet``/``slowfast``: the row's features when the caller already has views of them;
+    ``views``: the row's features per column when the caller already has views of them;
     otherwise they are taken (zero-copy) from the batch. A row that is not a valid clip raises
     ``ValueError`` (or the pyarrow error); :class:`HeroDataset` turns that into a
     :class:`DatasetError` naming the shard and the row.
@@ -602,11 +638,11 @@ def record_from_row(
     def value(name: str) -> Any:
         return batch.column(name)[row].as_py()
 
-    if resnet is None or slowfast is None:
-        offsets, r = _steps_view(batch.column("resnet"), FEATURE_COLUMNS["resnet"])
-        _, f = _steps_view(batch.column("slowfast"), FEATURE_COLUMNS["slowfast"])
+    if views is None:
+        columns = {c.name: batch.column(c.name) for c in features.columns}
+        offsets, whole = _feature_views(columns, features)
         lo, hi = offsets[row], offsets[row + 1]
-        resnet, slowfast = r[lo:hi], f[lo:hi]
+        views = {name: view[lo:hi] for name, view in whole.items()}
     clip = Clip(value("video_id"), value("clip_index"), value("clip_start"), value("clip_end"))
     if value("clip_id") != clip.clip_id:
         raise ValueError(
@@ -616,8 +652,7 @@ def record_from_row(
         clip=clip,
         source=value("source"),
         frame_interval=value("frame_interval"),
-        resnet=resnet,
-        slowfast=slowfast,
+        features=views,
         cues=tuple(Cue(**c) for c in value("cues")),
         cue_token_ids=value("cue_token_ids"),
         sub2frames=value("sub2frames"),

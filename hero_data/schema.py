@@ -1,9 +1,12 @@
 """The Arrow schema of a HERO dataset shard, declared once, and the row type it holds.
 
-One row per clip. Features are float16, one ``fixed_size_list`` per step inside a list per clip,
-so a reader can hand out a clip's ``(num_frames, dim)`` features as a zero-copy numpy view of the
-memory-mapped file. Bump :data:`SCHEMA_VERSION` on any change to :func:`clip_schema`; readers
-refuse shards of another version.
+One row per clip. Each column of the dataset's feature set (:mod:`hero_data.features`) is one
+float16 column of that name, one ``fixed_size_list`` per step inside a list per clip, so a
+reader can hand out a clip's ``(num_frames, dim)`` features as a zero-copy numpy view of the
+memory-mapped file. The feature columns sit where ``resnet`` and ``slowfast`` sat before sets
+were named, so :data:`~hero_data.features.DEFAULT_FEATURES` gives that schema exactly. Bump
+:data:`SCHEMA_VERSION` on any other change to :func:`clip_schema`; readers refuse shards of
+another version.
 
 Per-cue columns (``cue_token_ids``, ``sub2frames``, ``unique_sub2frames``) hold one list per cue,
 in cue order, or are empty when that stage has not run. Cue times are clip-relative seconds.
@@ -11,28 +14,31 @@ in cue order, or are empty when that stage has not run. Cue times are clip-relat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
 
+from hero_data.errors import FeatureSetError
+from hero_data.features import DEFAULT_FEATURES, RESNET_DIM, SLOWFAST_DIM, FeatureSet
 from hero_data.grid import num_steps
 from hero_data.types import Clip, Cue
 
+__all__ = [
+    "RESNET_DIM",
+    "SCHEMA_VERSION",
+    "SLOWFAST_DIM",
+    "ClipRecord",
+    "check_record_features",
+    "clip_schema",
+    "schema_version_of",
+    "to_record_batch",
+]
+
 SCHEMA_VERSION = 1
 """Version of :func:`clip_schema`; stored in each shard's schema metadata and the manifest."""
-
-RESNET_DIM = 2048
-"""ResNet-152 global-average-pool features per step."""
-
-SLOWFAST_DIM = 2304
-"""SlowFast-R50 pooled slow (2048) ‖ fast (256) features per step."""
-
-FEATURE_DIM = RESNET_DIM + SLOWFAST_DIM
-"""HERO's per-step visual feature, ResNet first (4352)."""
-
-FEATURE_COLUMNS = {"resnet": RESNET_DIM, "slowfast": SLOWFAST_DIM}
 
 _VERSION_KEY = b"hero.schema_version"
 
@@ -51,8 +57,9 @@ def _feature_type(dim: int) -> pa.DataType:
     return pa.list_(pa.list_(pa.float16(), dim))
 
 
-def clip_schema() -> pa.Schema:
-    """The shard schema, with ``hero.schema_version`` in its metadata."""
+def clip_schema(features: FeatureSet = DEFAULT_FEATURES) -> pa.Schema:
+    """The shard schema of a dataset of feature set ``features``, with ``hero.schema_version``
+    in its metadata."""
     return pa.schema(
         [
             pa.field("clip_id", pa.string(), nullable=False),
@@ -63,8 +70,7 @@ def clip_schema() -> pa.Schema:
             pa.field("clip_end", pa.float64(), nullable=False),  # source seconds
             pa.field("frame_interval", pa.float64(), nullable=False),  # seconds per step
             pa.field("num_frames", pa.int32(), nullable=False),
-            pa.field("resnet", _feature_type(RESNET_DIM), nullable=False),
-            pa.field("slowfast", _feature_type(SLOWFAST_DIM), nullable=False),
+            *(pa.field(c.name, _feature_type(c.dim), nullable=False) for c in features.columns),
             pa.field("cues", pa.list_(_CUE_TYPE), nullable=False),  # clip-relative seconds
             pa.field("cue_token_ids", _INT_LISTS, nullable=False),
             pa.field("sub2frames", _INT_LISTS, nullable=False),
@@ -96,8 +102,9 @@ class ClipRecord:
         clip: which window of which video (source seconds).
         source: URI of the video file the clip came from.
         frame_interval: seconds per step ``L``.
-        resnet: ``(num_frames, 2048)`` float16 features.
-        slowfast: ``(num_frames, 2304)`` float16 features.
+        features: ``(num_frames, dim)`` float16 features per column name, in feature-set
+            order (``{"resnet": (n, 2048), "slowfast": (n, 2304)}`` for HERO's set); held as
+            a read-only mapping.
         cues: the clip's cues, clip-relative seconds, sorted by start.
         cue_token_ids: token ids per cue, or empty if not tokenized.
         sub2frames: steps each cue covers, per cue, or empty if not aligned.
@@ -108,8 +115,7 @@ class ClipRecord:
     clip: Clip
     source: str
     frame_interval: float
-    resnet: np.ndarray
-    slowfast: np.ndarray
+    features: Mapping[str, np.ndarray]
     cues: tuple[Cue, ...] = ()
     cue_token_ids: tuple[tuple[int, ...], ...] = ()
     sub2frames: tuple[tuple[int, ...], ...] = ()
@@ -122,18 +128,22 @@ class ClipRecord:
         for name in ("cue_token_ids", "sub2frames", "unique_sub2frames"):
             object.__setattr__(self, name, _int_tuples(name, getattr(self, name)))
         object.__setattr__(self, "unmatched_frames", tuple(int(v) for v in self.unmatched_frames))
-        for name, dim in FEATURE_COLUMNS.items():
-            arr = getattr(self, name)
-            if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.shape[1] != dim:
+        if not isinstance(self.features, Mapping) or not self.features:
+            raise ValueError(f"clip {cid}: features must be a non-empty mapping of name to array")
+        features: dict[str, np.ndarray] = {}
+        for name, arr in self.features.items():
+            if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.shape[1] < 1:
                 shape = getattr(arr, "shape", type(arr).__name__)
-                raise ValueError(f"clip {cid}: {name} must be (num_frames, {dim}), got {shape}")
-            if arr.dtype != np.float16:
-                object.__setattr__(self, name, arr.astype(np.float16))
+                raise ValueError(f"clip {cid}: {name} must be (num_frames, dim), got {shape}")
+            features[name] = arr if arr.dtype == np.float16 else arr.astype(np.float16)
+        object.__setattr__(self, "features", MappingProxyType(features))
+        first, *rest = features
         n = self.num_frames
-        if self.slowfast.shape[0] != n:
-            raise ValueError(
-                f"clip {cid}: resnet has {n} steps but slowfast has {self.slowfast.shape[0]}"
-            )
+        for name in rest:
+            if features[name].shape[0] != n:
+                raise ValueError(
+                    f"clip {cid}: {first} has {n} steps but {name} has {features[name].shape[0]}"
+                )
         expected = num_steps(self.clip.duration, self.frame_interval)
         if n != expected:
             raise ValueError(
@@ -159,11 +169,22 @@ class ClipRecord:
     @property
     def num_frames(self) -> int:
         """Number of feature steps."""
-        return int(self.resnet.shape[0])
+        return int(next(iter(self.features.values())).shape[0])
 
-    def features(self) -> np.ndarray:
-        """HERO's ``(num_frames, 4352)`` float16 input: ResNet ‖ SlowFast (a copy)."""
-        return np.concatenate([self.resnet, self.slowfast], axis=1)
+    @property
+    def feature_set(self) -> FeatureSet:
+        """The names and dimensions of :attr:`features`, in order (no extractor config)."""
+        return FeatureSet.of(*((name, a.shape[1]) for name, a in self.features.items()))
+
+    @property
+    def feature_bytes(self) -> int:
+        """Bytes of all feature arrays."""
+        return sum(a.nbytes for a in self.features.values())
+
+    def visual(self) -> np.ndarray:
+        """HERO's ``(num_frames, dim)`` float16 input: the feature columns concatenated in
+        order, e.g. ResNet ‖ SlowFast (4352) for HERO's set (a copy)."""
+        return np.concatenate(list(self.features.values()), axis=1)
 
 
 def _feature_array(arrays: list[np.ndarray], dim: int) -> pa.Array:
@@ -175,9 +196,25 @@ def _feature_array(arrays: list[np.ndarray], dim: int) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), steps)
 
 
-def to_record_batch(records: Sequence[ClipRecord]) -> pa.RecordBatch:
-    """Records -> one record batch of :func:`clip_schema`."""
-    schema = clip_schema()
+def check_record_features(record: ClipRecord, features: FeatureSet, where: str) -> None:
+    """:class:`FeatureSetError` unless ``record`` holds exactly ``features``' columns and dims,
+    in order (``where``: the dataset, for the message)."""
+    got = record.feature_set
+    if not got.same_layout(features):
+        raise FeatureSetError(
+            f"{where}: clip {record.clip_id} has features {got.describe()} but the dataset's "
+            f"feature set is {features.describe()}"
+        )
+
+
+def to_record_batch(
+    records: Sequence[ClipRecord], features: FeatureSet = DEFAULT_FEATURES
+) -> pa.RecordBatch:
+    """Records -> one record batch of :func:`clip_schema` for ``features``; each record must
+    hold that set (:class:`FeatureSetError` otherwise)."""
+    schema = clip_schema(features)
+    for r in records:
+        check_record_features(r, features, "record batch")
     cols: dict[str, pa.Array] = {
         "clip_id": pa.array([r.clip_id for r in records], pa.string()),
         "video_id": pa.array([r.clip.video_id for r in records], pa.string()),
@@ -187,8 +224,10 @@ def to_record_batch(records: Sequence[ClipRecord]) -> pa.RecordBatch:
         "clip_end": pa.array([r.clip.end for r in records], pa.float64()),
         "frame_interval": pa.array([r.frame_interval for r in records], pa.float64()),
         "num_frames": pa.array([r.num_frames for r in records], pa.int32()),
-        "resnet": _feature_array([r.resnet for r in records], RESNET_DIM),
-        "slowfast": _feature_array([r.slowfast for r in records], SLOWFAST_DIM),
+        **{
+            c.name: _feature_array([r.features[c.name] for r in records], c.dim)
+            for c in features.columns
+        },
         "cues": pa.array(
             [
                 [

@@ -50,7 +50,8 @@ from hero_data.commits import (
     snapshot,
     write_record,
 )
-from hero_data.errors import DatasetError
+from hero_data.errors import DatasetError, FeatureSetError
+from hero_data.features import DEFAULT_FEATURES, FeatureSet
 from hero_data.lease import TTL_S, Lease
 from hero_data.manifest import (
     COMMITS_DIR,
@@ -64,7 +65,7 @@ from hero_data.manifest import (
     parse_manifest,
     sha256_file,
 )
-from hero_data.schema import ClipRecord, clip_schema, to_record_batch
+from hero_data.schema import ClipRecord, check_record_features, clip_schema, to_record_batch
 from hero_data.storage import (
     Storage,
     StorageError,
@@ -102,6 +103,8 @@ class ShardWriter:
     Args:
         root: the dataset (local path or fsspec URL); its manifest must exist.
         run: the run id; shard names start with its first 12 characters.
+        features: the dataset's feature set (its manifest's); a record holding other columns or
+            dimensions is refused with a :class:`FeatureSetError`.
         max_rows_per_shard: a shard is closed, once it has this many clips, where the next
             video starts.
         max_shard_bytes: ... or once its feature bytes reach this.
@@ -117,6 +120,7 @@ class ShardWriter:
         root: str | os.PathLike[str] | Storage,
         *,
         run: str,
+        features: FeatureSet = DEFAULT_FEATURES,
         max_rows_per_shard: int = 2048,
         max_shard_bytes: int = 1 << 30,
         batch_rows: int = 64,
@@ -125,6 +129,7 @@ class ShardWriter:
             raise ValueError("shard and batch limits must be positive")
         self.storage = open_storage(os.fspath(root) if not isinstance(root, Storage) else root)
         self.run = run
+        self.features = features
         self.max_rows_per_shard = max_rows_per_shard
         self.max_shard_bytes = max_shard_bytes
         self.batch_rows = batch_rows
@@ -198,6 +203,7 @@ class ShardWriter:
     def _add(self, record: ClipRecord) -> None:
         if not isinstance(record, ClipRecord):
             raise TypeError(f"expected a ClipRecord, got {type(record).__name__}")
+        check_record_features(record, self.features, self.storage.url)
         vid = record.clip.video_id
         new_video = not self._videos or self._videos[-1] != vid
         if new_video and self._full():
@@ -208,7 +214,7 @@ class ShardWriter:
         self._video_rows[-1] += 1
         self._pending.append(record)
         self._rows += 1
-        self._bytes += record.resnet.nbytes + record.slowfast.nbytes
+        self._bytes += record.feature_bytes
         if len(self._pending) >= self.batch_rows:
             self._flush_batch()
 
@@ -218,14 +224,14 @@ class ShardWriter:
     def _flush_batch(self) -> None:
         if not self._pending:
             return
-        batch = to_record_batch(self._pending)
+        batch = to_record_batch(self._pending, self.features)
         with self._scratch_errors():
             if self._ipc is None:
                 self._name = new_shard_name(self.run)
                 self._scratch = local_scratch(self.storage, self._name)
                 self._tmp = self._scratch.__enter__()
                 self._sink = pa.OSFile(str(self._tmp), "wb")
-                self._ipc = pa.ipc.new_file(self._sink, clip_schema())
+                self._ipc = pa.ipc.new_file(self._sink, clip_schema(self.features))
             self._ipc.write_batch(batch)
         self._pending = []
 
@@ -346,6 +352,9 @@ class DatasetWriter:
         root: the dataset (local path or fsspec URL; a local folder is created if missing).
         config: the full extraction config, stored in the manifest. Reopening a dataset with a
             different config is refused unless ``mode="overwrite"``.
+        features: the dataset's feature set, stored in the manifest; reopening a dataset of
+            another set is refused likewise (:class:`FeatureSetError`), and so is writing a
+            record of another set.
         mode: ``"create"`` (there must be no dataset yet), ``"append"`` (add to an existing
             dataset of the same config, or start one), ``"overwrite"`` (delete the existing
             dataset's manifest, shards, records and failures first).
@@ -365,6 +374,7 @@ class DatasetWriter:
         root: str | os.PathLike[str],
         config: dict[str, Any],
         *,
+        features: FeatureSet = DEFAULT_FEATURES,
         mode: Mode = "create",
         max_rows_per_shard: int = 2048,
         max_shard_bytes: int = 1 << 30,
@@ -381,6 +391,7 @@ class DatasetWriter:
         self.storage = open_storage(os.fspath(root))
         self.root = self.storage.url
         self.config = _normalise(config)
+        self.features = features
         self.mode = mode
         self.run = run or new_run_id()
         self.command = command
@@ -428,7 +439,9 @@ class DatasetWriter:
             self._lease.release()
             self._lease = None
             raise
-        self._shards = ShardWriter(self.storage, run=self.run, **self._limits)
+        self._shards = ShardWriter(
+            self.storage, run=self.run, features=self.features, **self._limits
+        )
 
     def _open_leased(self) -> None:
         storage = self.storage
@@ -445,10 +458,15 @@ class DatasetWriter:
             storage.delete(ERRORS_NAME)
             data = None
         if data is None:
-            manifest = Manifest(config=self.config)
+            manifest = Manifest(config=self.config, features=self.features)
             storage.put(MANIFEST_NAME, manifest.to_bytes())
         else:
             manifest = parse_manifest(data, where)
+            if not manifest.features.same_layout(self.features):
+                raise FeatureSetError(
+                    f"{where}: the dataset holds features {manifest.features.describe()}, not "
+                    f"{self.features.describe()}; write it with its own set, or overwrite it"
+                )
             if manifest.config != self.config:
                 changed = sorted(
                     k

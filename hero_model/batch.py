@@ -85,7 +85,7 @@ class _Clip:
 
 def _view(record: ClipRecord, config: HeroConfig) -> _Clip:
     cid = record.clip_id
-    dim = record.resnet.shape[1] + record.slowfast.shape[1]
+    dim = record.feature_set.dim
     if dim != config.feature_dim:
         raise BatchError(
             f"clip {cid}: features are {dim}-d but the model config takes {config.feature_dim}"
@@ -93,7 +93,7 @@ def _view(record: ClipRecord, config: HeroConfig) -> _Clip:
     # A ClipRecord has ceil(duration / L) >= 1 steps (it checks): none is a bug.
     assert record.num_frames > 0, f"clip {cid}: has no feature steps"
     t = min(record.num_frames, config.max_clip_steps)
-    feats = np.concatenate([record.resnet[:t], record.slowfast[:t]], axis=1)
+    feats = np.concatenate([a[:t] for a in record.features.values()], axis=1)  # (t, F)
     n = len(record.cues)  # per-cue columns hold n entries, or none if their stage did not run
     tokens = record.cue_token_ids or ((),) * n
     spans = record.unique_sub2frames or ((),) * n

@@ -28,7 +28,7 @@ from hero_data.configmodel import (
     read_mapping,
 )
 from hero_data.errors import OptionError
-from hero_data.schema import FEATURE_DIM
+from hero_data.features import DEFAULT_FEATURES
 
 C = TypeVar("C")
 
@@ -120,7 +120,7 @@ class HeroConfig(ConfigModel):
     ffn: Whole = Field(3072, gt=0)
     cross_layers: Whole = Field(6, gt=0)
     temporal_layers: Whole = Field(3, gt=0)
-    feature_dim: Whole = Field(FEATURE_DIM, gt=0)
+    feature_dim: Whole = Field(DEFAULT_FEATURES.dim, gt=0)
     max_clip_steps: Whole = Field(100, gt=0)
     max_tokens: Whole = Field(60, gt=0)
     max_text_positions: Whole = Field(514, gt=0)

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hero_data.features import DEFAULT_FEATURES, FeatureSet
 from hero_data.grid import num_steps
-from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
+from hero_data.schema import ClipRecord
 from hero_data.types import Clip, Cue
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,8 +170,10 @@ def make_record(
     seed: int = 0,
     n_cues: int = 3,
     speaker: str | None = "Ann",
+    features: FeatureSet = DEFAULT_FEATURES,
 ) -> ClipRecord:
-    """A valid clip record with seeded random features and ``n_cues`` aligned cues."""
+    """A valid clip record with seeded random features of the set ``features`` and ``n_cues``
+    aligned cues."""
     rng = np.random.default_rng(seed)
     n = num_steps(duration, interval)
     cues, spans = [], []
@@ -185,8 +188,10 @@ def make_record(
         clip=Clip(video_id, index, index * 60.0, index * 60.0 + duration),
         source=f"/videos/{video_id}.mp4",
         frame_interval=interval,
-        resnet=rng.standard_normal((n, RESNET_DIM), dtype=np.float32).astype(np.float16),
-        slowfast=rng.standard_normal((n, SLOWFAST_DIM), dtype=np.float32).astype(np.float16),
+        features={
+            c.name: rng.standard_normal((n, c.dim), dtype=np.float32).astype(np.float16)
+            for c in features.columns
+        },
         cues=tuple(cues),
         cue_token_ids=tuple(tuple(range(k, k + 4)) for k in range(n_cues)),
         sub2frames=tuple(spans),

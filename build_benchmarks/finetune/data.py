@@ -378,13 +378,15 @@ def clip_batch(
     seq_steps: list[list[int]] = []
     for i, r in enumerate(records):
         n = min(r.num_frames, config.max_clip_steps)
-        dim = r.resnet.shape[1] + r.slowfast.shape[1]
+        dim = r.feature_set.dim
         if dim != config.feature_dim:
             raise FinetuneError(
                 f"clip {r.clip_id}: features are {dim}-d but the model takes {config.feature_dim}"
             )
-        feats[i, :n, : r.resnet.shape[1]] = r.resnet[:n]
-        feats[i, :n, r.resnet.shape[1] :] = r.slowfast[:n]
+        lo = 0
+        for array in r.features.values():  # the columns side by side, in set order
+            feats[i, :n, lo : lo + array.shape[1]] = array[:n]
+            lo += array.shape[1]
         mask[i, :n] = True
         tokens = r.cue_token_ids or ((),) * len(r.cues)
         spans = r.unique_sub2frames or ((),) * len(r.cues)

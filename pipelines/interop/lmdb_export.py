@@ -22,7 +22,7 @@ from hero_data import __version__
 from hero_data.manifest import fsync_dir
 from hero_data.progress import Progress
 from hero_data.reader import HeroDataset
-from hero_data.schema import FEATURE_DIM, ClipRecord
+from hero_data.schema import ClipRecord
 from pipelines.interop.lmdb_codec import (
     CLIP_IDS,
     EXPORT_INFO,
@@ -408,7 +408,7 @@ def export_hero_lmdb(
     feature_name = f"{FEATURE_VERSION}_{spelling}"
     steps = [int(n) for n in ds.table(["num_frames"]).column("num_frames").to_pylist()]
     steps_total = sum(steps)
-    estimate = sum(_page_bytes(n * FEATURE_DIM * 2 + 128) for n in steps)
+    estimate = sum(_page_bytes(n * ds.feature_dim * 2 + 128) for n in steps)
     try:
         id2nframe: dict[str, int] = {}
         vid2len: dict[str, int] = {}
@@ -426,7 +426,7 @@ def export_hero_lmdb(
                     record = ds[i]
                     if key in id2nframe:
                         raise HeroCompatError(f"{ds.root}: key {key!r} would be written twice")
-                    value = encode_features(record.features())
+                    value = encode_features(record.visual())
                     features.put(key.encode("utf-8"), value)
                     feature_bytes += len(value)
                     id2nframe[key] = record.num_frames

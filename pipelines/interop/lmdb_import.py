@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from hero_data.features import DEFAULT_FEATURES
 from hero_data.grid import check_clip_length, num_steps, step_floor, steps_covering
 from hero_data.manifest import MANIFEST_NAME
 from hero_data.progress import Progress
-from hero_data.schema import FEATURE_DIM, RESNET_DIM, ClipRecord
+from hero_data.schema import RESNET_DIM, ClipRecord
 from hero_data.types import Clip, Cue, check_id
 from hero_data.writer import DatasetWriter
 from pipelines.interop.lmdb_codec import (
@@ -394,10 +395,10 @@ class _Source:
         if raw is None:
             raise HeroCompatError(f"{where}: missing")
         feats = decode_features(raw, where)
-        if feats.ndim != 2 or feats.shape[1] != FEATURE_DIM:
+        if feats.ndim != 2 or feats.shape[1] != DEFAULT_FEATURES.dim:
             raise HeroCompatError(
-                f"{where}: features are {feats.shape}, expected (steps, {FEATURE_DIM}) "
-                f"(ResNet {RESNET_DIM} ‖ SlowFast {FEATURE_DIM - RESNET_DIM})"
+                f"{where}: features are {feats.shape}, expected (steps, {DEFAULT_FEATURES.dim}) "
+                f"(ResNet {RESNET_DIM} ‖ SlowFast {DEFAULT_FEATURES.dim - RESNET_DIM})"
             )
         n = self.id2nframe.get(key, feats.shape[0])
         if n > feats.shape[0]:
@@ -427,8 +428,10 @@ class _Source:
                 clip=clip,
                 source=source,
                 frame_interval=self.interval,
-                resnet=np.ascontiguousarray(half[:, :RESNET_DIM]),
-                slowfast=np.ascontiguousarray(half[:, RESNET_DIM:]),
+                features={
+                    "resnet": np.ascontiguousarray(half[:, :RESNET_DIM]),
+                    "slowfast": np.ascontiguousarray(half[:, RESNET_DIM:]),
+                },
                 cues=imported.cues if imported else (),
                 cue_token_ids=imported.token_ids if imported else (),
                 sub2frames=imported.sub2frames if imported else (),

@@ -60,7 +60,9 @@ def _clip_plan(split: str, i: int) -> dict[str, Any]:
 
 def _record(plan: dict[str, Any], tokenizer: CueTokenizer, seed: int):
     base = make_record(plan["video"], 0, DURATION, seed=seed, n_cues=2)
-    resnet = base.resnet.astype(np.float32) * 0.1  # faint noise: the thing tells clips apart
+    resnet = (
+        base.features["resnet"].astype(np.float32) * 0.1
+    )  # faint noise: the thing tells clips apart
     lo, hi = plan["steps"]
     block = slice(plan["thing"] * 64, (plan["thing"] + 1) * 64)
     resnet[:, block] += 2.0  # the thing is on screen all along ...
@@ -69,7 +71,7 @@ def _record(plan: dict[str, Any], tokenizer: CueTokenizer, seed: int):
     spans = (tuple(range(0, 4)), tuple(range(5, 9)))
     return replace(
         base,
-        resnet=resnet.astype(np.float16),
+        features={**base.features, "resnet": resnet.astype(np.float16)},
         cues=cues,
         cue_token_ids=tuple(tuple(tokenizer.encode(c.text)) for c in cues),
         sub2frames=spans,
@@ -289,8 +291,10 @@ def test_qa_scores_do_not_depend_on_padding(toy):
     records["short.0"] = replace(
         short,
         clip=replace(short.clip, video_id="short", end=short.clip.start + 15.0),
-        resnet=short.resnet[:10],
-        slowfast=short.slowfast[:10],
+        features={
+            "resnet": short.features["resnet"][:10],
+            "slowfast": short.features["slowfast"][:10],
+        },
         sub2frames=((0, 1, 2), (8, 9)),
         unique_sub2frames=((0, 1, 2), (8, 9)),
         unmatched_frames=(3, 4, 5, 6, 7),
@@ -536,8 +540,12 @@ def test_a_clips_scores_do_not_depend_on_its_batch(toy):
     longer = replace(
         longer,
         clip=replace(longer.clip, end=longer.clip.start + 24.0),
-        resnet=np.concatenate([longer.resnet, longer.resnet[:6]]),
-        slowfast=np.concatenate([longer.slowfast, longer.slowfast[:6]]),
+        features={
+            "resnet": np.concatenate([longer.features["resnet"], longer.features["resnet"][:6]]),
+            "slowfast": np.concatenate(
+                [longer.features["slowfast"], longer.features["slowfast"][:6]]
+            ),
+        },
     )  # 16 steps
     torch.manual_seed(0)
     model = HeroForPretraining(config).eval()

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hero_data.commits import snapshot
+from hero_data.features import DEFAULT_FEATURES
 from hero_data.manifest import MANIFEST_NAME, DatasetError, load_manifest, sha256_file
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord, clip_schema, to_record_batch
@@ -32,9 +33,10 @@ def assert_same(got: ClipRecord, want: ClipRecord) -> None:
     assert got.clip == want.clip
     assert got.source == want.source
     assert got.frame_interval == want.frame_interval
-    assert got.resnet.dtype == np.float16 and got.slowfast.dtype == np.float16
-    np.testing.assert_array_equal(got.resnet, want.resnet)
-    np.testing.assert_array_equal(got.slowfast, want.slowfast)
+    assert list(got.features) == list(want.features)
+    for name, array in want.features.items():
+        assert got.features[name].dtype == np.float16
+        np.testing.assert_array_equal(got.features[name], array)
     assert got.cues == want.cues
     assert got.cue_token_ids == want.cue_token_ids
     assert got.sub2frames == want.sub2frames
@@ -66,9 +68,10 @@ def test_round_trip_every_column(tmp_path, records):
     for i, want in enumerate(records):
         assert_same(ds[i], want)
         assert_same(ds[want.clip_id], want)
-        resnet, slowfast = ds.features(want.clip_id)
-        np.testing.assert_array_equal(resnet, want.resnet)
-        np.testing.assert_array_equal(slowfast, want.slowfast)
+        views = ds.features(want.clip_id)
+        assert list(views) == ["resnet", "slowfast"]
+        np.testing.assert_array_equal(views["resnet"], want.features["resnet"])
+        np.testing.assert_array_equal(views["slowfast"], want.features["slowfast"])
     assert ds.clip_ids() == [r.clip_id for r in records]
     assert ds.table().schema.equals(clip_schema(), check_metadata=False)
 
@@ -76,8 +79,8 @@ def test_round_trip_every_column(tmp_path, records):
 def test_features_are_zero_copy_views_of_the_mapped_file(tmp_path, records):
     write(tmp_path / "ds", records, batch_rows=64)
     ds = HeroDataset.open(tmp_path / "ds")
-    a, _ = ds.features(0)
-    b, _ = ds.features(2)
+    a = ds.features(0)["resnet"]
+    b = ds.features(2)["resnet"]
     # Views of one read-only mapped buffer: not writeable, own no data, same base memory.
     assert not a.flags.writeable and not a.flags.owndata
     assert np.shares_memory(a.base, b.base)
@@ -116,18 +119,28 @@ def test_manifest_counts_and_checksums(tmp_path, records):
 
 def test_record_validation(record_factory):
     good = record_factory("v", 0, 60.0)
-    with pytest.raises(ValueError, match=r"resnet must be \(num_frames, 2048\)"):
-        ClipRecord(good.clip, "s", 1.5, good.resnet[:, :10], good.slowfast)
+    resnet, slowfast = good.features["resnet"], good.features["slowfast"]
+    feats = good.features
+    with pytest.raises(ValueError, match=r"resnet must be \(num_frames, dim\)"):
+        ClipRecord(good.clip, "s", 1.5, {"resnet": resnet[0], "slowfast": slowfast})
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        ClipRecord(good.clip, "s", 1.5, {})
     with pytest.raises(ValueError, match="slowfast has 39"):
-        ClipRecord(good.clip, "s", 1.5, good.resnet, good.slowfast[:39])
+        ClipRecord(good.clip, "s", 1.5, {"resnet": resnet, "slowfast": slowfast[:39]})
     with pytest.raises(ValueError, match="40 feature steps, but a 30 s clip"):
-        ClipRecord(Clip("v", 0, 0, 30), "s", 1.5, good.resnet, good.slowfast)
+        ClipRecord(Clip("v", 0, 0, 30), "s", 1.5, feats)
     with pytest.raises(ValueError, match=r"sub2frames has 1 entries for 3 cues"):
-        ClipRecord(good.clip, "s", 1.5, good.resnet, good.slowfast, good.cues, sub2frames=[[0]])
+        ClipRecord(good.clip, "s", 1.5, feats, good.cues, sub2frames=[[0]])
     with pytest.raises(ValueError, match=r"outside 0\.\.39"):
-        ClipRecord(good.clip, "s", 1.5, good.resnet, good.slowfast, unmatched_frames=[40])
-    as32 = ClipRecord(good.clip, "s", 1.5, good.resnet.astype(np.float32), good.slowfast)
-    assert as32.resnet.dtype == np.float16
+        ClipRecord(good.clip, "s", 1.5, feats, unmatched_frames=[40])
+    as32 = ClipRecord(
+        good.clip, "s", 1.5, {"resnet": resnet.astype(np.float32), "slowfast": slowfast}
+    )
+    assert as32.features["resnet"].dtype == np.float16
+    assert as32.feature_set == DEFAULT_FEATURES
+    assert as32.visual().shape == (40, DEFAULT_FEATURES.dim)
+    with pytest.raises(TypeError):
+        as32.features["resnet"] = resnet  # type: ignore[index]  # a frozen record
 
 
 # -- writer modes ------------------------------------------------------------------------------

@@ -31,8 +31,7 @@ def record(
         clip=Clip(vid, 0, 0.0, 1.5 * steps),
         source="x",
         frame_interval=1.5,
-        resnet=feats[:, :RESNET_DIM],
-        slowfast=feats[:, RESNET_DIM:],
+        features={"resnet": feats[:, :RESNET_DIM], "slowfast": feats[:, RESNET_DIM:]},
         cues=cues,
         cue_token_ids=tuple(tuple(t) for t in tokens) if tokens is not None else (),
         sub2frames=tuple(tuple(s) for s in spans),
@@ -57,7 +56,7 @@ def test_context_layout_and_features() -> None:
     assert b is not None
     assert b["features"].dtype == torch.float16 and b["features"].shape == (2, 10, 4352)
     assert b["step_mask"].sum(1).tolist() == [10, 6]
-    assert torch.equal(b["features"][1, :6], torch.from_numpy(recs[1].features()))
+    assert torch.equal(b["features"][1, :6], torch.from_numpy(recs[1].visual()))
     assert not b["features"][1, 6:].any()
     # one sequence per cue that owns a step: </s> then its tokens; its steps in order
     assert b["cue_clip"].tolist() == [0, 0, 0, 1, 1]

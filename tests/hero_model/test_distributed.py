@@ -41,8 +41,10 @@ def _record(k: int, rng: np.random.Generator) -> ClipRecord:
         clip=Clip(f"v{k}", 0, 0.0, 12.0),
         source=f"/videos/v{k}.mp4",
         frame_interval=1.5,
-        resnet=rng.standard_normal((8, RESNET_DIM), dtype=np.float32).astype(np.float16),
-        slowfast=rng.standard_normal((8, SLOWFAST_DIM), dtype=np.float32).astype(np.float16),
+        features={
+            "resnet": rng.standard_normal((8, RESNET_DIM), dtype=np.float32).astype(np.float16),
+            "slowfast": rng.standard_normal((8, SLOWFAST_DIM), dtype=np.float32).astype(np.float16),
+        },
         cues=(Cue(0.0, 5.0, "one"), Cue(6.0, 11.0, "two")),
         cue_token_ids=((5, 6, 7), (8, 9, 10, 11)),
         sub2frames=spans,

@@ -59,8 +59,7 @@ def synthetic(
                 clip=Clip(f"s{i}", 0, 0.0, 36.0),
                 source="synthetic",
                 frame_interval=1.5,
-                resnet=feats[:, :RESNET_DIM],
-                slowfast=feats[:, RESNET_DIM:],
+                features={"resnet": feats[:, :RESNET_DIM], "slowfast": feats[:, RESNET_DIM:]},
                 cues=tuple(Cue(9.0 * j, 9.0 * j + 9.0, f"concept {k}") for j, k in enumerate(ks)),
                 cue_token_ids=tuple((5 + int(k),) * int(g.integers(4, 9)) for k in ks),
                 sub2frames=tuple(spans),
@@ -214,8 +213,10 @@ def test_mnce_never_uses_padding_as_a_negative() -> None:
         clip=Clip("short", 0, 0.0, 12.0),
         source="synthetic",
         frame_interval=1.5,
-        resnet=recs[2].resnet[:8],
-        slowfast=recs[2].slowfast[:8],
+        features={
+            "resnet": recs[2].features["resnet"][:8],
+            "slowfast": recs[2].features["slowfast"][:8],
+        },
     )
     batch = make_batch([recs[0], recs[1], short], "mnce", cfg, np.random.default_rng(0))
     assert batch is not None and (~batch["step_mask"]).sum() == 16
@@ -403,8 +404,7 @@ def vsm_records() -> list[ClipRecord]:
             clip=Clip(r.clip.video_id, 0, 0.0, 33.0),
             source=r.source,
             frame_interval=1.5,
-            resnet=r.resnet[:22],
-            slowfast=r.slowfast[:22],
+            features={"resnet": r.features["resnet"][:22], "slowfast": r.features["slowfast"][:22]},
             cues=r.cues,
             cue_token_ids=r.cue_token_ids,
             sub2frames=spans,

@@ -40,8 +40,10 @@ def _record(video: str, rng: np.random.Generator) -> ClipRecord:
         clip=Clip(video, 0, 0.0, 12.0),
         source=f"/videos/{video}.mp4",
         frame_interval=1.5,
-        resnet=rng.standard_normal((8, RESNET_DIM), dtype=np.float32).astype(np.float16),
-        slowfast=rng.standard_normal((8, SLOWFAST_DIM), dtype=np.float32).astype(np.float16),
+        features={
+            "resnet": rng.standard_normal((8, RESNET_DIM), dtype=np.float32).astype(np.float16),
+            "slowfast": rng.standard_normal((8, SLOWFAST_DIM), dtype=np.float32).astype(np.float16),
+        },
         cues=cues,
         cue_token_ids=tuple(tuple(rng.integers(5, 64, rng.integers(3, 7)).tolist()) for _ in cues),
         sub2frames=spans,

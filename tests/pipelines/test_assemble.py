@@ -38,8 +38,12 @@ def test_clip_rows_follow_global_steps():
     records, aligned = clip_records(video(130.0), features(87), cues, clip_length=60.0)
     assert [r.clip_id for r in records] == ["a.0", "a.1", "a.2"]
     assert [r.num_frames for r in records] == [40, 40, 7]
-    assert [int(r.resnet[0, 0]) for r in records] == [0, 40, 80]  # row k of clip c = step 40c+k
-    assert int(records[2].slowfast[-1, 0]) == 86
+    assert [int(r.features["resnet"][0, 0]) for r in records] == [
+        0,
+        40,
+        80,
+    ]  # row k of clip c = step 40c+k
+    assert int(records[2].features["slowfast"][-1, 0]) == 86
     assert records[0].cues[-1].text == "across" and records[1].cues[0].text == "across"
     assert aligned.report()["clips"] == 3
 

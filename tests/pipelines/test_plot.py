@@ -90,8 +90,10 @@ def _record(cues: list[Cue], sub2frames, unique, unmatched, duration: float = 9.
         clip=Clip("vid", 2, 18.0, 18.0 + duration),
         source="/nowhere/vid.mp4",
         frame_interval=1.5,
-        resnet=np.zeros((n, RESNET_DIM), np.float16),
-        slowfast=np.zeros((n, SLOWFAST_DIM), np.float16),
+        features={
+            "resnet": np.zeros((n, RESNET_DIM), np.float16),
+            "slowfast": np.zeros((n, SLOWFAST_DIM), np.float16),
+        },
         cues=tuple(cues),
         sub2frames=sub2frames,
         unique_sub2frames=unique,
@@ -554,8 +556,10 @@ def test_load_thumbnails_pads_or_truncates_a_decode_of_another_length(
     longer = dataclasses.replace(
         silent,
         clip=Clip("silent", 0, 0.0, 9.0),
-        resnet=np.zeros((6, RESNET_DIM), np.float16),
-        slowfast=np.zeros((6, SLOWFAST_DIM), np.float16),
+        features={
+            "resnet": np.zeros((6, RESNET_DIM), np.float16),
+            "slowfast": np.zeros((6, SLOWFAST_DIM), np.float16),
+        },
         cues=(),
         cue_token_ids=(),
         sub2frames=(),

@@ -453,7 +453,7 @@ def _kill_and_resume(
     assert sorted(ids) == sorted(reference.clip_ids())
     for r in reference:
         got = ds[r.clip_id]
-        assert np.array_equal(got.resnet, r.resnet) and np.array_equal(got.slowfast, r.slowfast)
+        assert np.array_equal(got.visual(), r.visual())
         assert got.cues == r.cues and got.unique_sub2frames == r.unique_sub2frames
 
 

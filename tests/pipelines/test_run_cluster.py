@@ -141,7 +141,7 @@ def _same_dataset(got: Path, want: Path) -> None:
     assert len(ids) == len(set(ids)) and sorted(ids) == sorted(b.clip_ids())
     for r in b:
         g = a[r.clip_id]
-        assert np.array_equal(g.resnet, r.resnet) and np.array_equal(g.slowfast, r.slowfast)
+        assert np.array_equal(g.visual(), r.visual())
         assert g.cues == r.cues
 
 

@@ -83,7 +83,7 @@ def same_dataset(got: HeroDataset, want: HeroDataset) -> None:
     for r in want:
         g = got[r.clip_id]
         assert g.source.rsplit("/", 1)[-1] == r.source.rsplit("/", 1)[-1]
-        assert np.array_equal(g.resnet, r.resnet) and np.array_equal(g.slowfast, r.slowfast)
+        assert np.array_equal(g.visual(), r.visual())
         assert g.cues == r.cues and g.sub2frames == r.sub2frames
         assert g.unique_sub2frames == r.unique_sub2frames
     assert [e["video_id"] for e in got.errors] == [e["video_id"] for e in want.errors]

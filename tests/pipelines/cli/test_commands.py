@@ -154,7 +154,7 @@ def test_demo_writes_a_verified_dataset(demo_dataset):
     videos = {r.clip.video_id for r in ds}
     assert videos == {"video00", "video01", "silent"}
     for r in ds:  # real features: unit ResNet rows, one row per step
-        norms = np.linalg.norm(r.resnet.astype(np.float32), axis=1)
+        norms = np.linalg.norm(r.features["resnet"].astype(np.float32), axis=1)
         np.testing.assert_allclose(norms, 1.0, atol=2e-3)
     # Real subtitle work: cues aligned and tokenized, steps each in exactly one place.
     for r in ds:
@@ -188,7 +188,7 @@ def test_demo_is_deterministic(tmp_path, demo_dataset):
             y.cue_token_ids,
             y.unique_sub2frames,
         )
-        assert np.array_equal(x.resnet, y.resnet) and np.array_equal(x.slowfast, y.slowfast)
+        assert np.array_equal(x.visual(), y.visual())
 
 
 def test_demo_replaces_only_an_earlier_demo(tmp_path):

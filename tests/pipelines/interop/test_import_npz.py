@@ -108,14 +108,14 @@ def test_features_are_the_npz_rows_cut_to_the_shorter_file(corpus, imported):
     assert summary.videos == 3 and summary.clips == 4 and summary.trimmed == 2
     assert ds.clip_ids() == ["cook.0", "cook.1", "nested.0", "quiet.0"]
     resnet, slowfast = corpus["arrays"]["cook"]
-    assert ds["cook.0"].resnet.tobytes() == resnet[:40].tobytes()
-    assert ds["cook.1"].slowfast.tobytes() == slowfast[40:50].tobytes()  # 51 cut to 50
+    assert ds["cook.0"].features["resnet"].tobytes() == resnet[:40].tobytes()
+    assert ds["cook.1"].features["slowfast"].tobytes() == slowfast[40:50].tobytes()  # 51 cut to 50
     clip = ds["cook.1"].clip
     assert (clip.start, clip.end) == (60.0, 75.0)  # duration = 50 steps x 1.5 s
     quiet = ds["quiet.0"]
     assert (
         quiet.num_frames == 6
-        and quiet.resnet.tobytes() == corpus["arrays"]["quiet"][0][:6].tobytes()
+        and quiet.features["resnet"].tobytes() == corpus["arrays"]["quiet"][0][:6].tobytes()
     )
 
 

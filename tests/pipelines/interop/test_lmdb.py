@@ -15,8 +15,9 @@ from click.testing import CliRunner
 
 from align.tokenizer import CueTokenizer, train_byte_level_bpe
 from extract.extractor import VideoFeatures
+from hero_data.features import DEFAULT_FEATURES
 from hero_data.reader import HeroDataset
-from hero_data.schema import FEATURE_DIM, RESNET_DIM, SLOWFAST_DIM, ClipRecord
+from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Cue, VideoInfo
 from hero_data.writer import DatasetWriter, read_errors
 from pipelines.assemble import clip_records
@@ -110,9 +111,9 @@ def clip_dataset(tmp_path_factory, tokenizer_path) -> Path:
 
 def assert_same_record(a: ClipRecord, b: ClipRecord) -> None:
     assert a.clip == b.clip and a.source == b.source and a.frame_interval == b.frame_interval
-    assert a.resnet.dtype == b.resnet.dtype == np.float16
-    assert a.resnet.tobytes() == b.resnet.tobytes()  # float16 exact
-    assert a.slowfast.tobytes() == b.slowfast.tobytes()
+    assert a.features["resnet"].dtype == b.features["resnet"].dtype == np.float16
+    assert a.features["resnet"].tobytes() == b.features["resnet"].tobytes()  # float16 exact
+    assert a.features["slowfast"].tobytes() == b.features["slowfast"].tobytes()
     assert a.cues == b.cues
     assert a.cue_token_ids == b.cue_token_ids
     assert a.sub2frames == b.sub2frames
@@ -237,15 +238,15 @@ def test_hero_reader_decodes_our_values_exactly(exported, clip_dataset, tmp_path
     )
     got = json.loads(proc.stdout)
     feats = np.load(out)
-    assert got["dtype"] == "float16" and feats.shape == (40, FEATURE_DIM)
-    assert feats.tobytes() == record.features().tobytes()
+    assert got["dtype"] == "float16" and feats.shape == (40, DEFAULT_FEATURES.dim)
+    assert feats.tobytes() == record.visual().tobytes()
     assert got["sub"] == [[k, list(s)] for k, s in enumerate(record.unique_sub2frames)]
     assert got["ids"] == [list(t) for t in record.cue_token_ids] and got["len"] == 40
     assert got["unmatched"] == list(record.unmatched_frames) and got["mask"] == 4
 
 
 def test_feature_value_is_msgpack_numpys_encoding_byte_for_byte():
-    arr = np.random.default_rng(0).standard_normal((7, FEATURE_DIM)).astype(np.float16)
+    arr = np.random.default_rng(0).standard_normal((7, DEFAULT_FEATURES.dim)).astype(np.float16)
     theirs = msgpack.packb({"features": arr}, default=msgpack_numpy.encode, use_bin_type=True)
     assert encode_features(arr) == theirs
     back = msgpack.unpackb(theirs, object_hook=msgpack_numpy.decode, raw=False)["features"]
@@ -273,7 +274,7 @@ def test_video_only_export_imports_with_clip_spans_from_keys(clip_dataset, tmp_p
     clip = back["cook-1.1"].clip
     assert (clip.start, clip.end) == (60.0, 60.0 + 17 * 1.5)  # the true end (85.3) is not kept
     for clip_id in original.clip_ids():
-        assert back[clip_id].features().tobytes() == original[clip_id].features().tobytes()
+        assert back[clip_id].visual().tobytes() == original[clip_id].visual().tobytes()
         assert back[clip_id].cues == ()
     assert back.manifest.config["clip_length"] == 60.0
 
@@ -423,7 +424,7 @@ def test_malformed_sub_values_name_the_key(value, message):
 
 
 def test_malformed_values_decode_to_clear_errors():
-    good = encode_features(np.zeros((3, FEATURE_DIM), np.float16))
+    good = encode_features(np.zeros((3, DEFAULT_FEATURES.dim), np.float16))
     with pytest.raises(HeroCompatError, match=r"^k: truncated value"):
         decode_features(good[:-10], "k")
     short = {b"nd": True, b"type": "<f2", b"kind": b"", b"shape": [3, 4352], b"data": b"x" * 10}
@@ -444,7 +445,7 @@ def test_malformed_values_decode_to_clear_errors():
 def test_compressed_npz_values_are_read_too():
     import io
 
-    arr = np.arange(2 * FEATURE_DIM, dtype=np.float32).reshape(2, FEATURE_DIM)
+    arr = np.arange(2 * DEFAULT_FEATURES.dim, dtype=np.float32).reshape(2, DEFAULT_FEATURES.dim)
     buf = io.BytesIO()
     np.savez_compressed(buf, features=arr)
     assert np.array_equal(decode_features(buf.getvalue(), "k"), arr)
@@ -466,7 +467,7 @@ def _feature_db(root: Path, values: dict[str, bytes], id2nframe: dict[str, int])
 
 def test_bad_clips_fail_their_video_and_the_rest_is_imported(tmp_path):
     rng = np.random.default_rng(0)
-    ok = rng.standard_normal((40, FEATURE_DIM)).astype(np.float16)
+    ok = rng.standard_normal((40, DEFAULT_FEATURES.dim)).astype(np.float16)
     values = {
         "good.0": encode_features(ok),
         "good.1": encode_features(ok[:5]),
@@ -484,11 +485,11 @@ def test_bad_clips_fail_their_video_and_the_rest_is_imported(tmp_path):
     assert str(tmp_path / "resnet_slowfast_1.5") in errors["nokey"]
     ds = HeroDataset.open(tmp_path / "ds")
     assert ds["good.1"].clip.start == 60.0 and ds["good.1"].num_frames == 5
-    assert ds["good.0"].features().tobytes() == ok.tobytes()
+    assert ds["good.0"].visual().tobytes() == ok.tobytes()
 
 
 def test_truncated_lmdb_is_refused_without_crashing(tmp_path):
-    big = np.ones((200, FEATURE_DIM), np.float16)
+    big = np.ones((200, DEFAULT_FEATURES.dim), np.float16)
     db = _feature_db(tmp_path, {f"v.{k}": encode_features(big) for k in range(4)}, {})
     data = db / "data.mdb"
     with open(data, "r+b") as f:
@@ -518,7 +519,7 @@ def test_feature_db_discovery_errors(tmp_path):
 def test_missing_extra_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "lmdb", None)  # makes `import lmdb` fail
     with pytest.raises(HeroCompatError, match="lmdb") as info:
-        encode_features(np.zeros((1, FEATURE_DIM), np.float16))
+        encode_features(np.zeros((1, DEFAULT_FEATURES.dim), np.float16))
     assert INSTALL_HINT in str(info.value)
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
+from hero_data.features import DEFAULT_FEATURES
 from hero_data.reader import HeroDataset
-from hero_data.schema import FEATURE_DIM
 from hero_data.writer import read_errors
 from pipelines.interop.lmdb_codec import (
     MAX_SUB_VALUE_BYTES,
@@ -64,7 +64,9 @@ def _npz(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-FEATURES = np.arange(3 * FEATURE_DIM, dtype=np.float32).reshape(3, FEATURE_DIM) / 7
+FEATURES = (
+    np.arange(3 * DEFAULT_FEATURES.dim, dtype=np.float32).reshape(3, DEFAULT_FEATURES.dim) / 7
+)
 FEATURE_SEEDS = [
     encode_features(FEATURES.astype(np.float16)),
     encode_features(FEATURES[:1, :8]),
@@ -312,7 +314,13 @@ def test_fuzzed_databases_import_with_bad_videos_failed(tmp_path, examples):
 
 
 def _nd(**fields: object) -> bytes:
-    nd = {b"nd": True, b"type": "<f2", b"kind": b"", b"shape": [0, FEATURE_DIM], b"data": b""}
+    nd = {
+        b"nd": True,
+        b"type": "<f2",
+        b"kind": b"",
+        b"shape": [0, DEFAULT_FEATURES.dim],
+        b"data": b"",
+    }
     nd.update({k.encode(): v for k, v in fields.items()})
     return _pack({"features": nd})
 
@@ -334,15 +342,15 @@ def _npz_claiming(shape: tuple[int, ...]) -> bytes:
 ADVERSARIAL_FEATURES = [
     ("zero by 2**63", _nd(shape=[0, 2**63]), "bad shape"),
     ("100 dimensions", _nd(shape=[1] * 100, data=b"\x00\x00"), "bad shape"),
-    ("negative shape", _nd(shape=[-1, FEATURE_DIM]), "bad shape"),
+    ("negative shape", _nd(shape=[-1, DEFAULT_FEATURES.dim]), "bad shape"),
     ("object dtype", _nd(type="|O", kind=b"O"), "dtype kind"),
     ("int dtype", _nd(type="<i8"), "expected float16 or float32"),
-    ("shape lies", _nd(shape=[10**6, FEATURE_DIM]), "a truncated value?"),
+    ("shape lies", _nd(shape=[10**6, DEFAULT_FEATURES.dim]), "a truncated value?"),
     ("deep msgpack", b"\x91" * 100_000 + b"\x00", "not a msgpack value"),
     ("deep map", b"\x81\xa1a" * 100_000 + b"\x00", "not a msgpack value"),
     ("huge bin length", b"\x81\xa8features\xc6\xff\xff\xff\xff", "truncated value"),
-    ("npz claims 2**40 steps", _npz_claiming((2**40, FEATURE_DIM)), "MiB limit"),
-    ("npz bomb", _npz(np.zeros((40_000, FEATURE_DIM), np.float16)), "MiB limit"),
+    ("npz claims 2**40 steps", _npz_claiming((2**40, DEFAULT_FEATURES.dim)), "MiB limit"),
+    ("npz bomb", _npz(np.zeros((40_000, DEFAULT_FEATURES.dim), np.float16)), "MiB limit"),
     ("npz not zip", b"PK\x03\x04" + b"\x00" * 40, "not a readable npz"),
     ("10 MB of garbage", b"\xc1" * (10 * MB), "not a msgpack value"),
 ]
