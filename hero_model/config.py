@@ -13,7 +13,7 @@ A YAML file is a flat mapping of :class:`HeroConfig` fields; the optional key ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, TypeVar
@@ -28,7 +28,7 @@ from hero_data.configmodel import (
     read_mapping,
 )
 from hero_data.errors import OptionError
-from hero_data.features import DEFAULT_FEATURES
+from hero_data.features import DEFAULT_FEATURES, FeatureSet
 
 C = TypeVar("C")
 
@@ -70,7 +70,10 @@ class HeroConfig(ConfigModel):
         hidden, heads, ffn: Transformer width, attention heads, feed-forward width.
         cross_layers: layers of the Cross-modal Transformer (per cue: its tokens and steps).
         temporal_layers: layers of the Temporal Transformer (all steps of a clip).
-        feature_dim: per-step visual feature, ResNet ‖ SlowFast (4352).
+        feature_dim: per-step visual input: the dataset's feature columns side by side
+            (:attr:`hero_data.features.FeatureSet.dim`). Training and finetuning set it from
+            the data (:func:`for_features`); the value here (HERO's ResNet ‖ SlowFast, 4352)
+            is the default for a model built without data.
         max_clip_steps: steps per clip the model takes (longer clips are cut, see
             :func:`hero_model.batch.make_batch`); also the rows of the Cross-modal
             Transformer's step position table (HERO's "frame position" table) and the classes
@@ -271,6 +274,24 @@ def preset_or_file(
         message = f"extends must be one of {', '.join(names)}, got {parent!r}"
         raise error(message, str(path), "extends")
     return preset(parent), values, str(path)
+
+
+def for_features(
+    config: HeroConfig, features: FeatureSet, overrides: Mapping[str, Any]
+) -> HeroConfig:
+    """``config`` taking ``features``' per-step input (``feature_dim`` = its total dim): the
+    data decides the input size. An explicit ``feature_dim`` in ``overrides`` that disagrees is
+    a :class:`HeroConfigError`."""
+    wanted = overrides.get("feature_dim")
+    if wanted is not None and wanted != features.dim:
+        raise HeroConfigError(
+            f"feature_dim {wanted!r} does not match the data's feature set "
+            f"{features.describe()} ({features.dim} per step); leave feature_dim out, the "
+            "data sets it",
+            "overrides",
+            "feature_dim",
+        )
+    return config.updated(feature_dim=features.dim)
 
 
 def build_config(name_or_path: str | Path, **overrides: Any) -> HeroConfig:

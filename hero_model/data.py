@@ -43,6 +43,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from hero_data.errors import HeroError
+from hero_data.features import FeatureSet
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
 from hero_data.storage import canonical_location
@@ -77,6 +78,7 @@ class DataSource:
         frame_interval: seconds per feature step of all its clips.
         tokenizer: the manifest's tokenizer record (sha256, vocab size), or ``None``.
         max_token_id: the largest token id in its cues, or ``-1`` if none is tokenized.
+        features: its feature set (the model's visual input is its columns side by side).
     """
 
     path: str
@@ -85,6 +87,7 @@ class DataSource:
     frame_interval: float
     tokenizer: dict[str, Any] | None
     max_token_id: int
+    features: FeatureSet
 
 
 def frame_interval_of(ds: HeroDataset) -> float:
@@ -113,8 +116,8 @@ def describe_sources(
 
     Raises :class:`~hero_data.manifest.DatasetError` for a missing or broken dataset and
     :class:`DataMixError` for an empty one, a bad weight, or datasets that disagree on the
-    frame interval, the tokenizer or the feature extractor weights (their features or token
-    ids would not mean the same thing).
+    frame interval, the feature set, the tokenizer or the feature extractor weights (their
+    features or token ids would not mean the same thing).
     """
     if not paths:
         raise DataMixError("no dataset given: name at least one with --data")
@@ -146,6 +149,7 @@ def describe_sources(
                 frame_interval=frame_interval_of(ds),
                 tokenizer=tok if isinstance(tok, dict) else None,
                 max_token_id=_max_token_id(ds),
+                features=ds.feature_set,
             )
         )
         configs.append(ds.manifest.config)
@@ -155,6 +159,12 @@ def describe_sources(
             raise DataMixError(
                 f"{src.path}: frame interval {src.frame_interval:g} s, but {first.path} has "
                 f"{first.frame_interval:g} s; datasets mixed in one run need the same grid"
+            )
+        if not src.features.same_layout(first.features):
+            raise DataMixError(
+                f"{src.path}: features {src.features.describe()}, but {first.path} has "
+                f"{first.features.describe()}; one model takes one feature set, so datasets "
+                "mixed in one run need the same set"
             )
         a, b = first.tokenizer, src.tokenizer
         if a and b and a.get("sha256") != b.get("sha256"):

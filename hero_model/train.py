@@ -50,6 +50,7 @@ import yaml
 
 from hero_data import __version__
 from hero_data.device import resolve_device
+from hero_data.features import DEFAULT_FEATURES, FeatureSet
 from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
 from hero_data.storage import canonical_location
@@ -96,7 +97,9 @@ __all__ = [
     "PretrainRecipe",
     "TrainConfig",
     "TrainConfigError",
+    "check_checkpoint_features",
     "check_run",
+    "checkpoint_features",
     "load_run_config",
     "load_train_config",
     "read_checkpoint",
@@ -313,8 +316,10 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
     """Every check that can fail before training starts, with a message naming the file.
 
     The run folder must hold a checkpoint to resume (``resume``) or none (a new run); the
-    datasets must open and mix; the model config must build and hold their token ids; and a
-    resumed run must have the same options (bar :data:`_RESUMABLE`, and ``max_steps``, which
+    datasets must open and mix (one feature set, which sets the model's ``feature_dim``); the
+    model config must build and hold their token ids; a reference HERO checkpoint
+    (``init_hero``) takes HERO's ResNet ‖ SlowFast features only; and a resumed run must have
+    the same feature set and options (bar :data:`_RESUMABLE`, and ``max_steps``, which
     may change but not fall below the checkpoint's step) and datasets (path and size) as the
     checkpoint. Raises ``FileNotFoundError``, ``FileExistsError``, ``ValueError``
     (:class:`~hero_model.data.DataMixError`, a model config error) or
@@ -334,10 +339,18 @@ def check_run(cfg: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool
             "no dataset to train on: give one with --data (or data: in the config)"
         )
     sources = describe_sources(cfg.data, cfg.mix_weights)
-    model_config = cfg.hero_config()
+    features = sources[0].features  # all the same: describe_sources checked
+    model_config = cfg.hero_config(features)
     _check_tokens(sources, model_config)
+    if cfg.init_hero and not features.same_layout(DEFAULT_FEATURES):
+        raise TrainConfigError(
+            f"init_hero {cfg.init_hero}: a HERO checkpoint takes "
+            f"{DEFAULT_FEATURES.describe()} features, but {sources[0].path} has "
+            f"{features.describe()}"
+        )
     if checkpoint is not None:
         meta = _read_meta(checkpoint)
+        check_checkpoint_features(meta, features, checkpoint, sources[0].path)
         _check_same_run(meta["train_config"], cfg, checkpoint)
         _, state = read_checkpoint(checkpoint, model_config)
         _check_max_steps(meta["train_config"].get("max_steps"), cfg, state["step"], checkpoint)
@@ -696,7 +709,10 @@ class PretrainRecipe:
             "world_size": self.world_size,
             "toolkit_version": __version__,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "datasets": [dataclasses.asdict(s) for s in self.sources],
+            "features": self.sources[0].features.to_json(),
+            "datasets": [
+                {**dataclasses.asdict(s), "features": s.features.to_json()} for s in self.sources
+            ],
             "train_config": self.cfg.to_dict(),
             "model_config": self.model_config.to_dict(),
         }
@@ -873,6 +889,31 @@ class _Window:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def checkpoint_features(meta: Mapping[str, Any], where: str | os.PathLike[str]) -> FeatureSet:
+    """The feature set a ``hero train`` checkpoint was trained on (its ``meta.json``'s
+    ``features``; checkpoints written before sets were named trained on HERO's default)."""
+    raw = meta.get("features")
+    if raw is None:
+        return DEFAULT_FEATURES
+    try:
+        return FeatureSet.from_json(raw)
+    except ValueError as e:
+        raise CheckpointError(f"{where}: bad features in meta.json ({e})") from None
+
+
+def check_checkpoint_features(
+    meta: Mapping[str, Any], features: FeatureSet, checkpoint: str | os.PathLike[str], data: str
+) -> None:
+    """:class:`CheckpointError` unless the checkpoint was trained on ``features`` (the set of
+    the dataset ``data``)."""
+    trained = checkpoint_features(meta, checkpoint)
+    if not trained.same_layout(features):
+        raise CheckpointError(
+            f"{checkpoint}: trained on features {trained.describe()}, but {data} has "
+            f"{features.describe()}; a model takes the feature set it was trained on"
+        )
 
 
 def _read_meta(checkpoint: Path) -> dict[str, Any]:

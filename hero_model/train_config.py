@@ -27,6 +27,7 @@ from hero_data.configmodel import (
     read_mapping,
 )
 from hero_data.errors import OptionError
+from hero_data.features import FeatureSet
 from hero_model.config import preset_or_file
 
 __all__ = [
@@ -159,11 +160,13 @@ class TrainConfig(ConfigModel):
         names = tuple(t for t in TASKS if self.tasks.get(t, 0) > 0)
         return names, tuple(float(self.tasks[t]) for t in names)
 
-    def hero_config(self) -> Any:
-        """The :class:`hero_model.config.HeroConfig` this run trains."""
-        from hero_model.config import build_config
+    def hero_config(self, features: FeatureSet | None = None) -> Any:
+        """The :class:`hero_model.config.HeroConfig` this run trains: on data of ``features``,
+        its ``feature_dim`` is that set's (:func:`hero_model.config.for_features`)."""
+        from hero_model.config import build_config, for_features
 
-        return build_config(self.model, **dict(self.model_overrides))
+        config = build_config(self.model, **dict(self.model_overrides))
+        return config if features is None else for_features(config, features, self.model_overrides)
 
 
 # -- loading -------------------------------------------------------------------------------

@@ -66,11 +66,12 @@ from build_benchmarks.vcmr import (
     to_submission,
 )
 from hero_data.device import resolve_device
+from hero_data.features import DEFAULT_FEATURES, FeatureSet
 from hero_data.manifest import atomic_write_json
 from hero_data.progress import Progress
 from hero_data.reader import HeroDataset
 from hero_data.schema import ClipRecord
-from hero_model.config import HeroConfig, HeroConfigError, build_config
+from hero_model.config import HeroConfig, HeroConfigError, build_config, for_features
 from hero_model.data import frame_interval_of
 from hero_model.init import load_hero_checkpoint
 from hero_model.pretrain import HeroForPretraining
@@ -85,6 +86,7 @@ from hero_model.runtime import (
     param_groups,
     read_state_dict,
 )
+from hero_model.train import checkpoint_features
 
 log = logging.getLogger(__name__)
 
@@ -203,18 +205,23 @@ def _reference_config(cfg: FinetuneConfig, init: Initialisation) -> HeroConfig:
 
 
 def model_config_for(
-    cfg: FinetuneConfig, tokenizer_vocab: int | None
+    cfg: FinetuneConfig, tokenizer_vocab: int | None, features: FeatureSet, dataset: str
 ) -> tuple[HeroConfig, Initialisation | None]:
     """The model config of the run and where its weights come from (None: random init).
 
-    Without a checkpoint, a vocabulary smaller than the dataset tokenizer's is widened to it
-    (the weights are random anyway) unless ``model_overrides`` sets ``vocab_size``. A reference
-    HERO checkpoint has no config of its own: ``cfg.model`` (default ``base``, HERO's sizes).
+    The model takes ``features``, the feature set of ``dataset``: without a checkpoint its
+    ``feature_dim`` is that set's; a checkpoint must have been trained on that set (a reference
+    HERO checkpoint on HERO's ResNet ‖ SlowFast). Without a checkpoint, a vocabulary smaller
+    than the dataset tokenizer's is widened to it (the weights are random anyway) unless
+    ``model_overrides`` sets ``vocab_size``. A reference HERO checkpoint has no config of its
+    own: ``cfg.model`` (default ``base``, HERO's sizes).
     """
     overrides = dict(cfg.model_overrides)
     try:
         if cfg.checkpoint is None:
-            config = build_config(cfg.model or "base", **overrides)
+            config = for_features(
+                build_config(cfg.model or "base", **overrides), features, overrides
+            )
             if (
                 tokenizer_vocab is not None
                 and tokenizer_vocab > config.vocab_size
@@ -228,6 +235,16 @@ def model_config_for(
                 config = config.updated(vocab_size=tokenizer_vocab)
             return config, None
         init = resolve_checkpoint(cfg.checkpoint)
+        trained = (
+            DEFAULT_FEATURES
+            if init.reference
+            else checkpoint_features(init.meta or {}, init.path.parent / "meta.json")
+        )
+        if not trained.same_layout(features):
+            raise FinetuneError(
+                f"{init.path}: trained on features {trained.describe()}, but {dataset} has "
+                f"{features.describe()}; finetune on data of the checkpoint's feature set"
+            )
         if init.reference:
             return _reference_config(cfg, init), init
         assert init.meta is not None
@@ -608,7 +625,9 @@ def run_finetune(
     tok_record = dataset_tokenizer(ds)
     tokenizer = load_tokenizer(cfg.tokenizer, ds)
     vocab = tok_record.get("vocab_size")
-    config, init = model_config_for(cfg, vocab if isinstance(vocab, int) else None)
+    config, init = model_config_for(
+        cfg, vocab if isinstance(vocab, int) else None, ds.feature_set, str(dataset)
+    )
     if task == "how2r" and cfg.hard_negative_start_step is not None:
         config = config.updated(hard_negative_start_step=cfg.hard_negative_start_step)
 

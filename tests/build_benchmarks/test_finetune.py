@@ -23,6 +23,7 @@ from build_benchmarks.finetune import FinetuneConfig, FinetuneError, run_finetun
 from build_benchmarks.finetune.data import load_bench, moment_steps, qa_batch
 from build_benchmarks.finetune.heads import HeroForVideoQA, corpus_scores
 from build_benchmarks.finetune.recipe import encode_clips, make_optimizer, task_heads
+from hero_data.features import FeatureSet
 from hero_data.reader import HeroDataset
 from hero_data.types import Cue
 from hero_data.writer import DatasetWriter
@@ -700,3 +701,55 @@ def test_the_progress_line_shows_steps_loss_examples_per_s_and_eta(toy, tmp_path
     assert step3 and f"finetune how2r loss {logged[-1]['loss']:.3f} · " in step3[0]
     assert "examples/s: 3/3 steps · " in step3[0] and "ETA 0:00:00" in step3[0]
     assert lines[-1].startswith("finetune how2r loss ") and ": 3 steps done in " in lines[-1]
+
+
+# --- a feature set other than HERO's ----------------------------------------------------------
+
+CLIP_SLOWFAST = FeatureSet.of(("clip_vit_b32", 512), ("slowfast", 2304))
+
+
+@pytest.fixture(scope="module")
+def clip_toy(toy, tmp_path_factory) -> Path:
+    """The toy's clips as a ``clip_vit_b32 ‖ slowfast`` dataset: the first 512 ResNet numbers
+    stand in for CLIP's (the thing's block, numbers 0-255, lies in them)."""
+    ds = HeroDataset.open(toy["ds"])
+    root = tmp_path_factory.mktemp("clip_toy") / "ds"
+    with DatasetWriter(root, ds.manifest.config, features=CLIP_SLOWFAST) as writer:
+        for r in ds:
+            feats = {
+                "clip_vit_b32": r.features["resnet"][:, :512],
+                "slowfast": r.features["slowfast"],
+            }
+            writer.write(replace(r, features=feats))
+    return root
+
+
+def test_finetunes_on_another_feature_set(toy, clip_toy, tmp_path):
+    cfg = _cfg(toy, max_steps=2)
+    assert build_config("tiny").feature_dim == 4352  # the data's set replaces it
+    metrics = run_finetune("how2qa", toy["how2qa"], clip_toy, tmp_path / "run", cfg)
+    assert metrics["train"]["steps"] == 2 and metrics["val"]["total"] == 8
+    saved = json.loads((tmp_path / "run" / "finetune.json").read_text())
+    assert saved["model_config"]["feature_dim"] == 2816
+    model = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert model["encoder.frame_embed.proj.weight"].shape == (32, 2816)
+
+
+def test_a_checkpoint_of_another_feature_set_is_refused(toy, clip_toy, tmp_path):
+    vocab = CueTokenizer.from_path(toy["tokenizer"]).vocab_size
+    ckpt = _fake_checkpoint(tmp_path / "ckpt", build_config("tiny", vocab_size=vocab))
+    cfg = _cfg(toy, model=None, model_overrides={}, checkpoint=str(ckpt), max_steps=0)
+    # Written before sets were named (no "features" in meta.json): trained on HERO's.
+    with pytest.raises(FinetuneError, match=r"trained on features resnet\(2048\)\+slowfast"):
+        run_finetune("how2r", toy["how2r"], clip_toy, tmp_path / "a", cfg)
+    meta = json.loads((ckpt / "meta.json").read_text())
+    meta["features"] = CLIP_SLOWFAST.to_json()
+    (ckpt / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(FinetuneError, match=rf"clip_vit_b32\(512\).*{toy['ds']} has resnet"):
+        run_finetune("how2r", toy["how2r"], toy["ds"], tmp_path / "b", cfg)
+    release = tmp_path / "hero-tv-ht100.pt"
+    _hero_release(release, build_config("tiny", vocab_size=vocab))
+    with pytest.raises(FinetuneError, match=r"hero-tv-ht100\.pt: trained on features resnet"):
+        run_finetune(
+            "how2r", toy["how2r"], clip_toy, tmp_path / "c", cfg.updated(checkpoint=str(release))
+        )
