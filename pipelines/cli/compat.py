@@ -47,7 +47,7 @@ def export() -> None:
 @click.option(
     "--frame-interval",
     metavar="SECONDS",
-    help="vfeat_interval as your HERO config writes it; names resnet_slowfast_<this>/ and "
+    help="vfeat_interval as your HERO config writes it; names <vfeat_version>_<this>/ and "
     "must equal the dataset's step [the dataset's, e.g. 1.5].",
 )
 @click.option(
@@ -81,10 +81,12 @@ def export_hero_lmdb_command(
 ) -> None:
     """Write DATASET as the original HERO code's LMDB databases in OUTPUT.
 
-    OUTPUT/video_db holds id2nframe.json and resnet_slowfast_<L>/ (float16 ResNet ‖ SlowFast
-    per step, msgpack); OUTPUT/sub_db the subtitle LMDB (lz4 msgpack: token ids, cue -> step
-    maps) with meta.json, vid2len.json and vid2max_frame_sub_len.json. OUTPUT/clip_ids.json
-    lists every key. Written into a temporary folder and renamed into place when complete.
+    OUTPUT/video_db holds id2nframe.json and <vfeat_version>_<L>/ (the dataset's feature columns
+    side by side per step, float16, msgpack; vfeat_version is VALUE's name for the feature set:
+    resnet_slowfast for HERO's ResNet ‖ SlowFast, clip-vit_slowfast, ...); OUTPUT/sub_db the
+    subtitle LMDB (lz4 msgpack: token ids, cue -> step maps) with meta.json, vid2len.json and
+    vid2max_frame_sub_len.json. OUTPUT/clip_ids.json lists every key. Written into a temporary
+    folder and renamed into place when complete.
     Needs: pip install 'hero-toolkit[hero-compat]'.
     """
     from pipelines.interop.lmdb_export import ExportOptions, export_hero_lmdb
@@ -231,7 +233,7 @@ def import_npz_command(
 @click.option(
     "--frame-interval",
     type=float,
-    help="Seconds per step [from the folder name, resnet_slowfast_<L>].",
+    help="Seconds per step [from the folder name, <vfeat_version>_<L>].",
 )
 @click.option(
     "--tokenizer",
@@ -257,7 +259,8 @@ def import_hero_lmdb_command(
     """Make a dataset from HERO's LMDB databases (e.g. its released ones).
 
     FOLDER is an export of `hero export hero-lmdb`, or HERO's video database folder
-    (id2nframe.json + resnet_slowfast_<L>/). Keys <video>.<k> are clip k of a video, starting
+    (id2nframe.json + <vfeat_version>_<L>/, e.g. resnet_slowfast_1.5; the version names the
+    feature set, and an unknown one is refused). Keys <video>.<k> are clip k of a video, starting
     at k x --clip-seconds; other keys are whole videos. HERO's databases hold no cue times:
     they come from the value's `sub` list when it agrees with the steps, else are rebuilt from
     the steps each cue covers. A clip that cannot be read fails its video (errors.jsonl).

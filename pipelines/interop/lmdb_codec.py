@@ -43,23 +43,76 @@ from typing import Any
 
 import numpy as np
 
-from hero_data.errors import HeroError
+from hero_data.errors import FeatureSetError, HeroError
+from hero_data.features import RESNET_DIM, SLOWFAST_DIM, FeatureSet
 
 __all__ = [
     "EXTRA_KEY",
-    "FEATURE_VERSION",
     "INSTALL_HINT",
     "HeroCompatError",
     "decode_features",
     "decode_sub_value",
     "encode_features",
     "encode_sub_value",
+    "feature_version",
+    "features_of_version",
     "lmdb_modules",
     "open_lmdb_readonly",
 ]
 
-FEATURE_VERSION = "resnet_slowfast"
-"""HERO's ``vfeat_version``: the feature database folder is ``<version>_<interval>``."""
+# HERO's and VALUE's configs name the feature database ``<vfeat_version>_<vfeat_interval>``,
+# where vfeat_version joins the feature names with "_" in input order: HERO's
+# ``resnet_slowfast``; VALUE's ``clip-vit_slowfast``, ``resnet_mil-nce``, ``clip-vit_mil-nce``.
+# Our columns with a HERO/VALUE name are exported under that name; others under their own.
+# The dimensions are the ones those feature versions hold (VALUE: resnet_mil-nce is 3072 =
+# 2048 + 1024, clip-vit_slowfast 2816 = 512 + 2304), which an import needs to split the
+# concatenated features back into columns.
+VFEAT_NAMES: dict[str, tuple[str, int]] = {
+    "resnet": ("resnet", RESNET_DIM),
+    "slowfast": ("slowfast", SLOWFAST_DIM),
+    "clip_vit_b32": ("clip-vit", 512),
+    "milnce_s3d": ("mil-nce", 1024),
+}
+"""Our column name -> (its name in HERO/VALUE feature versions, dimension per step)."""
+
+OTHER_COLUMNS: dict[str, int] = {"clip_rn50x4": 640}
+"""Columns VALUE has no name for, by dimension: exported under their own names, which an
+import reads back."""
+
+
+def feature_version(features: FeatureSet) -> str:
+    """HERO's ``vfeat_version`` for ``features``: its columns' HERO/VALUE names joined with
+    ``_`` (``resnet_slowfast`` for the default set, ``clip-vit_slowfast``, ...); a column
+    without one keeps its own name (``clip_rn50x4_slowfast``)."""
+    return "_".join(VFEAT_NAMES.get(c.name, (c.name, 0))[0] for c in features.columns)
+
+
+def features_of_version(version: str, where: str) -> FeatureSet:
+    """The feature set a ``vfeat_version`` names (inverse of :func:`feature_version`);
+    :class:`HeroCompatError` naming ``where`` for a name with a part it does not know."""
+    known = {spelling: (name, dim) for name, (spelling, dim) in VFEAT_NAMES.items()}
+    known.update({name: (name, dim) for name, dim in OTHER_COLUMNS.items()})
+    parts = version.split("_")
+    columns: list[tuple[str, int]] = []
+    i = 0
+    while i < len(parts):
+        # Our own names hold "_" (clip_rn50x4): take the longest run of parts that is a name.
+        for j in range(len(parts), i, -1):
+            if "_".join(parts[i:j]) in known:
+                columns.append(known["_".join(parts[i:j])])
+                i = j
+                break
+        else:
+            names = ", ".join(sorted(known))
+            raise HeroCompatError(
+                f"{where}: feature version {version!r} names features this toolkit does not "
+                f"know ({parts[i]!r}); it reads versions made of {names} joined with '_'"
+            )
+    try:
+        return FeatureSet.of(*columns)
+    except FeatureSetError as e:
+        raise HeroCompatError(f"{where}: feature version {version!r}: {e}") from None
+
 
 VIDEO_DB = "video_db"
 SUB_DB = "sub_db"

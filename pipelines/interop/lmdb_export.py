@@ -27,7 +27,6 @@ from pipelines.interop.lmdb_codec import (
     CLIP_IDS,
     EXPORT_INFO,
     EXTRA_KEY,
-    FEATURE_VERSION,
     ID2NFRAME,
     META,
     PSEUDO_STEPS,
@@ -38,6 +37,7 @@ from pipelines.interop.lmdb_codec import (
     HeroCompatError,
     encode_features,
     encode_sub_value,
+    feature_version,
     lmdb_modules,
 )
 
@@ -114,7 +114,7 @@ class ExportOptions:
 
     Attributes:
         frame_interval: the interval as HERO's config will spell it (``vfeat_interval``): it
-            names the feature folder (``resnet_slowfast_<this>``) and must equal the dataset's
+            names the feature folder (``<vfeat_version>_<this>``) and must equal the dataset's
             seconds per step. ``None``: the dataset's, as Python prints it (``1.5``, ``2.0``).
         tokenizer: the ``tokenizer.json`` (or folder) the dataset was tokenized with: gives
             meta.json's special ids and tokenizes clips that have cues but no token ids.
@@ -197,7 +197,7 @@ def meta_from_tokenizer(tokenizer: Any) -> dict[str, Any]:
 
 
 def _interval_spelling(interval: float, given: str | None) -> str:
-    """The ``<L>`` of ``resnet_slowfast_<L>``: what HERO's ``f"{vfeat_interval}"`` prints.
+    """The ``<L>`` of ``<vfeat_version>_<L>``: what HERO's ``f"{vfeat_interval}"`` prints.
 
     HERO formats the number its JSON config holds, so ``2`` and ``2.0`` name different
     folders; ``given`` must be a spelling JSON gives back as written (``2``, ``2.0``, ``1.5``).
@@ -405,7 +405,8 @@ def export_hero_lmdb(
                 "with), or --no-subtitles for the video features only"
             )
     tmp = _prepare_output(out, options.overwrite)
-    feature_name = f"{FEATURE_VERSION}_{spelling}"
+    version = feature_version(ds.feature_set)  # resnet_slowfast for HERO's set
+    feature_name = f"{version}_{spelling}"
     steps = [int(n) for n in ds.table(["num_frames"]).column("num_frames").to_pylist()]
     steps_total = sum(steps)
     estimate = sum(_page_bytes(n * ds.feature_dim * 2 + 128) for n in steps)
@@ -465,9 +466,10 @@ def export_hero_lmdb(
             "clips": len(keys),
             "steps": steps_total,
             "frame_interval": interval,
+            "features": ds.feature_set.to_json(),
             "hero_config": {
                 "vfeat_db": VIDEO_DB,
-                "vfeat_version": FEATURE_VERSION,
+                "vfeat_version": version,
                 "vfeat_interval": json.loads(spelling),
                 "compressed_db": False,
                 "sub_txt_db": SUB_DB if subs is not None else None,

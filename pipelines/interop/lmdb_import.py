@@ -23,16 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from hero_data.features import DEFAULT_FEATURES
+from hero_data.features import DEFAULT_FEATURES, FeatureSet
 from hero_data.grid import check_clip_length, num_steps, step_floor, steps_covering
 from hero_data.manifest import MANIFEST_NAME
 from hero_data.progress import Progress
-from hero_data.schema import RESNET_DIM, ClipRecord
+from hero_data.schema import ClipRecord
 from hero_data.types import Clip, Cue, check_id
 from hero_data.writer import DatasetWriter
 from pipelines.interop.lmdb_codec import (
     EXTRA_KEY,
-    FEATURE_VERSION,
     ID2NFRAME,
     ID2NFRAME_CONVERT,
     KEYS_KEY,
@@ -44,6 +43,8 @@ from pipelines.interop.lmdb_codec import (
     HeroCompatError,
     decode_features,
     decode_sub_value,
+    feature_version,
+    features_of_version,
     lmdb_modules,
     open_lmdb_readonly,
 )
@@ -299,7 +300,7 @@ def _find_feature_db(video_db: Path, name: str | None) -> Path:
     if not found:
         raise HeroCompatError(
             f"{video_db}: no feature LMDB (a folder with data.mdb, such as "
-            f"{FEATURE_VERSION}_1.5) in this folder"
+            f"{feature_version(DEFAULT_FEATURES)}_1.5) in this folder"
         )
     if len(found) > 1:
         names = ", ".join(d.name for d in found)
@@ -332,10 +333,22 @@ def _interval_of(feature_db: Path, given: float | None) -> float:
     m = _FEATURE_DB.fullmatch(feature_db.name)
     if m is None:
         raise HeroCompatError(
-            f"{feature_db}: cannot tell the frame interval from the folder name "
-            f"(expected <version>_<seconds>, e.g. {FEATURE_VERSION}_1.5); give it explicitly"
+            f"{feature_db}: cannot tell the frame interval from the folder name (expected "
+            f"<version>_<seconds>, e.g. {feature_version(DEFAULT_FEATURES)}_1.5); give it "
+            "explicitly"
         )
     return float(m.group("interval"))
+
+
+def _features_of(feature_db: Path) -> FeatureSet:
+    """The feature set the folder's name says (``<vfeat_version>_<seconds>``: HERO's
+    ``resnet_slowfast_1.5``, VALUE's ``clip-vit_slowfast_1.5``, ...). A name without that form
+    (a folder renamed by hand, whose interval is given) holds HERO's set, as before sets were
+    named; a version with a part this toolkit does not know is refused."""
+    m = _FEATURE_DB.fullmatch(feature_db.name)
+    if m is None:
+        return DEFAULT_FEATURES
+    return features_of_version(m.group("version"), str(feature_db))
 
 
 def _id2nframe(video_db: Path) -> dict[str, int]:
@@ -387,6 +400,7 @@ class _Source:
     interval: float
     clip_length: float | None
     decode: Callable[[Sequence[int]], str] | None
+    features: FeatureSet
 
     def read(self, key: str) -> tuple[ClipRecord, ImportedCues | None]:
         """Clip ``key`` as a record, with its cues when the subtitle database has it."""
@@ -395,10 +409,10 @@ class _Source:
         if raw is None:
             raise HeroCompatError(f"{where}: missing")
         feats = decode_features(raw, where)
-        if feats.ndim != 2 or feats.shape[1] != DEFAULT_FEATURES.dim:
+        if feats.ndim != 2 or feats.shape[1] != self.features.dim:
             raise HeroCompatError(
-                f"{where}: features are {feats.shape}, expected (steps, {DEFAULT_FEATURES.dim}) "
-                f"(ResNet {RESNET_DIM} ‖ SlowFast {DEFAULT_FEATURES.dim - RESNET_DIM})"
+                f"{where}: features are {feats.shape}, expected (steps, {self.features.dim}) "
+                f"({self.features.describe()}, the folder name's feature version)"
             )
         n = self.id2nframe.get(key, feats.shape[0])
         if n > feats.shape[0]:
@@ -423,15 +437,16 @@ class _Source:
                 sub_value, n, clip.duration, self.interval, sub_where, self.decode
             )
         half = feats.astype(np.float16, copy=False)
+        columns, lo = {}, 0
+        for c in self.features.columns:  # side by side in set order, as the export wrote them
+            columns[c.name] = np.ascontiguousarray(half[:, lo : lo + c.dim])
+            lo += c.dim
         try:
             record = ClipRecord(
                 clip=clip,
                 source=source,
                 frame_interval=self.interval,
-                features={
-                    "resnet": np.ascontiguousarray(half[:, :RESNET_DIM]),
-                    "slowfast": np.ascontiguousarray(half[:, RESNET_DIM:]),
-                },
+                features=columns,
                 cues=imported.cues if imported else (),
                 cue_token_ids=imported.token_ids if imported else (),
                 sub2frames=imported.sub2frames if imported else (),
@@ -510,7 +525,8 @@ def import_hero_lmdb(
     """HERO's feature database (and subtitle database when there is one) -> a dataset.
 
     ``source`` is an export folder (``video_db/`` + ``sub_db/``) or HERO's video database
-    folder (``id2nframe.json`` + ``resnet_slowfast_<L>/``). A clip that cannot be read fails
+    folder (``id2nframe.json`` + ``<vfeat_version>_<L>/``; the version names the feature set,
+    :func:`~pipelines.interop.lmdb_codec.features_of_version`). A clip that cannot be read fails
     its whole video, which is recorded in ``errors.jsonl``; the rest go on. A database that
     cannot be opened (truncated, not LMDB) stops the import with an error naming its file.
     """
@@ -519,6 +535,7 @@ def import_hero_lmdb(
     refuse_existing_dataset(output, options.overwrite)
     video_db, feature_db, sub_db = _locate(Path(source), options)
     interval = _interval_of(feature_db, options.frame_interval)
+    features = _features_of(feature_db)
     if options.clip_length is not None:
         check_clip_length(options.clip_length, interval)
     id2nframe = _id2nframe(video_db)
@@ -552,14 +569,26 @@ def import_hero_lmdb(
         used_sub_keys = 0
         with (
             DatasetWriter(
-                output, config, mode=mode, max_rows_per_shard=options.rows_per_shard
+                output,
+                config,
+                features=features,
+                mode=mode,
+                max_rows_per_shard=options.rows_per_shard,
             ) as writer,
             env.begin(buffers=True) as txn,
             sub_env.begin(buffers=True) if sub_env is not None else nullcontext() as sub_txn,
             Progress(force_terminal=None if options.progress else False) as progress,
         ):
             src = _Source(
-                feature_db, sub_db, txn, sub_txn, id2nframe, interval, options.clip_length, decode
+                feature_db,
+                sub_db,
+                txn,
+                sub_txn,
+                id2nframe,
+                interval,
+                options.clip_length,
+                decode,
+                features,
             )
             bar = progress.add(f"import {feature_db.name}", total=len(keys))
             for video, clip_keys in sorted(_group(keys, options.clip_length).items()):

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from align.tokenizer import CueTokenizer, train_byte_level_bpe
 from extract.extractor import VideoFeatures
-from hero_data.features import DEFAULT_FEATURES
+from hero_data.features import DEFAULT_FEATURES, FeatureSet
 from hero_data.reader import HeroDataset
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Cue, VideoInfo
@@ -31,6 +31,8 @@ from pipelines.interop.lmdb_codec import (
     decode_sub_value,
     encode_features,
     encode_sub_value,
+    feature_version,
+    features_of_version,
 )
 from pipelines.interop.lmdb_export import (
     ExportOptions,
@@ -111,9 +113,10 @@ def clip_dataset(tmp_path_factory, tokenizer_path) -> Path:
 
 def assert_same_record(a: ClipRecord, b: ClipRecord) -> None:
     assert a.clip == b.clip and a.source == b.source and a.frame_interval == b.frame_interval
-    assert a.features["resnet"].dtype == b.features["resnet"].dtype == np.float16
-    assert a.features["resnet"].tobytes() == b.features["resnet"].tobytes()  # float16 exact
-    assert a.features["slowfast"].tobytes() == b.features["slowfast"].tobytes()
+    assert list(a.features) == list(b.features)
+    for name, array in a.features.items():
+        assert array.dtype == b.features[name].dtype == np.float16
+        assert array.tobytes() == b.features[name].tobytes()  # float16 exact
     assert a.cues == b.cues
     assert a.cue_token_ids == b.cue_token_ids
     assert a.sub2frames == b.sub2frames
@@ -668,3 +671,91 @@ def test_tv_subtitles_export_as_heros_tv_subtitles_db(tmp_path):
     value = run("plain", "--no-speaker-prefix")["value"]
     assert value["input_ids"] == [[vocab[t] for t in cue] for cue in TV_TOKENS_WITHOUT_SPEAKER]
     assert value["max_mtached_sub_len"] == 6 + 2
+
+
+# -- feature sets other than HERO's ----------------------------------------------------------
+
+CLIP_SLOWFAST = FeatureSet.of(("clip_vit_b32", 512), ("slowfast", 2304))
+
+
+@pytest.mark.parametrize(
+    ("features", "version"),
+    [
+        (DEFAULT_FEATURES, "resnet_slowfast"),
+        (CLIP_SLOWFAST, "clip-vit_slowfast"),
+        (FeatureSet.of(("resnet", 2048), ("milnce_s3d", 1024)), "resnet_mil-nce"),
+        (FeatureSet.of(("clip_vit_b32", 512), ("milnce_s3d", 1024)), "clip-vit_mil-nce"),
+        (FeatureSet.of(("clip_rn50x4", 640), ("slowfast", 2304)), "clip_rn50x4_slowfast"),
+    ],
+)
+def test_feature_versions_name_the_set_as_hero_and_value_do(features, version):
+    assert feature_version(features) == version
+    assert features_of_version(version, "db") == features
+
+
+def test_an_unknown_feature_version_is_refused(tmp_path):
+    with pytest.raises(HeroCompatError, match=r"db: feature version 'resnet_hog' .* \('hog'\)"):
+        features_of_version("resnet_hog", "db")
+    db = tmp_path / "video_db" / "resnet_hog_1.5"
+    db.mkdir(parents=True)
+    lmdb.open(str(db), map_size=1 << 20).close()
+    with pytest.raises(HeroCompatError, match=r"resnet_hog_1\.5: feature version 'resnet_hog'"):
+        import_hero_lmdb(tmp_path, tmp_path / "out", LmdbImportOptions(progress=False))
+
+
+@pytest.fixture(scope="module")
+def clip_vit_dataset(clip_dataset, tmp_path_factory) -> Path:
+    """``clip_dataset``'s clips with ``clip_vit_b32 ‖ slowfast`` features (the first 512
+    ResNet numbers stand in for CLIP's)."""
+    ds = HeroDataset.open(clip_dataset)
+    records = [
+        replace(
+            r,
+            features={
+                "clip_vit_b32": r.features["resnet"][:, :512],
+                "slowfast": r.features["slowfast"],
+            },
+        )
+        for r in ds
+    ]
+    root = tmp_path_factory.mktemp("clip_vit") / "ds"
+    with DatasetWriter(root, ds.manifest.config, features=CLIP_SLOWFAST) as w:
+        for vid in dict.fromkeys(r.clip.video_id for r in records):
+            w.write_video([r for r in records if r.clip.video_id == vid])
+    return root
+
+
+def test_another_set_exports_under_values_name_and_imports_identically(
+    clip_vit_dataset, tokenizer_path, tmp_path
+):
+    out = tmp_path / "hero"
+    summary = export_hero_lmdb(
+        clip_vit_dataset, out, ExportOptions(tokenizer=str(tokenizer_path), progress=False)
+    )
+    assert summary.feature_db == out / "video_db" / "clip-vit_slowfast_1.5"
+    assert (summary.feature_db / "data.mdb").is_file()
+    info = json.loads((out / "export.json").read_text())
+    assert info["hero_config"]["vfeat_version"] == "clip-vit_slowfast"
+    assert FeatureSet.from_json(info["features"]) == CLIP_SLOWFAST
+    env = lmdb.open(str(summary.feature_db), readonly=True, lock=False)
+    with env.begin() as txn:
+        assert decode_features(txn.get(b"cook-1.0"), "x").shape == (40, 2816)
+    env.close()
+    import_hero_lmdb(out, tmp_path / "back", LmdbImportOptions(progress=False))
+    original, back = HeroDataset.open(clip_vit_dataset), HeroDataset.open(tmp_path / "back")
+    assert back.feature_set == CLIP_SLOWFAST and back.feature_dim == 2816
+    assert back.clip_ids() == sorted(original.clip_ids())
+    for clip_id in original.clip_ids():
+        assert_same_record(back[clip_id], original[clip_id])
+
+
+def test_values_of_another_width_than_the_version_says_fail_their_video(clip_vit_dataset, tmp_path):
+    out = tmp_path / "hero"
+    export_hero_lmdb(clip_vit_dataset, out, ExportOptions(subtitles=False, progress=False))
+    (out / "video_db" / "clip-vit_slowfast_1.5").rename(out / "video_db" / "resnet_slowfast_1.5")
+    summary = import_hero_lmdb(
+        out, tmp_path / "back", LmdbImportOptions(subtitles=False, progress=False)
+    )
+    assert sorted(summary.failed_videos) == ["cook-1", "short", "silent"]
+    message = read_errors(tmp_path / "back")[0]["message"]
+    assert "expected (steps, 4352) (resnet(2048)+slowfast(2304)" in message
