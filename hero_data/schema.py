@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -160,6 +161,13 @@ class ClipRecord:
                     raise ValueError(f"clip {cid}: {name} names a step outside 0..{n - 1}")
         if any(not 0 <= s < n for s in self.unmatched_frames):
             raise ValueError(f"clip {cid}: unmatched_frames names a step outside 0..{n - 1}")
+
+    # A mapping proxy does not pickle, and records cross process boundaries (Ray, loaders).
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "features": dict(self.features)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, features=MappingProxyType(state["features"]))
 
     @property
     def clip_id(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 
 import numpy as np
 import pyarrow as pa
@@ -179,10 +180,15 @@ def test_check_same_sets_names_both_sources():
         check_same_sets([("a", a), ("b", CLIP_SLOWFAST)])
 
 
-def test_record_features_are_read_only_and_in_order():
+def test_record_features_are_read_only_in_order_and_pickle():
     record = make_record("v", 0, 3.0, features=CLIP_SLOWFAST)
     assert record.feature_set == CLIP_SLOWFAST
     lo = record.features["clip_vit_b32"]
     np.testing.assert_array_equal(record.visual()[:, :512], lo)
     with pytest.raises(TypeError):
         record.features["x"] = lo  # type: ignore[index]
+    back = pickle.loads(pickle.dumps(record))  # records cross Ray's process boundaries
+    assert back.feature_set == CLIP_SLOWFAST and back.clip == record.clip
+    assert back.visual().tobytes() == record.visual().tobytes()
+    with pytest.raises(TypeError):
+        back.features["x"] = lo  # type: ignore[index]
