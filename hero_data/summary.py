@@ -15,13 +15,16 @@ from hero_data.schema import ClipRecord
 
 
 def summarize(ds: HeroDataset) -> dict[str, Any]:
-    """Totals of a dataset: videos, clips, hours, steps, cues, failures by type, shards."""
+    """Totals of a dataset: videos, clips, hours, steps, cues, failures by type, shards, and its
+    feature set."""
     table = ds.table(["video_id", "clip_start", "clip_end", "num_frames", "cues"])
     seconds = pc.sum(pc.subtract(table["clip_end"], table["clip_start"])).as_py() or 0.0
     errors = ds.errors
     return {
         "dataset": str(ds.root),
         "schema_version": ds.manifest.schema_version,
+        "features": ds.feature_set.to_json(),
+        "feature_dim": ds.feature_dim,
         "toolkit_version": ds.manifest.toolkit_version,
         "created": ds.manifest.created,
         "updated": ds.manifest.updated,

@@ -34,6 +34,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("hours", f"{summary['hours']:.3f}")
     table.add_row("steps", f"{summary['steps']:,}")
     table.add_row("cues", f"{summary['cues']:,}")
+    names = "+".join(f"{c['name']}({c['dim']})" for c in summary["features"])
+    table.add_row("features", f"{names} = {summary['feature_dim']} per step")
     table.add_row("failed inputs", f"{summary['failed_inputs']:,}")
     for kind, count in sorted(summary["failed_by_type"].items()):
         table.add_row(f"  failed: {kind}", f"{count:,}")

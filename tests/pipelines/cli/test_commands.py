@@ -220,6 +220,11 @@ def test_inspect_json_matches_the_dataset(demo_dataset):
     assert summary["failed_inputs"] == 2
     assert summary["failed_by_type"] == {"DecodeError": 1, "SubtitleError": 1}
     assert sum(s["rows"] for s in summary["shards"]) == len(ds)
+    assert [(c["name"], c["dim"]) for c in summary["features"]] == [
+        ("resnet", 2048),
+        ("slowfast", 2304),
+    ]
+    assert summary["feature_dim"] == 4352
 
 
 def test_inspect_table(demo_dataset):
@@ -228,6 +233,7 @@ def test_inspect_table(demo_dataset):
     first_shard = HeroDataset.open(demo_dataset).shards[0].name.split("/")[1]
     for word in ("videos", "clips", "hours", "steps", "cues", "failed: DecodeError", first_shard):
         assert word in out
+    assert "resnet(2048)+slowfast(2304) = 4352 per step" in out
 
 
 def test_inspect_clip(demo_dataset):
