@@ -224,3 +224,50 @@ def get_extractor(name: str) -> FeatureSpec:
             f"unknown feature set {name!r}; known: {', '.join(EXTRACTORS)}", key="features"
         )
     return EXTRACTORS[name]
+
+
+def flops_per_step(name: str, frame: tuple[int, int] = (224, 398)) -> int:
+    """Floating-point operations of one step's network pass (``torch.utils.flop_counter``:
+    2 per multiply-add of convolutions and matrix products; normalisation, activations and
+    pooling not counted), counted on the ``meta`` device, so nothing is computed.
+
+    ``frame``: (height, width) of a 2D sample that is not cropped (ResNet-152's; 398x224 is
+    a 16:9 video scaled to short side 224). Cropped inputs are ``S x S``; windows 32 frames
+    (SlowFast's slow pathway 8) of 224x224.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from extract.clip import CLIP_VARIANTS, ClipImageFeatures
+    from extract.milnce import MilNceS3DFeatures
+    from extract.models import _NETS, ResNet152Features, SlowFastR50Features
+
+    spec = get_extractor(name)
+    with torch.device("meta"):
+        net = _NETS[spec.architecture]()
+    source = spec.input
+
+    def empty(*shape: int) -> Any:
+        return torch.empty(*shape, device="meta")
+
+    if name == "slowfast":
+        model: Any = SlowFastR50Features(net)
+        size = source.size
+        inputs = (
+            empty(1, 3, len(model.slow_positions), size, size),  # slow (B, 3, 8, S, S)
+            empty(1, 3, FAST_FRAMES, size, size),  # fast (B, 3, 32, S, S)
+        )
+    elif isinstance(source, WindowInput):
+        model = MilNceS3DFeatures(net)
+        inputs = (empty(1, 3, source.frames, source.size, source.size),)
+    elif spec.architecture in CLIP_VARIANTS:
+        model = ClipImageFeatures(net, CLIP_VARIANTS[spec.architecture])
+        side = source.crop or source.short_side
+        inputs = (empty(1, 3, side, side),)
+    else:
+        model = ResNet152Features(net)
+        inputs = (empty(1, 3, *frame),)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.trunk(*inputs)
+    return int(counter.get_total_flops())

@@ -11,6 +11,7 @@ from extract.features import (
     EXTRACTORS,
     ImageInput,
     WindowInput,
+    flops_per_step,
     get_extractor,
 )
 from extract.models import _NETS
@@ -70,3 +71,21 @@ def test_descriptions_are_json_and_say_the_preprocessing() -> None:
 def test_an_unknown_name_is_an_option_error_listing_the_known_ones() -> None:
     with pytest.raises(OptionError, match=r"unknown feature set 'clip'.*clip_vit_b32"):
         get_extractor("clip")
+
+
+def test_flops_of_vit_b32_equal_a_count_by_hand() -> None:
+    # 49 patches of 3x32x32 into 768; 12 layers over 50 tokens (qkv, scores, weighted sum,
+    # out projection, 4x MLP); the class token projected to 512. Two FLOPs per multiply-add.
+    tokens, width = 50, 768
+    layer = (
+        tokens * width * 3 * width
+        + 2 * tokens * tokens * width
+        + tokens * width * width
+        + 2 * tokens * width * 4 * width
+    )
+    macs = 49 * width * 3 * 32 * 32 + 12 * layer + width * 512
+    assert flops_per_step("clip_vit_b32") == 2 * macs
+
+
+def test_flops_of_an_uncropped_frame_grow_with_its_size() -> None:
+    assert flops_per_step("resnet", (224, 398)) > flops_per_step("resnet", (224, 224)) > 0
