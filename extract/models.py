@@ -17,6 +17,12 @@ offline)::
 Each model keeps the unmodified torchvision / pytorchvideo network as ``.net`` (classifier
 included, unused), so ``model.net.state_dict()`` has exactly the published file's layout.
 
+The weight machinery here (:func:`obtain_weights`, :func:`verify_weights`,
+:func:`weight_file_status`, the strict key-by-key load) also serves the other extractors'
+networks, registered in ``_NETS``: OpenAI's CLIP towers (:mod:`extract.clip`, files read by
+:mod:`extract.torchscript`) and MIL-NCE's S3D-G (:mod:`extract.milnce`). The extractors
+themselves, by feature name, are :mod:`extract.features`.
+
 On CPU a sample's features are bit-identical whatever else is in its batch: forward runs the
 batch in micro-batches of ``cpu_micro_batch`` (1) samples, since CPU kernels may be chosen by
 batch size. SlowFast's rows otherwise change in the last bits (~1e-7), and one window at a time

@@ -93,14 +93,17 @@ def read_torchscript_state(path: str | Path) -> dict[str, Tensor]:
     except (zipfile.BadZipFile, OSError) as e:
         raise TorchScriptError(f"{path} is not a TorchScript archive ({e})") from e
     with archive:
-        names = archive.namelist()
+        names = set(archive.namelist())
         pkl = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pkl) != 1:
             raise TorchScriptError(f"{path} is not a TorchScript archive (no data.pkl)")
         prefix = pkl[0][: -len("data.pkl")]
         order = f"{prefix}byteorder"
-        if order in names and archive.read(order).decode().strip() != sys.byteorder:
-            raise TorchScriptError(f"{path}: stored {archive.read(order)!r}, this machine is not")
+        saved = archive.read(order).decode(errors="replace").strip() if order in names else None
+        if saved is not None and saved != sys.byteorder:
+            raise TorchScriptError(
+                f"{path} was saved {saved}-endian, this machine is {sys.byteorder}-endian"
+            )
         storages: dict[str, Tensor] = {}
 
         def storage(key: str, dtype: torch.dtype, numel: int) -> Tensor:
