@@ -4,10 +4,13 @@ slow tier)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import Tensor, nn
 
+from extract import weights
 from extract.clip import (
     CLIP_MEAN,
     CLIP_RN50X4,
@@ -17,7 +20,7 @@ from extract.clip import (
     load_clip,
 )
 from extract.models import _meta_state, verify_weights
-from extract.weights import WeightsError
+from extract.weights import WeightsError, sha256_file
 from tests.extract.test_torchscript import traced_archive
 
 _CONTEXT, _VOCAB = 77, 49408
@@ -246,3 +249,25 @@ def test_rows_have_the_documented_width_and_do_not_depend_on_the_batch(variant) 
     for i in range(2):
         assert torch.equal(model(images[i : i + 1].to(torch.uint8))[0], together[i])
     assert not torch.equal(together[0], together[1])
+
+
+@pytest.mark.parametrize("published_sha", ["right", "0" * 64])
+def test_openais_file_is_downloaded_only_with_its_whole_sha256(
+    tmp_path, monkeypatch, published_sha
+):
+    source = tmp_path / "served" / "ViT-B-32.pt"
+    source.parent.mkdir()
+    traced_archive(_published_state(vit_b32_layout(), 224), source)
+    sha = sha256_file(source) if published_sha == "right" else published_sha
+    moved = dataclasses.replace(weights.CLIP_VIT_B32_FILE, url=source.as_uri(), sha256_prefix=sha)
+    files = tuple(moved if f.model == "clip_vit_b32" else f for f in weights.WEIGHT_FILES)
+    monkeypatch.setattr(weights, "WEIGHT_FILES", files)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    if published_sha == "right":
+        info = verify_weights("clip_vit_b32", offline=False)
+        assert info.path == str(hub / "ViT-B-32.pt") and info.sha256 == sha
+    else:
+        with pytest.raises(WeightsError, match="does not start with 0000"):
+            verify_weights("clip_vit_b32", offline=False)
+        assert not hub.exists() or not any(hub.iterdir())
