@@ -71,6 +71,13 @@ def test_step_times_follow_the_grid(tvqa):
         assert s.frame_rate == FPS
 
 
+@pytest.mark.parametrize(("frames", "steps"), [(1, 1), (4, 1), (5, 2), (9, 2), (10, 3)])
+def test_n_frames_last_n_over_fps(tmp_path, frames, steps):
+    folder = make_folder(tmp_path / "f", frames=frames, size=(32, 24))
+    assert len(list(iter_step_times(folder))) == steps  # ceil((n / 3) / 1.5)
+    assert probe(folder).duration == frames / FPS
+
+
 def test_the_chosen_frames_are_decoded(tvqa):
     steps = list(iter_steps(tvqa))
     assert len(steps) == STEPS
@@ -187,3 +194,24 @@ def test_an_odd_sized_or_broken_frame_fails_its_folder_when_decoded(tmp_path):
     with pytest.raises(DecodeError, match=r"odd: frame '00004\.jpg' is not a readable image"):
         list(iter_steps(folder))
     assert len(list(iter_step_times(folder))) == 2  # times only: no frame is read
+
+
+@pytest.mark.integration  # whole-video extraction with both models (random weights)
+def test_hero_extract_on_a_frame_folder(tvqa, tmp_path):
+    from click.testing import CliRunner
+
+    from pipelines.cli.main import main
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    out = tmp_path / "out"
+    args = ["extract", str(tvqa), str(bad), "--output", str(out), "--random-weights"]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "1 written, 0 skipped (exist), 1 failed" in result.output
+    (npz,) = out.glob("*.npz")
+    with np.load(npz) as features:
+        assert features["resnet"].shape == (STEPS, 2048)
+        assert features["slowfast"].shape == (STEPS, 2304)
+    (error,) = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert error["source"] == str(bad) and "a folder without frames.json" in error["error"]
