@@ -214,4 +214,4 @@ def test_hero_extract_on_a_frame_folder(tvqa, tmp_path):
         assert features["resnet"].shape == (STEPS, 2048)
         assert features["slowfast"].shape == (STEPS, 2304)
     (error,) = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
-    assert error["source"] == str(bad) and "a folder without frames.json" in error["error"]
+    assert error["source"] == str(bad) and "a folder without frames.json" in error["message"]
