@@ -77,7 +77,8 @@ its fps stands for a video. Wherever a path is taken (:func:`iter_steps`, :func:
 so the video lasts ``n / fps``, and steps, windows and sampling follow the rules above
 unchanged. Frames are decoded by PyAV's image decoders (FFmpeg's ``mjpeg``, ``png``) on the
 CPU, only when a step uses them, and converted like video frames: scaled by swscale from their
-YUV or RGB, or, with ``pixels="torch"``, their planes handed on as :class:`YUVFrame`.
+YUV or RGB, or, with ``pixels="torch"``, handed on as :class:`YUVFrame` (JPEG's 4:2:0 planes)
+or as host :class:`RGBFrame` (PNG, other JPEG samplings).
 
 Every failure (missing file, not a video, no video stream, data that stops the decoder, no
 frame at all) raises :class:`DecodeError`, never a raw PyAV or decord exception. Errors met
@@ -103,7 +104,7 @@ import numpy as np
 import torch
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from extract.pixels import RGBFrame, YUVFrame, yuv_frame
+from extract.pixels import TORCH_FORMATS, RGBFrame, YUVFrame, yuv_frame
 from extract.sampling import SAMPLINGS, pathway_slots
 from hero_data.errors import HeroError, OptionError
 from hero_data.grid import (
@@ -946,8 +947,12 @@ def _folder_frames(
     def scale(file: str) -> np.ndarray:
         return _swscale_rgb(reformatter, decode(file), side, 0)
 
-    def copy_planes(file: str) -> YUVFrame:
-        return yuv_frame(decode(file), 0)
+    def copy_planes(file: str) -> YUVFrame | RGBFrame:
+        frame = decode(file)
+        if frame.format.name in TORCH_FORMATS:  # JPEG's 4:2:0
+            return yuv_frame(frame, 0)
+        # PNG (RGB), or JPEG in 4:4:4 / 4:2:2 / grey: RGB, not a lossy trip through 4:2:0
+        return RGBFrame(torch.from_numpy(frame.to_ndarray(format="rgb24")))  # (H, W, 3)
 
     times = folder.times
     lasts = 1 / folder.fps

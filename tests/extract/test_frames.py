@@ -106,6 +106,22 @@ def test_raw_planes_for_torch_pixels(tvqa):
     assert abs(float(rgb[0, ..., 0].float().mean()) - colour(image_frame(0))) < 2
 
 
+def test_png_frames_reach_torch_pixels_as_rgb(tmp_path):
+    from extract.pixels import RGBFrame, convert
+
+    folder = tmp_path / "png"
+    folder.mkdir()
+    img = torch.arange(3 * 48 * 64, dtype=torch.int64).reshape(3, 48, 64).remainder(251)
+    (folder / "1.png").write_bytes(encode_png(img.to(torch.uint8)).numpy().tobytes())
+    (folder / "frames.json").write_text('{"fps": 3}')
+    planes = next(iter(iter_steps(folder, pixels="torch")))
+    assert isinstance(planes.image, RGBFrame)
+    assert torch.equal(planes.image.rgb, img.to(torch.uint8).permute(1, 2, 0))  # lossless
+    swscale = next(iter(iter_steps(folder))).image  # (224, 298, 3)
+    torch_rgb = convert([planes.image], planes.size, torch.device("cpu"))[0].numpy()
+    assert np.abs(torch_rgb.astype(int) - swscale.astype(int)).mean() < 1
+
+
 def test_hero_extract_sampling_plan_on_a_frame_folder(tvqa):
     from click.testing import CliRunner
 
