@@ -947,9 +947,14 @@ def _folder_frames(
     def scale(file: str) -> np.ndarray:
         return _swscale_rgb(reformatter, decode(file), side, 0)
 
+    as_yuv: bool | None = None  # chosen by the first frame, so that all frames convert together
+
     def copy_planes(file: str) -> YUVFrame | RGBFrame:
+        nonlocal as_yuv
         frame = decode(file)
-        if frame.format.name in TORCH_FORMATS:  # JPEG's 4:2:0
+        if as_yuv is None:
+            as_yuv = frame.format.name in TORCH_FORMATS  # JPEG's 4:2:0
+        if as_yuv:
             return yuv_frame(frame, 0)
         # PNG (RGB), or JPEG in 4:4:4 / 4:2:2 / grey: RGB, not a lossy trip through 4:2:0
         return RGBFrame(torch.from_numpy(frame.to_ndarray(format="rgb24")))  # (H, W, 3)

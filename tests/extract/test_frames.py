@@ -120,6 +120,10 @@ def test_png_frames_reach_torch_pixels_as_rgb(tmp_path):
     swscale = next(iter(iter_steps(folder))).image  # (224, 298, 3)
     torch_rgb = convert([planes.image], planes.size, torch.device("cpu"))[0].numpy()
     assert np.abs(torch_rgb.astype(int) - swscale.astype(int)).mean() < 1
+    # a JPEG among PNGs comes as RGB too: one folder's frames convert together
+    (folder / "2.jpg").write_bytes(encode_jpeg(img.to(torch.uint8)).numpy().tobytes())
+    steps = list(iter_steps(folder, pixels="torch"))
+    assert len(steps) == 1 and isinstance(steps[0].window[-1], RGBFrame)
 
 
 def test_hero_extract_sampling_plan_on_a_frame_folder(tvqa):
