@@ -184,6 +184,10 @@ _OTHER_SIZE = encode_jpeg(torch.zeros(3, 32, 32, dtype=torch.uint8)).numpy().tob
         ({"frames.json": '{"fps": "fast"}', "1.jpg": _JPEG}, "fps must be a number"),
         ({"frames.json": '{"fps": 1e9}', "1.jpg": _JPEG}, "fps must be a number"),
         ({"frames.json": '{"fps": 3}'}, "no frames: no .jpg, .jpeg, .png file"),
+        (
+            {"frames.json": '{"fps": "1/86400"}', "1.jpg": _JPEG, "2.jpg": _JPEG},
+            "2 frames at 1/86400 fps last 172800 s, more than the 86400 s",
+        ),
         ({"frames.json": '{"fps": 3}', "1.jpg": _JPEG, "a.jpg": _JPEG}, "'a.jpg' has no number"),
         ({"frames.json": '{"fps": 3}', "1.jpg": _JPEG, "01.png": _JPEG}, "have the same number 1"),
         ({"frames.json": '{"fps": 3}', "1.jpg": b"not a jpeg"}, "'1.jpg' is not a readable image"),
