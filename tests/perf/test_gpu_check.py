@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py without a GPU: every part skipped, a JSON line, exit status 0."""
+"""perf/gpu_check.py without a GPU: every part skipped, a JSON line, exit status 0."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_gpu_check_without_cuda_skips_every_part():
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no GPU even on a GPU machine
     proc = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py"],
+        [sys.executable, "-m", "perf.gpu_check"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -33,7 +33,7 @@ def test_gpu_check_without_cuda_skips_every_part():
 
 def test_gpu_check_rejects_an_unknown_part():
     proc = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py", "--parts", "parity,nope"],
+        [sys.executable, "-m", "perf.gpu_check", "--parts", "parity,nope"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -45,7 +45,7 @@ def test_gpu_check_rejects_an_unknown_part():
 @pytest.mark.gpu
 def test_gpu_check_decode_part_on_cuda():
     proc = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py", "--parts", "decode"],
+        [sys.executable, "-m", "perf.gpu_check", "--parts", "decode"],
         cwd=ROOT,
         capture_output=True,
         text=True,
