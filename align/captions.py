@@ -3,7 +3,7 @@
 The released file is one JSON object, ``{video_id: {"start": [...], "end": [...], "text":
 [...]}}``, about 1.2 M videos in several gigabytes, often on one line. Parsing it whole
 (:func:`align.readers.read_howto100m_json_entries`) holds every video's cues in memory, many
-times the file's size (``benchmarks/captions.py`` measures both). :class:`CaptionIndex` reads
+times the file's size (``perf/captions.py`` measures both). :class:`CaptionIndex` reads
 it once, as a stream, into one local file that a process memory-maps and looks cues up in by
 video id:
 

@@ -70,6 +70,16 @@ above, the frames a step uses are fetched by index and stay on the GPU as
 codec, or torchcodec's ``cpu_fallback``; :mod:`extract.nvdec`) is decoded by PyAV instead,
 ``pixels="torch"`` as well; with ``nvdec`` it fails. Not yet run on a GPU.
 
+Frame folders (:mod:`extract.frames`): a folder of still images with a ``frames.json`` stating
+its fps stands for a video. Wherever a path is taken (:func:`iter_steps`, :func:`probe`,
+:func:`extract.sampling.plan_steps`), a folder is read as one, whatever ``backend`` and
+``decoder`` say (those are video decoders): frame ``k`` is at ``k / fps`` and lasts ``1 / fps``,
+so the video lasts ``n / fps``, and steps, windows and sampling follow the rules above
+unchanged. Frames are decoded by PyAV's image decoders (FFmpeg's ``mjpeg``, ``png``) on the
+CPU, only when a step uses them, and converted like video frames: scaled by swscale from their
+YUV or RGB, or, with ``pixels="torch"``, handed on as :class:`YUVFrame` (JPEG's 4:2:0 planes)
+or as host :class:`RGBFrame` (PNG, other JPEG samplings).
+
 Every failure (missing file, not a video, no video stream, data that stops the decoder, no
 frame at all) raises :class:`DecodeError`, never a raw PyAV or decord exception. Errors met
 while decoding are raised by the iterator, after the steps before them have been yielded.
@@ -94,7 +104,7 @@ import numpy as np
 import torch
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from extract.pixels import RGBFrame, YUVFrame, yuv_frame
+from extract.pixels import TORCH_FORMATS, RGBFrame, YUVFrame, yuv_frame
 from extract.sampling import SAMPLINGS, pathway_slots
 from hero_data.errors import HeroError, OptionError
 from hero_data.grid import (
@@ -365,6 +375,8 @@ def probe(path: str | os.PathLike[str], video_id: str | None = None) -> VideoInf
     its steps from the decoded frames instead, so the two can disagree for a lying file.
     """
     name = os.fspath(path)
+    if os.path.isdir(name):
+        return _probe_folder(name, video_id)
     with _open(name) as container:
         stream = _video_stream(container, name)
         fps = _frame_rate(stream, name)
@@ -389,6 +401,26 @@ def probe(path: str | os.PathLike[str], video_id: str | None = None) -> VideoInf
             codec=stream.codec_context.name,
             has_audio=bool(container.streams.audio),
         )
+
+
+def _probe_folder(path: str, video_id: str | None) -> VideoInfo:
+    """:func:`probe` of a frame folder: its frame count and fps, and its first frame's size.
+
+    Unlike a container's claim, the duration ``n / fps`` is exactly what decoding finds."""
+    from extract.frames import read_frame_folder, read_image
+
+    folder = read_frame_folder(path)
+    first, codec = read_image(path, folder.files[0])
+    _check_size(first.width, first.height, path)
+    return VideoInfo(
+        uri=path,
+        video_id=video_id if video_id is not None else safe_id(Path(path).name),
+        duration=float(folder.duration),
+        fps=folder.fps,
+        width=first.width,
+        height=first.height,
+        codec=codec,
+    )
 
 
 # --- scaling ----------------------------------------------------------------------------------
@@ -603,6 +635,16 @@ def _select(
 # --- backends: each yields _Frame in decoding order ---------------------------------------------
 
 
+def _swscale_rgb(reformatter: Any, frame: Any, side: int, turns: int) -> np.ndarray:
+    """A PyAV frame -> (H, W, 3) uint8 RGB, short side ``side``, in one swscale call (bicubic),
+    then ``turns`` counterclockwise quarter turns."""
+    width, height = scaled_size(frame.width, frame.height, side)
+    rgb = reformatter.reformat(
+        frame, width, height, format="rgb24", interpolation=_INTERPOLATION
+    ).to_ndarray()  # (H, W, 3)
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
 def _pyav_frames(
     path: str, start: Fraction, first_cutoff: Fraction, side: int, planes: bool = False
 ) -> Iterator[_StreamInfo | _Frame]:
@@ -629,11 +671,7 @@ def _pyav_frames(
         turns = 0
 
         def scale(frame: Any) -> np.ndarray:
-            width, height = scaled_size(frame.width, frame.height, side)
-            rgb = reformatter.reformat(
-                frame, width, height, format="rgb24", interpolation=_INTERPOLATION
-            ).to_ndarray()  # (H, W, 3)
-            return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+            return _swscale_rgb(reformatter, frame, side, turns)
 
         def copy_planes(frame: Any) -> YUVFrame:
             return yuv_frame(frame, turns)
@@ -876,6 +914,57 @@ def _nvdec_frames(
         yield _Frame(times[k], duration, k, fetch)
 
 
+def _folder_frames(
+    path: str, first_cutoff: Fraction, side: int, planes: bool = False
+) -> Iterator[_StreamInfo | _Frame]:
+    """A frame folder's (:mod:`extract.frames`) fps, then its frames from the one before
+    ``first_cutoff`` on, each decoded only if a step asks for its pixels.
+
+    A frame decoded with another size than the first one decoded is a :class:`DecodeError`.
+    """
+    from extract.frames import read_frame_folder, read_image
+
+    folder = read_frame_folder(path)
+    yield _StreamInfo(folder.fps)
+    reformatter = VideoReformatter()
+    size: tuple[int, int] | None = None  # (width, height) of the first frame decoded
+    first_file = ""
+
+    def decode(file: str) -> Any:
+        nonlocal size, first_file
+        frame, _ = read_image(path, file)
+        _check_size(frame.width, frame.height, path)
+        if size is None:
+            size, first_file = (frame.width, frame.height), file
+        elif (frame.width, frame.height) != size:
+            raise DecodeError(
+                path,
+                f"frame {file!r} is {frame.width}×{frame.height}, frame {first_file!r} "
+                f"{size[0]}×{size[1]}: all frames of a folder must have one size",
+            )
+        return frame
+
+    def scale(file: str) -> np.ndarray:
+        return _swscale_rgb(reformatter, decode(file), side, 0)
+
+    as_yuv: bool | None = None  # chosen by the first frame, so that all frames convert together
+
+    def copy_planes(file: str) -> YUVFrame | RGBFrame:
+        nonlocal as_yuv
+        frame = decode(file)
+        if as_yuv is None:
+            as_yuv = frame.format.name in TORCH_FORMATS  # JPEG's 4:2:0
+        if as_yuv:
+            return yuv_frame(frame, 0)
+        # PNG (RGB), or JPEG in 4:4:4 / 4:2:2 / grey: RGB, not a lossy trip through 4:2:0
+        return RGBFrame(torch.from_numpy(frame.to_ndarray(format="rgb24")))  # (H, W, 3)
+
+    times = folder.times
+    lasts = 1 / folder.fps
+    for k in range(frame_before(times, first_cutoff), len(times)):
+        yield _Frame(times[k], lasts, folder.files[k], copy_planes if planes else scale)
+
+
 _SOURCES = {"pyav": _pyav_frames, "decord": _decord_frames, "torchcodec": _torchcodec_frames}
 
 
@@ -1002,7 +1091,9 @@ def _iterate(
         window_cutoffs_3d(first_step, interval, window_fps)[0],
         sample_cutoff_2d(first_step, interval),
     )
-    if nvdec is not None:
+    if os.path.isdir(name):  # a frame folder, whatever the video decoder
+        frames = _folder_frames(name, first_cutoff, short_side, planes=planes)
+    elif nvdec is not None:
         frames = _nvdec_frames(name, begin, first_cutoff, short_side, *nvdec)
     elif planes:
         frames = _pyav_frames(name, begin, first_cutoff, short_side, planes=True)

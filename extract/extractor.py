@@ -31,12 +31,8 @@ import torch
 
 from extract.config import ExtractConfig
 from extract.decode import SHORT_SIDE, StepFrames, StepPlanes, crop_offset, iter_steps
-from extract.models import (
-    WeightsInfo,
-    load_resnet152,
-    load_slowfast_r50,
-    prepare_for,
-)
+from extract.features import EXTRACTORS
+from extract.models import WeightsInfo, prepare_for
 from extract.nvdec import resolve_decoder
 from extract.pixels import RGBFrame, YUVFrame, convert, resolve_pixels
 from extract.sampling import pathway_slots, slow_positions
@@ -192,13 +188,13 @@ class FeatureExtractor:
         self.pixels, self.decoder = resolve_pixels_and_decoder(cfg, self.device)
         self.weights: dict[str, WeightsInfo] = {}
         if resnet is None:
-            resnet, self.weights["resnet"] = load_resnet152(
+            resnet, self.weights["resnet"] = EXTRACTORS["resnet"].load(
                 cfg.resnet_weights, random_weights=cfg.random_weights, offline=cfg.offline
             )
         else:
             self.weights["resnet"] = WeightsInfo("injected", None, "injected")
         if slowfast is None:
-            slowfast, self.weights["slowfast"] = load_slowfast_r50(
+            slowfast, self.weights["slowfast"] = EXTRACTORS["slowfast"].load(
                 cfg.slowfast_weights, random_weights=cfg.random_weights, offline=cfg.offline
             )
         else:
@@ -213,18 +209,12 @@ class FeatureExtractor:
         return {
             "frame_interval": self.config.frame_interval,
             "decoder": self.config.backend,
-            "models": {
-                "resnet": "torchvision resnet152, global average pool, L2-normalised",
-                "slowfast": "pytorchvideo slowfast_r50 (8x8), pooled slow||fast before the head",
-            },
+            "models": {name: EXTRACTORS[name].model for name in ("resnet", "slowfast")},
             "weights": {k: asdict(v) for k, v in self.weights.items()},
             "sampling": self.config.sampling,
             "preprocessing": {
-                "image": "frame before (i+1/2)L, short side 224 (long side truncated), aspect "
-                "kept, ImageNet mean/std",
-                "window": "30 fps resample of [iL,(i+1)L), short side 224 (long side "
-                "truncated), centre crop 224 at int((w-224)/2); 32 fast / 8 slow frames by "
-                "the sampling rule; /255, mean 0.45, std 0.225",
+                "image": EXTRACTORS["resnet"].preprocessing.text,
+                "window": EXTRACTORS["slowfast"].preprocessing.text,
             },
             "pixels": self.pixels,
             "decode": self.decoder,

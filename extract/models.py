@@ -17,6 +17,12 @@ offline)::
 Each model keeps the unmodified torchvision / pytorchvideo network as ``.net`` (classifier
 included, unused), so ``model.net.state_dict()`` has exactly the published file's layout.
 
+The weight machinery here (:func:`obtain_weights`, :func:`verify_weights`,
+:func:`weight_file_status`, the strict key-by-key load) also serves the other extractors'
+networks, registered in ``_NETS``: OpenAI's CLIP towers (:mod:`extract.clip`, files read by
+:mod:`extract.torchscript`) and MIL-NCE's S3D-G (:mod:`extract.milnce`). The extractors
+themselves, by feature name, are :mod:`extract.features`.
+
 On CPU a sample's features are bit-identical whatever else is in its batch: forward runs the
 batch in micro-batches of ``cpu_micro_batch`` (1) samples, since CPU kernels may be chosen by
 batch size. SlowFast's rows otherwise change in the last bits (~1e-7), and one window at a time
@@ -34,7 +40,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -43,7 +49,9 @@ from torch import Tensor, nn
 from torchvision.models.resnet import ResNet, resnet152
 
 from extract.caffe2 import read_blobs, slowfast_state_dict
+from extract.s3dg import S3DG
 from extract.sampling import slow_positions
+from extract.torchscript import TorchScriptError, is_torchscript, read_torchscript_state
 from extract.weights import (
     OFFLINE_ENV,
     WeightFile,
@@ -79,7 +87,7 @@ class WeightsInfo:
     """Which weights a model was built with.
 
     Attributes:
-        name: the architecture, ``"resnet152"`` or ``"slowfast_r50"``.
+        name: the architecture (a key of :data:`extract.weights.WEIGHT_FILES`' ``model``).
         path: the weight file read, or None for random weights.
         sha256: hex SHA-256 of that file, or ``"random"``.
     """
@@ -102,9 +110,26 @@ def _slowfast_r50_net() -> nn.Module:
     return slowfast_r50(pretrained=False)
 
 
+def _clip_net(config: str) -> nn.Module:
+    """OpenAI's CLIP architecture ``config`` as open_clip builds it (QuickGELU, as OpenAI
+    trained it), whole: the text tower too, so that its state dict is OpenAI's file's."""
+    try:
+        import open_clip
+        from open_clip.model import CLIP
+    except ImportError as e:
+        raise WeightsError(
+            "CLIP features need open_clip: install the toolkit's clip extra "
+            "(pip install 'hero-toolkit[clip]')"
+        ) from e
+    return CLIP(**open_clip.get_model_config(config))
+
+
 _NETS: dict[str, Callable[[], nn.Module]] = {
     "resnet152": _resnet152_net,
     "slowfast_r50": _slowfast_r50_net,
+    "clip_vit_b32": lambda: _clip_net("ViT-B-32-quickgelu"),
+    "clip_rn50x4": lambda: _clip_net("RN50x4-quickgelu"),
+    "s3d_howto100m": S3DG,
 }
 """Each feature network's unmodified architecture, by name (its files: :mod:`extract.weights`)."""
 
@@ -138,10 +163,17 @@ def resolve_weights(which: str, path: str | Path | None) -> tuple[Path, WeightFi
     return file, published
 
 
+_METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
+"""Entries of OpenAI's CLIP files that are sizes, not weights (OpenAI's and open_clip's
+loaders drop them too); the architecture fixes them."""
+
+
 def _layout(which: str, file: Path, published: WeightFile | None) -> str:
     if published is not None:
         return published.layout
-    return "caffe2" if which == "slowfast_r50" and file.suffix == ".pkl" else "torch"
+    if which == "slowfast_r50" and file.suffix == ".pkl":
+        return "caffe2"
+    return "torchscript" if file.is_file() and is_torchscript(file) else "torch"
 
 
 def _missing_message(which: str, file: Path, published: WeightFile | None, offline: bool) -> str:
@@ -276,8 +308,15 @@ def _read_checked(
     ref = default_file(which)
     if layout == "caffe2":
         state = slowfast_state_dict(read_blobs(path), expected, path)
+    elif layout == "torchscript":
+        try:
+            state = read_torchscript_state(path)
+        except TorchScriptError as e:
+            raise WeightsError(str(e)) from e
     else:
         state = _read_torch_state_dict(path, ref.file_name, ref.url)
+    if which.startswith("clip_"):
+        state = {k: v for k, v in state.items() if k not in _METADATA_KEYS}
     return _check_state_dict(state, expected, which, path)
 
 
@@ -343,7 +382,7 @@ def verify_weights(
     starts its workers (which then find a downloaded file in the cache).
 
     Args:
-        which: ``"resnet152"`` or ``"slowfast_r50"``.
+        which: an architecture of :data:`extract.weights.WEIGHT_FILES` (``"resnet152"``, ...).
         path: the weight file; None: the model's default file (:func:`resolve_weights`).
         offline: never download; None reads ``$HERO_OFFLINE``.
 
@@ -363,7 +402,7 @@ class WeightFileStatus:
     """What ``hero weights`` reports about one model's weight file.
 
     Attributes:
-        model: ``"resnet152"`` or ``"slowfast_r50"``.
+        model: the architecture (``"resnet152"``, ``"slowfast_r50"``, ...).
         file_name: the published file's name (or the given file's).
         default: whether the model reads this file when none is given.
         path: where it is (or would be).
@@ -473,8 +512,10 @@ def slowfast_preprocess(fast: Tensor, slow_index: Sequence[int]) -> tuple[Tensor
 # Models
 
 
-def _run_batched(model: ResNet152Features | SlowFastR50Features, x: Tensor, dim: int) -> Tensor:
+def _run_batched(model: Any, x: Tensor, dim: int) -> Tensor:
     """``model._embed`` over ``x`` (uint8, batch first) moved to the model's device.
+
+    ``model``: a feature module of this package (``_embed``, ``cpu_micro_batch``).
 
     On CPU in micro-batches of ``model.cpu_micro_batch`` samples (batch independence); on
     other devices in one go.
@@ -643,7 +684,9 @@ def load_slowfast_r50(
     return SlowFastR50Features(net).eval(), info
 
 
-FeatureModel = TypeVar("FeatureModel", ResNet152Features, SlowFastR50Features)
+FeatureModel = TypeVar("FeatureModel", bound=nn.Module)
+"""A feature module of this package: ``trunk``, ``bf16``, ``memory_format``,
+``channels_last_format``, ``compiled_trunk`` and ``cpu_micro_batch`` as ResNet152Features."""
 
 
 def prepare_for(
@@ -658,8 +701,8 @@ def prepare_for(
 
     Args:
         bf16: bfloat16 autocast inside forward (meant for CUDA; outputs stay float32).
-        channels_last: ``torch.channels_last`` (ResNet) / ``channels_last_3d`` (SlowFast)
-            for the weights and the trunk's inputs.
+        channels_last: the model's ``channels_last_format`` (``torch.channels_last`` for 2D
+            models, ``channels_last_3d`` for 3D ones) for the weights and the trunk's inputs.
         compile: ``torch.compile`` the trunk (preprocessing and batching stay eager).
     """
     model.to(device)

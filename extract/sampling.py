@@ -29,20 +29,28 @@ and nothing depends on the frame rate; features then differ from HERO's.
 frames with it (and the model takes the slow ones from :func:`slow_positions`), and
 :func:`sampling_plan` reports, with the same call, the presentation time of every frame that
 feeds each model input.
+
+Every extractor of :mod:`extract.features` reads one of the two inputs: a 2D extractor (ResNet,
+CLIP) the step's 2D sample, whatever size it is scaled to; a 3D one (SlowFast, MIL-NCE S3D) the
+32 fast slots of the window (SlowFast's slow pathway 8 of them). :func:`step_inputs` says so per
+step for any set of extractors.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from hero_data.grid import DEFAULT_FRAME_INTERVAL, FAST_FRAMES, SLOW_STRIDE, uniform_indices
+
+if TYPE_CHECKING:
+    from extract.decode import StepTimes
 
 SAMPLINGS = ("hero", "uniform")
 """The SlowFast frame-choice rules, default first."""
@@ -123,6 +131,25 @@ def _seconds(t: Fraction) -> float:
     return float(t)
 
 
+def step_inputs(step: StepTimes, sampling: str, features: Sequence[str]) -> dict[str, Any]:
+    """The presentation times (seconds) of the source frames feeding each extractor named in
+    ``features`` at ``step``: a 2D one's sample (``{name: t}``), a 3D one's 32 window frames
+    (``{name: [...]}``); SlowFast as ``slowfast_fast`` (32) and ``slowfast_slow`` (8)."""
+    from extract.features import ImageInput, get_extractor
+
+    slots = pathway_slots(sampling, len(step.window_times), step.frame_rate)
+    out: dict[str, Any] = {}
+    for name in features:
+        if name == "slowfast":
+            out["slowfast_fast"] = [_seconds(step.window_times[j]) for j in slots.fast]
+            out["slowfast_slow"] = [_seconds(step.window_times[j]) for j in slots.slow]
+        elif isinstance(get_extractor(name).input, ImageInput):
+            out[name] = _seconds(step.image_time)
+        else:
+            out[name] = [_seconds(step.window_times[j]) for j in slots.fast]
+    return out
+
+
 def plan_steps(
     path: str | os.PathLike[str],
     interval: float = DEFAULT_FRAME_INTERVAL,
@@ -131,24 +158,20 @@ def plan_steps(
     backend: str = "pyav",
     start: float = 0.0,
     end: float | None = None,
+    features: Sequence[str] = ("resnet", "slowfast"),
 ) -> Iterator[dict[str, Any]]:
     """Per step, the presentation time (seconds from the stream's first frame) of the source
     frame feeding each model input: ``{"step", "resnet", "slowfast_fast": [32],
-    "slowfast_slow": [8]}``, repeats included. Decodes the video (same frame choice as
-    extraction, :func:`extract.decode.iter_step_times`) without converting any frame;
-    ``start`` / ``end`` limit it to the steps of ``[start, end)`` source seconds.
+    "slowfast_slow": [8]}`` for the default ``features``, repeats included (other extractors:
+    :func:`step_inputs`). Decodes the video (same frame choice as extraction,
+    :func:`extract.decode.iter_step_times`) without converting any frame; ``start`` / ``end``
+    limit it to the steps of ``[start, end)`` source seconds.
     """
     from extract.decode import iter_step_times
 
     _check_sampling(sampling)
     for step in iter_step_times(path, interval, backend=backend, start=start, end=end):
-        slots = pathway_slots(sampling, len(step.window_times), step.frame_rate)
-        yield {
-            "step": step.index,
-            "resnet": _seconds(step.image_time),
-            "slowfast_fast": [_seconds(step.window_times[j]) for j in slots.fast],
-            "slowfast_slow": [_seconds(step.window_times[j]) for j in slots.slow],
-        }
+        yield {"step": step.index, **step_inputs(step, sampling, features)}
 
 
 def sampling_plan(
@@ -157,10 +180,12 @@ def sampling_plan(
     *,
     sampling: str = DEFAULT_SAMPLING,
     backend: str = "pyav",
+    features: Sequence[str] = ("resnet", "slowfast"),
 ) -> dict[str, Any]:
     """``hero extract VIDEO --sampling-plan``: ``{"video", "frame_interval", "sampling",
-    "steps": [...]}`` with the steps of :func:`plan_steps`. Runs no model."""
-    steps = list(plan_steps(path, interval, sampling=sampling, backend=backend))
+    "steps": [...]}`` with the steps of :func:`plan_steps` for the extractors ``features``.
+    Runs no model."""
+    steps = list(plan_steps(path, interval, sampling=sampling, backend=backend, features=features))
     return {
         "video": os.fspath(path),
         "frame_interval": interval,

@@ -6,6 +6,9 @@ alternative::
     resnet152     resnet152-394f9c45.pth   torchvision, ImageNet (IMAGENET1K_V1)     default
     slowfast_r50  SLOWFAST_8x8_R50.pkl     PySlowFast model zoo, Caffe2, Kinetics-400  default
     slowfast_r50  SLOWFAST_8x8_R50.pyth    PyTorchVideo model zoo, Kinetics-400     alternative
+    clip_vit_b32  ViT-B-32.pt              OpenAI CLIP, TorchScript archive          default
+    clip_rn50x4   RN50x4.pt                OpenAI CLIP, TorchScript archive          default
+    s3d_howto100m s3d_howto100m.pth        MIL-NCE S3D-G (HowTo100M), state dict     default
 
 Files live in the torch hub cache, ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub``,
 by default ``~/.cache/torch/hub``). A file missing there is downloaded from its public URL
@@ -54,14 +57,16 @@ class WeightFile:
     """A published weight file.
 
     Attributes:
-        model: the architecture it is for, ``"resnet152"`` or ``"slowfast_r50"``.
+        model: the architecture it is for (``"resnet152"``, ``"slowfast_r50"``,
+            ``"clip_vit_b32"``, ``"clip_rn50x4"``, ``"s3d_howto100m"``).
         what: a description for messages.
         file_name: its name, in the torch hub cache too.
         url: where it is published.
-        layout: ``"torch"`` (a ``torch.save`` state dict, bare or under ``"model_state"``) or
-            ``"caffe2"`` (a pickle of Caffe2 blobs, ``{"blobs": {name: array}}``).
+        layout: ``"torch"`` (a ``torch.save`` state dict, bare or under ``"model_state"``),
+            ``"caffe2"`` (a pickle of Caffe2 blobs, ``{"blobs": {name: array}}``) or
+            ``"torchscript"`` (a TorchScript archive, read by :mod:`extract.torchscript`).
         sha256_prefix: the start of its sha256 when published (torch hub's convention, in the
-            file name), else None.
+            file name; the whole sha256 for OpenAI's CLIP files, in their URL), else None.
         default: whether the model uses it when no file is given.
     """
 
@@ -95,7 +100,41 @@ SLOWFAST_R50_PYTH = WeightFile(
     url="https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/SLOWFAST_8x8_R50.pyth",
     default=False,
 )
-WEIGHT_FILES = (RESNET152_FILE, SLOWFAST_R50_PKL, SLOWFAST_R50_PYTH)
+# OpenAI's own CLIP files, the ones the openai/CLIP package (HERO's extractor's `clip.load`)
+# downloads; the path component before the name is the file's sha256, which that package checks.
+_OPENAI_CLIP = "https://openaipublic.azureedge.net/clip/models"
+_VIT_B32_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
+_RN50X4_SHA256 = "7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd"
+CLIP_VIT_B32_FILE = WeightFile(
+    model="clip_vit_b32",
+    what="OpenAI's CLIP ViT-B/32 weights (the TorchScript file HERO's extractor loaded)",
+    file_name="ViT-B-32.pt",
+    url=f"{_OPENAI_CLIP}/{_VIT_B32_SHA256}/ViT-B-32.pt",
+    layout="torchscript",
+    sha256_prefix=_VIT_B32_SHA256,
+)
+CLIP_RN50X4_FILE = WeightFile(
+    model="clip_rn50x4",
+    what="OpenAI's CLIP RN50x4 weights (the TorchScript file HERO's extractor loaded)",
+    file_name="RN50x4.pt",
+    url=f"{_OPENAI_CLIP}/{_RN50X4_SHA256}/RN50x4.pt",
+    layout="torchscript",
+    sha256_prefix=_RN50X4_SHA256,
+)
+S3D_HOWTO100M_FILE = WeightFile(
+    model="s3d_howto100m",
+    what="MIL-NCE's S3D-G trained on HowTo100M (the state dict HERO's extractor loaded)",
+    file_name="s3d_howto100m.pth",
+    url="https://www.rocq.inria.fr/cluster-willow/amiech/howto100m/s3d_howto100m.pth",
+)
+WEIGHT_FILES = (
+    RESNET152_FILE,
+    SLOWFAST_R50_PKL,
+    SLOWFAST_R50_PYTH,
+    CLIP_VIT_B32_FILE,
+    CLIP_RN50X4_FILE,
+    S3D_HOWTO100M_FILE,
+)
 """Every published file the models can load, defaults first for each model."""
 
 

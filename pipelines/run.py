@@ -8,7 +8,7 @@ Stages (one row per *video* all the way, so a video's clips travel and commit to
 
 Aligning runs in the extraction actor, right after a video's features: it takes milliseconds,
 and a stage of its own cost a process, its imports and a copy of every video's features through
-the object store (measured in benchmarks/pipeline.py).
+the object store (measured in perf/pipeline.py).
 
 Exactly once (hero_data.commits has the protocol). The driver holds the dataset's lease for the
 whole run (a second run on the same output is refused), and plans from one snapshot: videos
@@ -17,7 +17,7 @@ done and skipped. Each write task writes its videos' clips into a new shard and 
 with its failed videos, by creating one record whose name is a hash of those video ids: a retry
 of the task asks for the same name and cannot commit them twice. Nothing on the write path
 reads the dataset or takes a lock, so a commit costs the same for the first shard and the
-millionth (benchmarks/scale.py). The driver compacts the records into ``manifest.json`` and
+millionth (perf/scale.py). The driver compacts the records into ``manifest.json`` and
 ``errors.jsonl`` every ``compact_every_s`` seconds and at the end. Whatever kills a run
 (Ctrl-C, ``kill -9`` of the driver or a worker, a machine restart), running the same command
 again finishes the job: uncommitted work is redone, committed work is not.
@@ -287,42 +287,31 @@ def _open_captions(ref: dict[str, Any]) -> CaptionIndex:
 # -- stage 2: decode + extract (actor pool) ----------------------------------------------
 
 
-class ExtractStage:
-    """Holds the two models and the tokenizer (loaded once per actor); per call, extracts one
-    video's features, then cuts, aligns and tokenizes it (:class:`AlignStage`)."""
+class VideoProcessor:
+    """Holds the two models and the tokenizer (loaded once); per call, extracts one video's
+    features, then cuts, aligns and tokenizes it (:class:`AlignStage`). Uses no Ray: the
+    extraction actor (:class:`ExtractStage`) runs one, and perf/pipeline.py runs one in a plain
+    loop to measure what Ray adds."""
 
-    def __init__(self, cfg: dict[str, Any], threads: int, ledger: Any) -> None:
+    def __init__(self, cfg: dict[str, Any], threads: int) -> None:
         import torch
 
         from extract.extractor import FeatureExtractor
 
         torch.set_num_threads(max(1, threads))
-        import ray
-
         self.cfg = RunConfig(**cfg)
-        self.ledger = ledger
-        context = ray.get_runtime_context()
-        self.node = context.get_node_id()
-        # so a failed round can end it, and so a restart (the same actor id again) is counted
-        ray.get(ledger.register.remote(context.current_actor, context.get_actor_id(), os.getpid()))
         offline = True if self.cfg.extract.offline else None  # false: as $HERO_OFFLINE says
         self.extractor = FeatureExtractor(self.cfg.extract.model_copy(update={"offline": offline}))
         self.align = AlignStage(cfg)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        import ray
-
-        out = []
-        for row in _rows(batch):
-            row.update(num_steps=0, t_extract=0.0)
-            features = None
-            if row["status"] == "ok":
-                ray.get(self.ledger.start.remote(row["video_id"]))
-                row, features = self._extract(row)
-            row = self.align.run(row, features)
-            ray.get(self.ledger.finish.remote(row["video_id"], _outcome(row, self.node)))
-            out.append(row)
-        return _batch(out, _OUT_KEYS)
+    def process(self, row: dict[str, Any]) -> dict[str, Any]:
+        """One probed row (:func:`probe_video`) with its packed clips (``clips_ipc``), or a
+        failure row; a row that failed before passes through."""
+        row.update(num_steps=0, t_extract=0.0)
+        features = None
+        if row["status"] == "ok":
+            row, features = self._extract(row)
+        return self.align.run(row, features)
 
     def _extract(self, row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         started = time.monotonic()
@@ -342,6 +331,33 @@ class ExtractStage:
             row, features = {**_failed(row, "extract", e), "num_steps": 0}, None
         row["t_extract"] = time.monotonic() - started
         return row, features
+
+
+class ExtractStage:
+    """The extraction actor: a :class:`VideoProcessor` that tells the run's ledger
+    (:class:`RunLedger`) when each video starts and how it ended."""
+
+    def __init__(self, cfg: dict[str, Any], threads: int, ledger: Any) -> None:
+        import ray
+
+        self.ledger = ledger
+        context = ray.get_runtime_context()
+        self.node = context.get_node_id()
+        # so a failed round can end it, and so a restart (the same actor id again) is counted
+        ray.get(ledger.register.remote(context.current_actor, context.get_actor_id(), os.getpid()))
+        self.processor = VideoProcessor(cfg, threads)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        import ray
+
+        out = []
+        for row in _rows(batch):
+            if row["status"] == "ok":
+                ray.get(self.ledger.start.remote(row["video_id"]))
+            row = self.processor.process(row)
+            ray.get(self.ledger.finish.remote(row["video_id"], _outcome(row, self.node)))
+            out.append(row)
+        return _batch(out, _OUT_KEYS)
 
 
 def _outcome(row: dict[str, Any], node: str) -> tuple[Any, ...]:
@@ -555,7 +571,12 @@ def _records_from_ipc(data: bytes) -> list[Any]:
     return [record_from_row(b, i) for b in table.to_batches() for i in range(b.num_rows)]
 
 
-def _sink_class() -> type:
+def datasink_class() -> type:
+    """The Ray Data datasink ``hero run`` writes through (``HeroDatasink(root, run_id,
+    rows_per_shard)``): each write task's ``write`` commits its rows (rows of
+    :class:`VideoProcessor` output) with one :class:`hero_data.writer.ShardWriter`. A function,
+    so that importing this module does not import Ray; perf/scale.py and perf/pipeline.py
+    call the class's ``write`` without Ray (it needs only blocks with ``to_pylist``)."""
     from ray.data import Datasink
 
     class HeroDatasink(Datasink):
@@ -682,7 +703,7 @@ def _start_ray(cfg: RunConfig) -> None:
         # Ray kills idle workers beyond a soft limit of one per CPU after a second. Our two
         # actors already take that many on a small machine, so every probe and write task
         # started a fresh Python worker (imports included) and killed it again: on 1 CPU that
-        # churn made a 12-video run 125 s instead of 88 s (benchmarks/pipeline.py). Keep a few
+        # churn made a 12-video run 125 s instead of 88 s (perf/pipeline.py). Keep a few
         # task workers warm instead. An environment variable, so the raylet started below
         # reads it; a user's own RAY_num_workers_soft_limit wins.
         cpus = os.cpu_count() or 1
@@ -706,11 +727,11 @@ def _execute(
     ctx.enable_progress_bars = False  # the run's own view (RunMonitor) replaces them
     # Ray Data samples each map worker's unique memory (psutil over /proc/<pid>/smaps) every
     # second, for its stats only; in an actor holding torch that walk costs CPU the extraction
-    # needs (benchmarks/pipeline.py). Off.
+    # needs (perf/pipeline.py). Off.
     ctx.memory_usage_poll_interval_s = None
     plan = plan_workers(cfg, cluster_nodes())
     log.info("%s", plan.describe())
-    sink = _sink_class()(cfg.output, run_id, cfg.rows_per_shard)
+    sink = datasink_class()(cfg.output, run_id, cfg.rows_per_shard)
     retries = max(cfg.max_attempts - 1, 0)
     # Ray Data's actor pools restart dead actors and retry their tasks forever by default, which
     # would loop on a video that kills its worker. In Ray 2.60 the limits are still passed as
@@ -863,7 +884,7 @@ def plan_run(cfg: RunConfig, done: Iterable[str]) -> RunPlan:
 def prepare_run(cfg: RunConfig, owner: DatasetWriter) -> RunPlan:
     """Everything a run does before Ray starts, once the lease is held (``owner``): one
     snapshot of what is done (the compacted manifest plus the pending records), the plan, and
-    the failures found while listing (recorded once). benchmarks/scale.py times this."""
+    the failures found while listing (recorded once). perf/scale.py times this."""
     done = owner.snapshot().done()
     plan = plan_run(cfg, done)
     for x in plan.failed:  # failed before any work (a broken caption entry): recorded once

@@ -46,6 +46,9 @@ def extract(
 ) -> None:
     """Extract HERO features of VIDEOS: one .npz per video in OUTPUT.
 
+    A video is a file, or a folder of frames (.jpg/.png, ordered by the number in their names)
+    holding frames.json with their rate, e.g. {"fps": 3} (docs/extraction.md).
+
     Each .npz holds `resnet` (N x 2048, float16, unit rows), `slowfast` (N x 2304, float16),
     `frame_interval` and `source`, N = ceil(duration / frame interval). Files are named
     <name>.<hash of the path>.npz, so same-named videos in different folders do not collide.

@@ -134,11 +134,28 @@ def open_local(uri: str, *, tmp_dir: str | None = None) -> Iterator[str]:
     Local paths (and ``file://`` URLs) are yielded as they are. Anything else is downloaded
     through fsspec into a temporary file in ``tmp_dir`` (default: the system's), keeping the
     extension (FFmpeg guesses formats from it), and deleted afterwards. The decoder needs a
-    local file: it seeks, and FFmpeg cannot read fsspec URLs.
+    local file: it seeks, and FFmpeg cannot read fsspec URLs. A remote folder (a frame folder,
+    :mod:`extract.frames`) is copied whole, under its own name, into a temporary folder.
     """
     local = _local_path(uri)
     if local is not None:
         yield local
+        return
+    fs, path = url_to_fs(uri)
+    if fs.isdir(path):  # a frame folder (extract.frames): its files, into a temporary folder
+        folder = tempfile.mkdtemp(prefix="hero-", dir=tmp_dir)
+        try:
+            copy = os.path.join(folder, posixpath.basename(path.rstrip("/")) or "frames")
+            os.mkdir(copy)
+            for name in fs.find(path):
+                rel = name[len(path.rstrip("/")) + 1 :]
+                target = os.path.join(copy, *rel.split("/"))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "wb") as out, fs.open(name, "rb") as src:
+                    shutil.copyfileobj(src, out, _COPY_BUFFER)
+            yield copy
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         return
     fd, tmp = tempfile.mkstemp(prefix="hero-", suffix=posixpath.splitext(uri)[1][:16], dir=tmp_dir)
     try:

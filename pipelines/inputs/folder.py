@@ -18,6 +18,12 @@ Folder rules (:func:`list_folder`):
   then tag and path in alphabetical order. Candidates not chosen are reported in
   ``Listing.extra_subtitles``; subtitle files that belong to no video in
   ``Listing.orphan_subtitles``. Neither is an error.
+- Frame folders (:mod:`extract.frames`): a folder holding ``frames.json`` (``{"fps": 3}``) is
+  one video made of the images in it; nothing inside it is listed apart. Its id is its path
+  relative to the root, ``/`` -> ``__``, made safe (no extension is cut: ``a/ep.01/`` ->
+  ``a__ep.01``), and its subtitle is matched as a video file's, with the folder's name as the
+  stem: ``a/ep01/`` <-> ``a/ep01.vtt`` (or ``a/ep01.en.vtt``). A root that is itself a frame
+  folder is one video, named after the root.
 """
 
 from __future__ import annotations
@@ -62,10 +68,31 @@ def _split(rel: str) -> tuple[str, str, str]:
     return folder, stem, ext.lower().lstrip(".")
 
 
-def _folder_id(rel: str) -> str:
+def _folder_id(rel: str, frames: bool = False) -> str:
+    """Id of a video file (its path without extension) or of a frame folder (its path)."""
     folder, stem, _ = _split(rel)
-    joined = f"{folder}/{stem}" if folder else stem
+    joined = rel if frames else f"{folder}/{stem}" if folder else stem
     return safe_id(joined.replace("/", "__"))
+
+
+def _video_key(rel: str, frame_dirs: set[str]) -> tuple[str, str]:
+    """(folder, stem) a video's subtitles are matched on; a frame folder's stem is its name."""
+    if rel in frame_dirs:
+        return posixpath.split(rel)
+    folder, stem, _ = _split(rel)
+    return folder, stem
+
+
+def _frame_dirs(rels: list[str]) -> set[str]:
+    """The outermost folders (relative paths, ``""`` for the root) holding ``frames.json``."""
+    from extract.frames import FRAMES_FILE  # here: extract.decode imports torch (1 s)
+
+    found = sorted(posixpath.dirname(rel) for rel in rels if posixpath.basename(rel) == FRAMES_FILE)
+    outer: set[str] = set()
+    for folder in found:  # sorted: a folder comes before the folders inside it
+        if not any(folder == o or folder.startswith(o + "/") or o == "" for o in outer):
+            outer.add(folder)
+    return outer
 
 
 def _pick_order(rel: str, tag: str, language: str | None) -> tuple[int, int, str, str]:
@@ -103,12 +130,20 @@ def list_folder(
     def uri(rel: str) -> str:
         return f"{base.rstrip('/')}/{rel}" if local else f"{root.rstrip('/')}/{rel}"
 
-    videos: list[str] = []
+    rels = [
+        rel
+        for rel in (_relative(name, base) for name in names)
+        if rel is not None and not any(part.startswith(".") for part in rel.split("/"))
+    ]
+    frame_dirs = _frame_dirs(rels)
+    if "" in frame_dirs:  # the root itself is one video
+        name = posixpath.basename(base.rstrip("/")) or "frames"
+        return Listing((VideoInput(safe_id(name), root.rstrip("/") if not local else base),))
+    videos: list[str] = sorted(frame_dirs)
     subtitles: list[str] = []
-    for name in names:
-        rel = _relative(name, base)
-        if rel is None or any(part.startswith(".") for part in rel.split("/")):
-            continue
+    for rel in rels:
+        if any(rel.startswith(d + "/") for d in frame_dirs):
+            continue  # a frame folder's own files
         ext = extension(rel)
         if ext in VIDEO_EXTENSIONS:
             videos.append(rel)
@@ -124,7 +159,7 @@ def list_folder(
     chosen: dict[str, str] = {}  # video rel -> subtitle rel
     claimed: set[str] = set()
     for rel in videos:
-        folder, stem, _ = _split(rel)
+        folder, stem = _video_key(rel, frame_dirs)
         candidates = by_stem.get((folder, stem))
         if candidates:
             chosen[rel] = min(candidates, key=lambda s: _pick_order(s, "", None))
@@ -137,7 +172,7 @@ def list_folder(
         if rel not in claimed and dot and base_stem and LANG_TAG.match(tag):
             tagged[(folder, base_stem)].append((tag, rel))
     for rel in videos:
-        folder, stem, _ = _split(rel)
+        folder, stem = _video_key(rel, frame_dirs)
         candidates_tagged = tagged.get((folder, stem))
         if not candidates_tagged:
             continue
@@ -148,14 +183,22 @@ def list_folder(
             )
 
     inputs = tuple(
-        VideoInput(_folder_id(rel), uri(rel), uri(chosen[rel]) if rel in chosen else None)
+        VideoInput(
+            _folder_id(rel, rel in frame_dirs),
+            uri(rel),
+            uri(chosen[rel]) if rel in chosen else None,
+        )
         for rel in videos
     )
     used = set(chosen.values())
     orphans = tuple(uri(s) for s in sorted(set(subtitles) - claimed))
     extras = tuple(uri(s) for s in sorted(claimed - used))
     if not inputs:
-        log.warning("%s: no video files (%s)", root, ", ".join(VIDEO_EXTENSIONS))
+        log.warning(
+            "%s: no video files (%s) and no frame folders (with frames.json)",
+            root,
+            ", ".join(VIDEO_EXTENSIONS),
+        )
     if orphans:
         log.warning(
             "%s: %d subtitle files belong to no video, e.g. %s", root, len(orphans), orphans[0]

@@ -312,3 +312,19 @@ def test_hero_extract_needs_output_unless_sampling_plan(tmp_path):
     result = CliRunner().invoke(main, ["extract", str(path)])
     assert result.exit_code == 2
     assert "--output is required (unless --sampling-plan)" in result.output
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_plan_of_every_extractor_reads_the_2d_sample_or_the_fast_slots(tmp_path, sampling):
+    path = constant_rate_video(tmp_path, Fraction(25))
+    names = ("resnet", "slowfast", "clip_vit_b32", "clip_rn50x4", "milnce_s3d")
+    steps = sampling_plan(path, 1.5, sampling=sampling, features=names)["steps"]
+    reference = reference_plan(path, Fraction(3, 2), sampling)
+    assert len(steps) == len(reference) == 3
+    for step, ref in zip(steps, reference, strict=True):
+        assert list(step) == ["step", "resnet", "slowfast_fast", "slowfast_slow", *names[2:]]
+        assert {k: step[k] for k in ref} == ref  # the default keys are as before
+        assert step["clip_vit_b32"] == step["clip_rn50x4"] == ref["resnet"]
+        assert step["milnce_s3d"] == ref["slowfast_fast"]
+    only_clip = sampling_plan(path, 1.5, sampling=sampling, features=("clip_vit_b32",))
+    assert [list(s) for s in only_clip["steps"]] == [["step", "clip_vit_b32"]] * 3

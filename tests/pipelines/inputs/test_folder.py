@@ -163,3 +163,42 @@ def test_remote_folder(mem: str) -> None:
     assert read_subtitle_cues(listing.inputs[0].subtitle_uri or "") == [
         Cue(1.0, 2.5, "hello there")
     ]
+
+
+# --- frame folders ------------------------------------------------------------------------------
+
+
+def test_a_folder_with_frames_json_is_one_video(tmp_path: Path) -> None:
+    touch(
+        tmp_path,
+        "show/ep.01/frames.json",
+        "show/ep.01/00001.jpg",
+        "show/ep.01/inner/x.mp4",  # inside a frame folder: not a video of its own
+        "show/ep.01/00001.vtt",
+        "show/ep.01.vtt",
+        "show/plain/00001.jpg",  # no frames.json: not a video
+        "show/clip.mp4",
+    )
+    listing = list_folder(str(tmp_path))
+    videos = by_id(listing)
+    assert sorted(videos) == ["show__clip", "show__ep.01"]
+    assert videos["show__ep.01"].video_uri == f"{tmp_path}/show/ep.01"
+    assert videos["show__ep.01"].subtitle_uri == f"{tmp_path}/show/ep.01.vtt"
+    assert listing.orphan_subtitles == ()
+    check_inputs(listing.inputs)
+
+
+def test_a_root_that_is_a_frame_folder_is_one_video(tmp_path: Path) -> None:
+    touch(tmp_path, "clip 7/frames.json", "clip 7/00001.jpg")
+    listing = list_folder(str(tmp_path / "clip 7"))
+    assert listing.inputs == (VideoInput("clip_7", f"{tmp_path}/clip 7"),)
+
+
+def test_open_local_copies_a_remote_frame_folder(mem: str) -> None:
+    put(f"{mem}/ep01/frames.json", b'{"fps": 3}')
+    put(f"{mem}/ep01/00001.jpg", b"jpeg")
+    with open_local(f"{mem}/ep01") as path:
+        assert os.path.basename(path) == "ep01"
+        assert sorted(os.listdir(path)) == ["00001.jpg", "frames.json"]
+        assert Path(path, "frames.json").read_bytes() == b'{"fps": 3}'
+    assert not os.path.exists(path)

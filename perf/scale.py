@@ -3,8 +3,8 @@
 
 Run it::
 
-    .venv/bin/python benchmarks/scale.py                 # 20,000 write tasks from 2 processes
-    .venv/bin/python benchmarks/scale.py --tasks 2000    # a quick look
+    .venv/bin/python -m perf.scale                 # 20,000 write tasks from 2 processes
+    .venv/bin/python -m perf.scale --tasks 2000    # a quick look
 
 Each of ``--processes`` worker processes plays ``hero run``'s write tasks: it calls the real
 datasink of ``pipelines.run`` (``HeroDatasink.write``, the code each Ray write task executes)
@@ -34,7 +34,7 @@ manifest CSV and plan (``pipelines.run.prepare_run``). ``plan_seconds`` is that 
 ``plan_rss_mb`` the process's peak RSS (VmHWM).
 
 The HowTo100M caption index (``--caption-videos``, default 200,000; ``0`` skips it):
-``benchmarks/captions.py``'s figures on a synthetic caption file of that many videos.
+``perf.captions``' figures on a synthetic caption file of that many videos.
 
 Format 1, for comparison (``--format1-code DIR``: the toolkit's ``hero_data`` as of commit
 c643da4, the last to write format 1, e.g. ``git archive c643da4 hero_data | tar -x -C DIR``):
@@ -155,9 +155,9 @@ _KEYS = (
 
 
 def _worker(root: str, run: str, tasks: list[int], videos: int, queue: mp.Queue) -> None:
-    from pipelines.run import _sink_class
+    from pipelines.run import datasink_class
 
-    sink = _sink_class()(root, run, 1024)
+    sink = datasink_class()(root, run, 1024)
     blocks = [_rows(t, videos) for t in tasks]  # built before timing: only commits are timed
     times = []
     for block in blocks:
@@ -254,12 +254,13 @@ def plan_figures(videos: int, committed: int, workdir: str) -> dict:
                     )
                 )
     repo = Path(__file__).resolve().parents[1]
+    # run in the repository root: a `-c` child imports from its working directory first
     out = subprocess.run(
         [sys.executable, "-c", _PLAN_CHILD, str(csv_path), str(root)],
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONPATH": str(repo)},
+        cwd=repo,
     )
     child = json.loads(out.stdout.strip().splitlines()[-1])
     assert child["inputs"] == videos and child["todo"] == videos - committed, child
@@ -276,11 +277,10 @@ def plan_figures(videos: int, committed: int, workdir: str) -> dict:
 _FORMAT1_CHILD = """
 import json, sys, time
 import numpy as np
-sys.path.insert(0, sys.argv[1])
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM, ClipRecord
 from hero_data.types import Clip
 from hero_data.writer import DatasetWriter, ErrorLog, read_errors
-root, tasks = sys.argv[2], int(sys.argv[3])
+root, tasks = sys.argv[1], int(sys.argv[2])
 rng = np.random.default_rng(0)
 times = []
 for t in range(tasks):
@@ -306,11 +306,14 @@ print(json.dumps(times))
 def format1_figures(code: str, tasks: int) -> dict:
     """The format-1 write task's cost per commit (see the module doc)."""
     with tempfile.TemporaryDirectory(prefix="hero-format1-") as tmp:
+        # run in the old code's folder: a `-c` child imports from its working directory first,
+        # so that folder's hero_data wins over this checkout's
         out = subprocess.run(
-            [sys.executable, "-c", _FORMAT1_CHILD, code, str(Path(tmp) / "ds"), str(tasks)],
+            [sys.executable, "-c", _FORMAT1_CHILD, str(Path(tmp) / "ds"), str(tasks)],
             capture_output=True,
             text=True,
             check=True,
+            cwd=Path(code).resolve(),
         )
     times = json.loads(out.stdout.strip().splitlines()[-1])
     marks = [m for m in (300, 900, 1800) if m <= tasks]
@@ -419,8 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         figures.update(old)
     if args.caption_videos:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from captions import caption_index_figures
+        from perf.captions import caption_index_figures
 
         caps = caption_index_figures(args.caption_videos)
         print(

@@ -2,8 +2,8 @@
 
 Run it::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/captions.py               # 200 k videos, ~1 GB
-    PYTHONPATH=. .venv/bin/python benchmarks/captions.py --videos 20000  # a quick look
+    .venv/bin/python -m perf.captions                 # 200 k videos, ~1 GB
+    .venv/bin/python -m perf.captions --videos 20000  # a quick look
 
 It writes a synthetic caption file in HowTo100M's released layout (one JSON object on one line,
 ``json.dump``'s separators and ASCII escapes, ``{video_id: {"start": [...], "end": [...],
@@ -142,12 +142,9 @@ def write_caption_file(path: Path, videos: int, mean_cues: int, seed: int = 0) -
 
 
 def _child(*args: str) -> dict:
+    # run in the repository root: a `-c` child imports from its working directory first
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        [sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, check=True, cwd=REPO
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -167,8 +164,9 @@ def caption_index_figures(
     to ``workdir`` (default: a temporary folder, removed afterwards).
     """
     with tempfile.TemporaryDirectory(prefix="hero-captions-", dir=workdir) as tmp:
-        source = Path(tmp) / "caption.json"
-        index_path = Path(tmp) / "caption.capidx"
+        # absolute: the children run in the repository root
+        source = Path(tmp).resolve() / "caption.json"
+        index_path = Path(tmp).resolve() / "caption.capidx"
         started = time.perf_counter()
         cues = write_caption_file(source, videos, mean_cues, seed)
         generate_s = time.perf_counter() - started

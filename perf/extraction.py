@@ -2,9 +2,9 @@
 
 Run it::
 
-    .venv/bin/python benchmarks/extract.py                 # CPU, or CUDA when available
-    .venv/bin/python benchmarks/extract.py --device cuda --batch-size 64
-    .venv/bin/python benchmarks/extract.py --parity          # also CUDA bf16 against CPU fp32
+    .venv/bin/python -m perf.extraction                 # CPU, or CUDA when available
+    .venv/bin/python -m perf.extraction --device cuda --batch-size 64
+    .venv/bin/python -m perf.extraction --parity          # also CUDA bf16 against CPU fp32
 
 It writes a synthetic H.264 video (default 60 s, 640x360, 30 fps), then measures:
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,12 +40,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-
-# This script's name is the `extract` package's: run as `python benchmarks/extract.py`, its own
-# folder comes first on sys.path and `import extract` would find this file. Drop that entry.
-if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-    sys.modules.pop("extract", None)
 
 from extract.decode import scaled_size
 from extract.extractor import ExtractConfig, FeatureExtractor, VideoFeatures
@@ -62,13 +55,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+def flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass of ``model`` on ``x`` (2 per multiply-add), as counted by
+    ``torch.utils.flop_counter``."""
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(x)
     return int(counter.get_total_flops())
 
 
-def _throughput(
+def throughput(
     model: torch.nn.Module, x: torch.Tensor, device: torch.device, min_seconds: float
 ) -> tuple[float, int]:
     """(samples/s, samples timed) over at least ``min_seconds`` after one warm-up batch."""
@@ -133,7 +128,7 @@ def main() -> None:
             else f"--device {args.device} is not CUDA"
         )
         raise SystemExit(
-            f"benchmarks/extract.py --parity compares CUDA bf16 features with CPU fp32 ones, so "
+            f"perf.extraction --parity compares CUDA bf16 features with CPU fp32 ones, so "
             f"it needs a CUDA GPU and --device auto or cuda[:N]; {why}"
         )
     batch = args.batch_size or (64 if cuda else 1)
@@ -166,10 +161,10 @@ def main() -> None:
     windows = torch.randint(
         0, 256, (batch, FAST_FRAMES, 224, 224, 3), dtype=torch.uint8, device=device
     )
-    resnet_flops = _flops(ex.resnet, images[:1])
-    slowfast_flops = _flops(ex.slowfast, windows[:1])
-    r_rate, r_n = _throughput(ex.resnet, images, device, args.min_seconds)
-    s_rate, s_n = _throughput(ex.slowfast, windows, device, args.min_seconds)
+    resnet_flops = flops(ex.resnet, images[:1])
+    slowfast_flops = flops(ex.slowfast, windows[:1])
+    r_rate, r_n = throughput(ex.resnet, images, device, args.min_seconds)
+    s_rate, s_n = throughput(ex.slowfast, windows, device, args.min_seconds)
     r_tflops = r_rate * resnet_flops / 1e12
     s_tflops = s_rate * slowfast_flops / 1e12
 

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py without a GPU: every part skipped, a JSON line, exit status 0."""
+"""perf/gpu_check.py without a GPU: every part skipped, a JSON line, exit status 0."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_gpu_check_without_cuda_skips_every_part():
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no GPU even on a GPU machine
     proc = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py"],
+        [sys.executable, "-m", "perf.gpu_check"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -34,7 +34,7 @@ def test_gpu_check_without_cuda_skips_every_part():
 
 def test_gpu_check_rejects_an_unknown_part():
     proc = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py", "--parts", "parity,nope"],
+        [sys.executable, "-m", "perf.gpu_check", "--parts", "parity,nope"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -44,16 +44,13 @@ def test_gpu_check_rejects_an_unknown_part():
 
 
 def test_nvdec_decode_fps_is_skipped_with_its_reason_without_cuda(tmp_path):
-    """The decode part's NVDEC measurement (``_nvdec_decode``) on the CPU: skipped, saying
+    """The decode part's NVDEC measurement (``nvdec_decode``) on the CPU: skipped, saying
     what is missing, before any video is opened."""
     import argparse
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    assert spec is not None and spec.loader is not None
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
-    out = gpu_check._nvdec_decode(argparse.Namespace(device="cpu"), tmp_path / "none.mp4", 1)
+    from perf import gpu_check
+
+    out = gpu_check.nvdec_decode(argparse.Namespace(device="cpu"), tmp_path / "none.mp4", 1)
     assert out == {
         "skipped": "NVDEC not measured: the extraction device is 'cpu'"
         + ("" if torch.cuda.is_available() else " (CUDA is not available here)")
@@ -64,7 +61,7 @@ def test_nvdec_decode_fps_is_skipped_with_its_reason_without_cuda(tmp_path):
 @pytest.mark.gpu
 def test_gpu_check_decode_part_on_cuda():
     proc = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py", "--parts", "decode"],
+        [sys.executable, "-m", "perf.gpu_check", "--parts", "decode"],
         cwd=ROOT,
         capture_output=True,
         text=True,

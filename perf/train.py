@@ -3,8 +3,8 @@ the data loader keeps up with the trainer.
 
 Run it (from the repository root, with the synced environment's Python)::
 
-    .venv/bin/python benchmarks/train.py                      # tiny on CPU (+ base if a GPU)
-    .venv/bin/python benchmarks/train.py --cpu-steps 10 --clips 32 --threads 1   # quick look
+    .venv/bin/python -m perf.train                      # tiny on CPU (+ base if a GPU)
+    .venv/bin/python -m perf.train --cpu-steps 10 --clips 32 --threads 1   # quick look
 
 It writes a synthetic dataset with :class:`hero_data.writer.DatasetWriter` (random float16
 features, 60 s clips of 40 steps at 1.5 s, cues with random token ids), then, with the

@@ -2,19 +2,22 @@
 
 Run it (from the repository root, with the synced environment's Python, not ``uv run``)::
 
-    .venv/bin/python benchmarks/pipeline.py                  # 104 videos, 1 and 2 CPUs
-    .venv/bin/python benchmarks/pipeline.py --videos 8       # a quick look
-    .venv/bin/python benchmarks/pipeline.py --gpu            # a GPU machine: all cores + GPU
+    .venv/bin/python -m perf.pipeline                  # 104 videos, 1 and 2 CPUs
+    .venv/bin/python -m perf.pipeline --videos 8       # a quick look
+    .venv/bin/python -m perf.pipeline --gpu            # a GPU machine: all cores + GPU
 
 It synthesizes a corpus of short videos (moving bars, 320x180 H.264, each with a WebVTT file)
 and a small BPE tokenizer, then measures, each in a fresh process pinned to the given cores
 (``sched_setaffinity``, inherited by Ray's processes):
 
-* **standalone, N CPUs**: the pipeline's own stage code (``probe_video``, ``ExtractStage``,
-  which extracts then aligns, then ``DatasetWriter`` as the datasink does) in a plain loop, one
-  video after another, N torch threads, models loaded once; timed from before torch is imported
-  (the pipeline's actor imports it inside the pipeline's timed run). Its total is the sum of the
-  stages' times, setup (imports, model builds) included.
+* **standalone, N CPUs**: the pipeline's own code without Ray, in a plain loop, one video
+  after another: the driver's lease and plan (``prepare_run``), then per video
+  ``probe_video``, the extraction actor's work (``VideoProcessor``: extract, then cut, align
+  and tokenize) and the datasink's write task (``datasink_class()``'s ``write``: one shard
+  and one commit record per video), and the compaction that ends a run; N torch threads,
+  models loaded once; timed from before torch is imported (the pipeline's actor imports it
+  inside the pipeline's timed run). Its total is the sum of the stages' times, setup
+  (imports, model builds, the plan) included.
 * **pipeline, 1 CPU and 2 CPUs**: ``run_pipeline`` on a private local Ray started with
   ``num_cpus`` = that many cores (its default worker layout for that many cores unless
   ``--workers``), timed from the call to the report, Ray's start excluded.
@@ -50,11 +53,7 @@ from typing import Any
 # Ray 2.60 re-launches workers through `uv run` when the driver runs under it, which fails.
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
-# Run as `python benchmarks/pipeline.py`, this folder comes first on sys.path, and its
-# `extract.py` would shadow the `extract` package: put the repository root there instead.
 ROOT = Path(__file__).resolve().parent.parent
-if Path(sys.path[0]).resolve() == ROOT / "benchmarks":
-    sys.path[0] = str(ROOT)
 
 _TEXTS = (
     "stir the sauce slowly",
@@ -115,59 +114,72 @@ def _run_config(corpus: Path, output: Path, workers: int | None, device: str) ->
 def child_standalone(corpus: Path, output: Path, cpus: int) -> dict[str, Any]:
     """The pipeline's stages one after another in this process; seconds per stage.
 
+    What ``hero run`` runs, without Ray: the driver's part (the dataset's lease and the plan:
+    :func:`pipelines.run.prepare_run`; compaction when the lease is released), and per video
+    :func:`pipelines.run.probe_video`, the extraction actor's work
+    (:class:`pipelines.run.VideoProcessor`: extract, then cut, align and tokenize) and the
+    datasink's write task (:func:`pipelines.run.datasink_class`), one video per write task.
+
     Timed from before torch is imported: the pipeline's extraction actor imports it (and
     torchvision, pytorchvideo) inside the pipeline's timed run, so the standalone run pays it
-    too ("setup", with the model builds; "imports" says how much of it was importing).
+    too ("setup", with the model builds; "imports" says how much of it was importing). Ray
+    Data, which the datasink's class comes from, is imported before: the pipeline's driver
+    has it loaded before its timed run starts.
     """
-    from hero_data.writer import DatasetWriter, ErrorLog
-    from pipelines.inputs import load_inputs
-    from pipelines.run import ExtractStage, _records_from_ipc, dataset_config
-    from pipelines.run import probe_video as probe
+    import pyarrow as pa
+
+    from hero_data.writer import DatasetWriter, new_run_id
+    from pipelines.run import (
+        VideoProcessor,
+        dataset_config,
+        datasink_class,
+        prepare_run,
+        probe_video,
+    )
 
     _pin(cpus)
     cfg = _run_config(corpus, output, None, "cpu")
+    sink_class = datasink_class()
     t: dict[str, float] = dict.fromkeys(("setup", "probe", "extract", "align", "write"), 0.0)
     started = time.perf_counter()
     import torch
 
-    import extract.extractor  # what ExtractStage imports: torchvision, pytorchvideo
+    import extract.extractor  # noqa: F401  (what VideoProcessor imports: torchvision, pytorchvideo)
 
     imports = time.perf_counter() - started
     torch.set_num_threads(cpus)
-    rows = [{**i.to_dict(), "cues_json": None} for i in load_inputs(cfg.input).inputs]
-    for row in rows:
-        row.pop("type", None)
-
-    config = dataset_config(cfg)  # the pipeline's driver does this too (weights' sha256)
-    writer = DatasetWriter(output, config, mode="create", max_rows_per_shard=cfg.rows_per_shard)
-    extract = ExtractStage(cfg.model_dump(), threads=cpus, output=str(output), run_id="standalone")
+    run_id = new_run_id()
+    owner = DatasetWriter(
+        cfg.output,
+        dataset_config(cfg),  # as the driver does (the weights' sha256, the tokenizer's)
+        mode="overwrite" if cfg.overwrite else "append",
+        max_rows_per_shard=cfg.rows_per_shard,
+        run=run_id,
+        command="hero run",
+    )
+    owner.open()
+    rows = prepare_run(cfg, owner).todo.to_pylist()
+    processor = VideoProcessor(cfg.model_dump(), threads=cpus)
+    sink = sink_class(cfg.output, run_id, cfg.rows_per_shard)
     t["setup"] = time.perf_counter() - started
-    errors = ErrorLog(output)
     video_seconds = 0.0
-    with writer:
-        for row in rows:
-            t0 = time.perf_counter()
-            row = probe(row)
-            t1 = time.perf_counter()
-            row = _single(extract({k: [v] for k, v in row.items()}))
-            t3 = time.perf_counter()
-            t2 = t3 - row["t_align"]  # the actor's call aligns after extracting
-            if row["status"] == "ok":
-                writer.write_video(_records_from_ipc(row["clips_ipc"]))
-                writer.commit_shard()  # as the datasink does per write task
-                video_seconds += row["duration"]
-            else:
-                errors.record(
-                    video_id=row["video_id"],
-                    source=row["video_uri"],
-                    stage=row["stage"],
-                    error_type=row["error_type"],
-                    message=row["error"],
-                )
-            t4 = time.perf_counter()
-            for key, a, b in (("probe", t0, t1), ("extract", t1, t2), ("align", t2, t3)):
-                t[key] += b - a
-            t["write"] += t4 - t3
+    for row in rows:
+        t0 = time.perf_counter()
+        row = probe_video(row)
+        t1 = time.perf_counter()
+        row = processor.process(row)
+        t3 = time.perf_counter()
+        t2 = t3 - row["t_align"]  # the processor aligns after extracting
+        sink.write([pa.Table.from_pylist([row])], None)
+        if row["status"] == "ok":
+            video_seconds += row["duration"]
+        t4 = time.perf_counter()
+        for key, a, b in (("probe", t0, t1), ("extract", t1, t2), ("align", t2, t3)):
+            t[key] += b - a
+        t["write"] += t4 - t3
+    t0 = time.perf_counter()
+    owner.close(finished_runs=[run_id])  # compacts the commit records, as hero run's end does
+    t["write"] += time.perf_counter() - t0
     return {
         "mode": "standalone",
         "cpus": cpus,
@@ -176,10 +188,6 @@ def child_standalone(corpus: Path, output: Path, cpus: int) -> dict[str, Any]:
         "total_s": sum(t.values()),
         "video_seconds": video_seconds,
     }
-
-
-def _single(batch: dict[str, list[Any]]) -> dict[str, Any]:
-    return {k: v[0] for k, v in batch.items()}
 
 
 def child_pipeline(
@@ -196,7 +204,7 @@ def child_pipeline(
     init["log_to_driver"] = False
     if cpus is not None:
         init["num_cpus"] = cpus
-    # as pipelines.run._start_ray does for a local Ray (keeps task workers warm)
+    # as hero run does for a local Ray (keeps task workers warm)
     os.environ.setdefault("RAY_num_workers_soft_limit", str(max(8, 2 * (os.cpu_count() or 1))))
     ray.init(address="local", **init)
     sampler = _GpuSampler() if gpu else None
@@ -275,8 +283,8 @@ def compare_datasets(a: dict[str, Any], b: dict[str, Any]) -> float | None:
 
 
 def _spawn(args: list[str]) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    cmd = [sys.executable, "-m", "perf.pipeline", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"{' '.join(args)}: failed with exit code {proc.returncode}")

@@ -2,25 +2,25 @@
 
 Run it (from the repository root, with the synced environment's Python)::
 
-    .venv/bin/python benchmarks/gpu_check.py                  # about 6-8 minutes on one GPU
-    .venv/bin/python benchmarks/gpu_check.py --budget-s 300   # parts that do not fit are skipped
+    .venv/bin/python -m perf.gpu_check                  # about 6-8 minutes on one GPU
+    .venv/bin/python -m perf.gpu_check --budget-s 300   # parts that do not fit are skipped
 
 Parts, in order (each reuses the benchmark that owns the figure; none is re-implemented here):
 
-1. **parity**: ``benchmarks/extract.py --parity``: both models on CUDA in bf16 against the CPU
+1. **parity**: ``perf.extraction --parity``: both models on CUDA in bf16 against the CPU
    in fp32 on the same seeded random weights, per-step cosine (target >= 0.999), and the
    end-to-end extraction speed (``video_s_per_s``) with ``pixels=auto`` (torch on the GPU).
 2. **models**: ResNet-152 images/s and SlowFast windows/s at batch sizes 16 … 256 (that
-   script's ``_throughput`` and ``_flops``), the best batch size of each, and its MFU against
+   script's ``throughput`` and ``flops``), the best batch size of each, and its MFU against
    the bf16 dense peak (``--peak-tflops``, default 989, H100/H200 SXM).
 3. **decode**: a synthetic 720p H.264 video through ``iter_steps(pixels="torch")``: the decode
    thread alone (frames/s, against a plain PyAV decode of every frame, the ceiling), and with
    the pixel work on the GPU (:func:`extract.extractor.planes_to_inputs`, batches of 16 steps)
    in the same thread; then the same two passes decoded by NVDEC (``decoder="nvdec"``,
    :mod:`extract.nvdec`) when torchcodec is installed, else ``nvdec`` says why it was skipped.
-4. **run**: ``benchmarks/pipeline.py --gpu``: ``hero run`` on a synthetic corpus with every
+4. **run**: ``perf.pipeline --gpu``: ``hero run`` on a synthetic corpus with every
    core and the GPU: video-hours per hour and the GPU's utilisation (``nvidia-smi``).
-5. **train**: ``benchmarks/train.py``: base HERO pretraining in bf16, steps/s and MFU.
+5. **train**: ``perf.train``: base HERO pretraining in bf16, steps/s and MFU.
 
 Without CUDA every part is skipped with a message saying so, and the script still exits 0
 with its JSON line (``"cuda": false`` and the ``skipped`` parts). The last line printed is one
@@ -31,7 +31,6 @@ JSON object with every part's figures (``null`` for a part skipped, failed or ou
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -42,9 +41,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-HERE = ROOT / "benchmarks"
-if Path(sys.path[0]).resolve() == HERE:  # benchmarks/extract.py would shadow `extract`
-    sys.path[0] = str(ROOT)
 
 PARTS = ("parity", "models", "decode", "run", "train")
 
@@ -57,28 +53,19 @@ def _last_json(text: str) -> dict[str, Any]:
 
 
 def _script(args: list[str], timeout: float) -> dict[str, Any]:
-    """Run a benchmark script; its last JSON line."""
+    """Run a benchmark script (``args``: its module, then its options); its last JSON line."""
     proc = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{args[0]} exited {proc.returncode}: {proc.stderr[-2000:]}")
     return _last_json(proc.stdout)
 
 
-def _bench_extract() -> Any:
-    """benchmarks/extract.py as a module (its name is the `extract` package's)."""
-    spec = importlib.util.spec_from_file_location("bench_extract", HERE / "extract.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def part_parity(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     out = _script(
         [
-            "benchmarks/extract.py",
+            "perf.extraction",
             "--device=cuda",
             "--parity",
             "--duration=30",
@@ -96,8 +83,8 @@ def part_models(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
 
     from extract.extractor import ExtractConfig, FeatureExtractor
     from hero_data.grid import FAST_FRAMES
+    from perf import extraction
 
-    bench = _bench_extract()
     device = torch.device(args.device)
     ex = FeatureExtractor(ExtractConfig(device=args.device, random_weights=True))
     results: dict[str, Any] = {}
@@ -107,14 +94,14 @@ def part_models(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
         ("slowfast", ex.slowfast, (FAST_FRAMES, 224, 224, 3)),
     ):
         one = torch.randint(0, 256, (1, *shape), dtype=torch.uint8, device=device)
-        flops = bench._flops(model, one)
+        flops = extraction.flops(model, one)
         rates = {}
         for batch in args.batches:
             if time.perf_counter() - started > timeout * 0.8:
                 break
             x = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, device=device)
             try:
-                rates[batch] = bench._throughput(model, x, device, 2.0)[0]
+                rates[batch] = extraction.throughput(model, x, device, 2.0)[0]
             except torch.OutOfMemoryError:
                 break
             finally:
@@ -175,7 +162,7 @@ def part_decode(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
         if device.type == "cuda":
             torch.cuda.synchronize()
         with_gpu = time.perf_counter() - t0
-        nvdec = _nvdec_decode(args, video, frames)
+        nvdec = nvdec_decode(args, video, frames)
     return {
         "video": f"{args.decode_seconds:g} s 1280x720 h264 (x264 veryfast) 30 fps",
         "ceiling_fps": round(frames / ceiling, 1),
@@ -186,7 +173,7 @@ def part_decode(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     }
 
 
-def _nvdec_decode(args: argparse.Namespace, video: Path, frames: int) -> dict[str, Any]:
+def nvdec_decode(args: argparse.Namespace, video: Path, frames: int) -> dict[str, Any]:
     """The decode part's two passes with NVDEC decoding (:mod:`extract.nvdec`): the decode
     thread alone (NVDEC decodes, torchcodec hands over the used frames as RGB on the GPU) and
     with the pixel work on the GPU too (batches of 16 steps); frames/s of the source video.
@@ -230,7 +217,7 @@ def _nvdec_decode(args: argparse.Namespace, video: Path, frames: int) -> dict[st
 def part_run(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     return _script(
         [
-            "benchmarks/pipeline.py",
+            "perf.pipeline",
             "--gpu",
             f"--videos={args.run_videos}",
             "--min-duration=20",
@@ -242,7 +229,7 @@ def part_run(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
 
 def part_train(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     out = _script(
-        ["benchmarks/train.py", "--cpu-steps=2", "--warmup=3", "--gpu-steps=20", "--clips=64"],
+        ["perf.train", "--cpu-steps=2", "--warmup=3", "--gpu-steps=20", "--clips=64"],
         timeout,
     )
     keep = ("gpu", "base_gpu_steps_per_s", "base_gpu_clips_per_s", "base_gpu_tflops", "mfu")

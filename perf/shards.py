@@ -2,9 +2,9 @@
 
 Run it::
 
-    .venv/bin/python benchmarks/shards.py
+    .venv/bin/python -m perf.shards
 
-(or ``.venv/bin/python benchmarks/shards.py``; ``--help`` lists the flags).
+(from the repository root; ``--help`` lists the flags).
 
 It writes a synthetic dataset (default 2,000 clips of 40 steps, i.e. 60 s clips at 1.5 s steps,
 about 700 MB) with :class:`hero_data.writer.DatasetWriter`, writes the same Arrow table to a

@@ -2,8 +2,8 @@
 
 Run it::
 
-    .venv/bin/python benchmarks/decode.py                    # 180 s of 640x360 H.264, 30 fps
-    .venv/bin/python benchmarks/decode.py --seconds 180 --width 1280 --height 720
+    .venv/bin/python -m perf.decode                    # 180 s of 640x360 H.264, 30 fps
+    .venv/bin/python -m perf.decode --seconds 180 --width 1280 --height 720
 
 On one synthetic video (x264 preset veryfast: B-frames and frame reordering, like real files),
 each mode runs in a fresh subprocess that reports its wall time and peak RSS (VmHWM):
@@ -217,9 +217,6 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=None)
     args = p.parse_args()
 
-    # benchmarks/extract.py shares the `extract` package's name; make sure the package wins.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     import av
 
     from extract.synthetic import make_video
