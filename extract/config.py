@@ -2,22 +2,31 @@
 the ``extract:`` section of ``hero run``'s config.
 
 It imports neither torch nor PyAV, so that reading a config is quick; the names it accepts
-(:data:`BACKENDS`, :data:`SAMPLINGS`, :data:`PIXELS`, :data:`DECODERS`) are those of
-:mod:`extract.decode`, :mod:`extract.sampling`, :mod:`extract.pixels` and :mod:`extract.nvdec`
-(a test checks that they agree). Whether a backend, or NVDEC, is usable is checked when
+(:data:`BACKENDS`, :data:`SAMPLINGS`, :data:`PIXELS`, :data:`DECODERS`, :data:`FEATURES`) are
+those of :mod:`extract.decode`, :mod:`extract.sampling`, :mod:`extract.pixels`,
+:mod:`extract.nvdec` and the extractor registry :mod:`extract.features` (a test checks that
+they agree). Whether a backend, or NVDEC, is usable is checked when
 extraction starts.
 """
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from hero_data.configmodel import ConfigModel, Device, Flag, Number, Text, Whole, conflict
 from hero_data.grid import DEFAULT_FRAME_INTERVAL, WINDOW_FPS
 
-__all__ = ["BACKENDS", "DECODERS", "PIXELS", "SAMPLINGS", "ExtractConfig"]
+__all__ = [
+    "BACKENDS",
+    "DECODERS",
+    "DEFAULT_FEATURES",
+    "FEATURES",
+    "PIXELS",
+    "SAMPLINGS",
+    "ExtractConfig",
+]
 
 Backend = Literal["pyav", "decord", "torchcodec"]
 Sampling = Literal["hero", "uniform"]
@@ -27,6 +36,25 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 SAMPLINGS: tuple[str, ...] = get_args(Sampling)
 PIXELS: tuple[str, ...] = get_args(Pixels)
 DECODERS: tuple[str, ...] = get_args(Decoder)
+FEATURES: tuple[str, ...] = ("resnet", "slowfast", "clip_vit_b32", "clip_rn50x4", "milnce_s3d")
+"""The extractors' names (:data:`extract.features.EXTRACTORS`' keys, in its order)."""
+DEFAULT_FEATURES: tuple[str, ...] = ("resnet", "slowfast")
+"""HERO's visual input, in its order."""
+
+# The weight keys of before feature sets were named: kept as the spelling of those two.
+_NAMED_WEIGHTS = {"resnet": "resnet_weights", "slowfast": "slowfast_weights"}
+
+
+def _feature_names(value: Any) -> Any:
+    """``"clip_vit_b32,slowfast"`` (a flag) or a YAML list -> a tuple of names."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(","))
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+Features = Annotated[tuple[Text, ...], BeforeValidator(_feature_names)]
 
 
 class ExtractConfig(ConfigModel):
@@ -41,10 +69,16 @@ class ExtractConfig(ConfigModel):
         bf16: autocast the models to bfloat16 on CUDA (ignored on CPU).
         compile: ``torch.compile`` the models (CUDA; slow to start).
         sampling: SlowFast's frame choice, ``hero`` (HERO's extractor's) or ``uniform``
-            (:mod:`extract.sampling`).
+            (:mod:`extract.sampling`); MIL-NCE S3D reads the same 32 fast-pathway frames.
+        features: the extractors to run, in order (:data:`FEATURES`; a flag gives them
+            comma-separated): each is one feature column, HERO's visual input their
+            concatenation. Default ``resnet,slowfast``, HERO's.
         resnet_weights: ResNet-152 ImageNet state dict; ``None``: the torch hub cache.
         slowfast_weights: ``SLOWFAST_8x8_R50.pkl`` (Caffe2) or ``.pyth``; ``None``: the
             ``.pkl`` in the torch hub cache.
+        weights: weight file per extractor name of the other extractors (``clip_vit_b32:
+            ViT-B-32.pt``); one not named: its published file in the torch hub cache. ResNet's
+            and SlowFast's are ``resnet_weights`` and ``slowfast_weights``.
         random_weights: use seeded random weights (features are meaningless; for tests/demos);
             excludes weight files.
         offline: never download a missing weight file; ``None``: ``$HERO_OFFLINE``.
@@ -68,8 +102,10 @@ class ExtractConfig(ConfigModel):
     bf16: Flag = True
     compile: Flag = False
     sampling: Sampling = "hero"
+    features: Features = DEFAULT_FEATURES
     resnet_weights: Text | None = None
     slowfast_weights: Text | None = None
+    weights: dict[Text, Text] = Field(default_factory=dict)
     random_weights: Flag = False
     offline: Flag | None = None
     pixels: Pixels = "auto"
@@ -84,9 +120,10 @@ class ExtractConfig(ConfigModel):
                 f"frame_interval must be at least {1 / (2 * WINDOW_FPS):.4g} s (one frame of the "
                 f"{WINDOW_FPS} fps 3D window), got {self.frame_interval!r}",
             )
+        self._check_features()
         if self.random_weights:
-            for key in ("resnet_weights", "slowfast_weights"):
-                if getattr(self, key) is not None:
+            for key in ("resnet_weights", "slowfast_weights", "weights"):
+                if getattr(self, key):
                     raise conflict(
                         [key, "random_weights"],
                         f"{key} and random_weights exclude each other: give weight files or "
@@ -111,3 +148,39 @@ class ExtractConfig(ConfigModel):
                     "pixels must be torch or auto, not swscale",
                 )
         return self
+
+    def _check_features(self) -> None:
+        known = ", ".join(FEATURES)
+        if not self.features:
+            raise conflict(["features"], f"features names no extractor; known: {known}")
+        for name in self.features:
+            if name not in FEATURES:
+                raise conflict(["features"], f"unknown feature set {name!r}; known: {known}")
+        if len(set(self.features)) != len(self.features):
+            raise conflict(
+                ["features"], f"features names an extractor twice: {','.join(self.features)}"
+            )
+        for name in self.weights:
+            if name in _NAMED_WEIGHTS:
+                raise conflict(
+                    ["weights"],
+                    f"weights.{name}: give {name}'s weight file as {_NAMED_WEIGHTS[name]}",
+                )
+            if name not in self.features:
+                raise conflict(
+                    ["weights"],
+                    f"weights.{name}: {name!r} is not one of the features "
+                    f"({','.join(self.features)})",
+                )
+        for name, key in _NAMED_WEIGHTS.items():
+            if getattr(self, key) is not None and name not in self.features:
+                raise conflict(
+                    [key, "features"],
+                    f"{key} is given but features ({','.join(self.features)}) has no {name}",
+                )
+
+    def weights_for(self, name: str) -> str | None:
+        """The weight file configured for extractor ``name``; ``None``: its default."""
+        if name in _NAMED_WEIGHTS:
+            return getattr(self, _NAMED_WEIGHTS[name])
+        return self.weights.get(name)

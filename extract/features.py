@@ -43,9 +43,6 @@ from hero_data.errors import OptionError
 from hero_data.grid import FAST_FRAMES, WINDOW_FPS
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 
-DEFAULT_FEATURES = ("resnet", "slowfast")
-"""HERO's visual input, in its order."""
-
 
 @dataclass(frozen=True)
 class ImageInput:
@@ -214,7 +211,8 @@ EXTRACTORS: dict[str, FeatureSpec] = {
         ),
     )
 }
-"""Every extractor, by feature name."""
+"""Every extractor, by feature name (:data:`extract.config.FEATURES` names them, in this
+order)."""
 
 
 def get_extractor(name: str) -> FeatureSpec:

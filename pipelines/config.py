@@ -55,7 +55,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CONTENT_KEYS = ("frame_interval", "clip_length", "language", "random_weights", "sampling")
+CONTENT_KEYS = (
+    "frame_interval",
+    "clip_length",
+    "language",
+    "random_weights",
+    "sampling",
+    "features",
+)
 """Options that decide what a dataset holds (see :meth:`RunConfig.dataset_config`)."""
 
 EXTRACT_KEYS = tuple(ExtractConfig.model_fields)
@@ -180,6 +187,7 @@ class RunConfig(ConfigModel):
     batch_size = property(lambda self: self.extract.batch_size)
     compile = property(lambda self: self.extract.compile)
     sampling = property(lambda self: self.extract.sampling)
+    features = property(lambda self: list(self.extract.features))  # as JSON reads it back
     resnet_weights = property(lambda self: self.extract.resnet_weights)
     slowfast_weights = property(lambda self: self.extract.slowfast_weights)
     random_weights = property(lambda self: self.extract.random_weights)
@@ -190,8 +198,8 @@ class RunConfig(ConfigModel):
 
         A run refuses to resume into an existing dataset whose recorded values differ, unless
         ``overwrite``. Content: ``frame_interval`` and ``clip_length`` (the grid and the rows),
-        ``language`` (which videos are in), ``random_weights`` and ``sampling`` (what the
-        features mean). Weight
+        ``language`` (which videos are in), ``random_weights``, ``sampling`` and ``features``
+        (what the features are and mean: the extractors, in order). Weight
         and tokenizer files are content too, but by what they hold, not where they are: the
         pipeline adds their sha256. Not content: where things are (``input``, ``output``,
         ``subtitles``; a corpus may grow between runs), how the work is done (``backend``,

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from extract import decode, nvdec, pixels, sampling
-from extract.config import BACKENDS, DECODERS, PIXELS, SAMPLINGS, ExtractConfig
+from extract import decode, features, nvdec, pixels, sampling
+from extract.config import (
+    BACKENDS,
+    DECODERS,
+    DEFAULT_FEATURES,
+    FEATURES,
+    PIXELS,
+    SAMPLINGS,
+    ExtractConfig,
+)
 from hero_data.errors import OptionError
 
 
@@ -15,6 +23,8 @@ def test_the_names_a_config_accepts_are_the_extractors() -> None:
     assert PIXELS == pixels.PIXELS
     assert DECODERS == nvdec.DECODERS
     assert ExtractConfig().sampling == sampling.DEFAULT_SAMPLING
+    assert tuple(features.EXTRACTORS) == FEATURES
+    assert ExtractConfig().features == DEFAULT_FEATURES == ("resnet", "slowfast")
 
 
 @pytest.mark.parametrize(
@@ -29,6 +39,34 @@ def test_the_names_a_config_accepts_are_the_extractors() -> None:
             "pixels",
             "pixels torch converts the raw planes PyAV hands out: it needs backend pyav",
         ),
+        (
+            {"features": "clip_vit_b32,resnet50"},
+            "features",
+            "unknown feature set 'resnet50'; known: resnet, slowfast, clip_vit_b32, "
+            "clip_rn50x4, milnce_s3d",
+        ),
+        ({"features": ["slowfast", "slowfast"]}, "features", "names an extractor twice"),
+        ({"features": []}, "features", "features names no extractor"),
+        (
+            {"weights": {"resnet": "r.pth"}},
+            "weights",
+            "weights.resnet: give resnet's weight file as resnet_weights",
+        ),
+        (
+            {"weights": {"milnce_s3d": "s3d.pth"}},
+            "weights",
+            "weights.milnce_s3d: 'milnce_s3d' is not one of the features",
+        ),
+        (
+            {"features": "clip_vit_b32", "slowfast_weights": "s.pkl"},
+            "slowfast_weights",
+            "slowfast_weights is given but features",
+        ),
+        (
+            {"features": "milnce_s3d", "weights": {"milnce_s3d": "s.pth"}, "random_weights": True},
+            "weights",
+            "weights and random_weights exclude each other",
+        ),
     ],
 )
 def test_a_bad_option_is_an_option_error_naming_its_key(
@@ -37,6 +75,15 @@ def test_a_bad_option_is_an_option_error_naming_its_key(
     with pytest.raises(OptionError, match=message.replace("?", r"\?")) as e:
         ExtractConfig(**values)  # type: ignore[arg-type]
     assert e.value.key == key
+
+
+def test_features_are_read_from_a_flag_or_a_list_and_weights_per_name() -> None:
+    flag = ExtractConfig(features="clip_vit_b32, slowfast", weights={"clip_vit_b32": "v.pt"})
+    listed = ExtractConfig(features=["clip_vit_b32", "slowfast"], slowfast_weights="s.pkl")
+    assert flag.features == listed.features == ("clip_vit_b32", "slowfast")
+    assert flag.weights_for("clip_vit_b32") == "v.pt" and flag.weights_for("slowfast") is None
+    assert listed.weights_for("slowfast") == "s.pkl"
+    assert ExtractConfig(resnet_weights="r.pth").weights_for("resnet") == "r.pth"
 
 
 def test_a_config_is_frozen_and_copied_with_changes() -> None:

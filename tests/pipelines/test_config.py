@@ -331,6 +331,7 @@ def test_dataset_config_holds_the_content_keys_only() -> None:
         "language": None,
         "random_weights": False,
         "sampling": "hero",
+        "features": ["resnet", "slowfast"],
     }
     assert tuple(cfg.dataset_config()) == CONTENT_KEYS
     work_only = cfg.updated(
@@ -349,6 +350,8 @@ def test_dataset_config_holds_the_content_keys_only() -> None:
     )
     assert work_only.dataset_config() == cfg.dataset_config()
     assert cfg.updated(sampling="uniform").dataset_config() != cfg.dataset_config()
+    other_set = cfg.updated(features="clip_vit_b32,slowfast").dataset_config()
+    assert other_set["features"] == ["clip_vit_b32", "slowfast"]
     assert cfg.updated(clip_length=None).dataset_config()["clip_length"] is None
     assert cfg.updated(frame_interval=1.0).dataset_config() != cfg.dataset_config()
 
