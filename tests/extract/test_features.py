@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from extract.config import DEFAULT_FEATURES
 from extract.features import (
-    DEFAULT_FEATURES,
     EXTRACTORS,
     ImageInput,
     WindowInput,
