@@ -1,7 +1,8 @@
 """The loop of ``hero extract``: features for given video files, one ``.npz`` per video.
 
 Each video is probed (all first: one progress bar counts the steps to do), decoded once and
-run through both models; its ``.npz`` is written
+run through the configured extractors (``resnet`` and ``slowfast`` by default); its ``.npz``,
+one array per feature name, is written
 atomically under a name unique to its path (:func:`extract.extractor.npz_name`). A video that
 fails is recorded in ``<output>/errors.jsonl`` and the run goes on. Videos whose ``.npz`` already
 exists are skipped unless ``overwrite``, so re-running after an interruption finishes the job.

@@ -1,4 +1,5 @@
-"""Features for a video: one streaming decode feeding ResNet-152 and SlowFast-R50.
+"""Features for a video: one streaming decode feeding the configured extractors (by default
+ResNet-152 and SlowFast-R50, HERO's; any set of :mod:`extract.features`).
 
 A background thread decodes steps (:func:`extract.decode.iter_steps`) into a bounded queue while
 the models run, so decoding overlaps compute and memory stays at ``prefetch_steps`` steps
@@ -9,8 +10,9 @@ it was batched with: resumed or retried runs agree. On CUDA: bf16 autocast, chan
 pinned host memory and non-blocking copies, optional ``torch.compile``; there a step's rows may
 differ slightly with its batch (docs/extraction.md states the tolerance the tests hold).
 
-Features are returned as float16, ``(N, 2048)`` ResNet (L2-normalised) and ``(N, 2304)``
-SlowFast, N = the number of steps decoded (``ceil(D / L)`` for a whole video).
+Features are returned as float16, ``(N, dim)`` per extractor name (``resnet`` 2048,
+L2-normalised; ``slowfast`` 2304; ``clip_vit_b32`` 512; ...), N = the number of steps decoded
+(``ceil(D / L)`` for a whole video).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,14 +33,13 @@ import torch
 
 from extract.config import ExtractConfig
 from extract.decode import SHORT_SIDE, StepFrames, StepPlanes, crop_offset, iter_steps
-from extract.features import EXTRACTORS
+from extract.features import EXTRACTORS, ImageInput
 from extract.models import WeightsInfo, prepare_for
 from extract.nvdec import resolve_decoder
 from extract.pixels import RGBFrame, YUVFrame, convert, resolve_pixels
 from extract.sampling import pathway_slots, slow_positions
 from hero_data.device import resolve_device
-from hero_data.errors import HeroError
-from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
+from hero_data.errors import HeroError, OptionError
 from hero_data.types import safe_id
 
 log = logging.getLogger(__name__)
@@ -65,21 +66,35 @@ class VideoFeatures:
     """Features of consecutive steps of one video.
 
     Attributes:
-        resnet: ``(N, 2048)`` float16, rows of unit norm.
-        slowfast: ``(N, 2304)`` float16.
+        features: per extractor name, in set order, ``(N, dim)`` float16 rows (``resnet``'s
+            of unit norm); ``features["resnet"]`` is also ``video_features["resnet"]``.
         frame_interval: seconds per step.
         first_step: index of the first row's step in the video (0 for a whole video).
     """
 
-    resnet: np.ndarray
-    slowfast: np.ndarray
+    features: Mapping[str, np.ndarray]
     frame_interval: float
     first_step: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            raise ValueError("VideoFeatures needs at least one feature")
+        counts = {name: len(rows) for name, rows in self.features.items()}
+        if len(set(counts.values())) != 1:
+            raise ValueError(f"features of different step counts: {counts}")
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.features[name]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The feature names, in set order."""
+        return tuple(self.features)
 
     @property
     def num_steps(self) -> int:
         """N."""
-        return int(self.resnet.shape[0])
+        return int(next(iter(self.features.values())).shape[0])
 
 
 class ExtractTimeout(HeroError, TimeoutError):
@@ -166,56 +181,67 @@ class _Prefetch:
 
 
 class FeatureExtractor:
-    """Loads the two models once; extracts features of videos or windows of them.
+    """Loads the configured extractors (:attr:`ExtractConfig.features`) once; extracts their
+    features of videos or windows of them, from one decode per video whatever the set.
+
+    Every 2D extractor reads the step's 2D sample, every 3D one the window's 32 fast-pathway
+    slots (SlowFast's slow pathway 8 of them): :mod:`extract.features`.
 
     Args:
         config: see :class:`ExtractConfig`.
-        resnet, slowfast: already-built feature modules (tests, or sharing across extractors);
-            when given, no weights are loaded for that model and ``weights`` says "injected".
+        modules: already-built feature modules by extractor name (tests, or sharing across
+            extractors); for those no weights are loaded and ``weights`` says "injected".
     """
 
     def __init__(
         self,
         config: ExtractConfig | None = None,
         *,
-        resnet: torch.nn.Module | None = None,
-        slowfast: torch.nn.Module | None = None,
+        modules: Mapping[str, torch.nn.Module] | None = None,
     ) -> None:
         self.config = cfg = config or ExtractConfig()
         self.device = resolve_device(cfg.device)
         cuda = self.device.type == "cuda"
         # before the weights load, so that a missing NVDEC is told at once
         self.pixels, self.decoder = resolve_pixels_and_decoder(cfg, self.device)
+        injected = dict(modules or {})
+        unknown = set(injected) - set(cfg.features)
+        if unknown:
+            raise ValueError(f"modules given for {sorted(unknown)}, not in {cfg.features}")
+        self.specs = {name: EXTRACTORS[name] for name in cfg.features}
+        for spec in self.specs.values():
+            source = spec.input
+            if isinstance(source, ImageInput) and source.short_side != SHORT_SIDE:
+                raise OptionError(
+                    f"{spec.name} needs its 2D sample at short side {source.short_side}, and "
+                    f"the decoder gives {SHORT_SIDE} only: {spec.name} cannot be extracted yet",
+                    key="features",
+                )
         self.weights: dict[str, WeightsInfo] = {}
-        if resnet is None:
-            resnet, self.weights["resnet"] = EXTRACTORS["resnet"].load(
-                cfg.resnet_weights, random_weights=cfg.random_weights, offline=cfg.offline
-            )
-        else:
-            self.weights["resnet"] = WeightsInfo("injected", None, "injected")
-        if slowfast is None:
-            slowfast, self.weights["slowfast"] = EXTRACTORS["slowfast"].load(
-                cfg.slowfast_weights, random_weights=cfg.random_weights, offline=cfg.offline
-            )
-        else:
-            self.weights["slowfast"] = WeightsInfo("injected", None, "injected")
-        slowfast.slow_positions = slow_positions(cfg.sampling)
         opts = {"bf16": cuda and cfg.bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
-        self.resnet = prepare_for(resnet, self.device, **opts)
-        self.slowfast = prepare_for(slowfast, self.device, **opts)
+        self.models: dict[str, torch.nn.Module] = {}
+        for name, spec in self.specs.items():
+            if name in injected:
+                module = injected[name]
+                self.weights[name] = WeightsInfo("injected", None, "injected")
+            else:
+                module, self.weights[name] = spec.load(
+                    cfg.weights_for(name), random_weights=cfg.random_weights, offline=cfg.offline
+                )
+            if name == "slowfast":
+                module.slow_positions = slow_positions(cfg.sampling)
+            self.models[name] = prepare_for(module, self.device, **opts)
 
     def describe(self) -> dict[str, Any]:
         """What a dataset manifest records about extraction."""
         return {
             "frame_interval": self.config.frame_interval,
             "decoder": self.config.backend,
-            "models": {name: EXTRACTORS[name].model for name in ("resnet", "slowfast")},
+            "features": list(self.specs),
+            "models": {name: spec.model for name, spec in self.specs.items()},
             "weights": {k: asdict(v) for k, v in self.weights.items()},
             "sampling": self.config.sampling,
-            "preprocessing": {
-                "image": EXTRACTORS["resnet"].preprocessing.text,
-                "window": EXTRACTORS["slowfast"].preprocessing.text,
-            },
+            "preprocessing": {name: spec.preprocessing.text for name, spec in self.specs.items()},
             "pixels": self.pixels,
             "decode": self.decoder,
             "dtype": "bfloat16 autocast" if self._bf16 else "float32",
@@ -239,15 +265,17 @@ class FeatureExtractor:
         return step.window[list(slots.fast)]
 
     @torch.inference_mode()
-    def _run(self, steps: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, steps: list[Any]) -> dict[str, np.ndarray]:
         if isinstance(steps[0], StepPlanes):
             images, fast = planes_to_inputs(steps, self.config.sampling, self.device)
         else:
             images = self._to_device([s.image for s in steps])  # (B, H, W, 3)
             fast = self._to_device([self.fast_frames(s) for s in steps])  # (B, 32, 224, 224, 3)
-        r = self.resnet(images).float().cpu().numpy()  # (B, 2048)
-        f = self.slowfast(fast).float().cpu().numpy()  # (B, 2304)
-        return r.astype(np.float16), f.astype(np.float16)
+        rows = {}
+        for name, model in self.models.items():
+            inputs = images if isinstance(self.specs[name].input, ImageInput) else fast
+            rows[name] = model(inputs).float().cpu().numpy().astype(np.float16)  # (B, dim)
+        return rows
 
     def iter_features(
         self,
@@ -256,8 +284,9 @@ class FeatureExtractor:
         start: float = 0.0,
         end: float | None = None,
         timeout_s: float | None = None,
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """``(step index, resnet (2048,), slowfast (2304,))`` float16 per step, in order.
+    ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """``(step index, {name: (dim,) float16})`` per step, in order, the names those of
+        the configured set.
 
         ``timeout_s``: the whole video's time budget; past it :class:`ExtractTimeout`.
         """
@@ -268,7 +297,7 @@ class FeatureExtractor:
             start=start,
             end=end,
             backend=cfg.backend,
-            sampling=cfg.sampling,  # convert only the window slots SlowFast reads
+            sampling=cfg.sampling,  # convert only the window slots the 3D extractors read
             pixels=self.pixels,
             decoder=self.decoder,
             device=self.device,
@@ -290,10 +319,10 @@ class FeatureExtractor:
         if batch:
             yield from self._emit(batch)
 
-    def _emit(self, batch: list[Any]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        r, f = self._run(batch)
+    def _emit(self, batch: list[Any]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        rows = self._run(batch)
         for k, step in enumerate(batch):
-            yield step.index, r[k], f[k]
+            yield step.index, {name: r[k] for name, r in rows.items()}
 
     def extract(
         self,
@@ -309,19 +338,20 @@ class FeatureExtractor:
         ``on_step(index)`` is called after each step (progress); ``timeout_s`` bounds the
         whole call (:class:`ExtractTimeout`).
         """
-        resnet: list[np.ndarray] = []
-        slowfast: list[np.ndarray] = []
+        rows: dict[str, list[np.ndarray]] = {name: [] for name in self.specs}
         first = None
-        for index, r, f in self.iter_features(path, start=start, end=end, timeout_s=timeout_s):
+        for index, step in self.iter_features(path, start=start, end=end, timeout_s=timeout_s):
             if first is None:
                 first = index
-            resnet.append(r)
-            slowfast.append(f)
+            for name, row in step.items():
+                rows[name].append(row)
             if on_step is not None:
                 on_step(index)
         return VideoFeatures(
-            resnet=np.stack(resnet) if resnet else np.zeros((0, RESNET_DIM), np.float16),
-            slowfast=np.stack(slowfast) if slowfast else np.zeros((0, SLOWFAST_DIM), np.float16),
+            {
+                name: np.stack(r) if r else np.zeros((0, self.specs[name].dim), np.float16)
+                for name, r in rows.items()
+            },
             frame_interval=self.config.frame_interval,
             first_step=first or 0,
         )
@@ -381,15 +411,15 @@ def npz_name(video: str | os.PathLike[str]) -> str:
 
 
 def write_npz(path: str | os.PathLike[str], features: VideoFeatures, source: str) -> None:
-    """Write ``resnet``, ``slowfast``, ``frame_interval`` and ``source`` atomically."""
+    """Write each feature under its name (``resnet``, ``slowfast``, ...), ``frame_interval``
+    and ``source``, atomically."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             np.savez(
                 f,
-                resnet=features.resnet,
-                slowfast=features.slowfast,
+                **features.features,
                 frame_interval=np.float64(features.frame_interval),
                 source=np.str_(source),
             )

@@ -93,7 +93,7 @@ def _parity(cuda: VideoFeatures, cpu: VideoFeatures) -> dict[str, float | int | 
     out: dict[str, float | int | bool] = {"steps": cpu.num_steps}
     worst = 1.0
     for name in ("resnet", "slowfast"):
-        cos = _cosines(getattr(cuda, name), getattr(cpu, name))
+        cos = _cosines(cuda[name], cpu[name])
         out[f"{name}_cos_min"] = round(float(cos.min()), 6)
         out[f"{name}_cos_mean"] = round(float(cos.mean()), 6)
         worst = min(worst, float(cos.min()))
@@ -161,10 +161,10 @@ def main() -> None:
     windows = torch.randint(
         0, 256, (batch, FAST_FRAMES, 224, 224, 3), dtype=torch.uint8, device=device
     )
-    resnet_flops = flops(ex.resnet, images[:1])
-    slowfast_flops = flops(ex.slowfast, windows[:1])
-    r_rate, r_n = throughput(ex.resnet, images, device, args.min_seconds)
-    s_rate, s_n = throughput(ex.slowfast, windows, device, args.min_seconds)
+    resnet_flops = flops(ex.models["resnet"], images[:1])
+    slowfast_flops = flops(ex.models["slowfast"], windows[:1])
+    r_rate, r_n = throughput(ex.models["resnet"], images, device, args.min_seconds)
+    s_rate, s_n = throughput(ex.models["slowfast"], windows, device, args.min_seconds)
     r_tflops = r_rate * resnet_flops / 1e12
     s_tflops = s_rate * slowfast_flops / 1e12
 

@@ -90,8 +90,8 @@ def part_models(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     results: dict[str, Any] = {}
     started = time.perf_counter()
     for name, model, shape in (
-        ("resnet", ex.resnet, (224, 398, 3)),
-        ("slowfast", ex.slowfast, (FAST_FRAMES, 224, 224, 3)),
+        ("resnet", ex.models["resnet"], (224, 398, 3)),
+        ("slowfast", ex.models["slowfast"], (FAST_FRAMES, 224, 224, 3)),
     ):
         one = torch.randint(0, 256, (1, *shape), dtype=torch.uint8, device=device)
         flops = extraction.flops(model, one)

@@ -56,7 +56,8 @@ def clip_records(
     clip_length: float | None,
     tokenizer: Encoder | None = None,
 ) -> tuple[list[ClipRecord], VideoCues]:
-    """The video's clips with their feature rows, aligned cues and token ids.
+    """The video's clips with their feature rows (every feature of ``features``, in its
+    order), aligned cues and token ids.
 
     ``clip_length=None``: the whole video is one clip.
     """
@@ -83,7 +84,7 @@ def clip_records(
                 clip=clip.clip,
                 source=video.uri,
                 frame_interval=interval,
-                features={"resnet": features.resnet[rows], "slowfast": features.slowfast[rows]},
+                features={name: column[rows] for name, column in features.features.items()},
                 cues=a.cues,
                 cue_token_ids=clip.token_ids,
                 sub2frames=a.sub2frames,

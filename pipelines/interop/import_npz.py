@@ -242,8 +242,10 @@ def load_npz_features(pair: NpzPair, frame_interval: float) -> tuple[VideoFeatur
             n,
         )
     features = VideoFeatures(
-        resnet=np.ascontiguousarray(resnet[:n], dtype=np.float16),
-        slowfast=np.ascontiguousarray(slowfast[:n], dtype=np.float16),
+        {
+            "resnet": np.ascontiguousarray(resnet[:n], dtype=np.float16),
+            "slowfast": np.ascontiguousarray(slowfast[:n], dtype=np.float16),
+        },
         frame_interval=frame_interval,
     )
     return features, cut

@@ -25,7 +25,9 @@ class StepExtractor:
             if on_step is not None:
                 on_step(i)
         z = np.zeros
-        return VideoFeatures(z((n, 2048), np.float16), z((n, 2304), np.float16), 1.5)
+        return VideoFeatures(
+            {"resnet": z((n, 2048), np.float16), "slowfast": z((n, 2304), np.float16)}, 1.5
+        )
 
 
 def test_one_bar_counts_the_steps_of_all_videos(tmp_path, caplog, monkeypatch):

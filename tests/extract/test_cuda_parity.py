@@ -86,9 +86,9 @@ def test_cuda_bf16_features_match_cpu_fp32(video):
     assert cuda_extractor.describe()["dtype"] == "bfloat16 autocast"
     cuda = cuda_extractor.extract(video)
     assert cuda.num_steps == cpu.num_steps == 7
-    cos = np.diag(cosines(cuda.resnet, cpu.resnet))
+    cos = np.diag(cosines(cuda["resnet"], cpu["resnet"]))
     assert cos.min() >= PARITY, f"resnet: per-step cosines {cos.round(6).tolist()}"
-    assert_rows_match(cuda.slowfast, cpu.slowfast, PARITY, "slowfast")
+    assert_rows_match(cuda["slowfast"], cpu["slowfast"], PARITY, "slowfast")
 
 
 def test_cuda_bf16_resnet_rows_match_their_steps(video):
@@ -111,13 +111,14 @@ def test_cuda_features_barely_depend_on_batch(video, cuda_models, batch_size):
 
     def extract(batch: int):
         config = ExtractConfig(device="cuda", batch_size=batch)
-        return FeatureExtractor(config, resnet=resnet, slowfast=slowfast).extract(video)
+        modules = {"resnet": resnet, "slowfast": slowfast}
+        return FeatureExtractor(config, modules=modules).extract(video)
 
     one, many = extract(1), extract(batch_size)
     assert one.num_steps == many.num_steps == 7
     for name in ("resnet", "slowfast"):
-        a = getattr(one, name).astype(np.float64)
-        b = getattr(many, name).astype(np.float64)
+        a = one[name].astype(np.float64)
+        b = many[name].astype(np.float64)
         moved = np.linalg.norm(b - a, axis=1) / np.linalg.norm(a, axis=1)
         assert moved.max() <= BATCH_TOLERANCE, f"{name}: rows moved by {moved.round(5).tolist()}"
         assert_rows_match(b, a, 1 - BATCH_TOLERANCE**2 / 2, name)

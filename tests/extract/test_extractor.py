@@ -44,11 +44,11 @@ def test_fixture_videos_extract(features, shared_fixtures, name):
     f = features[name]
     info = probe(shared_fixtures / "videos" / name)
     assert f.num_steps == math.ceil(info.duration / 1.5) >= 1
-    assert f.resnet.shape == (f.num_steps, 2048) and f.resnet.dtype == np.float16
-    assert f.slowfast.shape == (f.num_steps, 2304) and f.slowfast.dtype == np.float16
-    norms = np.linalg.norm(f.resnet.astype(np.float32), axis=1)
+    assert f["resnet"].shape == (f.num_steps, 2048) and f["resnet"].dtype == np.float16
+    assert f["slowfast"].shape == (f.num_steps, 2304) and f["slowfast"].dtype == np.float16
+    norms = np.linalg.norm(f["resnet"].astype(np.float32), axis=1)
     np.testing.assert_allclose(norms, 1.0, atol=2e-3)  # unit rows, to float16 precision
-    assert np.isfinite(f.slowfast.astype(np.float32)).all()
+    assert np.isfinite(f["slowfast"].astype(np.float32)).all()
 
 
 def test_corrupted_video_fails_clearly(extractor, shared_fixtures):
@@ -62,7 +62,7 @@ def test_features_do_not_depend_on_batching(features, shared_fixtures):
     one = FeatureExtractor(ExtractConfig(device="cpu", random_weights=True, batch_size=1))
     f = one.extract(shared_fixtures / "videos" / "flipping_a_pancake.mkv")
     g = features["flipping_a_pancake.mkv"]  # batch_size=4
-    assert np.array_equal(f.resnet, g.resnet) and np.array_equal(f.slowfast, g.slowfast)
+    assert np.array_equal(f["resnet"], g["resnet"]) and np.array_equal(f["slowfast"], g["slowfast"])
 
 
 def test_a_window_equals_the_same_rows_of_the_whole_video(extractor, tmp_path):
@@ -70,8 +70,8 @@ def test_a_window_equals_the_same_rows_of_the_whole_video(extractor, tmp_path):
     whole = extractor.extract(video)
     part = extractor.extract(video, start=4.5, end=9.0)
     assert whole.num_steps == 7 and part.first_step == 3 and part.num_steps == 3
-    assert np.array_equal(part.resnet, whole.resnet[3:6])
-    assert np.array_equal(part.slowfast, whole.slowfast[3:6])
+    assert np.array_equal(part["resnet"], whole["resnet"][3:6])
+    assert np.array_equal(part["slowfast"], whole["slowfast"][3:6])
 
 
 def test_converting_only_used_slots_leaves_features_unchanged(monkeypatch, tmp_path, extractor):
@@ -95,8 +95,8 @@ def test_converting_only_used_slots_leaves_features_unchanged(monkeypatch, tmp_p
     monkeypatch.setattr(extractor_module, "iter_steps", convert_everything)
     full = ex.extract(video)
     assert lean.num_steps == full.num_steps == 3
-    assert np.array_equal(lean.resnet, full.resnet)
-    assert np.array_equal(lean.slowfast, full.slowfast)
+    assert np.array_equal(lean["resnet"], full["resnet"])
+    assert np.array_equal(lean["slowfast"], full["slowfast"])
 
 
 def test_npz_names_and_contents(tmp_path, features):
@@ -108,7 +108,9 @@ def test_npz_names_and_contents(tmp_path, features):
     f = features["video_90.mov"]
     write_npz(target, f, str(a))
     with np.load(target) as z:
-        assert np.array_equal(z["resnet"], f.resnet) and np.array_equal(z["slowfast"], f.slowfast)
+        assert np.array_equal(z["resnet"], f["resnet"]) and np.array_equal(
+            z["slowfast"], f["slowfast"]
+        )
         assert float(z["frame_interval"]) == 1.5 and str(z["source"]) == str(a)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 

@@ -37,7 +37,7 @@ _CHILD = textwrap.dedent(
             return self.proj(x.float().flatten(1, -2).mean(1))
 
     cfg = ExtractConfig(device="cpu", batch_size=16, prefetch_steps=32)
-    ex = FeatureExtractor(cfg, resnet=Cheap(2048), slowfast=Cheap(2304))
+    ex = FeatureExtractor(cfg, modules={"resnet": Cheap(2048), "slowfast": Cheap(2304)})
     start = time.monotonic()
     feats = ex.extract(sys.argv[1])
     wall = time.monotonic() - start

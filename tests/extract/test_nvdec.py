@@ -314,4 +314,4 @@ def test_nvdec_extracts_a_window_of_a_video(tmp_path):
     assert ex.decoder == "nvdec" and ex.describe()["decode"] == "nvdec"
     features = ex.extract(path, start=3.0, end=9.0)
     assert features.first_step == 2 and features.num_steps == 4
-    assert np.isfinite(features.slowfast.astype(np.float32)).all()
+    assert np.isfinite(features["slowfast"].astype(np.float32)).all()

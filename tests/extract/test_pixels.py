@@ -196,13 +196,12 @@ def test_features_through_torch_pixels_agree(tmp_path, bars):
     a = FeatureExtractor(ExtractConfig(device="cpu", random_weights=True, batch_size=2))
     b = FeatureExtractor(
         ExtractConfig(device="cpu", random_weights=True, batch_size=2, pixels="torch"),
-        resnet=a.resnet,
-        slowfast=a.slowfast,
+        modules=a.models,
     )
     assert a.pixels == "swscale" and b.pixels == "torch"
     fa, fb = a.extract(bars), b.extract(bars)
     assert fa.num_steps == fb.num_steps == 2
-    for x, y in ((fa.resnet, fb.resnet), (fa.slowfast, fb.slowfast)):
+    for x, y in ((fa["resnet"], fb["resnet"]), (fa["slowfast"], fb["slowfast"])):
         x, y = x.astype(np.float32), y.astype(np.float32)
         cos = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
         assert cos.min() >= 0.999, cos

@@ -274,7 +274,7 @@ def test_extraction_feeds_the_models_the_planned_frames(tmp_path, rate, sampling
     recorder = Recorder()
     resnet, slowfast = recording_models(recorder)
     config = ExtractConfig(device="cpu", batch_size=2, sampling=sampling)
-    FeatureExtractor(config, resnet=resnet, slowfast=slowfast).extract(path)
+    FeatureExtractor(config, modules={"resnet": resnet, "slowfast": slowfast}).extract(path)
     plan = sampling_plan(path, sampling=sampling)["steps"]
     assert recorder.resnet == [index[s["resnet"]] for s in plan]
     assert recorder.fast == [[index[t] for t in s["slowfast_fast"]] for s in plan]

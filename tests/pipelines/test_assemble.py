@@ -15,8 +15,7 @@ from pipelines.assemble import clip_records, effective_duration
 def features(n: int) -> VideoFeatures:
     rows = np.arange(n, dtype=np.float16)[:, None]
     return VideoFeatures(
-        resnet=np.repeat(rows, 2048, axis=1),
-        slowfast=np.repeat(rows, 2304, axis=1),
+        {"resnet": np.repeat(rows, 2048, axis=1), "slowfast": np.repeat(rows, 2304, axis=1)},
         frame_interval=1.5,
     )
 
@@ -58,6 +57,6 @@ def test_a_container_that_lies_is_overruled_by_the_frames():
 def test_whole_video_as_one_clip_and_window_features_refused():
     records, _ = clip_records(video(130.0), features(87), [], clip_length=None)
     assert [r.num_frames for r in records] == [87]
-    window = VideoFeatures(features(3).resnet, features(3).slowfast, 1.5, first_step=5)
+    window = VideoFeatures(features(3).features, 1.5, first_step=5)
     with pytest.raises(ValueError, match="must start at step 0"):
         clip_records(video(4.5), window, [], clip_length=60.0)

@@ -69,7 +69,11 @@ def dataset(tmp_path_factory) -> Path:
             video = probe(path)
             n = num_steps(video.duration, 1.5)
             features = VideoFeatures(
-                np.zeros((n, RESNET_DIM), np.float16), np.zeros((n, SLOWFAST_DIM), np.float16), 1.5
+                {
+                    "resnet": np.zeros((n, RESNET_DIM), np.float16),
+                    "slowfast": np.zeros((n, SLOWFAST_DIM), np.float16),
+                },
+                1.5,
             )
             records, _ = clip_records(video, features, video_cues, clip_length=9.0)
             writer.write_video(records)

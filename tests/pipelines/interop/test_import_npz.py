@@ -199,7 +199,7 @@ def test_load_rejects_non_finite_and_empty(tmp_path):
         load_npz_features(pair, 1.5)
     np.savez(pair.slowfast, features=np.ones((3, SLOWFAST_DIM), np.float32))
     features, cut = load_npz_features(pair, 1.5)
-    assert features.slowfast.dtype == np.float16 and cut == 0
+    assert features["slowfast"].dtype == np.float16 and cut == 0
 
 
 def test_layout_errors(tmp_path):

@@ -65,8 +65,10 @@ def _video(
     rng = np.random.default_rng(seed)
     n = int(np.ceil(round(duration / 1.5, 8)))
     features = VideoFeatures(
-        resnet=rng.standard_normal((n, RESNET_DIM), dtype=np.float32).astype(np.float16),
-        slowfast=rng.standard_normal((n, SLOWFAST_DIM), dtype=np.float32).astype(np.float16),
+        {
+            "resnet": rng.standard_normal((n, RESNET_DIM), dtype=np.float32).astype(np.float16),
+            "slowfast": rng.standard_normal((n, SLOWFAST_DIM), dtype=np.float32).astype(np.float16),
+        },
         frame_interval=1.5,
     )
     info = VideoInfo(f"/corpus/{video_id}.mp4", video_id, duration, 30, 320, 240)
