@@ -18,7 +18,7 @@ short side other than 224 (RN50x4's 288) needs the decoder to scale that frame a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from extract.models import (
 from extract.s3dg import S3D_DIM
 from extract.weights import WEIGHT_FILES, WeightFile
 from hero_data.errors import OptionError
+from hero_data.features import FeatureColumn, FeatureSet
 from hero_data.grid import FAST_FRAMES, WINDOW_FPS
 from hero_data.schema import RESNET_DIM, SLOWFAST_DIM
 
@@ -222,6 +223,22 @@ def get_extractor(name: str) -> FeatureSpec:
             f"unknown feature set {name!r}; known: {', '.join(EXTRACTORS)}", key="features"
         )
     return EXTRACTORS[name]
+
+
+def feature_set(
+    names: Sequence[str], weights_sha256: Mapping[str, str] | None = None
+) -> FeatureSet:
+    """The dataset feature set the extractors ``names`` make, in order: each column its
+    extractor's width and, as its extractor config, :meth:`FeatureSpec.describe` plus the
+    sha256 of the weights used (``"random"``) where ``weights_sha256`` gives it."""
+    columns = []
+    for name in names:
+        spec = get_extractor(name)
+        config = spec.describe()
+        if weights_sha256 is not None and name in weights_sha256:
+            config["weights_sha256"] = weights_sha256[name]
+        columns.append(FeatureColumn(name, spec.dim, config))
+    return FeatureSet(tuple(columns))
 
 
 def flops_per_step(name: str, frame: tuple[int, int] = (224, 398)) -> int:

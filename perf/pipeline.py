@@ -132,6 +132,7 @@ def child_standalone(corpus: Path, output: Path, cpus: int) -> dict[str, Any]:
     from pipelines.run import (
         VideoProcessor,
         dataset_config,
+        dataset_features,
         datasink_class,
         prepare_run,
         probe_video,
@@ -149,9 +150,12 @@ def child_standalone(corpus: Path, output: Path, cpus: int) -> dict[str, Any]:
     imports = time.perf_counter() - started
     torch.set_num_threads(cpus)
     run_id = new_run_id()
+    config = dataset_config(cfg)  # as the driver does (the weights' sha256, the tokenizer's)
+    features = dataset_features(cfg, config)
     owner = DatasetWriter(
         cfg.output,
-        dataset_config(cfg),  # as the driver does (the weights' sha256, the tokenizer's)
+        config,
+        features=features,
         mode="overwrite" if cfg.overwrite else "append",
         max_rows_per_shard=cfg.rows_per_shard,
         run=run_id,
@@ -160,7 +164,7 @@ def child_standalone(corpus: Path, output: Path, cpus: int) -> dict[str, Any]:
     owner.open()
     rows = prepare_run(cfg, owner).todo.to_pylist()
     processor = VideoProcessor(cfg.model_dump(), threads=cpus)
-    sink = sink_class(cfg.output, run_id, cfg.rows_per_shard)
+    sink = sink_class(cfg.output, run_id, cfg.rows_per_shard, features)
     t["setup"] = time.perf_counter() - started
     video_seconds = 0.0
     for row in rows:

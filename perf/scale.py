@@ -155,9 +155,10 @@ _KEYS = (
 
 
 def _worker(root: str, run: str, tasks: list[int], videos: int, queue: mp.Queue) -> None:
+    from hero_data.features import DEFAULT_FEATURES
     from pipelines.run import datasink_class
 
-    sink = datasink_class()(root, run, 1024)
+    sink = datasink_class()(root, run, 1024, DEFAULT_FEATURES)
     blocks = [_rows(t, videos) for t in tasks]  # built before timing: only commits are timed
     times = []
     for block in blocks:

@@ -50,7 +50,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ from align.captions import CaptionIndex
 from align.readers import ReadReport, SubtitleError
 from hero_data.commits import snapshot
 from hero_data.errors import DatasetError
+from hero_data.features import FeatureSet
 from hero_data.lease import LeaseLostError
 from hero_data.manifest import ERRORS_NAME, now_iso
 from hero_data.progress import Progress, clock
@@ -97,18 +98,6 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 REPORT_NAME = "report.json"
 
 _LIGHT_CPUS = 0.1  # Ray CPU request of the probe and write stages (cheap, I/O bound)
-
-_MODELS = {
-    "resnet": "torchvision resnet152 (ImageNet), global average pool, L2-normalised",
-    "slowfast": "pytorchvideo slowfast_r50 8x8 (Kinetics-400), pooled slow||fast",
-}
-_PREPROCESSING = {
-    "image": "frame before (i+1/2)L, short side 224 (bicubic, long side truncated), aspect kept, "
-    "ImageNet mean/std",
-    "window": "frames before iL+(j+1/2)/30, j<45, short side 224 (long side truncated), centre "
-    "crop 224 at int((w-224)/2); 32 fast / 8 slow frames by the sampling rule; /255, mean 0.45, "
-    "std 0.225",
-}
 
 
 # -- rows ----------------------------------------------------------------------------------------
@@ -519,7 +508,10 @@ class AlignStage:
     (Arrow IPC bytes) for the datasink. The tokenizer loads once."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
+        from extract.features import feature_set
+
         self.cfg = RunConfig(**cfg)
+        self.features = feature_set(self.cfg.extract.features)  # the layout: names and dims
         self.tokenizer = None
         if self.cfg.tokenizer:
             from align.tokenizer import CueTokenizer
@@ -546,7 +538,7 @@ class AlignStage:
                 tokenizer=self.tokenizer,
             )
             sink = pa.BufferOutputStream()
-            batch = to_record_batch(records)
+            batch = to_record_batch(records, self.features)
             with pa.ipc.new_stream(sink, batch.schema) as w:
                 w.write_batch(batch)
             row.update(
@@ -564,17 +556,18 @@ class AlignStage:
 # -- stage 4: the datasink ---------------------------------------------------------------
 
 
-def _records_from_ipc(data: bytes) -> list[Any]:
+def _records_from_ipc(data: bytes, features: FeatureSet) -> list[Any]:
     from hero_data.reader import record_from_row
 
     table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-    return [record_from_row(b, i) for b in table.to_batches() for i in range(b.num_rows)]
+    return [record_from_row(b, i, features) for b in table.to_batches() for i in range(b.num_rows)]
 
 
 def datasink_class() -> type:
     """The Ray Data datasink ``hero run`` writes through (``HeroDatasink(root, run_id,
-    rows_per_shard)``): each write task's ``write`` commits its rows (rows of
-    :class:`VideoProcessor` output) with one :class:`hero_data.writer.ShardWriter`. A function,
+    rows_per_shard, features)``, ``features`` the dataset's :class:`FeatureSet`): each write
+    task's ``write`` commits its rows (rows of :class:`VideoProcessor` output) with one
+    :class:`hero_data.writer.ShardWriter`. A function,
     so that importing this module does not import Ray; perf/scale.py and perf/pipeline.py
     call the class's ``write`` without Ray (it needs only blocks with ``to_pylist``)."""
     from ray.data import Datasink
@@ -583,16 +576,22 @@ def datasink_class() -> type:
         """Commits each write task's videos as one new shard and one commit record (and its
         failed videos in the same record). Reads nothing of the dataset, takes no lock."""
 
-        def __init__(self, root: str, run_id: str, rows_per_shard: int) -> None:
+        def __init__(
+            self, root: str, run_id: str, rows_per_shard: int, features: FeatureSet
+        ) -> None:
             self.root = root
             self.run_id = run_id
             self.rows_per_shard = rows_per_shard
+            self.features = features
             self.result: dict[str, Any] = {}
 
         def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
             rows = [r for block in blocks for r in block.to_pylist()]
             with ShardWriter(
-                self.root, run=self.run_id, max_rows_per_shard=self.rows_per_shard
+                self.root,
+                run=self.run_id,
+                max_rows_per_shard=self.rows_per_shard,
+                features=self.features,
             ) as writer:
                 for row in rows:
                     if row["status"] != "ok":
@@ -604,7 +603,7 @@ def datasink_class() -> type:
                             message=row["error"],
                         )
                     else:
-                        writer.write_video(_records_from_ipc(row["clips_ipc"]))
+                        writer.write_video(_records_from_ipc(row["clips_ipc"], self.features))
             # An earlier try of this task that committed and then died (its result lost) made
             # the same record: this try's copy was discarded.
             return {
@@ -624,21 +623,27 @@ def datasink_class() -> type:
 # -- the driver -------------------------------------------------------------------------
 
 
-def _weights_config(cfg: RunConfig) -> dict[str, Any]:
-    """Check both weight files in the driver (clear errors before Ray starts) and return their
-    sha256, without building the models: each extraction actor builds its own."""
+def _weights_config(cfg: RunConfig) -> dict[str, str]:
+    """Check the weight file of each extractor of the set in the driver (clear errors before
+    Ray starts) and return their sha256 by feature name, without building the models: each
+    extraction actor builds its own."""
+    names = cfg.extract.features
     if cfg.random_weights:
         log.warning(
-            "RANDOM WEIGHTS (seed 0) for both models: features will be meaningless; use them only "
-            "for tests and dry runs, never for training data"
+            "RANDOM WEIGHTS (seed 0) for every model: features will be meaningless; use them "
+            "only for tests and dry runs, never for training data"
         )
-        return {"resnet": "random", "slowfast": "random"}
+        return dict.fromkeys(names, "random")
+    from extract.features import get_extractor
     from extract.models import verify_weights
 
     offline = True if cfg.offline else None
-    resnet = verify_weights("resnet152", cfg.resnet_weights, offline=offline)
-    slowfast = verify_weights("slowfast_r50", cfg.slowfast_weights, offline=offline)
-    return {"resnet": resnet.sha256, "slowfast": slowfast.sha256}
+    return {
+        name: verify_weights(
+            get_extractor(name).architecture, cfg.extract.weights_for(name), offline=offline
+        ).sha256
+        for name in names
+    }
 
 
 def _check_decoder(cfg: RunConfig) -> None:
@@ -654,20 +659,33 @@ def _check_decoder(cfg: RunConfig) -> None:
 
 
 def dataset_config(cfg: RunConfig) -> dict[str, Any]:
-    """What the manifest records about how the dataset was made (content only)."""
+    """What the manifest records about how the dataset was made (content only): with the
+    content options (the feature set's names among them), each extractor's weights' sha256,
+    model and preprocessing, by feature name."""
     tokenizer = None
     if cfg.tokenizer:
         from align.tokenizer import CueTokenizer
 
         t = CueTokenizer.from_path(cfg.tokenizer)
         tokenizer = {"sha256": t.sha256, "vocab_size": t.vocab_size, "kind": t.describe()["kind"]}
+    from extract.features import get_extractor
+
+    specs = [get_extractor(name) for name in cfg.extract.features]
     return {
         **cfg.dataset_config(),
         "weights_sha256": _weights_config(cfg),
-        "models": _MODELS,
-        "preprocessing": _PREPROCESSING,
+        "models": {spec.name: spec.model for spec in specs},
+        "preprocessing": {spec.name: spec.preprocessing.text for spec in specs},
         "tokenizer": tokenizer,
     }
+
+
+def dataset_features(cfg: RunConfig, config: Mapping[str, Any]) -> FeatureSet:
+    """The feature set ``hero run`` writes: the configured extractors' columns, each with its
+    extractor config and the sha256 of its weights from ``config`` (:func:`dataset_config`'s)."""
+    from extract.features import feature_set
+
+    return feature_set(cfg.extract.features, config["weights_sha256"])
 
 
 def _inputs(
@@ -718,7 +736,12 @@ _MAX_ROWS_PER_BLOCK = 64
 
 
 def _execute(
-    cfg: RunConfig, todo: pa.Table, run_id: str, ledger: Any, captions: dict[str, Any] | None
+    cfg: RunConfig,
+    todo: pa.Table,
+    run_id: str,
+    ledger: Any,
+    captions: dict[str, Any] | None,
+    features: FeatureSet,
 ) -> tuple[dict[str, Any], WorkerPlan]:
     import ray
     import ray.data
@@ -731,7 +754,7 @@ def _execute(
     ctx.memory_usage_poll_interval_s = None
     plan = plan_workers(cfg, cluster_nodes())
     log.info("%s", plan.describe())
-    sink = datasink_class()(cfg.output, run_id, cfg.rows_per_shard)
+    sink = datasink_class()(cfg.output, run_id, cfg.rows_per_shard, features)
     retries = max(cfg.max_attempts - 1, 0)
     # Ray Data's actor pools restart dead actors and retry their tasks forever by default, which
     # would loop on a video that kills its worker. In Ray 2.60 the limits are still passed as
@@ -923,6 +946,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     started = time.monotonic()
     _check_decoder(cfg)
     config = dataset_config(cfg)
+    features = dataset_features(cfg, config)
     run_id = new_run_id()
     mode = "overwrite" if cfg.overwrite else "append"
     results: list[dict[str, Any]] = []
@@ -931,6 +955,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
     with DatasetWriter(
         cfg.output,
         config,
+        features=features,
         mode=mode,
         max_rows_per_shard=cfg.rows_per_shard,
         run=run_id,
@@ -957,7 +982,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
                 rounds += 1
                 monitor.round_started(rounds)
                 try:
-                    result, worker_plan = _execute(cfg, todo, run_id, ledger, captions)
+                    result, worker_plan = _execute(cfg, todo, run_id, ledger, captions, features)
                     results.append(result)
                     plans.append(worker_plan)
                     break

@@ -49,8 +49,10 @@ def extract(
     A video is a file, or a folder of frames (.jpg/.png, ordered by the number in their names)
     holding frames.json with their rate, e.g. {"fps": 3} (docs/extraction.md).
 
-    Each .npz holds `resnet` (N x 2048, float16, unit rows), `slowfast` (N x 2304, float16),
-    `frame_interval` and `source`, N = ceil(duration / frame interval). Files are named
+    Each .npz holds one float16 array per extractor of --features, named after it: by default
+    `resnet` (N x 2048, unit rows) and `slowfast` (N x 2304); `clip_vit_b32` is N x 512,
+    `clip_rn50x4` N x 640, `milnce_s3d` N x 1024. Then `frame_interval` and `source`;
+    N = ceil(duration / frame interval). Files are named
     <name>.<hash of the path>.npz, so same-named videos in different folders do not collide.
     Failed videos go to OUTPUT/errors.jsonl and the run goes on; finished ones are skipped when
     run again. Exit status 1 when videos were tried and none has its .npz (now or from an
@@ -58,8 +60,9 @@ def extract(
 
     With --sampling-plan nothing is extracted: for each video, one line of JSON says which
     source frame (its presentation time in seconds from the first frame) feeds each model
-    input: {"video", "frame_interval", "sampling", "steps": [{"step", "resnet",
-    "slowfast_fast": [32 times], "slowfast_slow": [8 times]}, ...]}.
+    input of --features: {"video", "frame_interval", "sampling", "steps": [{"step", "resnet",
+    "slowfast_fast": [32 times], "slowfast_slow": [8 times]}, ...]} by default; a 2D extractor
+    (resnet, clip_*) has its sample's time, milnce_s3d its 32 window frames' times.
     """
     # Options not given are left to the config model, which holds every default.
     cfg = ExtractConfig(**{k: v for k, v in flags.items() if v is not None})
@@ -90,5 +93,11 @@ def _print_sampling_plans(videos: tuple[Path, ...], cfg: ExtractConfig) -> None:
     from extract.sampling import sampling_plan
 
     for video in videos:
-        plan = sampling_plan(video, cfg.frame_interval, sampling=cfg.sampling, backend=cfg.backend)
+        plan = sampling_plan(
+            video,
+            cfg.frame_interval,
+            sampling=cfg.sampling,
+            backend=cfg.backend,
+            features=cfg.features,
+        )
         click.echo(json.dumps(plan))

@@ -40,12 +40,19 @@ def extraction_options(fn: F) -> F:
     tell a given value from an absent one: ``hero run`` lets a flag override its config file,
     and both leave the rest to :class:`extract.config.ExtractConfig`. The parameters are named
     after its fields: ``frame_interval``, ``backend``, ``decoder``, ``pixels``, ``device``,
-    ``batch_size``, ``compile``, ``sampling``, ``resnet_weights``, ``slowfast_weights``,
-    ``random_weights``, ``offline``.
+    ``batch_size``, ``compile``, ``sampling``, ``features``, ``resnet_weights``,
+    ``slowfast_weights``, ``weights``, ``random_weights``, ``offline``.
     """
-    from extract.config import BACKENDS, DECODERS, PIXELS, SAMPLINGS
+    from extract.config import BACKENDS, DECODERS, FEATURES, PIXELS, SAMPLINGS, ExtractConfig
 
     decorators = [
+        click.option(
+            "--features",
+            metavar="NAME,NAME...",
+            help="The extractors to run, in order, comma-separated, each one feature column: "
+            f"{', '.join(FEATURES)} (docs/extraction.md) "
+            f"[{','.join(ExtractConfig.default_of('features'))}].",
+        ),
         click.option(
             "--frame-interval",
             type=float,
@@ -107,6 +114,15 @@ def extraction_options(fn: F) -> F:
             "missing].",
         ),
         click.option(
+            "--weights",
+            metavar="NAME=PATH",
+            multiple=True,
+            callback=named_paths,
+            help="The weight file of extractor NAME of --features other than resnet and "
+            "slowfast (clip_vit_b32=ViT-B-32.pt); repeat for several [its published file in "
+            "the torch hub cache, downloaded if missing].",
+        ),
+        click.option(
             "--random-weights",
             is_flag=True,
             default=None,
@@ -122,6 +138,20 @@ def extraction_options(fn: F) -> F:
     for decorate in reversed(decorators):
         fn = decorate(fn)
     return fn
+
+
+def named_paths(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str] | None:
+    """``("clip_vit_b32=ViT-B-32.pt", ...)`` -> ``{"clip_vit_b32": "ViT-B-32.pt"}``; None when
+    the flag is not given."""
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"{value!r}: give NAME=PATH", ctx=ctx, param=param)
+        out[name.strip()] = path
+    return out or None
 
 
 def training_device_options(default: Callable[[str], str]) -> Callable[[F], F]:

@@ -136,10 +136,10 @@ def run(
 ) -> None:
     """Turn a video corpus into a HERO dataset (Ray; local unless --address).
 
-    Probe, decode once, extract ResNet-152 + SlowFast-R50 features, read and align subtitles,
-    tokenize, and write Arrow shards. Re-running the same command after any interruption
-    finishes the job without redoing or duplicating anything; failed videos are listed in
-    OUTPUT/errors.jsonl; OUTPUT/report.json holds the summary.
+    Probe, decode once, extract the --features set (ResNet-152 + SlowFast-R50 by default, as
+    HERO), read and align subtitles, tokenize, and write Arrow shards. Re-running the same
+    command after any interruption finishes the job without redoing or duplicating anything;
+    failed videos are listed in OUTPUT/errors.jsonl; OUTPUT/report.json holds the summary.
 
     Exit status 1 when this run tried videos and none of the inputs is in the dataset (an
     empty corpus, or one already done, is not a failure); --strict: when any video failed.

@@ -8,9 +8,15 @@ from pathlib import Path
 import click
 
 from pipelines.cli.errors import friendly_errors
+from pipelines.cli.options import named_paths
 
 
 @click.command()
+@click.option(
+    "--features",
+    metavar="NAME,NAME...",
+    help="List the weight files of these extractors (as hero run --features) [resnet,slowfast].",
+)
 @click.option(
     "--resnet-weights",
     type=click.Path(path_type=Path),
@@ -21,6 +27,13 @@ from pipelines.cli.errors import friendly_errors
     type=click.Path(path_type=Path),
     help="Check this SlowFast file instead of the default one.",
 )
+@click.option(
+    "--weights",
+    metavar="NAME=PATH",
+    multiple=True,
+    callback=named_paths,
+    help="Check this file for extractor NAME (one of --features but resnet and slowfast).",
+)
 @click.option("--download", is_flag=True, help="Download missing published files first.")
 @click.option(
     "--offline", is_flag=True, help="Never download, even with --download (also: HERO_OFFLINE=1)."
@@ -28,39 +41,46 @@ from pipelines.cli.errors import friendly_errors
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 @friendly_errors
 def weights(
+    features: str | None,
     resnet_weights: Path | None,
     slowfast_weights: Path | None,
+    weights: dict[str, str] | None,
     download: bool,
     offline: bool,
     as_json: bool,
 ) -> None:
-    """List the models' weight files: where each is, whether its checksum matches.
+    """List the extractors' weight files: where each is, whether its checksum matches.
 
-    One row per file: ResNet-152's and SlowFast's default files (the ones HERO used) and
-    SlowFast's alternative, or the files given. "found" is where the file is (the torch hub
-    cache, a given path, or missing); "checksum" compares its sha256 with the published prefix
-    (torchvision publishes one; PySlowFast and PyTorchVideo do not); "loads" reads it and fits
-    it to the architecture. Exit status 1 if a default or given file is missing or fails.
+    One row per file: the default file of each extractor of --features (by default ResNet-152
+    and SlowFast, the ones HERO used) and the published alternatives of an extractor whose
+    file is not given, or the files given. "found" is where the file is (the torch hub cache,
+    a given path, or missing); "checksum" compares its sha256 with the published one
+    (torchvision and OpenAI publish one; PySlowFast, PyTorchVideo and MIL-NCE do not);
+    "loads" reads it and fits it to the architecture. Exit status 1 if a default or given file
+    is missing or fails.
     """
     from dataclasses import asdict
 
+    from extract.config import ExtractConfig
+    from extract.features import get_extractor
     from extract.models import weight_file_status
-    from extract.weights import WEIGHT_FILES
 
+    values: dict[str, object] = {"resnet_weights": resnet_weights, "weights": weights}
+    values.update(slowfast_weights=slowfast_weights, features=features)
+    cfg = ExtractConfig(**{k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v})
     offline_flag = True if offline else None
-    rows = [
-        weight_file_status("resnet152", resnet_weights, download=download, offline=offline_flag)
-    ]
-    rows.append(
-        weight_file_status(
-            "slowfast_r50", slowfast_weights, download=download, offline=offline_flag
+    rows, alternatives = [], []
+    for name in cfg.features:
+        spec = get_extractor(name)
+        path = cfg.weights_for(name)
+        rows.append(
+            weight_file_status(spec.architecture, path, download=download, offline=offline_flag)
         )
-    )
-    if slowfast_weights is None:
-        for f in WEIGHT_FILES:
-            if f.model == "slowfast_r50" and not f.default:
-                rows.append(weight_file_status("slowfast_r50", f.file_name))
-    bad = [r for r in rows[:2] if r.loads != "ok"]
+        if path is None:
+            for f in spec.weight_files[1:]:
+                alternatives.append(weight_file_status(spec.architecture, f.file_name))
+    bad = [r for r in rows if r.loads != "ok"]
+    rows += alternatives
     if as_json:
         click.echo(json.dumps([asdict(r) for r in rows], indent=2))
     else:

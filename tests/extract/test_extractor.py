@@ -154,3 +154,34 @@ def test_describe_is_json(extractor):
     d = extractor.describe()
     json.dumps(d)
     assert d["weights"]["resnet"]["sha256"] == "random" and d["frame_interval"] == 1.5
+
+
+def test_hero_extract_any_feature_set(tmp_path, shared_fixtures, features):
+    """CLIP ViT-B/32 + SlowFast from one decode: one array per name, SlowFast's rows those of
+    the default set (the same frames and seeded weights, whatever runs beside it)."""
+    from extract.features import feature_set
+
+    video = shared_fixtures / "videos" / "video_0.mov"
+    out = tmp_path / "out"
+    args = ["extract", str(video), "--output", str(out), "--random-weights", "--device", "cpu"]
+    result = CliRunner().invoke(main, [*args, "--features", "clip_vit_b32,slowfast"])
+    assert result.exit_code == 0, result.output
+    (npz,) = out.glob("*.npz")
+    with np.load(npz) as z:
+        assert z.files == ["clip_vit_b32", "slowfast", "frame_interval", "source"]
+        assert z["clip_vit_b32"].shape == (1, 512) and z["clip_vit_b32"].dtype == np.float16
+        assert np.isfinite(z["clip_vit_b32"].astype(np.float32)).all()
+        assert np.array_equal(z["slowfast"], features["video_0.mov"]["slowfast"])
+    made = feature_set(("clip_vit_b32", "slowfast"))
+    assert made.describe() == "clip_vit_b32(512)+slowfast(2304)" and made.dim == 2816
+    unknown = CliRunner().invoke(main, [*args, "--features", "clip_vit_b32,resnet50"])
+    assert unknown.exit_code != 0 and "Traceback" not in unknown.output
+    assert "unknown feature set 'resnet50'; known: resnet, slowfast" in unknown.output
+
+
+def test_a_set_needing_another_sample_size_is_refused_before_loading():
+    from hero_data.errors import OptionError
+
+    cfg = ExtractConfig(device="cpu", random_weights=True, features="clip_rn50x4,slowfast")
+    with pytest.raises(OptionError, match="clip_rn50x4 needs its 2D sample at short side 288"):
+        FeatureExtractor(cfg)

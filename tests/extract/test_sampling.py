@@ -299,6 +299,19 @@ def test_hero_extract_sampling_plan_prints_the_plan(tmp_path):
     assert not list(tmp_path.glob("*.npz"))  # no model ran, nothing written
 
 
+def test_the_sampling_plan_shows_each_chosen_extractors_frames(tmp_path):
+    path = constant_rate_video(tmp_path, Fraction(25))
+    flags = ["--sampling-plan", "--features", "clip_vit_b32,milnce_s3d"]
+    result = CliRunner().invoke(main, ["extract", str(path), *flags])
+    assert result.exit_code == 0, result.output
+    steps = json.loads(result.stdout)["steps"]
+    default = sampling_plan(path)["steps"]
+    assert [set(s) for s in steps] == [{"step", "clip_vit_b32", "milnce_s3d"}] * len(default)
+    for step, hero in zip(steps, default, strict=True):  # the same frames as ResNet's, fast's
+        assert step["clip_vit_b32"] == hero["resnet"]
+        assert step["milnce_s3d"] == hero["slowfast_fast"]
+
+
 def test_hero_extract_sampling_plan_of_a_bad_file_names_it(tmp_path):
     bad = tmp_path / "not-a-video.mp4"
     bad.write_text("hello")

@@ -274,3 +274,17 @@ def test_hero_weights_table_flags_a_checksum_mismatch(hub, monkeypatch, tmp_path
     assert "MISMATCH" in result.output and "hub cache" in result.output
     assert "x.pkl does not exist" in result.output
     assert result.exit_code == 1  # the given SlowFast file is missing
+
+
+def test_hero_weights_lists_the_files_of_the_chosen_features(hub):
+    result = CliRunner().invoke(
+        main, ["weights", "--json", "--features", "clip_vit_b32,milnce_s3d", "--offline"]
+    )
+    assert result.exit_code == 1, result.output  # an empty cache, nothing downloaded
+    rows = json.loads(result.stdout)
+    assert [(r["model"], r["file_name"], r["default"], r["found"]) for r in rows] == [
+        ("clip_vit_b32", "ViT-B-32.pt", True, "missing"),
+        ("s3d_howto100m", "s3d_howto100m.pth", True, "missing"),
+    ]
+    unknown = CliRunner().invoke(main, ["weights", "--features", "clip"])
+    assert unknown.exit_code != 0 and "unknown feature set 'clip'" in unknown.output
