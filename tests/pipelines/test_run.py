@@ -603,3 +603,47 @@ def test_frame_folders_from_a_manifest(ray_local, tmp_path):
     assert clip.clip.end - clip.clip.start == 20.0
     assert [c.text for c in clip.cues] == ["hello", "bye"]
     assert clip.sub2frames == ((0, 1, 2), (6, 7))
+
+
+def test_a_chosen_feature_set_end_to_end_then_trains(ray_local, tmp_path):
+    """``--features clip_vit_b32,slowfast``: the dataset holds that set (its columns, widths and
+    extractor configs), hero train takes its 2816 dims from it, and resuming the dataset with
+    another set is refused."""
+    from align.tokenizer import train_byte_level_bpe
+    from hero_data.errors import FeatureSetError
+    from hero_data.features import FeatureSet
+    from hero_model.runtime import find_checkpoint
+    from hero_model.train import load_train_config, run_training
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = ["crack the eggs into a bowl", "whisk them with milk", "heat the pan", "flip it"]
+    for k in range(3):
+        make_video(corpus / f"v{k}.mp4", duration=6.0, width=96, height=64)
+        vtt(corpus / f"v{k}.vtt", [(0.2, 2.5, lines[k]), (3.1, 5.6, lines[k + 1])])
+    tokenizer = train_byte_level_bpe(lines, tmp_path / "tokenizer.json", vocab_size=300)
+    out = tmp_path / "out"
+    chosen = config(
+        corpus, out, features="clip_vit_b32,slowfast", clip_length=3.0, tokenizer=str(tokenizer)
+    )
+    report = run_pipeline(chosen, progress=False)
+    accounted(report)
+    assert report["videos_ok"] == 3
+    ds = HeroDataset.open(out, verify="full")
+    assert ds.feature_set.describe() == "clip_vit_b32(512)+slowfast(2304)"
+    assert ds.feature_set.columns[0].extractor["weights_sha256"] == "random"
+    assert ds.feature_set.columns[0].extractor["model"].startswith("OpenAI CLIP ViT-B/32")
+    assert load_manifest(out).config["features"] == ["clip_vit_b32", "slowfast"]
+    record = ds["v0.0"]
+    assert list(record.features) == ["clip_vit_b32", "slowfast"]
+    assert record.features["clip_vit_b32"].shape == (2, 512) and len(ds) == 6
+    with pytest.raises(FeatureSetError, match=r"holds features clip_vit_b32\(512\)\+slowfast"):
+        run_pipeline(config(corpus, out, clip_length=3.0, tokenizer=str(tokenizer)))
+
+    values = {"data": (str(out),), "max_steps": 2, "warmup_steps": 1, "checkpoint_every": 2}
+    values.update(log_every=1, loader_workers=0, batch_size=2)
+    values["model_overrides"] = {"vocab_size": 300}  # the tokenizer's
+    run_training(load_train_config("tiny", values), tmp_path / "run", progress=False)
+    meta = json.loads((find_checkpoint(tmp_path / "run") / "meta.json").read_text())
+    assert meta["model_config"]["feature_dim"] == 2816
+    assert FeatureSet.from_json(meta["features"]).same_layout(ds.feature_set)
