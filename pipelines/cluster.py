@@ -1,7 +1,7 @@
 """How many extraction workers a run starts, sized from each node's own resources.
 
-A worker (one Ray actor holding both models) must fit on one node: its CPU, GPU and memory
-requests are checked against every node's own totals, never against the cluster's sum, so a
+A worker (one Ray actor holding the feature set's models) must fit on one node: its CPU, GPU and
+memory requests are checked against every node's own totals, never against the cluster's sum, so a
 cluster of three 1-CPU nodes gets three 0.75-CPU workers, not one 2.75-CPU worker that no node
 can hold (which Ray would wait for forever). A request that no node can satisfy is a
 :class:`WorkerPlanError` at start. :func:`plan_workers` is a pure function of the node list;

@@ -277,8 +277,8 @@ def _open_captions(ref: dict[str, Any]) -> CaptionIndex:
 
 
 class VideoProcessor:
-    """Holds the two models and the tokenizer (loaded once); per call, extracts one video's
-    features, then cuts, aligns and tokenizes it (:class:`AlignStage`). Uses no Ray: the
+    """Holds the feature set's models and the tokenizer (loaded once); per call, extracts one
+    video's features, then cuts, aligns and tokenizes it (:class:`AlignStage`). Uses no Ray: the
     extraction actor (:class:`ExtractStage`) runs one, and perf/pipeline.py runs one in a plain
     loop to measure what Ray adds."""
 
