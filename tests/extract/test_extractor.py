@@ -185,3 +185,12 @@ def test_a_set_needing_another_sample_size_is_refused_before_loading():
     cfg = ExtractConfig(device="cpu", random_weights=True, features="clip_rn50x4,slowfast")
     with pytest.raises(OptionError, match="clip_rn50x4 needs its 2D sample at short side 288"):
         FeatureExtractor(cfg)
+
+
+def test_a_set_of_one_3d_extractor(shared_fixtures):
+    """MIL-NCE S3D alone (no 2D extractor): it reads the window's 32 fast slots."""
+    cfg = ExtractConfig(device="cpu", random_weights=True, features="milnce_s3d")
+    f = FeatureExtractor(cfg).extract(shared_fixtures / "videos" / "video_0.mov")
+    assert f.names == ("milnce_s3d",) and f["milnce_s3d"].shape == (1, 1024)
+    assert f["milnce_s3d"].dtype == np.float16
+    assert np.isfinite(f["milnce_s3d"].astype(np.float32)).all()
