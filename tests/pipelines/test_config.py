@@ -415,6 +415,12 @@ def test_a_flag_overrides_a_key_of_the_extract_section() -> None:
             "resnet_weights and random_weights exclude each other: give weight files or "
             "random_weights: true, not both",
         ),
+        (
+            {"features": ["clip_vit_b32", "clip"]},
+            "extract.features",
+            "unknown feature set 'clip'; known: resnet, slowfast, clip_vit_b32, clip_rn50x4, "
+            "milnce_s3d",
+        ),
     ],
 )
 def test_errors_in_the_extract_section_name_the_key_path(
@@ -424,6 +430,16 @@ def test_errors_in_the_extract_section_name_the_key_path(
         build_config({**BASE, "extract": section}, {}, source="run.yaml")
     assert str(e.value) == f"run.yaml: {message}"
     assert e.value.key == key
+
+
+def test_features_are_set_in_the_extract_section_or_by_a_flag() -> None:
+    section = {"features": ["clip_vit_b32", "slowfast"], "weights": {"clip_vit_b32": "v.pt"}}
+    cfg = build_config({**BASE, "extract": section}, {})
+    assert cfg.extract.features == ("clip_vit_b32", "slowfast")
+    assert cfg.extract.weights_for("clip_vit_b32") == "v.pt"
+    flag = build_config({**BASE, "extract": section}, {"features": "clip_vit_b32,milnce_s3d"})
+    assert flag.extract.features == ("clip_vit_b32", "milnce_s3d")
+    assert build_config(BASE, {}).extract.features == ("resnet", "slowfast")
 
 
 def test_pixels_and_decoder_are_set_in_the_extract_section_or_by_flags() -> None:
