@@ -658,24 +658,53 @@ def _check_decoder(cfg: RunConfig) -> None:
     resolve_pixels_and_decoder(cfg.extract, resolve_device(cfg.extract.device))
 
 
+_DEFAULT_SET_RECORD: dict[str, Any] = {
+    "models": {
+        "resnet": "torchvision resnet152 (ImageNet), global average pool, L2-normalised",
+        "slowfast": "pytorchvideo slowfast_r50 8x8 (Kinetics-400), pooled slow||fast",
+    },
+    "preprocessing": {
+        "image": "frame before (i+1/2)L, short side 224 (bicubic, long side truncated), aspect "
+        "kept, ImageNet mean/std",
+        "window": "frames before iL+(j+1/2)/30, j<45, short side 224 (long side truncated), "
+        "centre crop 224 at int((w-224)/2); 32 fast / 8 slow frames by the sampling rule; /255, "
+        "mean 0.45, std 0.225",
+    },
+}
+"""How a dataset of the default set (``resnet,slowfast``) records its models and preprocessing
+in its config: verbatim what every dataset recorded before a feature set could be chosen, and
+without a ``features`` key (the manifest's feature set holds it). A resume compares configs
+for equality, so this keeps those datasets resumable and a default dataset's manifest
+unchanged."""
+
+
 def dataset_config(cfg: RunConfig) -> dict[str, Any]:
-    """What the manifest records about how the dataset was made (content only): with the
-    content options (the feature set's names among them), each extractor's weights' sha256,
-    model and preprocessing, by feature name."""
+    """What the manifest records about how the dataset was made (content only): the content
+    options (the feature set's names among them), each extractor's weights' sha256, model and
+    preprocessing, by feature name; for the default set, :data:`_DEFAULT_SET_RECORD`'s form."""
     tokenizer = None
     if cfg.tokenizer:
         from align.tokenizer import CueTokenizer
 
         t = CueTokenizer.from_path(cfg.tokenizer)
         tokenizer = {"sha256": t.sha256, "vocab_size": t.vocab_size, "kind": t.describe()["kind"]}
+    from extract.config import DEFAULT_FEATURES
     from extract.features import get_extractor
 
-    specs = [get_extractor(name) for name in cfg.extract.features]
+    content = cfg.dataset_config()
+    if tuple(cfg.extract.features) == DEFAULT_FEATURES:
+        del content["features"]
+        described = _DEFAULT_SET_RECORD
+    else:
+        specs = [get_extractor(name) for name in cfg.extract.features]
+        described = {
+            "models": {spec.name: spec.model for spec in specs},
+            "preprocessing": {spec.name: spec.preprocessing.text for spec in specs},
+        }
     return {
-        **cfg.dataset_config(),
+        **content,
         "weights_sha256": _weights_config(cfg),
-        "models": {spec.name: spec.model for spec in specs},
-        "preprocessing": {spec.name: spec.preprocessing.text for spec in specs},
+        **described,
         "tokenizer": tokenizer,
     }
 

@@ -356,6 +356,38 @@ def test_dataset_config_holds_the_content_keys_only() -> None:
     assert cfg.updated(frame_interval=1.0).dataset_config() != cfg.dataset_config()
 
 
+def test_a_default_set_dataset_records_what_datasets_recorded_before_feature_sets() -> None:
+    """Datasets made before a feature set could be chosen still resume: a resume compares the
+    recorded config for equality, and for the default set the pipeline records exactly what
+    they hold (no ``features`` key; models and preprocessing as written then, verbatim)."""
+    from pipelines.run import dataset_config
+
+    cfg = build_config({}, {**BASE, "random_weights": True})
+    assert dataset_config(cfg) == {
+        "frame_interval": 1.5,
+        "clip_length": 60.0,
+        "language": None,
+        "random_weights": True,
+        "sampling": "hero",
+        "weights_sha256": {"resnet": "random", "slowfast": "random"},
+        "models": {
+            "resnet": "torchvision resnet152 (ImageNet), global average pool, L2-normalised",
+            "slowfast": "pytorchvideo slowfast_r50 8x8 (Kinetics-400), pooled slow||fast",
+        },
+        "preprocessing": {
+            "image": "frame before (i+1/2)L, short side 224 (bicubic, long side truncated), "
+            "aspect kept, ImageNet mean/std",
+            "window": "frames before iL+(j+1/2)/30, j<45, short side 224 (long side "
+            "truncated), centre crop 224 at int((w-224)/2); 32 fast / 8 slow frames by the "
+            "sampling rule; /255, mean 0.45, std 0.225",
+        },
+        "tokenizer": None,
+    }
+    other = dataset_config(cfg.updated(features="milnce_s3d,slowfast"))
+    assert other["features"] == ["milnce_s3d", "slowfast"]
+    assert list(other["models"]) == list(other["preprocessing"]) == ["milnce_s3d", "slowfast"]
+
+
 def test_timeout_for() -> None:
     cfg = build_config({}, BASE)
     assert cfg.timeout_for(10.0) == 300.0  # the minimum
