@@ -10,7 +10,7 @@ Needs only Python >= 3.10 and pip. It uses the uv on PATH only if it is the pinn
     python3 dev.py test --fast [ARGS]
                                  the inner loop: the same without the integration tier (the
                                  demo, hero run on Ray, Ray Train, kill -9 runs, whole-video
-                                 extraction)
+                                 extraction), one pytest-xdist worker per core
     python3 dev.py lint          ruff check and ruff format --check
     python3 dev.py hero [ARGS]   any hero command
 
@@ -106,7 +106,12 @@ def main(argv):
         cmd = [python, "-m", "pipelines.cli", *rest]
     elif task == "test":
         if "--fast" in rest:  # the marker is set in tests/conftest.py
-            rest = ["-m", "not slow and not integration", *(a for a in rest if a != "--fast")]
+            # One pytest-xdist worker per core, each with one torch/BLAS thread: with a thread
+            # per core in every worker, the model tests oversubscribed the cores and ran several
+            # times slower (README, Tests).
+            rest = [a for a in rest if a != "--fast"]
+            rest = ["-m", "not slow and not integration", "-n", "auto", *rest]
+            env.setdefault("OMP_NUM_THREADS", "1")
         cmd = [python, "-m", "pytest", *rest]
     else:
         ruff = [python, "-m", "ruff"]

@@ -89,6 +89,9 @@ def same_dataset(got: HeroDataset, want: HeroDataset) -> None:
     assert [e["video_id"] for e in got.errors] == [e["video_id"] for e in want.errors]
 
 
+# Slow tier (CI runs it on every submission): with its local reference run it took 86 s of the
+# default tier, which had grown to about 10 minutes on the 2-core machine (2026-12-06).
+@pytest.mark.slow
 def test_s3_to_s3_with_store_faults_equals_a_local_run(s3, corpus, reference):
     src = upload(s3, corpus, "corpus")
     out = f"{s3.url}/datasets/tv"
