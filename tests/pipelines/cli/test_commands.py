@@ -276,17 +276,23 @@ def test_inspect_errors_are_one_clear_line(tmp_path, demo_dataset):
 # --- --compile reaches the extraction config ----------------------------------------------------
 
 
-def test_extract_compile_flag_reaches_the_extract_config(tmp_path, monkeypatch):
+@pytest.fixture
+def configs(monkeypatch) -> list:
+    """The ExtractConfig each `hero extract` in the test hands to the batch loop, which is
+    replaced so that no video is read."""
     import extract.batch
-    from extract.batch import ExtractSummary
 
-    configs = []
+    seen: list = []
 
-    def fake_extract_videos(videos, output, config, *, overwrite=False):
-        configs.append(config)
-        return ExtractSummary()
+    def record(videos, output, config, *, overwrite=False):
+        seen.append(config)
+        return extract.batch.ExtractSummary()
 
-    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
+    monkeypatch.setattr(extract.batch, "extract_videos", record)
+    return seen
+
+
+def test_extract_compile_flag_reaches_the_extract_config(tmp_path, configs):
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base, "--compile")[0] == 0
     assert run(*base)[0] == 0
@@ -294,17 +300,7 @@ def test_extract_compile_flag_reaches_the_extract_config(tmp_path, monkeypatch):
     assert configs[0].batch_size == 16  # the other options keep their defaults
 
 
-def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, monkeypatch):
-    import extract.batch
-    from extract.batch import ExtractSummary
-
-    configs = []
-
-    def fake_extract_videos(videos, output, config, *, overwrite=False):
-        configs.append(config)
-        return ExtractSummary()
-
-    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
+def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, configs):
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base)[0] == 0
     assert run(*base, "--sampling", "uniform", "--offline")[0] == 0
@@ -313,17 +309,7 @@ def test_extract_sampling_and_offline_flags_reach_the_extract_config(tmp_path, m
     assert code == 2 and "'linear' is not one of 'hero', 'uniform'" in out
 
 
-def test_extract_pixels_flag_reaches_the_extract_config(tmp_path, monkeypatch):
-    import extract.batch
-    from extract.batch import ExtractSummary
-
-    configs = []
-
-    def fake_extract_videos(videos, output, config, *, overwrite=False):
-        configs.append(config)
-        return ExtractSummary()
-
-    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
+def test_extract_pixels_flag_reaches_the_extract_config(tmp_path, configs):
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base)[0] == 0
     assert run(*base, "--pixels", "torch")[0] == 0
@@ -332,17 +318,7 @@ def test_extract_pixels_flag_reaches_the_extract_config(tmp_path, monkeypatch):
     assert code == 2 and "'gpu' is not one of 'auto', 'swscale', 'torch'" in out
 
 
-def test_extract_decoder_flag_reaches_the_extract_config(tmp_path, monkeypatch):
-    import extract.batch
-    from extract.batch import ExtractSummary
-
-    configs = []
-
-    def fake_extract_videos(videos, output, config, *, overwrite=False):
-        configs.append(config)
-        return ExtractSummary()
-
-    monkeypatch.setattr(extract.batch, "extract_videos", fake_extract_videos)
+def test_extract_decoder_flag_reaches_the_extract_config(tmp_path, configs):
     base = ["extract", str(tmp_path / "v.mp4"), "--output", str(tmp_path / "out")]
     assert run(*base)[0] == 0
     assert run(*base, "--decoder", "nvdec")[0] == 0
