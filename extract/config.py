@@ -40,6 +40,9 @@ FEATURES: tuple[str, ...] = ("resnet", "slowfast", "clip_vit_b32", "clip_rn50x4"
 """The extractors' names (:data:`extract.features.EXTRACTORS`' keys, in its order)."""
 DEFAULT_FEATURES: tuple[str, ...] = ("resnet", "slowfast")
 """HERO's visual input, in its order."""
+SECOND_IMAGE_SIDES: dict[str, int] = {"clip_rn50x4": 288}
+"""Extractors whose 2D sample has another short side than the decoder's 224, and that side
+(:class:`extract.features.ImageInput`); the decord backend cannot give them."""
 
 # The weight keys of before feature sets were named: kept as the spelling of those two.
 _NAMED_WEIGHTS = {"resnet": "resnet_weights", "slowfast": "slowfast_weights"}
@@ -134,6 +137,14 @@ class ExtractConfig(ConfigModel):
                 ["pixels", "backend"],
                 f"pixels torch converts the raw planes PyAV hands out: it needs backend pyav, "
                 f"not {self.backend!r}",
+            )
+        second = [name for name in self.features if name in SECOND_IMAGE_SIDES]
+        if self.backend == "decord" and second:
+            raise conflict(
+                ["backend", "features"],
+                f"{second[0]} reads its 2D sample at short side {SECOND_IMAGE_SIDES[second[0]]}, "
+                "and the decord backend scales frames while decoding, to 224 only: use backend "
+                "pyav or torchcodec",
             )
         if self.decoder == "nvdec":
             if self.device == "cpu":

@@ -93,8 +93,8 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -200,12 +200,15 @@ class StepFrames:
         window: (T, 224, 224, 3) uint8 RGB, the 3D window: T = round(L·30) frames (45 at
             L = 1.5 s) at 30 fps, each scaled to short side 224 and centre-cropped.
         times: which source frames these are (:class:`StepTimes`).
+        extra: the same 2D sample scaled from the decoded frame to other short sides, by
+            side (:func:`iter_steps`' ``image_sides``; CLIP RN50x4 reads 288).
     """
 
     index: int
     image: np.ndarray
     window: np.ndarray
     times: StepTimes
+    extra: Mapping[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -451,30 +454,35 @@ def _rot90_turns(clockwise: int) -> int:
 
 
 class _Frame:
-    """One decoded frame: its exact time, and its scaled image, made once and on demand."""
+    """One decoded frame: its exact time, and its scaled images, each made once and on demand.
 
-    __slots__ = ("_image", "_scale", "_source", "duration", "time")
+    ``scale(source, side)`` makes the image at short side ``side``. The source (the decoder's
+    frame) is kept while the frame is, as a 2D sample may be wanted at a second side; the
+    selection holds one frame at a time.
+    """
+
+    __slots__ = ("_images", "_scale", "_source", "duration", "time")
 
     def __init__(
         self,
         time: Fraction,
         duration: Fraction | None,
         source: Any,
-        scale: Callable[[Any], np.ndarray],
+        scale: Callable[[Any, int], Any],
     ) -> None:
         self.time = time
         self.duration = duration
         self._source = source
         self._scale = scale
-        self._image: np.ndarray | None = None
+        self._images: dict[int, Any] = {}
 
-    def image(self) -> Any:
-        """(H, W, 3) uint8 RGB, short side scaled, display orientation, C-contiguous (or the
-        frame's :class:`YUVFrame` when the source copies planes)."""
-        if self._image is None:
-            self._image = self._scale(self._source)
-            self._source = None  # the decoder's buffer can go
-        return self._image
+    def image(self, side: int) -> Any:
+        """(H, W, 3) uint8 RGB, short side ``side``, display orientation, C-contiguous (or the
+        frame's :class:`YUVFrame` / :class:`RGBFrame`, whatever ``side``, when the source
+        hands frames on unscaled)."""
+        if side not in self._images:
+            self._images[side] = self._scale(self._source, side)
+        return self._images[side]
 
 
 # --- the selection: frames in, steps out --------------------------------------------------------
@@ -495,6 +503,7 @@ class _Step:
         rate: Fraction,
         used: frozenset[int] | None = None,
         planes: bool = False,
+        image_sides: tuple[int, ...] = (),
     ) -> None:
         self.index = index
         self.rate = rate
@@ -505,7 +514,9 @@ class _Step:
         self.side = side
         self.used = used  # window slots given pixels; None: all of them
         self.planes = planes
+        self.image_sides = image_sides  # more short sides of the 2D sample (not with planes)
         self.image: Any = None
+        self.extra: dict[int, np.ndarray] = {}
         self.image_time: Fraction | None = None
         self.window_times: list[Fraction] = [Fraction(0)] * (len(cuts) - 1)
         self.window: Any = None
@@ -533,7 +544,7 @@ class _Step:
             self.window_times[slot] = frame.time
         if self.side is None or (slot >= 0 and self.used is not None and slot not in self.used):
             return  # no pixels wanted: the frame is never converted for this slot
-        img = frame.image()
+        img = frame.image(self.side)
         if self.planes:  # a YUVFrame, shared (never written to)
             if slot < 0:
                 self.image = img
@@ -542,6 +553,7 @@ class _Step:
             return
         if slot < 0:
             self.image = img.copy()
+            self.extra = {s: frame.image(s).copy() for s in self.image_sides}
         else:
             assert self.window is not None
             h, w = img.shape[:2]
@@ -560,7 +572,7 @@ class _Step:
             image: YUVFrame | RGBFrame = self.image
             size = scaled_size(*image.display_size, self.side)
             return StepPlanes(self.index, image, tuple(self.window), size, self.times())
-        return StepFrames(self.index, self.image, self.window, self.times())
+        return StepFrames(self.index, self.image, self.window, self.times(), self.extra)
 
 
 def _select(
@@ -574,6 +586,7 @@ def _select(
     side: int | None,
     sampling: str | None = None,
     planes: bool = False,
+    image_sides: tuple[int, ...] = (),
 ) -> Iterator[StepFrames | StepPlanes | StepTimes]:
     """Steps ``first_step`` … (``stop_step`` or the end) from frames in decoding order.
 
@@ -593,7 +606,7 @@ def _select(
         used = frozenset(slots.fast) | frozenset(slots.slow)
 
     def new_step(index: int) -> _Step:
-        return _Step(index, interval, window_fps, side, info.frame_rate, used, planes)
+        return _Step(index, interval, window_fps, side, info.frame_rate, used, planes, image_sides)
 
     step = new_step(first_step)
     prev: _Frame | None = None
@@ -646,7 +659,7 @@ def _swscale_rgb(reformatter: Any, frame: Any, side: int, turns: int) -> np.ndar
 
 
 def _pyav_frames(
-    path: str, start: Fraction, first_cutoff: Fraction, side: int, planes: bool = False
+    path: str, start: Fraction, first_cutoff: Fraction, planes: bool = False
 ) -> Iterator[_StreamInfo | _Frame]:
     """The stream's info, then decoded frames from the keyframe before ``start`` (relative
     seconds) on.
@@ -670,11 +683,11 @@ def _pyav_frames(
         reformatter = VideoReformatter()
         turns = 0
 
-        def scale(frame: Any) -> np.ndarray:
+        def scale(frame: Any, side: int) -> np.ndarray:
             return _swscale_rgb(reformatter, frame, side, turns)
 
-        def copy_planes(frame: Any) -> YUVFrame:
-            return yuv_frame(frame, turns)
+        def copy_planes(frame: Any, side: int) -> YUVFrame:
+            return yuv_frame(frame, turns)  # unscaled: the extraction device scales it
 
         decoded = _Ahead(container.decode(stream))
         try:
@@ -760,17 +773,23 @@ def _index(path: str) -> _Index:
     return _Index(times, last or 1 / rate, rate, rotation, display, codec)
 
 
-def _rgb_scaler(side: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Scale a full-size (H, W, 3) RGB frame to short side ``side``, bicubic, with swscale."""
+def _rgb_scaler() -> Callable[[np.ndarray, int], np.ndarray]:
+    """``scale(rgb, side)``: a full-size (H, W, 3) RGB frame scaled to short side ``side``,
+    bicubic, with swscale."""
     reformatter = VideoReformatter()
 
-    def scale(rgb: np.ndarray) -> np.ndarray:
+    def scale(rgb: np.ndarray, side: int) -> np.ndarray:
         height, width = rgb.shape[:2]
         w, h = scaled_size(width, height, side)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         return reformatter.reformat(frame, w, h, interpolation=_INTERPOLATION).to_ndarray()
 
     return scale
+
+
+def _as_decoded(rgb: np.ndarray, side: int) -> np.ndarray:
+    """decord's frame, scaled while decoding to the one size it was opened with."""
+    return np.ascontiguousarray(rgb)
 
 
 def _decord_frames(
@@ -810,7 +829,7 @@ def _decord_frames(
                     f"expected {size[0]}x{size[1]} as displayed",
                 )
             duration = index.last_duration if k == count - 1 else None
-            yield _Frame(times[k], duration, rgb, np.ascontiguousarray)
+            yield _Frame(times[k], duration, rgb, _as_decoded)
     except DecodeError:
         raise
     except Exception as e:
@@ -818,7 +837,7 @@ def _decord_frames(
 
 
 def _torchcodec_frames(
-    path: str, start: Fraction, first_cutoff: Fraction, side: int
+    path: str, start: Fraction, first_cutoff: Fraction
 ) -> Iterator[_StreamInfo | _Frame]:
     from torchcodec.decoders import VideoDecoder
 
@@ -834,7 +853,7 @@ def _torchcodec_frames(
         raise DecodeError(path, f"torchcodec cannot open it: {e}") from e
     if count != len(times):
         raise DecodeError(path, f"torchcodec counts {count} frames, the container {len(times)}")
-    scale = _rgb_scaler(side)
+    scale = _rgb_scaler()
     turns = _rot90_turns(index.rotation)
     try:
         for k in range(frame_before(times, first_cutoff), count):
@@ -850,7 +869,7 @@ def _torchcodec_frames(
 
 
 def _nvdec_frames(
-    path: str, start: Fraction, first_cutoff: Fraction, side: int, device: str, fallback: bool
+    path: str, start: Fraction, first_cutoff: Fraction, device: str, fallback: bool
 ) -> Iterator[_StreamInfo | _Frame]:
     """Frames decoded by NVDEC through torchcodec (:mod:`extract.nvdec`), as
     :class:`~extract.pixels.RGBFrame` on ``device``, made for the frames a step uses only.
@@ -869,7 +888,7 @@ def _nvdec_frames(
             raise DecodeError(path, f"NVDEC cannot decode it: {why}")
         nvdec.tell(f"NVDEC: {why}: such videos are decoded on the CPU")
         log.info("%s: decoding on the CPU, not NVDEC: %s", path, why)
-        return _pyav_frames(path, start, first_cutoff, side, planes=True)
+        return _pyav_frames(path, start, first_cutoff, planes=True)
 
     why = nvdec.unsupported_codec(index.codec)
     if why is None and (
@@ -900,7 +919,7 @@ def _nvdec_frames(
     yield _StreamInfo(index.frame_rate)
     turns = _rot90_turns(index.rotation)
 
-    def fetch(k: int) -> RGBFrame:
+    def fetch(k: int, side: int) -> RGBFrame:  # unscaled: the pixel work scales it
         try:
             rgb = decoder.get_frame_at(k).data  # (H, W, 3) uint8 on the device (NHWC)
         except Exception as e:
@@ -915,7 +934,7 @@ def _nvdec_frames(
 
 
 def _folder_frames(
-    path: str, first_cutoff: Fraction, side: int, planes: bool = False
+    path: str, first_cutoff: Fraction, planes: bool = False
 ) -> Iterator[_StreamInfo | _Frame]:
     """A frame folder's (:mod:`extract.frames`) fps, then its frames from the one before
     ``first_cutoff`` on, each decoded only if a step asks for its pixels.
@@ -930,8 +949,12 @@ def _folder_frames(
     size: tuple[int, int] | None = None  # (width, height) of the first frame decoded
     first_file = ""
 
+    last: tuple[str, Any] | None = None  # the file decoded last, kept for a second size
+
     def decode(file: str) -> Any:
-        nonlocal size, first_file
+        nonlocal size, first_file, last
+        if last is not None and last[0] == file:
+            return last[1]
         frame, _ = read_image(path, file)
         _check_size(frame.width, frame.height, path)
         if size is None:
@@ -942,14 +965,15 @@ def _folder_frames(
                 f"frame {file!r} is {frame.width}×{frame.height}, frame {first_file!r} "
                 f"{size[0]}×{size[1]}: all frames of a folder must have one size",
             )
+        last = (file, frame)
         return frame
 
-    def scale(file: str) -> np.ndarray:
+    def scale(file: str, side: int) -> np.ndarray:
         return _swscale_rgb(reformatter, decode(file), side, 0)
 
     as_yuv: bool | None = None  # chosen by the first frame, so that all frames convert together
 
-    def copy_planes(file: str) -> YUVFrame | RGBFrame:
+    def copy_planes(file: str, side: int) -> YUVFrame | RGBFrame:
         nonlocal as_yuv
         frame = decode(file)
         if as_yuv is None:
@@ -965,9 +989,6 @@ def _folder_frames(
         yield _Frame(times[k], lasts, folder.files[k], copy_planes if planes else scale)
 
 
-_SOURCES = {"pyav": _pyav_frames, "decord": _decord_frames, "torchcodec": _torchcodec_frames}
-
-
 # --- the public iterator ----------------------------------------------------------------------
 
 
@@ -979,6 +1000,7 @@ def iter_steps(
     end: float | None = None,
     backend: str = "pyav",
     short_side: int = SHORT_SIDE,
+    image_sides: Sequence[int] = (),
     window_fps: int = WINDOW_FPS,
     sampling: str | None = None,
     pixels: str = "swscale",
@@ -999,6 +1021,12 @@ def iter_steps(
     stay zero and a frame only they use is decoded but never converted. The slots it does
     fill are identical to those of ``sampling=None`` (every slot converted).
 
+    ``image_sides``: more short sides at which the 2D sample is given (:attr:`StepFrames.extra`),
+    each scaled from the decoded frame in its own swscale call, so a side's image is exactly
+    ``iter_steps(short_side=side)``'s. Not with the ``decord`` backend, which scales while
+    decoding, to ``short_side`` only. With ``pixels="torch"`` the step carries the frame
+    unscaled and :func:`extract.extractor.planes_to_inputs` makes every side.
+
     ``pixels``: ``swscale`` (default) yields :class:`StepFrames`, converted here; ``torch``
     yields :class:`StepPlanes`, the frames' YUV planes unconverted, for
     :func:`extract.pixels.convert` on the extraction device (``pyav`` backend only).
@@ -1013,6 +1041,16 @@ def iter_steps(
         raise OptionError(f"pixels must be 'swscale' or 'torch' here, got {pixels!r}")
     if pixels == "torch" and backend != "pyav":
         raise OptionError(f"pixels='torch' needs the pyav backend, not {backend!r}")
+    extra = tuple(sorted({s for s in image_sides if s != short_side}))
+    for s in extra:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+            raise ValueError(f"image_sides must be positive ints, got {s!r}")
+    if extra and backend == "decord" and pixels == "swscale":
+        raise OptionError(
+            f"the decord backend scales frames while decoding, to short side {short_side} only; "
+            f"a 2D sample at short side {', '.join(map(str, extra))} needs the pyav or "
+            "torchcodec backend"
+        )
     from extract.nvdec import resolve_decoder
 
     decoder = resolve_decoder(decoder, torch.device(device), pixels)
@@ -1028,6 +1066,7 @@ def iter_steps(
         sampling=sampling,
         planes=pixels == "torch",
         nvdec=None if decoder == "cpu" else (str(device), decoder == "auto"),
+        image_sides=() if pixels == "torch" else extra,
     )
 
 
@@ -1058,6 +1097,7 @@ def _iterate(
     sampling: str | None = None,
     planes: bool = False,
     nvdec: tuple[str, bool] | None = None,
+    image_sides: tuple[int, ...] = (),
 ) -> Iterator[StepFrames | StepPlanes | StepTimes]:
     """``nvdec``: (device, fall back to the CPU) to decode with NVDEC (``planes`` only)."""
     if sampling is not None and sampling not in SAMPLINGS:
@@ -1084,7 +1124,6 @@ def _iterate(
         if stop_step <= first_step:
             raise GridError(f"end {end!r} s must be after start {start!r} s")
     name = os.fspath(path)
-    source = _SOURCES[backend]
     begin = first_step * exact_seconds(interval)
     # The earliest cutoff of the first step: decoding must start before it.
     first_cutoff = min(
@@ -1092,15 +1131,28 @@ def _iterate(
         sample_cutoff_2d(first_step, interval),
     )
     if os.path.isdir(name):  # a frame folder, whatever the video decoder
-        frames = _folder_frames(name, first_cutoff, short_side, planes=planes)
+        frames = _folder_frames(name, first_cutoff, planes=planes)
     elif nvdec is not None:
-        frames = _nvdec_frames(name, begin, first_cutoff, short_side, *nvdec)
-    elif planes:
-        frames = _pyav_frames(name, begin, first_cutoff, short_side, planes=True)
+        frames = _nvdec_frames(name, begin, first_cutoff, *nvdec)
+    elif backend == "decord":  # decord scales while decoding, to one size
+        frames = _decord_frames(name, begin, first_cutoff, short_side)
+    elif backend == "torchcodec":
+        frames = _torchcodec_frames(name, begin, first_cutoff)
     else:
-        frames = source(name, begin, first_cutoff, short_side)
+        frames = _pyav_frames(name, begin, first_cutoff, planes=planes)
     side = short_side if pixels else None
-    return _steps(frames, name, first_step, stop_step, interval, window_fps, side, sampling, planes)
+    return _steps(
+        frames,
+        name,
+        first_step,
+        stop_step,
+        interval,
+        window_fps,
+        side,
+        sampling,
+        planes,
+        image_sides,
+    )
 
 
 def _steps(
@@ -1113,6 +1165,7 @@ def _steps(
     side: int | None,
     sampling: str | None,
     planes: bool = False,
+    image_sides: tuple[int, ...] = (),
 ) -> Iterator[StepFrames | StepPlanes | StepTimes]:
     try:
         yield from _select(
@@ -1125,6 +1178,7 @@ def _steps(
             side=side,
             sampling=sampling,
             planes=planes,
+            image_sides=image_sides,
         )
     finally:
         close = getattr(frames, "close", None)

@@ -23,7 +23,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,21 @@ import numpy as np
 import torch
 
 from extract.config import ExtractConfig
-from extract.decode import SHORT_SIDE, StepFrames, StepPlanes, crop_offset, iter_steps
+from extract.decode import (
+    SHORT_SIDE,
+    StepFrames,
+    StepPlanes,
+    crop_offset,
+    iter_steps,
+    scaled_size,
+)
 from extract.features import EXTRACTORS, ImageInput
 from extract.models import WeightsInfo, prepare_for
 from extract.nvdec import resolve_decoder
 from extract.pixels import RGBFrame, YUVFrame, convert, resolve_pixels
 from extract.sampling import pathway_slots, slow_positions
 from hero_data.device import resolve_device
-from hero_data.errors import HeroError, OptionError
+from hero_data.errors import HeroError
 from hero_data.types import safe_id
 
 log = logging.getLogger(__name__)
@@ -184,8 +191,9 @@ class FeatureExtractor:
     """Loads the configured extractors (:attr:`ExtractConfig.features`) once; extracts their
     features of videos or windows of them, from one decode per video whatever the set.
 
-    Every 2D extractor reads the step's 2D sample, every 3D one the window's 32 fast-pathway
-    slots (SlowFast's slow pathway 8 of them): :mod:`extract.features`.
+    Every 2D extractor reads the step's 2D sample, scaled from the decoded frame to its own
+    short side (224, or RN50x4's 288: a second scaling of the same frame), every 3D one the
+    window's 32 fast-pathway slots (SlowFast's slow pathway 8 of them): :mod:`extract.features`.
 
     Args:
         config: see :class:`ExtractConfig`.
@@ -209,14 +217,12 @@ class FeatureExtractor:
         if unknown:
             raise ValueError(f"modules given for {sorted(unknown)}, not in {cfg.features}")
         self.specs = {name: EXTRACTORS[name] for name in cfg.features}
-        for spec in self.specs.values():
-            source = spec.input
-            if isinstance(source, ImageInput) and source.short_side != SHORT_SIDE:
-                raise OptionError(
-                    f"{spec.name} needs its 2D sample at short side {source.short_side}, and "
-                    f"the decoder gives {SHORT_SIDE} only: {spec.name} cannot be extracted yet",
-                    key="features",
-                )
+        # The short sides of the 2D samples read (224; CLIP RN50x4's 288), and those beyond
+        # the decoder's 224, which it scales a second time.
+        self._sides_read = sorted(
+            {s.input.short_side for s in self.specs.values() if isinstance(s.input, ImageInput)}
+        )
+        self.image_sides = tuple(s for s in self._sides_read if s != SHORT_SIDE)
         self.weights: dict[str, WeightsInfo] = {}
         opts = {"bf16": cuda and cfg.bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
         self.models: dict[str, torch.nn.Module] = {}
@@ -267,13 +273,19 @@ class FeatureExtractor:
     @torch.inference_mode()
     def _run(self, steps: list[Any]) -> dict[str, np.ndarray]:
         if isinstance(steps[0], StepPlanes):
-            images, fast = planes_to_inputs(steps, self.config.sampling, self.device)
+            images, fast = planes_to_inputs(
+                steps, self.config.sampling, self.device, self.image_sides
+            )
         else:
-            images = self._to_device([s.image for s in steps])  # (B, H, W, 3)
+            images = {  # short side -> (B, H, W, 3)
+                side: self._to_device([_sample(s, side) for s in steps])
+                for side in self._sides_read
+            }
             fast = self._to_device([self.fast_frames(s) for s in steps])  # (B, 32, 224, 224, 3)
         rows = {}
         for name, model in self.models.items():
-            inputs = images if isinstance(self.specs[name].input, ImageInput) else fast
+            source = self.specs[name].input
+            inputs = images[source.short_side] if isinstance(source, ImageInput) else fast
             rows[name] = model(inputs).float().cpu().numpy().astype(np.float16)  # (B, dim)
         return rows
 
@@ -297,6 +309,7 @@ class FeatureExtractor:
             start=start,
             end=end,
             backend=cfg.backend,
+            image_sides=self.image_sides,
             sampling=cfg.sampling,  # convert only the window slots the 3D extractors read
             pixels=self.pixels,
             decoder=self.decoder,
@@ -358,11 +371,15 @@ class FeatureExtractor:
 
 
 def planes_to_inputs(
-    steps: list[StepPlanes], sampling: str, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
+    steps: list[StepPlanes],
+    sampling: str,
+    device: torch.device,
+    image_sides: Sequence[int] = (),
+) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
     """The model inputs of steps of one size (:func:`_shape`) from their raw planes, converted
     on ``device`` (:func:`extract.pixels.convert`), each distinct frame (2D samples and the
-    fast-pathway slots ``sampling`` names) once: uint8 images ``(B, h, w, 3)`` and fast
+    fast-pathway slots ``sampling`` names) once: uint8 images ``(B, h, w, 3)`` by short side
+    (224, and each of ``image_sides``: the 2D samples scaled again from their planes) and fast
     frames ``(B, 32, 224, 224, 3)``, as the swscale path's :meth:`FeatureExtractor.fast_frames`
     would give them."""
     frames: dict[int, YUVFrame | RGBFrame] = {}
@@ -384,9 +401,19 @@ def planes_to_inputs(
     side = SHORT_SIDE  # the 3D slots' crop
     top, left = crop_offset(rgb.shape[1], side), crop_offset(rgb.shape[2], side)
     crops = rgb[:, top : top + side, left : left + side]  # (N, 224, 224, 3)
-    images = rgb.index_select(0, torch.tensor(image_rows, device=device))  # (B, h, w, 3)
+    images = {side: rgb.index_select(0, torch.tensor(image_rows, device=device))}  # (B, h, w, 3)
     fast = crops[torch.tensor(fast_rows, device=device)]  # (B, 32, 224, 224, 3)
+    display = steps[0].image.display_size
+    for extra in image_sides:
+        if extra != side:
+            samples = [s.image for s in steps]
+            images[extra] = convert(samples, scaled_size(*display, extra), device)  # type: ignore[arg-type]
     return images, fast.contiguous()
+
+
+def _sample(step: StepFrames, side: int) -> np.ndarray:
+    """The step's 2D sample at short side ``side``."""
+    return step.image if side == SHORT_SIDE else step.extra[side]
 
 
 def _shape(step: StepFrames | StepPlanes) -> Any:

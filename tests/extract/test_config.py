@@ -12,6 +12,7 @@ from extract.config import (
     FEATURES,
     PIXELS,
     SAMPLINGS,
+    SECOND_IMAGE_SIDES,
     ExtractConfig,
 )
 from hero_data.errors import OptionError
@@ -25,6 +26,12 @@ def test_the_names_a_config_accepts_are_the_extractors() -> None:
     assert ExtractConfig().sampling == sampling.DEFAULT_SAMPLING
     assert tuple(features.EXTRACTORS) == FEATURES
     assert ExtractConfig().features == DEFAULT_FEATURES == ("resnet", "slowfast")
+    assert {
+        name: spec.input.short_side
+        for name, spec in features.EXTRACTORS.items()
+        if isinstance(spec.input, features.ImageInput)
+        and spec.input.short_side != decode.SHORT_SIDE
+    } == SECOND_IMAGE_SIDES
 
 
 @pytest.mark.parametrize(
@@ -46,6 +53,12 @@ def test_the_names_a_config_accepts_are_the_extractors() -> None:
             "clip_rn50x4, milnce_s3d",
         ),
         ({"features": ["slowfast", "slowfast"]}, "features", "names an extractor twice"),
+        (
+            {"features": "clip_rn50x4,slowfast", "backend": "decord"},
+            "backend",
+            "clip_rn50x4 reads its 2D sample at short side 288, and the decord backend scales "
+            "frames while decoding, to 224 only: use backend pyav or torchcodec",
+        ),
         ({"features": []}, "features", "features names no extractor"),
         (
             {"weights": {"resnet": "r.pth"}},

@@ -31,6 +31,7 @@ from extract.decode import (
     scaled_size,
 )
 from extract.sampling import pathway_slots
+from hero_data.errors import OptionError
 from hero_data.grid import num_steps, select_2d
 
 FIXTURE_VIDEOS = [
@@ -561,10 +562,10 @@ def test_sampling_converts_only_the_slots_slowfast_reads(tmp_path, monkeypatch, 
     converted = []
     image = decode_module._Frame.image
 
-    def counting(self):
-        if self._image is None:
+    def counting(self, side):
+        if side not in self._images:
             converted.append(self.time)
-        return image(self)
+        return image(self, side)
 
     monkeypatch.setattr(decode_module._Frame, "image", counting)
     full = list(iter_steps(path))
@@ -584,6 +585,35 @@ def test_sampling_converts_only_the_slots_slowfast_reads(tmp_path, monkeypatch, 
     if sampling == "hero" and rate == 30:
         assert len(used) == 23  # every other slot, 0 … 44
         assert len(converted) <= 3 * (23 + 1)
+
+
+# --- a second size of the 2D sample -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["video_0.mov", "flipping_a_pancake.mkv", "video_90.mov"])
+def test_a_second_image_side_is_that_sides_own_decode(shared_fixtures, name):
+    """``image_sides=(288,)`` (CLIP RN50x4) gives each step's 2D sample scaled from the decoded
+    frame to short side 288, bit for bit what a decode at short side 288 gives, and leaves the
+    224 image and window as they were."""
+    path = shared_fixtures / "videos" / name
+    both = list(iter_steps(path, image_sides=(288, 224), end=12.0))
+    at_224 = list(iter_steps(path, end=12.0))
+    at_288 = list(iter_steps(path, short_side=288, end=12.0))
+    assert len(both) == len(at_224) == len(at_288) >= 1
+    for b, s, big in zip(both, at_224, at_288, strict=True):
+        assert set(b.extra) == {288} and s.extra == {}
+        assert min(b.extra[288].shape[:2]) == 288
+        assert np.array_equal(b.extra[288], big.image), f"step {b.index}"
+        assert np.array_equal(b.image, s.image) and np.array_equal(b.window, s.window)
+        assert b.times == s.times
+
+
+def test_a_second_image_side_is_refused_where_decord_scales(shared_fixtures):
+    pytest.importorskip("decord")
+    with pytest.raises(OptionError, match="decord backend scales frames while decoding"):
+        iter_steps(shared_fixtures / "videos" / "video_0.mov", backend="decord", image_sides=[288])
+    with pytest.raises(ValueError, match="image_sides must be positive ints"):
+        iter_steps(shared_fixtures / "videos" / "video_0.mov", image_sides=[0])
 
 
 def test_sampling_is_checked():

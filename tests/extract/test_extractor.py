@@ -10,9 +10,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
-from extract.decode import DecodeError, probe
+from extract.decode import DecodeError, iter_steps, probe
 from extract.extractor import ExtractConfig, FeatureExtractor, npz_name, write_npz
 from extract.synthetic import make_video
 from hero_data.writer import read_errors
@@ -179,12 +180,72 @@ def test_hero_extract_any_feature_set(tmp_path, shared_fixtures, features):
     assert "unknown feature set 'resnet50'; known: resnet, slowfast" in unknown.output
 
 
-def test_a_set_needing_another_sample_size_is_refused_before_loading():
-    from hero_data.errors import OptionError
+class Recorder(torch.nn.Module):
+    """A feature module that keeps the pixels it is handed and returns zero rows."""
 
-    cfg = ExtractConfig(device="cpu", random_weights=True, features="clip_rn50x4,slowfast")
-    with pytest.raises(OptionError, match="clip_rn50x4 needs its 2D sample at short side 288"):
-        FeatureExtractor(cfg)
+    channels_last_format = torch.contiguous_format
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.seen: list[np.ndarray] = []
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.extend(x.cpu().numpy())
+        return torch.zeros(x.shape[0], self.dim)
+
+
+@pytest.mark.parametrize("pixels", ["swscale", "torch"])
+def test_each_2d_extractor_reads_the_sample_at_its_own_short_side(shared_fixtures, pixels):
+    """In one decode, ResNet reads the 2D sample at short side 224 and CLIP RN50x4 at 288,
+    each scaled from the decoded frame: swscale's images are a decode at that side's, bit for
+    bit; the torch pixel path's agree with them to its documented tolerance."""
+    path = shared_fixtures / "videos" / "flipping_a_pancake.mkv"
+    names = ("resnet", "clip_rn50x4", "slowfast")
+    modules = {name: Recorder(dim) for name, dim in zip(names, (2048, 640, 2304), strict=True)}
+    cfg = ExtractConfig(device="cpu", features=",".join(names), batch_size=3, pixels=pixels)
+    ex = FeatureExtractor(cfg, modules=modules)
+    assert ex.image_sides == (288,)
+    f = ex.extract(path, end=9.0)
+    assert f.names == names and f["clip_rn50x4"].shape == (6, 640)
+    for side, name in ((224, "resnet"), (288, "clip_rn50x4")):
+        ref = [s.image for s in iter_steps(path, short_side=side, end=9.0)]
+        seen = modules[name].seen
+        assert len(seen) == len(ref) == 6
+        for ours, theirs in zip(seen, ref, strict=True):
+            assert ours.shape == theirs.shape and min(ours.shape[:2]) == side
+            if pixels == "swscale":
+                assert np.array_equal(ours, theirs)
+            else:  # docs/extraction.md: a mean of about 0.01 grey levels from swscale's
+                assert np.abs(ours.astype(np.float64) - theirs).mean() < 0.05
+    assert len(modules["slowfast"].seen) == 6 and modules["slowfast"].seen[0].shape[1:] == (
+        224,
+        224,
+        3,
+    )
+
+
+@pytest.mark.integration
+def test_clip_rn50x4_extracts_and_rows_do_not_depend_on_the_batch(shared_fixtures):
+    """CLIP RN50x4 with seeded random weights: 640-d rows, the same whatever they were batched
+    with (the CPU runs each sample on its own)."""
+    pytest.importorskip("open_clip")
+    path = shared_fixtures / "videos" / "flipping_a_pancake.mkv"
+    one = FeatureExtractor(
+        ExtractConfig(device="cpu", random_weights=True, features="clip_rn50x4", batch_size=1)
+    )
+    four = FeatureExtractor(
+        ExtractConfig(device="cpu", random_weights=True, features="clip_rn50x4", batch_size=4),
+        modules=one.models,
+    )
+    a, b = one.extract(path, end=6.0), four.extract(path, end=6.0)
+    assert a["clip_rn50x4"].shape == (4, 640) and a["clip_rn50x4"].dtype == np.float16
+    assert np.isfinite(a["clip_rn50x4"].astype(np.float32)).all()
+    assert np.array_equal(a["clip_rn50x4"], b["clip_rn50x4"])
+    assert not np.array_equal(a["clip_rn50x4"][0], a["clip_rn50x4"][-1])
 
 
 def test_a_set_of_one_3d_extractor(shared_fixtures):
@@ -194,3 +255,20 @@ def test_a_set_of_one_3d_extractor(shared_fixtures):
     assert f.names == ("milnce_s3d",) and f["milnce_s3d"].shape == (1, 1024)
     assert f["milnce_s3d"].dtype == np.float16
     assert np.isfinite(f["milnce_s3d"].astype(np.float32)).all()
+
+
+@pytest.mark.slow  # 78 s here: five networks built with random weights, run on the CPU
+def test_every_extractor_from_one_decode(tmp_path):
+    """All five extractors at once (the README's sets are subsets of it), seeded random
+    weights: each gives its documented width, finite rows, one per step."""
+    pytest.importorskip("open_clip")
+    from extract.features import EXTRACTORS
+
+    video = make_video(tmp_path / "v.mp4", duration=4.0, width=128, height=72)
+    names = tuple(EXTRACTORS)
+    cfg = ExtractConfig(device="cpu", random_weights=True, features=",".join(names))
+    f = FeatureExtractor(cfg).extract(video)
+    assert f.names == names and f.num_steps == 3
+    for name, spec in EXTRACTORS.items():
+        assert f[name].shape == (3, spec.dim) and f[name].dtype == np.float16, name
+        assert np.isfinite(f[name].astype(np.float32)).all(), name

@@ -97,6 +97,16 @@ def test_a_start_past_zero_decodes_the_same_steps(tvqa):
         assert np.array_equal(a.image, b.image) and np.array_equal(a.window, b.window)
 
 
+def test_a_second_image_side_is_scaled_from_the_frame_file(tvqa):
+    """CLIP RN50x4's 288 sample of a frame folder: what a decode at 288 gives."""
+    both = list(iter_steps(tvqa, image_sides=(288,)))
+    at_288 = list(iter_steps(tvqa, short_side=288))
+    assert len(both) == len(at_288) == STEPS
+    for a, b in zip(both, at_288, strict=True):
+        assert a.image.shape == (224, 298, 3) and a.extra[288].shape == (288, 384, 3)
+        assert np.array_equal(a.extra[288], b.image)
+
+
 def test_raw_planes_for_torch_pixels(tvqa):
     from extract.pixels import convert
 

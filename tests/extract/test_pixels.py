@@ -116,12 +116,12 @@ def test_rgb_frames_scale_as_swscale_scales_rgb(request, shared_fixtures, source
     path = {"pancake": videos / "flipping_a_pancake.mkv", "video_0": videos / "video_0.mov"}.get(
         source
     ) or request.getfixturevalue(source)
-    scale = _rgb_scaler(224)
+    scale = _rgb_scaler()
     for f in frames(path):
         rgb = f.to_ndarray(format="rgb24")  # (H, W, 3)
         for turns in (0, 1):
             shown = np.ascontiguousarray(np.rot90(rgb, turns))
-            ref = scale(shown)
+            ref = scale(shown, 224)
             size = scaled_size(shown.shape[1], shown.shape[0])
             frame = RGBFrame(torch.from_numpy(shown))
             assert frame.display_size == (shown.shape[1], shown.shape[0])
@@ -180,7 +180,8 @@ def test_model_inputs_from_planes(bars):
     (centre crops of the slots the rule names), on the device, close to swscale's."""
     planes = list(iter_steps(bars, sampling="hero", pixels="torch"))
     frames = list(iter_steps(bars, sampling="hero"))
-    images, fast = planes_to_inputs(planes, "hero", CPU)
+    by_side, fast = planes_to_inputs(planes, "hero", CPU)
+    images = by_side[224]
     assert images.shape == (2, 224, 398, 3) and fast.shape == (2, 32, 224, 224, 3)
     assert images.dtype == fast.dtype == torch.uint8
     for k, s in enumerate(frames):

@@ -607,8 +607,8 @@ def test_frame_folders_from_a_manifest(ray_local, tmp_path):
 
 def test_a_chosen_feature_set_end_to_end_then_trains(ray_local, tmp_path):
     """``--features clip_vit_b32,slowfast``: the dataset holds that set (its columns, widths and
-    extractor configs), hero train takes its 2816 dims from it, and resuming the dataset with
-    another set is refused."""
+    extractor configs), hero train takes its 2816 dims from it, resuming the dataset with
+    another set is refused, and it exports to HERO's LMDB and imports back."""
     from align.tokenizer import train_byte_level_bpe
     from hero_data.errors import FeatureSetError
     from hero_data.features import FeatureSet
@@ -647,3 +647,20 @@ def test_a_chosen_feature_set_end_to_end_then_trains(ray_local, tmp_path):
     meta = json.loads((find_checkpoint(tmp_path / "run") / "meta.json").read_text())
     assert meta["model_config"]["feature_dim"] == 2816
     assert FeatureSet.from_json(meta["features"]).same_layout(ds.feature_set)
+
+    # The same dataset exports under VALUE's name and imports back, features exact.
+    from pipelines.interop.lmdb_export import ExportOptions, export_hero_lmdb
+    from pipelines.interop.lmdb_import import LmdbImportOptions, import_hero_lmdb
+
+    lmdb_dir = tmp_path / "hero"
+    summary = export_hero_lmdb(
+        out, lmdb_dir, ExportOptions(tokenizer=str(tokenizer), progress=False)
+    )
+    assert summary.feature_db.name == "clip-vit_slowfast_1.5"
+    import_hero_lmdb(lmdb_dir, tmp_path / "back", LmdbImportOptions(progress=False))
+    back = HeroDataset.open(tmp_path / "back")
+    assert back.feature_set.same_layout(ds.feature_set) and back.feature_dim == 2816
+    assert back.clip_ids() == sorted(ds.clip_ids())
+    for clip_id in ds.clip_ids():
+        for name, rows in ds[clip_id].features.items():
+            assert back[clip_id].features[name].tobytes() == rows.tobytes(), (clip_id, name)
