@@ -369,17 +369,22 @@ class _Ahead:
         self._thread.join()
 
 
-def probe(path: str | os.PathLike[str], video_id: str | None = None) -> VideoInfo:
+def probe(
+    path: str | os.PathLike[str], video_id: str | None = None, fps: str | None = None
+) -> VideoInfo:
     """What a video file is, read with PyAV; decodes its first frame (for the rotation).
 
     ``video_id`` defaults to the file's stem made safe (:func:`hero_data.types.safe_id`).
+    ``fps``: a frame folder's rate as the manifest states it (:mod:`extract.frames`); a video
+    file given one is a :class:`DecodeError` (its own timestamps time it).
     ``duration`` is what the container says: the video stream's duration, else the
     container's (which may include a longer audio track), else 0.0. :func:`iter_steps` counts
     its steps from the decoded frames instead, so the two can disagree for a lying file.
     """
     name = os.fspath(path)
     if os.path.isdir(name):
-        return _probe_folder(name, video_id)
+        return _probe_folder(name, video_id, fps)
+    _no_fps_for_a_file(name, fps)
     with _open(name) as container:
         stream = _video_stream(container, name)
         fps = _frame_rate(stream, name)
@@ -406,13 +411,20 @@ def probe(path: str | os.PathLike[str], video_id: str | None = None) -> VideoInf
         )
 
 
-def _probe_folder(path: str, video_id: str | None) -> VideoInfo:
+def _no_fps_for_a_file(path: str, fps: str | None) -> None:
+    if fps is not None:
+        raise DecodeError(
+            path, f"the manifest states fps {fps} for a video file: only frame folders take one"
+        )
+
+
+def _probe_folder(path: str, video_id: str | None, fps: str | None) -> VideoInfo:
     """:func:`probe` of a frame folder: its frame count and fps, and its first frame's size.
 
     Unlike a container's claim, the duration ``n / fps`` is exactly what decoding finds."""
     from extract.frames import read_frame_folder, read_image
 
-    folder = read_frame_folder(path)
+    folder = read_frame_folder(path, fps)
     first, codec = read_image(path, folder.files[0])
     _check_size(first.width, first.height, path)
     return VideoInfo(
@@ -934,7 +946,7 @@ def _nvdec_frames(
 
 
 def _folder_frames(
-    path: str, first_cutoff: Fraction, planes: bool = False
+    path: str, first_cutoff: Fraction, planes: bool = False, fps: str | None = None
 ) -> Iterator[_StreamInfo | _Frame]:
     """A frame folder's (:mod:`extract.frames`) fps, then its frames from the one before
     ``first_cutoff`` on, each decoded only if a step asks for its pixels.
@@ -943,7 +955,7 @@ def _folder_frames(
     """
     from extract.frames import read_frame_folder, read_image
 
-    folder = read_frame_folder(path)
+    folder = read_frame_folder(path, fps)
     yield _StreamInfo(folder.fps)
     reformatter = VideoReformatter()
     size: tuple[int, int] | None = None  # (width, height) of the first frame decoded
@@ -1006,6 +1018,7 @@ def iter_steps(
     pixels: str = "swscale",
     decoder: str = "cpu",
     device: str | torch.device = "cuda",
+    fps: str | None = None,
 ) -> Iterator[StepFrames] | Iterator[StepPlanes]:
     """The steps of ``[start, end)`` source seconds of a video, in order, from one decode.
 
@@ -1036,6 +1049,8 @@ def iter_steps(
     :class:`~extract.pixels.RGBFrame` on ``device``); ``auto`` with NVDEC where it can, video
     by video, else as ``cpu`` (PyAV). ``nvdec`` where NVDEC is unusable raises
     :class:`extract.nvdec.NvdecUnavailable` when called.
+
+    ``fps``: a frame folder's rate as the manifest states it (:func:`probe`'s).
     """
     if pixels not in ("swscale", "torch"):
         raise OptionError(f"pixels must be 'swscale' or 'torch' here, got {pixels!r}")
@@ -1067,6 +1082,7 @@ def iter_steps(
         planes=pixels == "torch",
         nvdec=None if decoder == "cpu" else (str(device), decoder == "auto"),
         image_sides=() if pixels == "torch" else extra,
+        fps=fps,
     )
 
 
@@ -1098,6 +1114,7 @@ def _iterate(
     planes: bool = False,
     nvdec: tuple[str, bool] | None = None,
     image_sides: tuple[int, ...] = (),
+    fps: str | None = None,
 ) -> Iterator[StepFrames | StepPlanes | StepTimes]:
     """``nvdec``: (device, fall back to the CPU) to decode with NVDEC (``planes`` only)."""
     if sampling is not None and sampling not in SAMPLINGS:
@@ -1130,8 +1147,11 @@ def _iterate(
         window_cutoffs_3d(first_step, interval, window_fps)[0],
         sample_cutoff_2d(first_step, interval),
     )
-    if os.path.isdir(name):  # a frame folder, whatever the video decoder
-        frames = _folder_frames(name, first_cutoff, planes=planes)
+    folder = os.path.isdir(name)
+    if not folder:
+        _no_fps_for_a_file(name, fps)
+    if folder:  # a frame folder, whatever the video decoder
+        frames = _folder_frames(name, first_cutoff, planes=planes, fps=fps)
     elif nvdec is not None:
         frames = _nvdec_frames(name, begin, first_cutoff, *nvdec)
     elif backend == "decord":  # decord scales while decoding, to one size

@@ -296,11 +296,13 @@ class FeatureExtractor:
         start: float = 0.0,
         end: float | None = None,
         timeout_s: float | None = None,
+        fps: str | None = None,
     ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """``(step index, {name: (dim,) float16})`` per step, in order, the names those of
         the configured set.
 
         ``timeout_s``: the whole video's time budget; past it :class:`ExtractTimeout`.
+        ``fps``: a frame folder's rate as the manifest states it (:mod:`extract.frames`).
         """
         cfg = self.config
         steps = iter_steps(
@@ -314,6 +316,7 @@ class FeatureExtractor:
             pixels=self.pixels,
             decoder=self.decoder,
             device=self.device,
+            fps=fps,
         )
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         cost, budget = None, 0
@@ -345,15 +348,18 @@ class FeatureExtractor:
         end: float | None = None,
         on_step: Callable[[int], None] | None = None,
         timeout_s: float | None = None,
+        fps: str | None = None,
     ) -> VideoFeatures:
         """Features of ``[start, end)`` source seconds of ``path`` (the whole video by default).
 
         ``on_step(index)`` is called after each step (progress); ``timeout_s`` bounds the
-        whole call (:class:`ExtractTimeout`).
+        whole call (:class:`ExtractTimeout`); ``fps``: a frame folder's rate as the manifest
+        states it.
         """
         rows: dict[str, list[np.ndarray]] = {name: [] for name in self.specs}
         first = None
-        for index, step in self.iter_features(path, start=start, end=end, timeout_s=timeout_s):
+        steps = self.iter_features(path, start=start, end=end, timeout_s=timeout_s, fps=fps)
+        for index, step in steps:
             if first is None:
                 first = index
             for name, row in step.items():

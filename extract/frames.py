@@ -1,7 +1,8 @@
 """Frame folders: a folder of ordered still images that stands for a video.
 
 TVQA and TVR distribute their videos as folders of JPEG frames at 3 fps. Such a folder is one
-video when it holds a side file, :data:`FRAMES_FILE` (``frames.json``), stating its frame rate::
+video when its frame rate is stated: by the run's manifest (an ``fps`` column, passed here as
+``fps``), or by a side file in the folder, :data:`FRAMES_FILE` (``frames.json``)::
 
     s01e02_seg02_clip_00/
         frames.json         {"fps": 3}
@@ -12,7 +13,8 @@ video when it holds a side file, :data:`FRAMES_FILE` (``frames.json``), stating 
 Rules (:func:`read_frame_folder`):
 
 - ``fps`` is a JSON number, or a fraction as a string (``"30000/1001"``), in
-  ``(0, MAX_FRAME_RATE]``; it is the only key.
+  ``(0, MAX_FRAME_RATE]``; it is the only key. A rate stated both in the manifest and in
+  ``frames.json`` must be the same one.
 - Frames are the files ending in ``.jpg``, ``.jpeg`` or ``.png`` (any case); files whose name
   starts with ``.`` and any other file or sub-folder are ignored. They are ordered by the last
   number in their name (``00001.jpg``, ``frame_12.png``, ``img7-v2.jpg`` → 2): every frame
@@ -23,11 +25,11 @@ Rules (:func:`read_frame_folder`):
   uses it, and every frame decoded must have the size of the first one decoded. Frames are
   taken as stored: no EXIF orientation is applied.
 
-Every problem (no ``frames.json``, a bad fps, no frame, a frame without a number, an unreadable
-or odd-sized frame) is a :class:`extract.decode.DecodeError` naming the folder and the problem,
-so a run records that input as failed and goes on. :mod:`extract.decode` turns a frame folder
-into steps exactly as it does a video's frames (:func:`extract.decode.iter_steps` and
-:func:`extract.decode.probe` take the folder's path).
+Every problem (no fps stated, a bad fps, two that differ, no frame, a frame without a number,
+an unreadable or odd-sized frame) is a :class:`extract.decode.DecodeError` naming the folder
+and the problem, so a run records that input as failed and goes on. :mod:`extract.decode`
+turns a frame folder into steps exactly as it does a video's frames
+(:func:`extract.decode.iter_steps` and :func:`extract.decode.probe` take the folder's path).
 """
 
 from __future__ import annotations
@@ -84,10 +86,10 @@ class FrameFolder:
         return len(self.files) / self.fps
 
 
-def _fps(value: Any, path: str) -> Fraction:
-    """``frames.json``'s ``fps`` as an exact fraction, or a :class:`DecodeError`."""
+def _fps(value: Any, path: str, where: str = FRAMES_FILE) -> Fraction:
+    """An ``fps`` (``where`` stated it) as an exact fraction, or a :class:`DecodeError`."""
     bad = (
-        f"{FRAMES_FILE}: fps must be a number of frames per second in (0, {MAX_FRAME_RATE}] "
+        f"{where}: fps must be a number of frames per second in (0, {MAX_FRAME_RATE}] "
         f'(e.g. {{"fps": 3}}, or "30000/1001"), got {value!r:.40}'
     )
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -104,16 +106,21 @@ def _fps(value: Any, path: str) -> Fraction:
     return fps
 
 
-def _read_fps(path: str) -> Fraction:
+def _read_fps(path: str, stated: str | None = None) -> Fraction:
+    """The folder's fps: ``stated`` (the manifest's), else ``frames.json``'s; both must
+    agree where both are given."""
     side = os.path.join(path, FRAMES_FILE)
+    fps = None if stated is None else _fps(stated, path, "the manifest")
     try:
         with open(side, "rb") as f:
             data = f.read(_MAX_FRAMES_FILE_BYTES + 1)
     except FileNotFoundError:
+        if fps is not None:
+            return fps
         raise DecodeError(
             path,
             f"a folder without {FRAMES_FILE}: a folder of frames states its frame rate in "
-            f'{FRAMES_FILE}, e.g. {{"fps": 3}}',
+            f'{FRAMES_FILE}, e.g. {{"fps": 3}}, or in the manifest\'s fps column',
         ) from None
     except OSError as e:
         raise DecodeError(path, f"cannot read {FRAMES_FILE} ({e})") from e
@@ -132,16 +139,22 @@ def _read_fps(path: str) -> Fraction:
         raise DecodeError(
             path, f'{FRAMES_FILE}: unknown keys {unknown!r:.80}; "fps" is the only one'
         )
-    return _fps(obj["fps"], path)
+    own = _fps(obj["fps"], path)
+    if fps is not None and own != fps:
+        raise DecodeError(
+            path, f"the manifest states fps {fps}, its {FRAMES_FILE} {own}: give one rate"
+        )
+    return own
 
 
-def read_frame_folder(path: str | os.PathLike[str]) -> FrameFolder:
+def read_frame_folder(path: str | os.PathLike[str], fps: str | None = None) -> FrameFolder:
     """The frame rate and ordered frame files of a frame folder (rules in the module
-    docstring); reads no image. Raises :class:`DecodeError` naming the folder."""
+    docstring); reads no image. ``fps``: the rate the manifest states (``"3"``,
+    ``"30000/1001"``), if any. Raises :class:`DecodeError` naming the folder."""
     name = os.fspath(path)
     if not os.path.isdir(name):
         raise DecodeError(name, "no such folder")
-    fps = _read_fps(name)
+    fps_ = _read_fps(name, fps)
     try:
         entries = os.listdir(name)
     except OSError as e:
@@ -179,11 +192,11 @@ def read_frame_folder(path: str | os.PathLike[str]) -> FrameFolder:
             name,
             gaps,
         )
-    folder = FrameFolder(name, fps, tuple(numbered[n] for n in order))
+    folder = FrameFolder(name, fps_, tuple(numbered[n] for n in order))
     if folder.duration > MAX_VIDEO_SECONDS:
         raise DecodeError(
             name,
-            f"{len(order):,} frames at {fps} fps last {float(folder.duration):.6g} s, more than "
+            f"{len(order):,} frames at {fps_} fps last {float(folder.duration):.6g} s, more than "
             f"the {MAX_VIDEO_SECONDS:g} s a video may last",
         )
     return folder

@@ -192,7 +192,7 @@ def probe_video(
     }
     try:
         with open_local(row["video_uri"]) as path:
-            info = probe(path, row["video_id"])
+            info = probe(path, row["video_id"], row.get("fps"))
         out["duration"] = info.duration
         out["info_json"] = json.dumps({**info.to_dict(), "uri": row["video_uri"]})
         if ledger is not None:
@@ -312,7 +312,9 @@ class VideoProcessor:
 
             claimed = min(row["duration"], MAX_VIDEO_SECONDS)
             with open_local(row["video_uri"]) as path:
-                features = self.extractor.extract(path, timeout_s=self.cfg.timeout_for(claimed))
+                features = self.extractor.extract(
+                    path, timeout_s=self.cfg.timeout_for(claimed), fps=row.get("fps")
+                )
             if features.num_steps == 0:
                 raise ValueError(f"{row['video_uri']}: no frame decoded")
             row["num_steps"] = features.num_steps
@@ -886,7 +888,7 @@ class RunPlan:
 
     Attributes:
         inputs: every video listed: ``video_id``, ``video_uri``, ``subtitle_uri``,
-            ``caption_key``.
+            ``caption_key``, ``fps`` (a frame folder's, from the manifest).
         todo: the rows of ``inputs`` not done yet (not committed, not failed).
         excluded: videos left out by the language filter (HowTo100M).
         failed: videos failed before any work (a broken caption entry), as error rows.
@@ -908,6 +910,7 @@ _INPUT_SCHEMA = pa.schema(
         ("video_uri", pa.string()),
         ("subtitle_uri", pa.string()),
         ("caption_key", pa.string()),
+        ("fps", pa.string()),
     ]
 )
 
@@ -925,6 +928,7 @@ def plan_run(cfg: RunConfig, done: Iterable[str]) -> RunPlan:
             "video_uri": [i.video_uri for i in inputs],
             "subtitle_uri": [i.subtitle_uri for i in inputs],
             "caption_key": [i.caption_key for i in inputs],
+            "fps": [i.fps for i in inputs],
         },
         schema=_INPUT_SCHEMA,
     )

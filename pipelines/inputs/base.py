@@ -68,6 +68,8 @@ class VideoInput(Tagged):
         caption_key: HowTo100M: the key of its entry in the caption JSON (look its cues up
             in the :class:`align.captions.CaptionIndex` that :func:`howto100m_inputs`
             returns), or ``None``.
+        fps: a frame folder's frame rate as its manifest row states it (``"3"``,
+            ``"30000/1001"``), or ``None`` (a video file, or a folder with ``frames.json``).
     """
 
     TYPE: ClassVar[str] = "video_input"
@@ -76,6 +78,7 @@ class VideoInput(Tagged):
     video_uri: str
     subtitle_uri: str | None = None
     caption_key: str | None = None
+    fps: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -90,6 +93,8 @@ class VideoInput(Tagged):
             raise InputError(f"video {self.video_id!r}: subtitle must be a path or None")
         if self.caption_key is not None and not isinstance(self.caption_key, str):
             raise InputError(f"video {self.video_id!r}: caption key must be a string or None")
+        if self.fps is not None and not isinstance(self.fps, str):
+            raise InputError(f"video {self.video_id!r}: fps must be a string or None")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import logging
 import os
 import posixpath
 from collections import Counter
+from fractions import Fraction
 from typing import Any
 
 from hero_data.types import check_id, safe_id
@@ -25,8 +26,9 @@ from pipelines.inputs.base import (
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = ("video", "subtitle", "video_id")
-"""Columns (CSV) or keys (JSONL) of a manifest; only ``video`` is required."""
+MANIFEST_COLUMNS = ("video", "subtitle", "video_id", "fps")
+"""Columns (CSV) or keys (JSONL) of a manifest; only ``video`` is required. ``fps`` is a frame
+folder's frame rate (:mod:`extract.frames`), in place of its ``frames.json``."""
 
 MANIFEST_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 """File suffixes read as a manifest, and their kind."""
@@ -74,6 +76,7 @@ def _row(
     path: str, line: int, base: str, values: dict[str, Any], ids: dict[str, int]
 ) -> VideoInput:
     """One manifest row (``values`` has only known keys) as a :class:`VideoInput`."""
+    fps = _fps(values.pop("fps", None), path, line)
     for key, value in values.items():
         if value is not None and not isinstance(value, str):
             raise InputError(f"{key!r} must be a string, got {_shown(value)}", path, line)
@@ -116,7 +119,29 @@ def _row(
             line,
         )
     ids[video_id] = line
-    return VideoInput(video_id, video_uri, _resolve(subtitle, base) if subtitle else None)
+    subtitle_uri = _resolve(subtitle, base) if subtitle else None
+    return VideoInput(video_id, video_uri, subtitle_uri, fps=fps)
+
+
+def _fps(value: Any, path: str, line: int) -> str | None:
+    """A row's ``fps`` (a JSON number, or a string: ``3``, ``29.97``, ``30000/1001``) as an
+    exact fraction's text (``"3"``, ``"2997/100"``), None where the row has none. Its range is
+    checked with the folder (:mod:`extract.frames`)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    bad = f"'fps' must be a positive number of frames per second, got {_shown(value)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InputError(bad, path, line)
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        raise InputError(bad, path, line)
+    try:
+        # str(): 29.97 is 2997/100, not the binary fraction the float holds
+        fps = Fraction(value.strip() if isinstance(value, str) else str(value))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise InputError(bad, path, line) from None
+    if fps <= 0:
+        raise InputError(bad, path, line)
+    return str(fps)
 
 
 def _warn_unknown(path: str, unknown: dict[str, int]) -> None:

@@ -3,19 +3,22 @@ here gives the steps, times and pixels of the grid rules; bad folders fail with 
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torchvision.io import encode_jpeg, encode_png
+from PIL import Image
 
 from extract.decode import DecodeError, iter_step_times, iter_steps, probe
 from extract.frames import read_frame_folder
 from extract.sampling import sampling_plan
+from extract.synthetic import make_video
 
 FPS = 3
 SECONDS = 20
@@ -28,6 +31,21 @@ def colour(k: int) -> int:
     return 4 * k
 
 
+def _encoded(img: torch.Tensor, fmt: str) -> bytes:
+    """A (3, H, W) uint8 image as a JPEG (Pillow's default quality 75, 4:2:0) or PNG file."""
+    out = io.BytesIO()
+    Image.fromarray(img.permute(1, 2, 0).contiguous().numpy()).save(out, format=fmt)
+    return out.getvalue()
+
+
+def encode_jpeg(img: torch.Tensor) -> bytes:
+    return _encoded(img, "JPEG")
+
+
+def encode_png(img: torch.Tensor) -> bytes:
+    return _encoded(img, "PNG")
+
+
 def make_folder(root: Path, frames: int = FRAMES, fps: object = FPS, size=(320, 240)) -> Path:
     """A TVQA-style frame folder: 00001.jpg ... (1-based, as TVQA's), frames.json."""
     root.mkdir(parents=True, exist_ok=True)
@@ -35,7 +53,7 @@ def make_folder(root: Path, frames: int = FRAMES, fps: object = FPS, size=(320, 
     for k in range(frames):
         img = torch.zeros(3, height, width, dtype=torch.uint8)  # (C, H, W)
         img[0] = colour(k)
-        (root / f"{k + 1:05d}.jpg").write_bytes(encode_jpeg(img).numpy().tobytes())
+        (root / f"{k + 1:05d}.jpg").write_bytes(encode_jpeg(img))
     (root / "frames.json").write_text(json.dumps({"fps": fps}))
     return root
 
@@ -122,7 +140,7 @@ def test_png_frames_reach_torch_pixels_as_rgb(tmp_path):
     folder = tmp_path / "png"
     folder.mkdir()
     img = torch.arange(3 * 48 * 64, dtype=torch.int64).reshape(3, 48, 64).remainder(251)
-    (folder / "1.png").write_bytes(encode_png(img.to(torch.uint8)).numpy().tobytes())
+    (folder / "1.png").write_bytes(encode_png(img.to(torch.uint8)))
     (folder / "frames.json").write_text('{"fps": 3}')
     planes = next(iter(iter_steps(folder, pixels="torch")))
     assert isinstance(planes.image, RGBFrame)
@@ -131,7 +149,7 @@ def test_png_frames_reach_torch_pixels_as_rgb(tmp_path):
     torch_rgb = convert([planes.image], planes.size, torch.device("cpu"))[0].numpy()
     assert np.abs(torch_rgb.astype(int) - swscale.astype(int)).mean() < 1
     # a JPEG among PNGs comes as RGB too: one folder's frames convert together
-    (folder / "2.jpg").write_bytes(encode_jpeg(img.to(torch.uint8)).numpy().tobytes())
+    (folder / "2.jpg").write_bytes(encode_jpeg(img.to(torch.uint8)))
     steps = list(iter_steps(folder, pixels="torch"))
     assert len(steps) == 1 and isinstance(steps[0].window[-1], RGBFrame)
 
@@ -158,7 +176,7 @@ def test_pngs_in_number_order_and_other_files_ignored(tmp_path):
     folder.mkdir()
     for n in (2, 10, 1):  # "10" sorts before "2" as text; by number it comes last
         img = torch.full((3, 48, 64), colour(n), dtype=torch.uint8)
-        (folder / f"frame_{n}.png").write_bytes(encode_png(img).numpy().tobytes())
+        (folder / f"frame_{n}.png").write_bytes(encode_png(img))
     (folder / "notes.txt").write_text("not a frame")
     (folder / ".hidden.jpg").write_bytes(b"")
     (folder / "frames.json").write_text('{"fps": "30000/1001"}')
@@ -176,8 +194,8 @@ def _write(folder: Path, name: str, data: bytes | str) -> None:
     path.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
-_JPEG = encode_jpeg(torch.zeros(3, 24, 32, dtype=torch.uint8)).numpy().tobytes()
-_OTHER_SIZE = encode_jpeg(torch.zeros(3, 32, 32, dtype=torch.uint8)).numpy().tobytes()
+_JPEG = encode_jpeg(torch.zeros(3, 24, 32, dtype=torch.uint8))
+_OTHER_SIZE = encode_jpeg(torch.zeros(3, 32, 32, dtype=torch.uint8))
 
 
 @pytest.mark.parametrize(
@@ -214,6 +232,31 @@ def test_bad_folders_name_the_folder_and_the_problem(tmp_path, files, problem):
     with pytest.raises(DecodeError) as decoded:
         list(iter_steps(folder))
     assert str(decoded.value) == str(probed.value)
+
+
+def test_the_manifest_can_state_the_fps_in_place_of_frames_json(tmp_path, tvqa):
+    """A folder without ``frames.json`` runs on the manifest's ``fps`` exactly as it does on
+    its own; both given must agree; a video file given one is refused; a bad one is named."""
+    bare = tmp_path / "bare"
+    shutil.copytree(tvqa, bare)
+    (bare / "frames.json").unlink()
+    info = probe(bare, fps="3")
+    assert info.duration == SECONDS and info.fps == Fraction(FPS)
+    ours, ref = list(iter_steps(bare, fps="3")), list(iter_steps(tvqa))
+    assert [s.times for s in ours] == [s.times for s in ref] and len(ours) == STEPS
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(ours, ref, strict=True))
+    assert probe(tvqa, fps="3").duration == SECONDS  # both, agreeing
+    with pytest.raises(DecodeError, match=r"the manifest states fps 2, its frames\.json 3"):
+        probe(tvqa, fps="2")
+    with pytest.raises(DecodeError, match=r"the manifest states fps 2, its frames\.json 3"):
+        list(iter_steps(tvqa, fps="2"))
+    with pytest.raises(DecodeError, match=r"the manifest: fps must be a number .* got '0'"):
+        probe(bare, fps="0")
+    video = make_video(tmp_path / "v.mp4", duration=1.0, width=64, height=36)
+    with pytest.raises(DecodeError, match="fps 3 for a video file: only frame folders take one"):
+        probe(video, fps="3")
+    with pytest.raises(DecodeError, match="fps 3 for a video file: only frame folders take one"):
+        iter_steps(video, fps="3")
 
 
 def test_an_odd_sized_or_broken_frame_fails_its_folder_when_decoded(tmp_path):

@@ -580,15 +580,19 @@ def test_malformed_howto100m_caption_cues_cost_the_cue_not_the_video(ray_local, 
 
 def test_frame_folders_from_a_manifest(ray_local, tmp_path):
     """A TVQA-style folder of 3 fps JPEGs, listed in a manifest, runs like a video: 20 s are 14
-    steps; a folder without frames.json is its own failure, the run goes on."""
+    steps, its rate stated by its frames.json or by the manifest's fps column; a folder with
+    neither is its own failure, the run goes on."""
     from tests.extract.test_frames import make_folder
 
     corpus = tmp_path / "corpus"
     make_folder(corpus / "s01e02_clip_00")
+    shutil.copytree(corpus / "s01e02_clip_00", corpus / "stated")
+    (corpus / "stated" / "frames.json").unlink()
     (corpus / "no_fps").mkdir()
     vtt(corpus / "s01e02.vtt", [(1.0, 4.0, "SHELDON: hello"), (10.0, 12.0, "bye")])
     rows = [
         {"video": "s01e02_clip_00", "subtitle": "s01e02.vtt", "video_id": "s01e02"},
+        {"video": "stated", "fps": 3},
         {"video": "no_fps"},
     ]
     manifest = corpus / "inputs.jsonl"
@@ -598,8 +602,11 @@ def test_frame_folders_from_a_manifest(ray_local, tmp_path):
     (error,) = read_errors(tmp_path / "out")
     assert error["video_id"] == "no_fps" and error["stage"] == "probe"
     assert "a folder without frames.json" in error["message"]
-    (clip,) = HeroDataset.open(tmp_path / "out", verify="full")
-    assert clip.clip.clip_id == "s01e02.0" and clip.num_frames == 14
+    ds = HeroDataset.open(tmp_path / "out", verify="full")
+    clip, stated = ds["s01e02.0"], ds["stated.0"]
+    assert len(ds) == 2 and clip.num_frames == stated.num_frames == 14
+    for name, rows in clip.features.items():  # the same frames, whoever stated the rate
+        assert rows.tobytes() == stated.features[name].tobytes()
     assert clip.clip.end - clip.clip.start == 20.0
     assert [c.text for c in clip.cues] == ["hello", "bye"]
     assert clip.sub2frames == ((0, 1, 2), (6, 7))

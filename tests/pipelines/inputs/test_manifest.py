@@ -73,6 +73,13 @@ CSV_ERRORS = [
     ("video\nx/a.mp4\n\ny/a.mkv\n", 4, r"video id 'a' is already used on line 2; give each"),
     ("video,video_id\na.mp4,k\nb.mp4,k\n", 3, r"video id 'k' is already used on line 2$"),
     ("video,subtitle\na.mp4,a.txt\n", 2, r"subtitle 'a.txt' has an unsupported extension"),
+    (
+        "video,fps\nf1,3\nf2,fast\n",
+        3,
+        r"'fps' must be a positive number of frames per second, got 'fast'",
+    ),
+    ("video,fps\nf1,0\n", 2, r"'fps' must be a positive number .*, got '0'"),
+    ("video,fps\nf1,3/0\n", 2, r"'fps' must be a positive number .*, got '3/0'"),
     ("video\na.mp4,b\n", 2, r"2 fields but the header has 1"),
     ("video\n", 1, r"no rows after the header"),
     ('video\n"a.mp4\n', 2, r"bad CSV: unexpected end of data"),
@@ -100,7 +107,27 @@ JSONL_ERRORS = [
     ('{"video": 5}\n', 1, r"'video' must be a string, got 5"),
     ('{"video": "a.mp4", "video_id": "a b"}\n', 1, r"video_id 'a b' is not a safe id"),
     ('{"video": "a.mp4", "video_id": 7}\n', 1, r"'video_id' must be a string, got 7"),
+    ('{"video": "f", "fps": -3}\n', 1, r"'fps' must be a positive number .*, got -3"),
+    ('{"video": "f", "fps": true}\n', 1, r"'fps' must be a positive number .*, got True"),
+    ('{"video": "f", "fps": [3]}\n', 1, r"'fps' must be a positive number .*, got \[3\]"),
+    ('{"video": "f", "fps": NaN}\n', 1, r"'fps' must be a positive number .*, got nan"),
 ]
+
+
+def test_a_frame_folders_fps_is_read_exactly(tmp_path: Path) -> None:
+    """The ``fps`` column (CSV text, or a JSON number or string) as an exact fraction's text,
+    for the frame folder it belongs to; no value, no fps."""
+    csv_path = tmp_path / "m.csv"
+    csv_path.write_text("video,fps\nf1,3\nf2,29.97\nf3,30000/1001\nv.mp4,\n")
+    jsonl = tmp_path / "m.jsonl"
+    rows = [
+        {"video": "f1", "fps": 3},
+        {"video": "f2", "fps": 29.97},
+        {"video": "f3", "fps": " 3.0 "},
+    ]
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [v.fps for v in read_manifest(str(csv_path))] == ["3", "2997/100", "30000/1001", None]
+    assert [v.fps for v in read_manifest(str(jsonl))] == ["3", "2997/100", "3"]
 
 
 @pytest.mark.parametrize(("text", "line", "message"), JSONL_ERRORS)
