@@ -68,6 +68,23 @@ def resolve_pixels_and_decoder(cfg: ExtractConfig, device: torch.device) -> tupl
     return pixels, resolve_decoder(cfg.decoder, device, pixels)
 
 
+def use_bf16(device: torch.device, asked: bool) -> bool:
+    """Whether extraction on ``device`` runs in bfloat16 autocast: on a CUDA GPU that has
+    bfloat16, when ``asked`` (``bf16``, true by default). A GPU without it (before Ampere)
+    extracts in float32, with a warning, rather than failing in torch's kernels; the CPU always
+    runs float32 (bit-identical rows whatever the batch)."""
+    if device.type != "cuda" or not asked:
+        return False
+    if torch.cuda.get_device_capability(device) >= (8, 0):  # Ampere on: native bfloat16
+        return True
+    log.warning(
+        "%s (%s) has no bfloat16: extracting in float32 (slower; bf16: false silences this)",
+        device,
+        torch.cuda.get_device_name(device),
+    )
+    return False
+
+
 @dataclass(frozen=True)
 class VideoFeatures:
     """Features of consecutive steps of one video.
@@ -224,7 +241,8 @@ class FeatureExtractor:
         )
         self.image_sides = tuple(s for s in self._sides_read if s != SHORT_SIDE)
         self.weights: dict[str, WeightsInfo] = {}
-        opts = {"bf16": cuda and cfg.bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
+        self._bf16 = use_bf16(self.device, cfg.bf16)
+        opts = {"bf16": self._bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
         self.models: dict[str, torch.nn.Module] = {}
         for name, spec in self.specs.items():
             if name in injected:
@@ -253,10 +271,6 @@ class FeatureExtractor:
             "dtype": "bfloat16 autocast" if self._bf16 else "float32",
             "device": self.device.type,
         }
-
-    @property
-    def _bf16(self) -> bool:
-        return self.device.type == "cuda" and self.config.bf16
 
     def _to_device(self, arrays: list[np.ndarray]) -> torch.Tensor:
         batch = torch.from_numpy(np.stack(arrays))  # (B, ...) uint8

@@ -272,3 +272,21 @@ def test_every_extractor_from_one_decode(tmp_path):
     for name, spec in EXTRACTORS.items():
         assert f[name].shape == (3, spec.dim) and f[name].dtype == np.float16, name
         assert np.isfinite(f[name].astype(np.float32)).all(), name
+
+
+def test_bf16_only_on_a_gpu_that_has_it(monkeypatch, caplog):
+    """bf16 (the default) on a GPU before Ampere extracts in float32 with a warning naming the
+    GPU, instead of failing in torch's kernels; the CPU is always float32."""
+    import logging
+
+    from extract.extractor import use_bf16
+
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    with caplog.at_level(logging.WARNING, logger="extract.extractor"):
+        assert not use_bf16(gpu, True)
+    assert "cuda:0 (Tesla T4) has no bfloat16: extracting in float32" in caplog.text
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert use_bf16(gpu, True) and not use_bf16(gpu, False)
+    assert not use_bf16(torch.device("cpu"), True)
