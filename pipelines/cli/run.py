@@ -60,8 +60,8 @@ def _print_run_report(report: dict[str, Any]) -> None:
 @click.option(
     "--input",
     "input_",
-    help="Folder of videos (+ subtitles by name), or a .csv/.jsonl "
-    "manifest; local or any fsspec URL.",
+    help="Folder of videos (+ subtitles by name), or a .csv/.jsonl manifest (video; optional "
+    "subtitle, video_id, and fps for a folder of frames); local or any fsspec URL.",
 )
 @click.option(
     "--output", help="Dataset: a folder, or s3://bucket/prefix, gs://... (created, or resumed)."
