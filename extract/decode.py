@@ -109,6 +109,7 @@ from extract.sampling import SAMPLINGS, pathway_slots
 from hero_data.errors import HeroError, OptionError
 from hero_data.grid import (
     DEFAULT_FRAME_INTERVAL,
+    MAX_FRAME_RATE,
     WINDOW_FPS,
     GridError,
     exact_seconds,
@@ -137,11 +138,6 @@ MAX_VIDEO_SECONDS = 24 * 3600.0
 """Latest time a frame may show at, or the last frame end at (24 h). Steps between frames
 repeat the frame before them, so a timestamp that jumps years ahead would otherwise make
 millions of steps; such a video fails instead, with the time it reached."""
-
-MAX_FRAME_RATE = 10_000
-"""Highest frame rate a stream may claim (high-speed cameras record about 1,000 fps). The rate
-only times frames that carry no duration; an absurd one (0, 1e9) is skipped for FFmpeg's
-other estimates, and a stream with none in (0, MAX_FRAME_RATE] fails."""
 
 _INTERPOLATION = Interpolation.BICUBIC  # ffmpeg's scale filter default
 _TIMESTAMP_TOLERANCE = 0.001  # seconds between decord's float32 times and the exact ones

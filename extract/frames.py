@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -46,7 +45,8 @@ from typing import Any
 
 import av
 
-from extract.decode import MAX_FRAME_RATE, MAX_VIDEO_SECONDS, DecodeError
+from extract.decode import MAX_VIDEO_SECONDS, DecodeError
+from hero_data.grid import MAX_FRAME_RATE, parse_frame_rate
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +92,10 @@ def _fps(value: Any, path: str, where: str = FRAMES_FILE) -> Fraction:
         f"{where}: fps must be a number of frames per second in (0, {MAX_FRAME_RATE}] "
         f'(e.g. {{"fps": 3}}, or "30000/1001"), got {value!r:.40}'
     )
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise DecodeError(path, bad)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise DecodeError(path, bad)
     try:
-        # str(): 29.97 is 2997/100, not the binary fraction the float holds
-        fps = Fraction(value if isinstance(value, str) else str(value))
-    except (ValueError, ZeroDivisionError):
+        return parse_frame_rate(value)
+    except ValueError:
         raise DecodeError(path, bad) from None
-    if not 0 < fps <= MAX_FRAME_RATE:
-        raise DecodeError(path, bad)
-    return fps
 
 
 def _read_fps(path: str, stated: str | None = None) -> Fraction:

@@ -23,6 +23,7 @@ follows ffmpeg's ``fps`` filter; see "choosing source frames by presentation tim
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,8 +52,50 @@ SLOW_STRIDE = 4
 fast frame under the ``uniform`` rule; HERO's rule spaces them by a truncated linspace)."""
 
 
+MAX_FRAME_RATE = 10_000
+"""Highest frame rate a stream may claim, or a frame folder state (high-speed cameras record
+about 1,000 fps). A video's rate only times frames that carry no duration; an absurd one (0,
+1e9) is skipped for FFmpeg's other estimates, and a stream with none in (0, MAX_FRAME_RATE]
+fails."""
+
+_RATE_TEXT = re.compile(r"\s*(?:\d+/\d+|\d+(?:\.\d*)?|\.\d+)\s*")
+_RATE_CHARS = 80
+
+
 class GridError(HeroError, ValueError):
     """A frame interval, clip length or time that cannot be put on the step grid."""
+
+
+def parse_frame_rate(value: object) -> Fraction:
+    """A stated frame rate, exactly: a number (``3``, ``29.97``: its decimal text, so 2997/100,
+    not the binary fraction a float holds) or a string of one (``"29.97"``) or of a fraction
+    (``"30000/1001"``), in ``(0, MAX_FRAME_RATE]``. Raises ``ValueError`` otherwise.
+
+    Strings are read as plain decimals or fractions of at most 80 characters, never with an
+    exponent: ``Fraction("1e99999999")`` would compute a hundred-million-digit integer, and a
+    rate comes from files anyone may write (manifests, ``frames.json``).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"not a number: {value!r:.40}")
+    if isinstance(value, str):
+        if len(value) > _RATE_CHARS or not _RATE_TEXT.fullmatch(value):
+            raise ValueError(f"not a number or fraction: {value!r:.40}")
+        text = value.strip()
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"not finite: {value!r}")
+        text = repr(value)  # at most 1e+308: a small integer to compute
+    else:
+        if not 0 < value <= MAX_FRAME_RATE:  # before any arithmetic on a huge integer
+            raise ValueError(f"out of range: {value!r:.40}")
+        text = str(value)
+    try:
+        rate = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"not a number or fraction: {value!r:.40}") from None
+    if not 0 < rate <= MAX_FRAME_RATE:
+        raise ValueError(f"out of range: {value!r:.40}")
+    return rate
 
 
 def _check_interval(interval: float) -> float:

@@ -10,9 +10,9 @@ import logging
 import os
 import posixpath
 from collections import Counter
-from fractions import Fraction
 from typing import Any
 
+from hero_data.grid import MAX_FRAME_RATE, parse_frame_rate
 from hero_data.types import check_id, safe_id
 from pipelines.inputs.base import (
     SUBTITLE_EXTENSIONS,
@@ -125,23 +125,19 @@ def _row(
 
 def _fps(value: Any, path: str, line: int) -> str | None:
     """A row's ``fps`` (a JSON number, or a string: ``3``, ``29.97``, ``30000/1001``) as an
-    exact fraction's text (``"3"``, ``"2997/100"``), None where the row has none. Its range is
-    checked with the folder (:mod:`extract.frames`)."""
+    exact fraction's text (``"3"``, ``"2997/100"``), None where the row has none
+    (:func:`hero_data.grid.parse_frame_rate`'s rules)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    bad = f"'fps' must be a positive number of frames per second, got {_shown(value)}"
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise InputError(bad, path, line)
-    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
-        raise InputError(bad, path, line)
     try:
-        # str(): 29.97 is 2997/100, not the binary fraction the float holds
-        fps = Fraction(value.strip() if isinstance(value, str) else str(value))
-    except (ValueError, ZeroDivisionError, OverflowError):
-        raise InputError(bad, path, line) from None
-    if fps <= 0:
-        raise InputError(bad, path, line)
-    return str(fps)
+        return str(parse_frame_rate(value))
+    except ValueError:
+        raise InputError(
+            f"'fps' must be a number of frames per second in (0, {MAX_FRAME_RATE}] (3, 29.97, "
+            f"30000/1001), got {_shown(value)}",
+            path,
+            line,
+        ) from None
 
 
 def _warn_unknown(path: str, unknown: dict[str, int]) -> None:

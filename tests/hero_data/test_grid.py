@@ -27,6 +27,7 @@ from hero_data.grid import (
     clip_windows,
     frame_before,
     num_steps,
+    parse_frame_rate,
     sample_cutoff_2d,
     select_2d,
     select_3d,
@@ -733,3 +734,54 @@ def test_select_3d_is_ffmpeg_fps_filter_at_30(video, k):
     assert flat[:n] == theirs[:n]
     # past ffmpeg's end our slots repeat the last frame
     assert all(i == len(times) - 1 for i in flat[len(theirs) :])
+
+
+# --- stated frame rates --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "rate"),
+    [
+        (3, Fraction(3)),
+        (29.97, Fraction(2997, 100)),  # the decimal, not the binary fraction of the float
+        ("29.97", Fraction(2997, 100)),
+        (" 30000/1001 ", Fraction(30000, 1001)),
+        (".5", Fraction(1, 2)),
+        ("3.", Fraction(3)),
+        (10_000, Fraction(10_000)),
+    ],
+)
+def test_a_stated_frame_rate_is_exact(value, rate):
+    assert parse_frame_rate(value) == rate
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -3,
+        10_001,
+        10**4000,
+        True,
+        None,
+        [3],
+        float("nan"),
+        float("inf"),
+        1e-400,
+        "",
+        "fast",
+        "3/0",
+        "0",
+        "-3",
+        "1e3",
+        "1e99999999",
+        "3/2.5",
+        "1" * 81,
+        "0x10",
+    ],
+)
+def test_a_bad_frame_rate_is_refused_quickly(value):
+    """Out of range, not a number, or an exponent (``Fraction("1e99999999")`` would compute a
+    hundred-million-digit integer): a ValueError, at once."""
+    with pytest.raises(ValueError):
+        parse_frame_rate(value)

@@ -76,10 +76,11 @@ CSV_ERRORS = [
     (
         "video,fps\nf1,3\nf2,fast\n",
         3,
-        r"'fps' must be a positive number of frames per second, got 'fast'",
+        r"'fps' must be a number of frames per second in \(0, 10000\] \(3, 29.97, "
+        r"30000/1001\), got 'fast'",
     ),
-    ("video,fps\nf1,0\n", 2, r"'fps' must be a positive number .*, got '0'"),
-    ("video,fps\nf1,3/0\n", 2, r"'fps' must be a positive number .*, got '3/0'"),
+    ("video,fps\nf1,0\n", 2, r"'fps' must be a number of frames .*, got '0'"),
+    ("video,fps\nf1,3/0\n", 2, r"'fps' must be a number of frames .*, got '3/0'"),
     ("video\na.mp4,b\n", 2, r"2 fields but the header has 1"),
     ("video\n", 1, r"no rows after the header"),
     ('video\n"a.mp4\n', 2, r"bad CSV: unexpected end of data"),
@@ -107,10 +108,13 @@ JSONL_ERRORS = [
     ('{"video": 5}\n', 1, r"'video' must be a string, got 5"),
     ('{"video": "a.mp4", "video_id": "a b"}\n', 1, r"video_id 'a b' is not a safe id"),
     ('{"video": "a.mp4", "video_id": 7}\n', 1, r"'video_id' must be a string, got 7"),
-    ('{"video": "f", "fps": -3}\n', 1, r"'fps' must be a positive number .*, got -3"),
-    ('{"video": "f", "fps": true}\n', 1, r"'fps' must be a positive number .*, got True"),
-    ('{"video": "f", "fps": [3]}\n', 1, r"'fps' must be a positive number .*, got \[3\]"),
-    ('{"video": "f", "fps": NaN}\n', 1, r"'fps' must be a positive number .*, got nan"),
+    ('{"video": "f", "fps": -3}\n', 1, r"'fps' must be a number of frames .*, got -3"),
+    ('{"video": "f", "fps": true}\n', 1, r"'fps' must be a number of frames .*, got True"),
+    ('{"video": "f", "fps": [3]}\n', 1, r"'fps' must be a number of frames .*, got \[3\]"),
+    ('{"video": "f", "fps": NaN}\n', 1, r"'fps' must be a number of frames .*, got nan"),
+    ('{"video": "f", "fps": "1e99999999"}\n', 1, r"'fps' must be a number .*, got '1e99999999'"),
+    ('{"video": "f", "fps": 20000}\n', 1, r"'fps' must be a number .*, got 20000"),
+    ('{"video": "f", "fps": 1' + "0" * 4000 + "}\n", 1, r"'fps' must be a number .*, got 10000"),
 ]
 
 
