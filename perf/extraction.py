@@ -7,6 +7,7 @@ Run it::
     .venv/bin/python -m perf.extraction --parity          # also CUDA bf16 against CPU fp32
     .venv/bin/python -m perf.extraction --features clip_vit_b32,milnce_s3d
     .venv/bin/python -m perf.extraction --duration 2 --min-seconds 0   # quick: figures rough
+    .venv/bin/python -m perf.extraction --features=   # end to end only (gpu_check's parity)
 
 It writes a synthetic H.264 video (default 60 s, 640x360, 30 fps), then measures:
 
