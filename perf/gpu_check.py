@@ -2,7 +2,7 @@
 
 Run it (from the repository root, with the synced environment's Python)::
 
-    .venv/bin/python -m perf.gpu_check                  # about 6-8 minutes on one GPU
+    .venv/bin/python -m perf.gpu_check                  # at most 9 minutes (540 s budget)
     .venv/bin/python -m perf.gpu_check --budget-s 300   # parts that do not fit are skipped
 
 Parts, in order (each reuses the benchmark that owns the figure; none is re-implemented here):
@@ -10,9 +10,13 @@ Parts, in order (each reuses the benchmark that owns the figure; none is re-impl
 1. **parity**: ``perf.extraction --parity``: both models on CUDA in bf16 against the CPU
    in fp32 on the same seeded random weights, per-step cosine (target >= 0.999), and the
    end-to-end extraction speed (``video_s_per_s``) with ``pixels=auto`` (torch on the GPU).
-2. **models**: ResNet-152 images/s and SlowFast windows/s at batch sizes 16 … 256 (that
-   script's ``throughput`` and ``flops``), the best batch size of each, and its MFU against
-   the bf16 dense peak (``--peak-tflops``, default 989, H100/H200 SXM).
+2. **models**: every extractor (:data:`extract.features.EXTRACTORS`: ResNet-152, SlowFast,
+   CLIP ViT-B/32 and RN50x4, MIL-NCE S3D) alone, in bf16 autocast, at batch sizes 16 … 256
+   (``perf.extraction``'s ``build``, ``sample_input`` and ``measure``): per extractor its
+   input (``224x398``, ``288x512`` images, ``32x224x224`` windows), GFLOPs per step,
+   images/s or windows/s by batch size, the best batch size, and there TFLOP/s and the MFU
+   against the bf16 dense peak (``--peak-tflops``, default 989, H100/H200 SXM). Each
+   extractor has an equal share of the part's time; batch sizes past it are left out.
 3. **decode**: a synthetic 720p H.264 video through ``iter_steps(pixels="torch")``: the decode
    thread alone (frames/s, against a plain PyAV decode of every frame, the ceiling), and with
    the pixel work on the GPU (:func:`extract.extractor.planes_to_inputs`, batches of 16 steps)
@@ -44,6 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PARTS = ("parity", "models", "decode", "run", "train")
 
+FRAME = (640, 360)
+"""(width, height) of the video frames the ``models`` part's 2D samples are scaled from: 16:9,
+as ``perf.extraction``'s video (224x398 at short side 224, 288x512 at RN50x4's 288)."""
+
 
 def _last_json(text: str) -> dict[str, Any]:
     for line in reversed(text.strip().splitlines()):
@@ -69,8 +77,8 @@ def part_parity(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
             "--device=cuda",
             "--parity",
             "--duration=30",
-            "--min-seconds=2",
             "--batch-size=64",
+            "--features=",  # each extractor alone: the models part
         ],
         timeout,
     )
@@ -79,44 +87,51 @@ def part_parity(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
 
 
 def part_models(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
+    """Every extractor alone at each batch size of ``args.batches`` (``perf.extraction``'s
+    figures: input, unit, GFLOPs per step, samples/s, TFLOP/s, MFU), built as ``hero
+    extract`` builds it on CUDA (bf16 autocast, channels last). Each extractor gets an equal
+    share of 80% of ``timeout``; larger batches that do not fit it, or the GPU's memory, are
+    left out, and an extractor with no batch measured says why instead of its figures."""
     import torch
 
-    from extract.extractor import ExtractConfig, FeatureExtractor
-    from hero_data.grid import FAST_FRAMES
+    from extract.config import FEATURES
     from perf import extraction
 
     device = torch.device(args.device)
-    ex = FeatureExtractor(ExtractConfig(device=args.device, random_weights=True))
+    cuda = device.type == "cuda"
     results: dict[str, Any] = {}
     started = time.perf_counter()
-    for name, model, shape in (
-        ("resnet", ex.models["resnet"], (224, 398, 3)),
-        ("slowfast", ex.models["slowfast"], (FAST_FRAMES, 224, 224, 3)),
-    ):
-        one = torch.randint(0, 256, (1, *shape), dtype=torch.uint8, device=device)
-        flops = extraction.flops(model, one)
-        rates = {}
+    for i, name in enumerate(FEATURES):
+        deadline = started + timeout * 0.8 * (i + 1) / len(FEATURES)
+        if time.perf_counter() > deadline:
+            results[name] = {"skipped": "out of time"}
+            continue
+        model = extraction.build(name, device, bf16=cuda, channels_last=cuda)
+        figures: dict[str, Any] = {}
+        by_batch: dict[int, dict[str, Any]] = {}
         for batch in args.batches:
-            if time.perf_counter() - started > timeout * 0.8:
+            if time.perf_counter() > deadline:
                 break
-            x = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, device=device)
             try:
-                rates[batch] = extraction.throughput(model, x, device, 2.0)[0]
+                x, words, unit = extraction.sample_input(name, batch, FRAME, device)
+                by_batch[batch] = extraction.measure(name, model, x, device, args.min_seconds)
+                figures = {"input": words, "unit": unit}
             except torch.OutOfMemoryError:
                 break
             finally:
-                del x
-                torch.cuda.empty_cache()
-        best = max(rates, key=rates.__getitem__)
-        tflops = rates[best] * flops / 1e12
-        results[name] = {
-            "per_s_by_batch": {b: round(r, 1) for b, r in rates.items()},
-            "best_batch": best,
-            "per_s": round(rates[best], 1),
-            "gflops_per_sample": round(flops / 1e9, 2),
-            "tflops": round(tflops, 2),
-            "mfu": round(tflops / args.peak_tflops, 4) if device.type == "cuda" else None,
-        }
+                x = None  # this batch's memory free before the next, larger one
+                if cuda:
+                    torch.cuda.empty_cache()
+        del model
+        if not by_batch:
+            results[name] = {"skipped": "no batch size fitted its time or the GPU's memory"}
+            continue
+        best = max(by_batch, key=lambda b: by_batch[b]["per_s"])
+        figures.update(by_batch[best])
+        figures["per_s_by_batch"] = {b: round(f["per_s"], 1) for b, f in by_batch.items()}
+        figures["best_batch"] = best
+        figures["mfu"] = round(figures["tflops"] / args.peak_tflops, 4) if cuda else None
+        results[name] = figures
     return results
 
 
@@ -243,21 +258,23 @@ _RUN = {
     "run": part_run,
     "train": part_train,
 }
-_SHARE = {"parity": 120, "models": 90, "decode": 60, "run": 120, "train": 90}
-"""Seconds each part may take (out of the default 480 s budget)."""
+_SHARE = {"parity": 120, "models": 150, "decode": 60, "run": 120, "train": 90}
+"""Seconds each part may take (out of the default budget, their sum)."""
+BUDGET_S = sum(_SHARE.values())
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--budget-s", type=float, default=480.0, help="the whole check's time")
+    p.add_argument("--budget-s", type=float, default=BUDGET_S, help="the whole check's time")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak for MFU")
     p.add_argument("--run-videos", type=int, default=24, help="videos in hero run's corpus")
     p.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset")
     # For checking this script itself on a CPU (figures meaningless): --smoke-cpu runs the
-    # in-process parts (models, decode) there, small.
+    # in-process parts (models, decode) of --parts there, small.
     p.add_argument("--smoke-cpu", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.device, args.batches, args.decode_seconds = "cuda", (16, 32, 64, 128, 256), 60.0
+    args.min_seconds = 1.0  # per extractor and batch size, after a warm-up batch
     parts = [x for x in args.parts.split(",") if x]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -268,8 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {"cuda": torch.cuda.is_available(), "torch": torch.__version__}
     summary["skipped"], summary["errors"] = [], {}
     if args.smoke_cpu:
-        args.device, args.batches, args.decode_seconds = "cpu", (1,), 3.0
+        args.device, args.batches, args.decode_seconds, args.min_seconds = "cpu", (1,), 3.0, 0.0
         for name in ("models", "decode"):
+            if name not in parts:
+                continue
             summary[name] = _RUN[name](args, 600)
             print(f"gpu_check (smoke, CPU): {name}: {json.dumps(summary[name])}")
         print(json.dumps(summary))
@@ -287,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for name in parts:
         left = args.budget_s - (time.perf_counter() - started)
-        timeout = min(_SHARE[name] * args.budget_s / 480.0, left)
+        timeout = min(_SHARE[name] * args.budget_s / BUDGET_S, left)
         if timeout < 20:
             summary["skipped"].append(name)
             summary[name] = None

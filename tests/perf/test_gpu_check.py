@@ -1,4 +1,5 @@
-"""perf/gpu_check.py without a GPU: every part skipped, a JSON line, exit status 0."""
+"""perf/gpu_check.py without a GPU: every part skipped, a JSON line, exit status 0; its
+``--smoke-cpu`` models part over every extractor."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from extract.config import FEATURES
+from extract.features import flops_per_step
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +60,39 @@ def test_nvdec_decode_fps_is_skipped_with_its_reason_without_cuda(tmp_path):
         + ("" if torch.cuda.is_available() else " (CUDA is not available here)")
         + "; NVDEC needs a CUDA device"
     }
+
+
+@pytest.mark.integration  # all five real-size networks on the CPU, one sample each
+def test_smoke_cpu_models_part_measures_every_extractor():
+    proc = subprocess.run(
+        [sys.executable, "-m", "perf.gpu_check", "--smoke-cpu", "--parts", "models"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "decode" not in summary  # --parts is honoured
+    models = summary["models"]
+    assert list(models) == list(FEATURES)
+    for name, figures in models.items():
+        assert figures["best_batch"] == 1 and list(figures["per_s_by_batch"]) == ["1"], name
+        assert figures["per_s"] > 0 and figures["timed"] >= 1, name
+        assert figures["gflops_per_step"] == round(flops_per_step(name) / 1e9, 2), name
+        assert figures["unit"] == ("windows" if "x224x224" in figures["input"] else "images")
+    assert models["clip_rn50x4"]["input"] == "288x512"
+
+
+def test_models_part_out_of_time_reports_every_extractor_as_skipped():
+    """No time left: each extractor is named, skipped, and none is loaded."""
+    import argparse
+
+    from perf import gpu_check
+
+    args = argparse.Namespace(device="cpu", batches=(1,), min_seconds=0.0, peak_tflops=989.0)
+    out = gpu_check.part_models(args, timeout=0.0)
+    assert out == {name: {"skipped": "out of time"} for name in FEATURES}
 
 
 @pytest.mark.gpu
