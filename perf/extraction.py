@@ -56,7 +56,7 @@ import torch
 
 from extract.config import DEFAULT_FEATURES, FEATURES
 from extract.decode import scaled_size
-from extract.extractor import ExtractConfig, FeatureExtractor, VideoFeatures
+from extract.extractor import ExtractConfig, FeatureExtractor, VideoFeatures, use_bf16
 from extract.features import ImageInput, flops_per_step, get_extractor
 from extract.models import prepare_for
 from extract.sampling import slow_positions
@@ -249,7 +249,8 @@ def main() -> None:
         features=e2e,
     )
     # Each model once, set up as FeatureExtractor sets it up (which takes them as its own).
-    opts = {"bf16": cuda and cfg.bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
+    bf16 = use_bf16(device, cfg.bf16)  # as FeatureExtractor decides it
+    opts = {"bf16": bf16, "channels_last": cuda, "compile": cuda and cfg.compile}
     models, load_s = {}, {}
     for name in dict.fromkeys(e2e + features):
         t0 = time.perf_counter()
@@ -290,7 +291,7 @@ def main() -> None:
         "device_type": device.type,
         "threads": torch.get_num_threads(),
         "batch_size": batch,
-        "dtype": "bf16 autocast" if cuda and cfg.bf16 else "fp32",
+        "dtype": "bf16 autocast" if bf16 else "fp32",
         "video": f"{args.duration:g} s {args.width}x{args.height} h264 30 fps",
         "e2e_features": e2e,
         "model_load_s": round(sum(load_s.values()), 2),
