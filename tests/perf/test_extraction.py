@@ -63,7 +63,7 @@ def test_a_quick_run_reports_the_extractor_asked_for():
     assert out["video_s_per_s"] > 0
 
 
-@pytest.mark.integration  # all five real-size networks: about 16 s on 2 idle cores
+@pytest.mark.slow  # all five real-size networks: 16 s on 2 idle cores, kept off the default tier
 def test_a_quick_run_reports_every_extractor_by_default():
     out = run_extraction(*QUICK)
     check_extractors(out, list(FEATURES))

@@ -62,7 +62,7 @@ def test_nvdec_decode_fps_is_skipped_with_its_reason_without_cuda(tmp_path):
     }
 
 
-@pytest.mark.integration  # all five real-size networks on the CPU, one sample each
+@pytest.mark.slow  # all five real-size networks on the CPU, one sample each: 13 s
 def test_smoke_cpu_models_part_measures_every_extractor():
     proc = subprocess.run(
         [sys.executable, "-m", "perf.gpu_check", "--smoke-cpu", "--parts", "models"],

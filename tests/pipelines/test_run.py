@@ -259,6 +259,7 @@ def test_a_video_over_its_time_budget_fails_with_a_timeout(ray_local, tmp_path):
     assert report["failed_by_reason"] == {"ExtractTimeout": 1}
 
 
+@pytest.mark.slow  # two runs, 14 s: in the slow tier, which CI runs on every submission
 def test_changing_the_config_is_refused_unless_overwrite(ray_local, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -533,6 +534,7 @@ def test_malformed_subtitle_cues_cost_the_cue_not_the_video(ray_local, tmp_path)
     assert errors["bad_time"]["message"].startswith(f"{corpus / 'bad_time.vtt'}:6: bad timestamp")
 
 
+@pytest.mark.slow  # 15 s; the same rules as the subtitle files' test, through the caption index
 def test_malformed_howto100m_caption_cues_cost_the_cue_not_the_video(ray_local, tmp_path):
     """HowTo100M caption entries each holding one malformed cue: every video ends in the
     dataset with its good cues, none in errors.jsonl, and the report lists them; with
@@ -586,7 +588,7 @@ def test_frame_folders_from_a_manifest(ray_local, tmp_path):
 
     corpus = tmp_path / "corpus"
     make_folder(corpus / "s01e02_clip_00")
-    shutil.copytree(corpus / "s01e02_clip_00", corpus / "stated")
+    make_folder(corpus / "stated", frames=9)  # 3 s: the first 2 steps of the other's
     (corpus / "stated" / "frames.json").unlink()
     (corpus / "no_fps").mkdir()
     vtt(corpus / "s01e02.vtt", [(1.0, 4.0, "SHELDON: hello"), (10.0, 12.0, "bye")])
@@ -604,9 +606,9 @@ def test_frame_folders_from_a_manifest(ray_local, tmp_path):
     assert "a folder without frames.json" in error["message"]
     ds = HeroDataset.open(tmp_path / "out", verify="full")
     clip, stated = ds["s01e02.0"], ds["stated.0"]
-    assert len(ds) == 2 and clip.num_frames == stated.num_frames == 14
+    assert len(ds) == 2 and clip.num_frames == 14 and stated.num_frames == 2
     for name, rows in clip.features.items():  # the same frames, whoever stated the rate
-        assert rows.tobytes() == stated.features[name].tobytes()
+        assert rows[:2].tobytes() == stated.features[name].tobytes()
     assert clip.clip.end - clip.clip.start == 20.0
     assert [c.text for c in clip.cues] == ["hello", "bye"]
     assert clip.sub2frames == ((0, 1, 2), (6, 7))
