@@ -6,15 +6,18 @@ Needs only Python >= 3.10 and pip. It uses the uv on PATH only if it is the pinn
 `uv sync --locked` makes .venv/ exactly as uv.lock says, and it runs the command inside it:
 
     python3 dev.py demo [ARGS]   hero demo [ARGS]
-    python3 dev.py test [ARGS]   pytest [ARGS]   (the command CI runs; see .ci/run)
+    python3 dev.py test [ARGS]   the default tier (the command CI runs; see .ci/run), in two
+                                 pytest [ARGS] runs: the unit tests, one pytest-xdist worker
+                                 per core, then the integration tier (the demo, hero run on
+                                 Ray, Ray Train, kill -9 runs, whole-video extraction) in one
+                                 process; with -m or -n, one pytest [ARGS] run as given
     python3 dev.py test --fast [ARGS]
-                                 the inner loop: the same without the integration tier (the
-                                 demo, hero run on Ray, Ray Train, kill -9 runs, whole-video
-                                 extraction), one pytest-xdist worker per core
+                                 the inner loop: the unit tests only, as in the first run
     python3 dev.py lint          ruff check and ruff format --check
     python3 dev.py hero [ARGS]   any hero command
 
-The exit status is the command's own (pytest's 5, "no tests collected", is a failure too).
+The exit status is the command's own (pytest's 5, "no tests collected", is a failure too; of
+the default tier's two runs, the first failure's, and 5 only when neither collected a test).
 """
 
 import os
@@ -105,19 +108,43 @@ def main(argv):
     elif task == "hero":
         cmd = [python, "-m", "pipelines.cli", *rest]
     elif task == "test":
+        pytest = [python, "-m", "pytest"]
         if "--fast" in rest:  # the marker is set in tests/conftest.py
-            # One pytest-xdist worker per core, each with one torch/BLAS thread: with a thread
-            # per core in every worker, the model tests oversubscribed the cores and ran several
-            # times slower (README, Tests).
             rest = [a for a in rest if a != "--fast"]
-            rest = ["-m", "not slow and not integration", "-n", "auto", *rest]
-            env.setdefault("OMP_NUM_THREADS", "1")
-        cmd = [python, "-m", "pytest", *rest]
+            return _unit_tests(pytest, rest, env)
+        if any(a.startswith(("-m", "-n", "--numprocesses")) for a in rest):
+            return subprocess.call([*pytest, *rest], env=env, cwd=ROOT)  # as asked
+        # The default tier in two passes: the unit tests spread over the cores, then the
+        # integration tests (Ray runs, the demo, Ray Train) in one process, as they start
+        # their own Ray, clusters and servers. In one process the tier took 10 min here.
+        unit = _unit_tests(pytest, rest, env)
+        whole = subprocess.call(
+            [*pytest, "-m", "integration and not slow", *rest], env=env, cwd=ROOT
+        )
+        return _combined(unit, whole)
     else:
         ruff = [python, "-m", "ruff"]
         code = subprocess.call([*ruff, "check", "."], env=env, cwd=ROOT)
         return code or subprocess.call([*ruff, "format", "--check", "."], env=env, cwd=ROOT)
     return subprocess.call(cmd, env=env, cwd=ROOT)
+
+
+def _unit_tests(pytest, rest, env):
+    """The default tier without ``integration``, one pytest-xdist worker per core, each with
+    one torch/BLAS thread: with a thread per core in every worker, the model tests
+    oversubscribed the cores and ran several times slower (README, Tests)."""
+    env = {**env, "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1")}
+    cmd = [*pytest, "-m", "not slow and not integration", "-n", "auto", *rest]
+    return subprocess.call(cmd, env=env, cwd=ROOT)
+
+
+def _combined(*codes):
+    """One exit status for several pytest runs: the first failure's; 5 ("no tests collected")
+    only when no run collected any."""
+    failed = [c for c in codes if c not in (0, 5)]
+    if failed:
+        return failed[0]
+    return 5 if all(c == 5 for c in codes) else 0
 
 
 if __name__ == "__main__":
