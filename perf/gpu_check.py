@@ -140,7 +140,6 @@ def part_decode(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     import torch
 
     from extract.decode import iter_steps
-    from extract.extractor import planes_to_inputs
     from extract.synthetic import make_video
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,23 +159,9 @@ def part_decode(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
             for _ in c.decode(s):
                 pass
         ceiling = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for _ in iter_steps(video, sampling="hero", pixels="torch"):
-            pass
-        planes = time.perf_counter() - t0
         device = torch.device(args.device)
-        t0 = time.perf_counter()
-        batch: list[Any] = []
-        for step in iter_steps(video, sampling="hero", pixels="torch"):
-            batch.append(step)
-            if len(batch) == 16:
-                planes_to_inputs(batch, "hero", device)
-                batch = []
-        if batch:
-            planes_to_inputs(batch, "hero", device)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        with_gpu = time.perf_counter() - t0
+        planes = _steps_seconds(iter_steps(video, sampling="hero", pixels="torch"), None)
+        with_gpu = _steps_seconds(iter_steps(video, sampling="hero", pixels="torch"), device)
         nvdec = nvdec_decode(args, video, frames)
     return {
         "video": f"{args.decode_seconds:g} s 1280x720 h264 (x264 veryfast) 30 fps",
@@ -188,6 +173,31 @@ def part_decode(args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     }
 
 
+def _steps_seconds(steps: Any, device: Any, sync: Any = None) -> float:
+    """Seconds to draw every step of ``steps``; with a ``device``, each batch of 16 steps is
+    also converted there (:func:`extract.extractor.planes_to_inputs`). CUDA work is waited
+    for (on ``device``, or ``sync``) before the clock stops."""
+    import torch
+
+    from extract.extractor import planes_to_inputs
+
+    t0 = time.perf_counter()
+    batch: list[Any] = []
+    for step in steps:
+        if device is None:
+            continue
+        batch.append(step)
+        if len(batch) == 16:
+            planes_to_inputs(batch, "hero", device)
+            batch = []
+    if batch:
+        planes_to_inputs(batch, "hero", device)
+    waited = sync if sync is not None else device
+    if waited is not None and waited.type == "cuda":
+        torch.cuda.synchronize(waited)
+    return time.perf_counter() - t0
+
+
 def nvdec_decode(args: argparse.Namespace, video: Path, frames: int) -> dict[str, Any]:
     """The decode part's two passes with NVDEC decoding (:mod:`extract.nvdec`): the decode
     thread alone (NVDEC decodes, torchcodec hands over the used frames as RGB on the GPU) and
@@ -196,7 +206,6 @@ def nvdec_decode(args: argparse.Namespace, video: Path, frames: int) -> dict[str
     import torch
 
     from extract.decode import iter_steps
-    from extract.extractor import planes_to_inputs
     from extract.nvdec import missing
 
     device = torch.device(args.device)
@@ -205,19 +214,8 @@ def nvdec_decode(args: argparse.Namespace, video: Path, frames: int) -> dict[str
         return {"skipped": f"NVDEC not measured: {why}"}
 
     def seconds(convert: bool) -> float:
-        t0 = time.perf_counter()
-        batch: list[Any] = []
         steps = iter_steps(video, sampling="hero", pixels="torch", decoder="nvdec", device=device)
-        for step in steps:
-            if convert:
-                batch.append(step)
-                if len(batch) == 16:
-                    planes_to_inputs(batch, "hero", device)
-                    batch = []
-        if batch:
-            planes_to_inputs(batch, "hero", device)
-        torch.cuda.synchronize(device)
-        return time.perf_counter() - t0
+        return _steps_seconds(steps, device if convert else None, sync=device)
 
     try:
         alone, with_pixels = seconds(False), seconds(True)
